@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs what karlstage needs on a fresh Debian/Ubuntu machine, idempotently and
+# quickly when it is all there already: system packages with apt-get, npm
+# packages with "npm ci" (which also builds dist/).
+#   scripts/setup.sh demo   what the demo needs
+#   scripts/setup.sh test   what the tests need
+set -euo pipefail
+cd "$(dirname "$0")/.."
+purpose=${1:-test}
+
+# program:package pairs
+wanted=(git:git svn:subversion svnadmin:subversion svnserve:subversion rsync:rsync)
+
+missing=()
+for pair in "${wanted[@]}"; do
+  program=${pair%%:*} package=${pair#*:}
+  command -v "$program" >/dev/null 2>&1 || missing+=("$package")
+done
+if ((${#missing[@]})); then
+  mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
+  echo "setup: installing ${missing[*]} with apt-get" >&2
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo=sudo
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# npm ci when node_modules is missing or older than the lock file.
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "setup: npm ci" >&2
+  npm ci --no-audit --no-fund --loglevel=error
+elif [ ! -f dist/cli.js ]; then
+  npm run --silent build
+fi
+echo "setup: ready for the $purpose" >&2

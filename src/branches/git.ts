@@ -1,0 +1,162 @@
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { KarlstageError, StepError, UsageError } from '../core/errors.js';
+import { redact } from '../core/redact.js';
+import { commandLine, logLine, tail, withRetries } from '../core/runner.js';
+import { gitClient } from './git-client.js';
+import type { UpdateOutcome, Vcs, VcsOptions } from './vcs.js';
+
+// A ref as `git check-ref-format` allows it, never an option, or a commit id.
+const GIT_REF = /^(?!-)(?!.*\.\.)(?!.*\/\/)(?!.*@\{)(?!.*\.lock$)(?!.*[/.]$)[^\s~^:?*[\\\x00-\x1f\x7f]+$/;
+const COMMIT = /^[0-9a-f]{7,40}$/;
+
+type Resolved = { kind: 'branch' | 'tag' | 'commit'; commit: string };
+
+/** git through simple-git; every call logged, and its failure reported with its command line. */
+export class GitVcs implements Vcs {
+  readonly kind = 'git' as const;
+  constructor(private readonly opts: VcsOptions) {}
+
+  private async git(cwd: string | undefined, args: string[], step: string): Promise<string> {
+    const line = commandLine('git', args);
+    await logLine(this.opts.log, `$ ${line}${cwd ? `   (in ${cwd})` : ''}`);
+    try {
+      const out = await gitClient(cwd, this.opts.timeoutMs).raw(args);
+      await logLine(this.opts.log, out.trimEnd());
+      return out;
+    } catch (e) {
+      const text = (e as Error).message;
+      await logLine(this.opts.log, text);
+      throw new StepError(step, redact(line), redact(tail(text)), 'git failed', this.opts.log);
+    }
+  }
+
+  private net<T>(fn: () => Promise<T>): Promise<T> {
+    return withRetries(fn, this.opts.retries);
+  }
+
+  validateRef(ref: string): void {
+    if (!GIT_REF.test(ref))
+      throw new UsageError(`git ref ${JSON.stringify(ref)} is not allowed: give a branch, a tag or a commit id`);
+  }
+
+  describeRef(ref: string): string {
+    return `${ref} of ${redact(this.opts.url)}`;
+  }
+
+  private async lsRemote(ref: string): Promise<Map<string, string>> {
+    const out = await this.net(() =>
+      this.git(undefined, ['ls-remote', '--', this.opts.url, `refs/heads/${ref}`, `refs/tags/${ref}`, `refs/tags/${ref}^{}`], 'ask the repository'),
+    );
+    const refs = new Map<string, string>();
+    for (const l of out.split('\n')) {
+      const [sha, name] = l.split('\t');
+      if (sha && name) refs.set(name, sha);
+    }
+    return refs;
+  }
+
+  async checkRef(ref: string): Promise<void> {
+    this.validateRef(ref);
+    const refs = await this.lsRemote(ref);
+    if (refs.size === 0 && !COMMIT.test(ref))
+      throw new UsageError(`ref "${ref}" does not exist in ${redact(this.opts.url)}: give an existing branch, tag or commit`);
+  }
+
+  private async resolve(dir: string, ref: string): Promise<Resolved> {
+    const verify = async (name: string) => {
+      const out = await this.git(dir, ['rev-parse', '--verify', '--quiet', '--end-of-options', `${name}^{commit}`], 'resolve ref').catch(() => '');
+      return out.trim();
+    };
+    let commit = await verify(`refs/remotes/origin/${ref}`);
+    if (commit) return { kind: 'branch', commit };
+    commit = await verify(`refs/tags/${ref}`);
+    if (commit) return { kind: 'tag', commit };
+    if (COMMIT.test(ref)) {
+      commit = await verify(ref);
+      if (commit) return { kind: 'commit', commit };
+    }
+    throw new UsageError(`ref "${ref}" does not exist in ${redact(this.opts.url)}: give an existing branch, tag or commit`);
+  }
+
+  private async checkoutResolved(dir: string, ref: string, r: Resolved): Promise<void> {
+    if (r.kind === 'branch') await this.git(dir, ['checkout', '--force', '-B', ref, '--track', `origin/${ref}`], 'check out');
+    else await this.git(dir, ['checkout', '--force', '--detach', r.commit], 'check out');
+  }
+
+  async checkout(ref: string, dest: string): Promise<string> {
+    await this.net(async () => {
+      await rm(dest, { recursive: true, force: true });
+      await this.git(undefined, ['clone', '--no-checkout', '--origin', 'origin', '--', this.opts.url, dest], 'clone');
+    });
+    await this.checkoutResolved(dest, ref, await this.resolve(dest, ref));
+    return this.revision(dest);
+  }
+
+  /** A plain clone of the default branch (the deployment skeleton). */
+  async clone(dest: string): Promise<void> {
+    await this.net(async () => {
+      await rm(dest, { recursive: true, force: true });
+      await this.git(undefined, ['clone', '-q', '--', this.opts.url, dest], 'clone');
+    });
+  }
+
+  private fetch(dir: string): Promise<string> {
+    return this.net(() => this.git(dir, ['fetch', '--prune', '--tags', '--force', 'origin'], 'fetch'));
+  }
+
+  async switchTo(dir: string, ref: string): Promise<string> {
+    await this.fetch(dir);
+    await this.checkoutResolved(dir, ref, await this.resolve(dir, ref));
+    return this.revision(dir);
+  }
+
+  async update(dir: string, ref: string): Promise<UpdateOutcome> {
+    const before = await this.revision(dir);
+    await this.fetch(dir);
+    const r = await this.resolve(dir, ref).catch(() => {
+      throw new KarlstageError(`"${ref}" is gone upstream (deleted from ${redact(this.opts.url)}): switch this branch site to another ref`);
+    });
+    let note: string | undefined;
+    if (r.commit !== before) {
+      const ancestor = await this.git(dir, ['merge-base', '--is-ancestor', before, r.commit], 'compare history')
+        .then(() => true)
+        .catch(() => false);
+      if (!ancestor) note = `history rewritten upstream: ${before.slice(0, 10)} is not in ${ref} any more; following ${r.commit.slice(0, 10)}`;
+    }
+    await this.checkoutResolved(dir, ref, r);
+    return { revision: await this.revision(dir), note };
+  }
+
+  async revision(dir: string): Promise<string> {
+    return (await this.git(dir, ['rev-parse', 'HEAD'], 'read revision')).trim();
+  }
+
+  async remoteHead(ref: string): Promise<string | null> {
+    if (COMMIT.test(ref)) return ref;
+    const refs = await this.lsRemote(ref);
+    return refs.get(`refs/heads/${ref}`) ?? refs.get(`refs/tags/${ref}^{}`) ?? refs.get(`refs/tags/${ref}`) ?? null;
+  }
+
+  async commitsBetween(dir: string, from: string, to: string): Promise<number> {
+    const out = await this.git(dir, ['rev-list', '--count', `${from}..${to}`], 'count commits');
+    return Number(out.trim());
+  }
+
+  async isDirty(dir: string): Promise<boolean> {
+    const out = await this.git(dir, ['status', '--porcelain', '--untracked-files=no'], 'check for local changes');
+    return out.trim() !== '';
+  }
+
+  async repair(dir: string): Promise<void> {
+    // We hold this branch's lock, so no git of ours runs here: a leftover index.lock is from a killed run.
+    await rm(join(dir, '.git', 'index.lock'), { force: true });
+  }
+
+  preview(action: 'checkout' | 'switch' | 'update', ref: string, dir: string): string[] {
+    const url = redact(this.opts.url);
+    if (action === 'checkout')
+      return [`$ git clone --no-checkout --origin origin -- ${url} ${dir}`, `$ git checkout --force -B ${ref} --track origin/${ref}   (or --detach for a tag or commit)`];
+    return [`$ git fetch --prune --tags --force origin   (in ${dir})`, `$ git checkout --force -B ${ref} --track origin/${ref}   (or --detach for a tag or commit)`];
+  }
+}

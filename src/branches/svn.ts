@@ -1,0 +1,101 @@
+import { KarlstageError, StepError, UsageError } from '../core/errors.js';
+import { redact } from '../core/redact.js';
+import { run, withRetries } from '../core/runner.js';
+import type { UpdateOutcome, Vcs, VcsOptions } from './vcs.js';
+
+const SEGMENT = /^[A-Za-z0-9][A-Za-z0-9._+-]*$/;
+const URL = /^(svn|svn\+ssh|https?|file):\/\/\S+$/;
+const NOT_FOUND = /E170000|E160013|E160005|E200009|non-existent|not found|does not exist/i;
+
+/** Subversion through the runner. Refs are trunk, branches/X, tags/X or a full URL. */
+export class SvnVcs implements Vcs {
+  readonly kind = 'svn' as const;
+  constructor(private readonly opts: VcsOptions) {}
+
+  private svn(args: string[], step: string, cwd?: string) {
+    return run('svn', ['--non-interactive', ...args], { step, cwd, timeoutMs: this.opts.timeoutMs, log: this.opts.log });
+  }
+
+  private net<T>(fn: () => Promise<T>): Promise<T> {
+    return withRetries(fn, this.opts.retries);
+  }
+
+  validateRef(ref: string): void {
+    if (ref === 'trunk' || URL.test(ref)) return;
+    const [kind, name, ...rest] = ref.split('/');
+    if ((kind === 'branches' || kind === 'tags') && name && SEGMENT.test(name) && rest.length === 0) return;
+    throw new UsageError(`svn ref ${JSON.stringify(ref)} is not allowed: give trunk, branches/NAME, tags/NAME or a full URL`);
+  }
+
+  urlOf(ref: string): string {
+    this.validateRef(ref);
+    return URL.test(ref) ? ref : `${this.opts.url.replace(/\/+$/, '')}/${ref}`;
+  }
+
+  describeRef(ref: string): string {
+    return redact(this.urlOf(ref));
+  }
+
+  async checkRef(ref: string): Promise<void> {
+    if ((await this.remoteHead(ref)) === null)
+      throw new UsageError(`ref "${ref}" does not exist: ${redact(this.urlOf(ref))} is not in the repository`);
+  }
+
+  async checkout(ref: string, dest: string): Promise<string> {
+    await this.net(() => this.svn(['checkout', '-q', '--', this.urlOf(ref), dest], 'check out'));
+    return this.revision(dest);
+  }
+
+  async switchTo(dir: string, ref: string): Promise<string> {
+    await this.net(() => this.svn(['switch', '-q', '--ignore-ancestry', '--', this.urlOf(ref), dir], 'switch'));
+    return this.revision(dir);
+  }
+
+  async update(dir: string, ref: string): Promise<UpdateOutcome> {
+    if ((await this.remoteHead(ref)) === null)
+      throw new KarlstageError(`"${ref}" is gone upstream (${redact(this.urlOf(ref))} was deleted): switch this branch site to another ref`);
+    await this.net(() => this.svn(['update', '-q', '--', dir], 'update'));
+    return { revision: await this.revision(dir) };
+  }
+
+  async revision(dir: string): Promise<string> {
+    const { stdout } = await this.svn(['info', '--show-item', 'last-changed-revision', '--', dir], 'read revision');
+    return stdout.trim();
+  }
+
+  async remoteHead(ref: string): Promise<string | null> {
+    const url = this.urlOf(ref);
+    return this.net(async () => {
+      try {
+        const { stdout } = await this.svn(['info', '--show-item', 'last-changed-revision', '--', url], 'ask the repository');
+        return stdout.trim();
+      } catch (e) {
+        if (e instanceof StepError && NOT_FOUND.test(e.outputTail) && !/E170013|E210002|E000111|Connection refused/i.test(e.outputTail)) return null;
+        throw e;
+      }
+    });
+  }
+
+  async commitsBetween(_dir: string, from: string, to: string, ref?: string): Promise<number> {
+    if (Number(from) >= Number(to)) return 0;
+    const url = ref ? this.urlOf(ref) : _dir;
+    const { stdout } = await this.svn(['log', '-q', '-r', `${Number(from) + 1}:${to}`, '--', url], 'count commits');
+    return stdout.split('\n').filter((l) => /^r\d+ /.test(l)).length;
+  }
+
+  async isDirty(dir: string): Promise<boolean> {
+    const { stdout } = await this.svn(['status', '-q', '--', dir], 'check for local changes');
+    return stdout.trim() !== '';
+  }
+
+  async repair(dir: string): Promise<void> {
+    await this.svn(['cleanup', '--', dir], 'clean up the working copy');
+  }
+
+  preview(action: 'checkout' | 'switch' | 'update', ref: string, dir: string): string[] {
+    const url = redact(this.urlOf(ref));
+    if (action === 'checkout') return [`$ svn --non-interactive checkout -q -- ${url} ${dir}`];
+    if (action === 'switch') return [`$ svn --non-interactive switch -q --ignore-ancestry -- ${url} ${dir}`];
+    return [`$ svn --non-interactive update -q -- ${dir}`];
+  }
+}

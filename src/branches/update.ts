@@ -1,0 +1,126 @@
+import { existsSync } from 'node:fs';
+import type { Config } from '../core/config.js';
+import { KarlstageError, UsageError } from '../core/errors.js';
+import { layout } from '../core/layout.js';
+import { acquireLock, type Release } from '../core/lock.js';
+import type { Job, Step } from '../core/plan.js';
+import { readState, updateState, type BranchState } from '../core/state.js';
+import { clearPending, markPending, readPending } from './pending.js';
+import { deploymentStep, stepEnv } from './steps.js';
+import { sourceVcs, type Vcs } from './vcs.js';
+
+export interface UpdateRequest {
+  /** Rebuild even when the revision is already built; update over local changes. */
+  force?: boolean;
+  /** switch: the ref to move to before updating. */
+  switchTo?: string;
+  /** Seconds to wait for this branch's lock. */
+  waitSeconds?: number;
+  command: string;
+}
+
+export const branchLock = (branch: string) => `branch-${branch}`;
+
+/** Read a branch site's record, or say clearly that there is none. */
+export async function knownBranch(root: string, branch: string): Promise<BranchState> {
+  const b = (await readState(root)).branches[branch];
+  if (!b) throw new UsageError(`there is no branch site "${branch}": "karlstage status" lists them`);
+  if (!existsSync(layout.branch(root, branch)))
+    throw new KarlstageError(`${layout.branch(root, branch)} is missing: destroy "${branch}" and create it again`);
+  return b;
+}
+
+/**
+ * One branch site's update (or switch): VCS update, then build, migrate and
+ * restart, skipped when that revision is already built. The state changes only
+ * at the end: the last good revision stays recorded when a step fails.
+ */
+export function updateJob(cfg: Config, known: BranchState, probe: Vcs, req: UpdateRequest): Job {
+  const branch = known.name;
+  const { root } = cfg;
+  const dir = layout.branch(root, branch);
+  const sourceDir = `${dir}/${cfg.source.path}`;
+  let release: Release | undefined;
+  let site: BranchState | undefined;
+  let revision: string | undefined;
+  let note: string | undefined;
+  let skipped = false;
+  let vcsChanged = false;
+  const ref = () => req.switchTo ?? site?.ref ?? '';
+
+  const steps: Step[] = [
+    {
+      title: 'lock',
+      preview: [`lock ${branch} (${layout.locks(root)}/${branchLock(branch)}.lock)`],
+      run: async (ctx) => {
+        release = await acquireLock(root, branchLock(branch), { command: req.command, waitSeconds: req.waitSeconds });
+        site = await knownBranch(root, branch);
+        const leftover = await readPending(root, branch);
+        await markPending(root, branch, 'update');
+        if (leftover) {
+          ctx.say(`repairing after an interrupted ${leftover.op} (pid ${leftover.pid})`);
+          await (await sourceVcs(cfg, ctx.log)).repair(sourceDir);
+        }
+        if (!req.force && (await (await sourceVcs(cfg, ctx.log)).isDirty(sourceDir)))
+          throw new KarlstageError(`${sourceDir} has local changes: commit or revert them, or pass --force to discard them`);
+      },
+    },
+    {
+      title: req.switchTo ? `switch to ${req.switchTo}` : 'update the source',
+      preview: probe.preview(req.switchTo ? 'switch' : 'update', req.switchTo ?? known.ref, sourceDir),
+      run: async (ctx) => {
+        const vcs = await sourceVcs(cfg, ctx.log);
+        if (req.switchTo) {
+          revision = await vcs.switchTo(sourceDir, req.switchTo);
+        } else {
+          const outcome = await vcs.update(sourceDir, ref());
+          revision = outcome.revision;
+          note = outcome.note;
+          if (note) ctx.say(note);
+        }
+        vcsChanged = true;
+        if (!req.force && !req.switchTo && site?.built?.revision === revision && site.built.ref === ref()) {
+          skipped = true;
+          return { skipRest: `already built at ${revision}` };
+        }
+      },
+    },
+  ];
+  // Runs after the lock step, which reads the site's record.
+  const env = () => stepEnv(cfg, site!, revision);
+  for (const key of ['build', 'migrate'] as const) {
+    const step = deploymentStep(cfg, key, branch, env);
+    if (step) steps.push(step);
+  }
+  const restart = deploymentStep(cfg, 'restart', branch, env) ?? deploymentStep(cfg, 'start', branch, env);
+  if (restart) steps.push(restart);
+
+  return {
+    name: branch,
+    steps,
+    finally: async (result) => {
+      try {
+        if (!release) return; // never got the lock: nothing of ours to record
+        const now = new Date().toISOString();
+        await updateState(root, (s) => {
+          const b = s.branches[branch];
+          if (!b) return;
+          if (vcsChanged && req.switchTo) b.ref = req.switchTo;
+          if (revision) b.revision = revision;
+          if (result.ok && !skipped && revision) b.built = { revision, ref: b.ref, at: now };
+          b.lastUpdate = {
+            at: now,
+            result: result.ok ? 'ok' : 'failed',
+            revision,
+            durationMs: result.durationMs,
+            ...(result.error ? { error: result.error.message } : {}),
+            ...(note || result.skipped ? { note: [note, result.skipped].filter(Boolean).join('; ') } : {}),
+          };
+        });
+        await clearPending(root, branch);
+      } finally {
+        await release?.();
+      }
+    },
+  };
+}

@@ -1,0 +1,62 @@
+import type { VcsKind } from '../core/config.js';
+
+/** What karlstage needs from a version control system; git.ts and svn.ts implement it. */
+export interface VcsOptions {
+  /** git: clone URL; svn: repository root (holding trunk/, branches/, tags/). */
+  url: string;
+  timeoutMs: number;
+  retries: number;
+  log?: string;
+}
+
+export interface UpdateOutcome {
+  revision: string;
+  /** Something the user should hear, e.g. "history rewritten upstream". */
+  note?: string;
+}
+
+export interface Vcs {
+  readonly kind: VcsKind;
+  /** Throws a UsageError when the ref is not of an allowed form. */
+  validateRef(ref: string): void;
+  /** Where the ref lives, for messages and previews. */
+  describeRef(ref: string): string;
+  /** A read: does the ref exist upstream? Throws a UsageError if not. */
+  checkRef(ref: string): Promise<void>;
+  checkout(ref: string, dest: string): Promise<string>;
+  switchTo(dir: string, ref: string): Promise<string>;
+  update(dir: string, ref: string): Promise<UpdateOutcome>;
+  revision(dir: string): Promise<string>;
+  /** The upstream head revision of a ref without fetching code; null when the ref is gone. */
+  remoteHead(ref: string): Promise<string | null>;
+  /** How many commits lead from `from` to `to` (both already known locally or upstream). */
+  commitsBetween(dir: string, from: string, to: string): Promise<number>;
+  /** Local changes to tracked files (untracked build output does not count). */
+  isDirty(dir: string): Promise<boolean>;
+  /** Clean up after a run that was killed inside a VCS command. */
+  repair(dir: string): Promise<void>;
+  /** The command lines a checkout/switch/update would run, for --dry-run. */
+  preview(action: 'checkout' | 'switch' | 'update', ref: string, dir: string): string[];
+}
+
+export async function openVcs(kind: VcsKind, opts: VcsOptions): Promise<Vcs> {
+  if (kind === 'git') {
+    const { GitVcs } = await import('./git.js');
+    return new GitVcs(opts);
+  }
+  const { SvnVcs } = await import('./svn.js');
+  return new SvnVcs(opts);
+}
+
+/** The configured source repository, logging to a run's log file when given one. */
+export function sourceVcs(
+  cfg: { source: { vcs: VcsKind; url: string; timeout: number; retries: number } },
+  log?: string,
+): Promise<Vcs> {
+  return openVcs(cfg.source.vcs, {
+    url: cfg.source.url,
+    timeoutMs: cfg.source.timeout * 1000,
+    retries: cfg.source.retries,
+    log,
+  });
+}

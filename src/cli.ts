@@ -1,0 +1,156 @@
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import type { GlobalOptions } from './commands/context.js';
+
+/**
+ * The commander program. Each action only turns flags into a typed options
+ * object and calls the command function, imported lazily so that --help and
+ * status start fast. Errors are handled once, in main().
+ */
+function seconds(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value)) throw new InvalidArgumentError('expected a whole number of seconds');
+  return n;
+}
+
+function positive(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < 1) throw new InvalidArgumentError('expected a whole number of at least 1');
+  return n;
+}
+
+function globals(cmd: Command): GlobalOptions {
+  const o = cmd.optsWithGlobals() as Record<string, unknown>;
+  return {
+    config: o.config as string | undefined,
+    dryRun: Boolean(o.dryRun),
+    json: Boolean(o.json),
+    quiet: Boolean(o.quiet),
+    verbose: Boolean(o.verbose),
+    color: o.color !== false,
+    wait: o.wait as number | undefined,
+  };
+}
+
+export function buildProgram(): Command {
+  const program = new Command('karlstage')
+    .description('Run a staging server of KARL branch sites under one TLS host: https://HOST/BRANCH/CUSTOMER/')
+    .version(process.env.npm_package_version ?? '0.1.0', '-V, --version')
+    .option('-c, --config <file>', 'karlstage.ini to use (default: $KARLSTAGE_CONFIG, else ./karlstage.ini or a parent folder\'s)')
+    .option('-n, --dry-run', 'print the plan (each command line, each file) and change nothing')
+    .option('--json', 'print one JSON document on stdout')
+    .option('-q, --quiet', 'print only errors')
+    .option('-v, --verbose', 'print more detail')
+    .option('--no-color', 'no colours (also: NO_COLOR=1)')
+    .addOption(new Option('--wait <seconds>', 'wait this long for another run\'s lock, then exit 75').argParser(seconds))
+    .showHelpAfterError('(run "karlstage --help" for usage)')
+    .addHelpText('after', '\nExit status: 0 success, 1 failure, 2 bad usage or configuration, 75 locked by another run.');
+
+  program
+    .command('init [dir]')
+    .description('write a commented karlstage.ini (flags fill it in)')
+    .option('--host <host>', 'the one TLS host, e.g. karltest.example.com')
+    .addOption(new Option('--vcs <vcs>', 'svn or git').choices(['svn', 'git']))
+    .option('--url <url>', 'svn: repository root; git: clone URL')
+    .option('--skeleton <location>', 'the deployment skeleton: local folder or git URL')
+    .option('--default-ref <ref>', 'ref of a new branch site when none is given')
+    .option('--database <dsn>', 'where staging databases live (libpq keywords or URL)')
+    .option('--base-port <port>', 'first app port (branch N listens on base + N)', positive)
+    .option('--force', 'overwrite an existing karlstage.ini')
+    .action(async (dir: string | undefined, o, cmd: Command) => {
+      const { init } = await import('./commands/init.js');
+      await init({ ...globals(cmd), dir, ...o });
+    });
+
+  program
+    .command('create <branch>')
+    .description('make a branch site: skeleton, source at REF, instances.ini, build, start')
+    .option('-r, --ref <ref>', 'git branch/tag/commit, or svn trunk, branches/X, tags/X or a URL (default: [source] default)')
+    .option('--customers <list>', 'comma-separated customers (default: every [customer:NAME])')
+    .action(async (branch: string, o: { ref?: string; customers?: string }, cmd: Command) => {
+      const { parseCustomerList } = await import('./core/names.js');
+      const { create } = await import('./commands/create.js');
+      await create({ ...globals(cmd), branch, ref: o.ref, customers: o.customers === undefined ? undefined : parseCustomerList(o.customers) });
+    });
+
+  program
+    .command('switch <branch> <ref>')
+    .description('switch a branch site\'s source to another ref, then build, migrate, restart')
+    .option('-f, --force', 'discard local changes in the working copy')
+    .action(async (branch: string, ref: string, o: { force?: boolean }, cmd: Command) => {
+      const { switchBranch } = await import('./commands/switch.js');
+      await switchBranch({ ...globals(cmd), branch, ref, force: o.force });
+    });
+
+  program
+    .command('update [branches...]')
+    .description('update source, build, migrate, restart; skipped when that revision is already built')
+    .option('-a, --all', 'every branch site')
+    .option('-f, --force', 'build even when already built; discard local changes')
+    .option('-j, --jobs <n>', 'branch sites at once (default: [staging] jobs)', positive)
+    .action(async (branches: string[], o: { all?: boolean; force?: boolean; jobs?: number }, cmd: Command) => {
+      const { update } = await import('./commands/update.js');
+      await update({ ...globals(cmd), branches, ...o });
+    });
+
+  program
+    .command('status')
+    .description('one line per branch site: ref, revision, last update, port, customers, mail')
+    .action(async (_o, cmd: Command) => {
+      const { status } = await import('./commands/status.js');
+      await status(globals(cmd));
+    });
+
+  program
+    .command('destroy <branch>')
+    .description('stop the app and remove the branch site')
+    .option('-y, --yes', 'really remove it')
+    .action(async (branch: string, o: { yes?: boolean }, cmd: Command) => {
+      const { destroy } = await import('./commands/destroy.js');
+      await destroy({ ...globals(cmd), branch, yes: o.yes });
+    });
+
+  program
+    .command('doctor')
+    .description('check tools and versions, configuration, repositories and disk room')
+    .action(async (_o, cmd: Command) => {
+      const { doctor } = await import('./commands/doctor.js');
+      await doctor(globals(cmd));
+    });
+
+  program
+    .command('demo [dir]')
+    .description('build a throwaway staging server with a sample app, end to end, on this machine')
+    .addOption(new Option('--vcs <vcs>', 'the sample repository: git or svn').choices(['git', 'svn']).default('git'))
+    .option('--base-port <port>', 'first app port (default: a free one)', positive)
+    .action(async (dir: string | undefined, o: { vcs: 'git' | 'svn'; basePort?: number }, cmd: Command) => {
+      const { demo } = await import('./commands/demo.js');
+      await demo({ ...globals(cmd), dir, vcs: o.vcs, basePort: o.basePort });
+    });
+
+  return program;
+}
+
+/** The one top-level handler: maps errors to exit statuses and prints them once. */
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  program.exitOverride();
+  try {
+    await program.parseAsync(argv);
+    return 0;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return 0;
+      return 2; // commander has printed the problem already
+    }
+    const { isKarlstageError } = await import('./core/errors.js');
+    const { Output } = await import('./core/output.js');
+    const noColor = argv.includes('--no-color');
+    const out = new Output({ color: !noColor });
+    if (isKarlstageError(e)) {
+      out.error(e.message, e.details);
+      return e.exitCode;
+    }
+    out.error(`internal error, please report it: ${(e as Error)?.message ?? String(e)}`, [String((e as Error)?.stack ?? '')]);
+    return 1;
+  }
+}

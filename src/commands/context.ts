@@ -1,0 +1,66 @@
+import { loadConfig, type Config } from '../core/config.js';
+import { EXIT, KarlstageError, LockedError, UsageError } from '../core/errors.js';
+import { Output } from '../core/output.js';
+import type { JobResult } from '../core/plan.js';
+
+/** Options every command takes (DESIGN.md: Commands). */
+export interface GlobalOptions {
+  config?: string;
+  dryRun?: boolean;
+  json?: boolean;
+  quiet?: boolean;
+  verbose?: boolean;
+  color?: boolean;
+  wait?: number;
+  /** Where to look for karlstage.ini; the process's folder by default (tests pass their own). */
+  cwd?: string;
+}
+
+export interface CommandContext {
+  cfg: Config;
+  out: Output;
+  g: GlobalOptions;
+}
+
+export function outputFor(g: GlobalOptions): Output {
+  return new Output({ json: g.json, quiet: g.quiet, verbose: g.verbose, color: g.color });
+}
+
+export function commandContext(g: GlobalOptions): CommandContext {
+  const out = outputFor(g);
+  const cfg = loadConfig(g.config, g.cwd ?? process.cwd());
+  return { cfg, out, g };
+}
+
+/**
+ * After jobs ran: one line each, then fail if any failed. A single job's error
+ * is passed on as it is (its exit status and details); several are summed up,
+ * naming each failure. Exit 75 when every failure was a held lock.
+ */
+export function finishJobs(out: Output, results: JobResult[], what: string): void {
+  const failed = results.filter((r) => !r.ok);
+  if (results.length === 1 && failed[0]?.error) throw failed[0].error;
+  for (const r of results) {
+    const took = `${(r.durationMs / 1000).toFixed(1)} s`;
+    if (r.ok) out.line(`${out.c.green('ok')}      ${r.name}${r.skipped ? `: ${r.skipped}` : ''} (${took})`);
+    else out.line(`${out.c.red('failed')}  ${r.name}: ${r.error?.message} (${took})`);
+  }
+  if (failed.length === 0) return;
+  const names = failed.map((r) => `${r.name}: ${r.error?.message}`);
+  const code = failed.every((r) => r.error instanceof LockedError)
+    ? EXIT.locked
+    : failed.every((r) => r.error instanceof UsageError)
+      ? EXIT.usage
+      : EXIT.failure;
+  throw new KarlstageError(`${what}: ${failed.length} of ${results.length} failed`, code, names);
+}
+
+export function jobsAsJson(results: JobResult[]) {
+  return results.map((r) => ({
+    name: r.name,
+    ok: r.ok,
+    ...(r.skipped ? { skipped: r.skipped } : {}),
+    ...(r.error ? { error: r.error.message, details: r.error.details } : {}),
+    durationMs: r.durationMs,
+  }));
+}

@@ -1,0 +1,52 @@
+/** Exit statuses, as DESIGN.md fixes them. */
+export const EXIT = { ok: 0, failure: 1, usage: 2, locked: 75 } as const;
+
+/** An error the user can act on: printed as one line (plus details), never as a stack. */
+export class KarlstageError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: number = EXIT.failure,
+    readonly details: string[] = [],
+  ) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+/** Bad input, bad usage or bad configuration: exit 2, and nothing was changed. */
+export class UsageError extends KarlstageError {
+  constructor(message: string, details: string[] = []) {
+    super(message, EXIT.usage, details);
+  }
+}
+
+/** Another run holds a lock and --wait ran out: exit 75 (EX_TEMPFAIL). */
+export class LockedError extends KarlstageError {
+  constructor(message: string) {
+    super(message, EXIT.locked);
+  }
+}
+
+/** An external program failed: carries the step, its command line and the tail of its output. */
+export class StepError extends KarlstageError {
+  constructor(
+    readonly step: string,
+    readonly commandLine: string,
+    readonly outputTail: string,
+    reason: string,
+    readonly logFile?: string,
+  ) {
+    const details = [`$ ${commandLine}`];
+    if (outputTail.trim()) details.push(...outputTail.trimEnd().split('\n').map((l) => `  ${l}`));
+    if (logFile) details.push(`full output: ${logFile}`);
+    super(`${step} failed: ${reason}`, EXIT.failure, details);
+  }
+}
+
+export function isKarlstageError(e: unknown): e is KarlstageError {
+  return e instanceof KarlstageError;
+}
+
+export function messageOf(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}

@@ -1,0 +1,22 @@
+/**
+ * Passwords must never reach a terminal or a log. Everything printed or logged
+ * goes through redact(): it masks the password part of URLs and libpq keyword
+ * strings, and every literal secret registered (e.g. from the configuration).
+ */
+const MASK = '***';
+const secrets = new Set<string>();
+
+export function addSecret(secret: string | undefined): void {
+  if (secret && secret.length >= 3) secrets.add(secret);
+}
+
+// scheme://user:password@host → scheme://user:***@host
+const URL_PASSWORD = /([a-z][a-z0-9+.-]*:\/\/[^\s:/@]*:)([^\s@/]+)(@)/gi;
+// password=secret, password = 'a b', PGPASSWORD=secret
+const KEYWORD_PASSWORD = /(\b(?:password|PGPASSWORD)\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s'"]+)/gi;
+
+export function redact(text: string): string {
+  let out = text.replace(URL_PASSWORD, `$1${MASK}$3`).replace(KEYWORD_PASSWORD, `$1${MASK}`);
+  for (const s of secrets) out = out.split(s).join(MASK);
+  return out;
+}

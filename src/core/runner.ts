@@ -1,0 +1,97 @@
+import { appendFile } from 'node:fs/promises';
+import { parseArgsStringToArgv } from 'string-argv';
+import { StepError, UsageError } from './errors.js';
+import { redact } from './redact.js';
+
+/**
+ * The one way karlstage runs an external program: an argument array (never a
+ * shell string), a timeout, output appended to the run's log file, and on
+ * failure a StepError with the step, the masked command line and the tail of
+ * the output. Secrets go in `env`, never in `args`.
+ */
+export interface RunOptions {
+  step: string;
+  cwd?: string;
+  env?: Record<string, string | undefined>;
+  timeoutMs?: number;
+  log?: string;
+  input?: string;
+}
+
+export interface RunResult {
+  stdout: string;
+  stderr: string;
+  all: string;
+}
+
+const TAIL_LINES = 20;
+
+export function commandLine(cmd: string, args: readonly string[]): string {
+  return [cmd, ...args].map(quoteForDisplay).join(' ');
+}
+
+function quoteForDisplay(arg: string): string {
+  return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
+}
+
+export function tail(text: string, lines = TAIL_LINES): string {
+  return text.trimEnd().split('\n').slice(-lines).join('\n');
+}
+
+export async function logLine(log: string | undefined, text: string): Promise<void> {
+  if (log) await appendFile(log, redact(text) + '\n').catch(() => undefined);
+}
+
+export async function run(cmd: string, args: readonly string[], opts: RunOptions): Promise<RunResult> {
+  const { execa } = await import('execa');
+  const line = commandLine(cmd, args);
+  await logLine(opts.log, `\n### ${new Date().toISOString()} ${opts.step}${opts.cwd ? ` (in ${opts.cwd})` : ''}\n$ ${line}`);
+  const result = await execa(cmd, [...args], {
+    cwd: opts.cwd,
+    env: opts.env,
+    extendEnv: true,
+    timeout: opts.timeoutMs,
+    forceKillAfterDelay: 5000,
+    reject: false,
+    all: true,
+    stripFinalNewline: false,
+    ...(opts.input !== undefined ? { input: opts.input } : { stdin: 'ignore' as const }),
+  });
+  const all = String(result.all ?? '');
+  await logLine(opts.log, all.trimEnd());
+  if (result.failed) {
+    const reason = result.timedOut
+      ? `timed out after ${Math.round((opts.timeoutMs ?? 0) / 1000)} s`
+      : result.exitCode !== undefined
+        ? `exit status ${result.exitCode}`
+        : result.code === 'ENOENT'
+          ? `${cmd} is not installed or not on PATH`
+          : (result.signal ?? result.shortMessage ?? 'failed');
+    await logLine(opts.log, `--- ${reason}`);
+    throw new StepError(opts.step, redact(line), redact(tail(all)), reason, opts.log);
+  }
+  return { stdout: String(result.stdout), stderr: String(result.stderr), all };
+}
+
+/** A configured step such as `bin/buildout -N`, split into an argument array without a shell. */
+export function splitCommand(text: string, key: string): string[] {
+  if (/[;&|<>`$]/.test(text))
+    throw new UsageError(`${key} = ${text}: shell syntax is not run; put it in a script and name the script`);
+  const argv = parseArgsStringToArgv(text);
+  if (argv.length === 0) throw new UsageError(`${key} is empty`);
+  return argv;
+}
+
+/**
+ * Network reads (clone, fetch, ls-remote, svn info URL) get a few retries with
+ * backoff: a staging server's cron job should ride out a short outage.
+ */
+export async function withRetries<T>(fn: () => Promise<T>, retries: number): Promise<T> {
+  const { default: pRetry } = await import('p-retry');
+  return pRetry(fn, {
+    retries,
+    minTimeout: 500,
+    factor: 2,
+    shouldRetry: ({ error }) => !(error instanceof UsageError),
+  });
+}

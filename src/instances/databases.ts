@@ -1,0 +1,18 @@
+import { createHash } from 'node:crypto';
+import { formatDsn, parseDsn, withDatabase } from '../core/dsn.js';
+
+/**
+ * The staging database of one branch × customer. Names may contain "-" (so
+ * "_" separates unambiguously); an identifier longer than PostgreSQL's 63
+ * bytes is shortened with a hash. Always quote it in SQL.
+ */
+export function stagingDatabaseName(branch: string, customer: string): string {
+  const name = `ks_${branch}_${customer}`;
+  if (name.length <= 63) return name;
+  const hash = createHash('sha256').update(name).digest('hex').slice(0, 8);
+  return `${name.slice(0, 54)}_${hash}`;
+}
+
+export function stagingDsn(database: string, branch: string, customer: string): string {
+  return formatDsn(withDatabase(parseDsn(database), stagingDatabaseName(branch, customer)));
+}
