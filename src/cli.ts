@@ -42,6 +42,7 @@ export function buildProgram(): Command {
     .option('-v, --verbose', 'print more detail')
     .option('--no-color', 'no colours (also: NO_COLOR=1)')
     .addOption(new Option('--wait <seconds>', 'wait this long for another run\'s lock, then exit 75').argParser(seconds))
+    .exitOverride()
     .showHelpAfterError('(run "karlstage --help" for usage)')
     .addHelpText('after', '\nExit status: 0 success, 1 failure, 2 bad usage or configuration, 75 locked by another run.');
 
@@ -133,7 +134,6 @@ export function buildProgram(): Command {
 /** The one top-level handler: maps errors to exit statuses and prints them once. */
 export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
-  program.exitOverride();
   try {
     await program.parseAsync(argv);
     return 0;

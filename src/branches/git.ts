@@ -148,6 +148,10 @@ export class GitVcs implements Vcs {
     return out.trim() !== '';
   }
 
+  async discardChanges(dir: string): Promise<void> {
+    await this.git(dir, ['reset', '--hard', '-q'], 'discard local changes');
+  }
+
   async repair(dir: string): Promise<void> {
     // We hold this branch's lock, so no git of ours runs here: a leftover index.lock is from a killed run.
     await rm(join(dir, '.git', 'index.lock'), { force: true });

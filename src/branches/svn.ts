@@ -88,6 +88,10 @@ export class SvnVcs implements Vcs {
     return stdout.trim() !== '';
   }
 
+  async discardChanges(dir: string): Promise<void> {
+    await this.svn(['revert', '-R', '-q', '--', dir], 'discard local changes');
+  }
+
   async repair(dir: string): Promise<void> {
     await this.svn(['cleanup', '--', dir], 'clean up the working copy');
   }

@@ -1,4 +1,7 @@
 import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import writeFileAtomic from 'write-file-atomic';
+import { readInstances, setInstanceKeys } from '../instances/instances-file.js';
 import type { Config } from '../core/config.js';
 import { KarlstageError, UsageError } from '../core/errors.js';
 import { layout } from '../core/layout.js';
@@ -27,7 +30,24 @@ export async function knownBranch(root: string, branch: string): Promise<BranchS
   if (!b) throw new UsageError(`there is no branch site "${branch}": "karlstage status" lists them`);
   if (!existsSync(layout.branch(root, branch)))
     throw new KarlstageError(`${layout.branch(root, branch)} is missing: destroy "${branch}" and create it again`);
+  await readInstances(layout.instancesIni(root, branch)); // missing or malformed: a usage error, before anything runs
   return b;
+}
+
+/**
+ * Every staging instance must keep mail_white_list (a copy of production data
+ * must never mail real people); put it back where someone removed it, and
+ * change nothing else in the file.
+ */
+async function ensureMailSafety(root: string, branch: string): Promise<string[]> {
+  const file = layout.instancesIni(root, branch);
+  const instances = await readInstances(file);
+  const unsafe = instances.filter((i) => !i.values.mail_white_list).map((i) => i.name);
+  if (unsafe.length === 0) return [];
+  let text = await readFile(file, 'utf8');
+  for (const name of unsafe) text = setInstanceKeys(text, name, { mail_white_list: layout.allowList(root) });
+  await writeFileAtomic(file, text, { mode: 0o600 });
+  return unsafe;
 }
 
 /**
@@ -50,8 +70,11 @@ export function updateJob(cfg: Config, known: BranchState, probe: Vcs, req: Upda
 
   const steps: Step[] = [
     {
-      title: 'lock',
-      preview: [`lock ${branch} (${layout.locks(root)}/${branchLock(branch)}.lock)`],
+      title: 'lock and check',
+      preview: [
+        `lock ${branch} (${layout.locks(root)}/${branchLock(branch)}.lock)`,
+        `check ${sourceDir} for local changes; put back a missing mail_white_list in etc/instances.ini`,
+      ],
       run: async (ctx) => {
         release = await acquireLock(root, branchLock(branch), { command: req.command, waitSeconds: req.waitSeconds });
         site = await knownBranch(root, branch);
@@ -61,8 +84,15 @@ export function updateJob(cfg: Config, known: BranchState, probe: Vcs, req: Upda
           ctx.say(`repairing after an interrupted ${leftover.op} (pid ${leftover.pid})`);
           await (await sourceVcs(cfg, ctx.log)).repair(sourceDir);
         }
-        if (!req.force && (await (await sourceVcs(cfg, ctx.log)).isDirty(sourceDir)))
-          throw new KarlstageError(`${sourceDir} has local changes: commit or revert them, or pass --force to discard them`);
+        const fixed = await ensureMailSafety(root, branch);
+        if (fixed.length) ctx.say(`restored mail_white_list for ${fixed.join(', ')} in etc/instances.ini`);
+        const vcs = await sourceVcs(cfg, ctx.log);
+        if (await vcs.isDirty(sourceDir)) {
+          if (!req.force)
+            throw new KarlstageError(`${sourceDir} has local changes: commit or revert them, or pass --force to discard them`);
+          ctx.say('discarding local changes (--force)');
+          await vcs.discardChanges(sourceDir);
+        }
       },
     },
     {

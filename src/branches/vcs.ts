@@ -33,6 +33,8 @@ export interface Vcs {
   commitsBetween(dir: string, from: string, to: string): Promise<number>;
   /** Local changes to tracked files (untracked build output does not count). */
   isDirty(dir: string): Promise<boolean>;
+  /** Throw away local changes to tracked files (switch/update --force). */
+  discardChanges(dir: string): Promise<void>;
   /** Clean up after a run that was killed inside a VCS command. */
   repair(dir: string): Promise<void>;
   /** The command lines a checkout/switch/update would run, for --dry-run. */

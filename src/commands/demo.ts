@@ -82,12 +82,14 @@ export async function demo(opts: DemoOptions): Promise<DemoResult> {
   out.line(out.c.bold('Each site answers:'));
   for (const s of sites) out.line(`  ${s.url}  ${s.answer}`);
   out.line();
+  // Say how to run karlstage the way this run was started (a clone has no global install).
+  const launcher = process.argv[1]?.endsWith('karlstage.js') ? `node ${process.argv[1]}` : 'karlstage';
   out.line(out.c.bold('Look around:'));
   out.line(`  cd ${root}`);
-  out.line('  npx karlstage status');
+  out.line(`  ${launcher} status`);
   out.line(`  curl ${sites[0]?.url ?? ''}`);
-  out.line(`  npx karlstage switch branch2 ${repo.defaultRef}      # then curl branch2 again`);
-  out.line('  npx karlstage update --all --dry-run');
-  out.line('  npx karlstage destroy branch1 --yes && npx karlstage destroy branch2 --yes   # stops the apps');
+  out.line(`  ${launcher} switch branch2 ${repo.defaultRef}      # then curl branch2 again`);
+  out.line(`  ${launcher} update --all --dry-run`);
+  out.line(`  ${launcher} destroy branch1 --yes; ${launcher} destroy branch2 --yes   # stops the apps`);
   return result;
 }

@@ -1,4 +1,4 @@
-import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { gitClient } from '../branches/git-client.js';
@@ -77,6 +77,7 @@ export async function makeGitSample(dir: string): Promise<SampleRepo> {
 export async function makeSvnSample(dir: string): Promise<SampleRepo> {
   const repo = join(dir, 'svnrepo');
   const work = join(dir, 'svn-work');
+  await mkdir(dir, { recursive: true });
   await run('svnadmin', ['create', repo], { step: 'svnadmin create' });
   const url = pathToFileURL(repo).href;
   const svn = (args: string[]) => run('svn', ['--non-interactive', ...args], { step: 'svn', env: { LC_ALL: 'C' } });
@@ -84,7 +85,7 @@ export async function makeSvnSample(dir: string): Promise<SampleRepo> {
 
   const commit = async (ref: string, files: Record<string, string | null>, message: string) => {
     const wc = join(work, ref.replace(/\//g, '_'));
-    await run('rm', ['-rf', wc], { step: 'clean' });
+    await rm(wc, { recursive: true, force: true });
     await svn(['checkout', '-q', `${url}/${ref}`, wc]);
     for (const [path, text] of Object.entries(files)) {
       if (text === null) await svn(['rm', '-q', join(wc, path)]);

@@ -1,0 +1,83 @@
+import { appendFile, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { init } from '../../src/commands/init.js';
+import type { GlobalOptions } from '../../src/commands/context.js';
+import { makeSkeleton, type SampleRepo } from '../../src/demo/sample-repos.js';
+import { freeBasePort } from '../../src/demo/ports.js';
+import { readState } from '../../src/core/state.js';
+import { onCleanup, tempDir } from './tmp.js';
+
+export const BIN = join(import.meta.dirname, '..', '..', 'bin', 'karlstage.js');
+
+export interface Staging {
+  root: string;
+  config: string;
+  /** Options for calling command functions directly (quiet, this config). */
+  g: GlobalOptions;
+  /** Run the built binary in the staging root. */
+  cli(args: string[], env?: Record<string, string>): Promise<{ exitCode: number; stdout: string; stderr: string }>;
+  /** Lists every file under the root (to prove "nothing changed"). */
+  snapshot(): Promise<string>;
+}
+
+export interface StagingOptions {
+  url?: string;
+  /** Lines added to [source] (e.g. timeout = 3). */
+  source?: Record<string, string>;
+  customers?: string[];
+}
+
+/**
+ * A staging root with the sample skeleton and a karlstage.ini made by init,
+ * pointing at `repo`. Every branch site it makes is stopped afterwards.
+ */
+export async function stagingServer(repo: SampleRepo, opts: StagingOptions = {}): Promise<Staging> {
+  const dir = await tempDir('ks-staging-');
+  const skeleton = await makeSkeleton(join(dir, 'skeleton'));
+  const root = join(dir, 'root');
+  const { file } = await init({
+    quiet: true,
+    dir: root,
+    host: 'karltest.example.com',
+    vcs: repo.vcs,
+    url: opts.url ?? repo.url,
+    skeleton,
+    defaultRef: repo.defaultRef,
+    database: 'host=db.example.com user=karl password=s3cret-pw',
+    basePort: await freeBasePort(4),
+  });
+  let text = await readFile(file, 'utf8');
+  const source = { timeout: '20', retries: '1', ...opts.source };
+  for (const [k, v] of Object.entries(source)) text = text.replace(new RegExp(`^${k} = .*$`, 'm'), `${k} = ${v}`);
+  await writeFile(file, text);
+  for (const c of opts.customers ?? ['another']) await appendFile(file, `\n[customer:${c}]\nmail_branch = branch2\n`);
+
+  const cli: Staging['cli'] = async (args, env = {}) => {
+    const r = await execa('node', [BIN, ...args], { cwd: root, env: { NO_COLOR: '1', ...env }, reject: false, stdin: 'ignore' });
+    return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
+  };
+  onCleanup(async () => {
+    const state = await readState(root).catch(() => undefined);
+    for (const b of Object.keys(state?.branches ?? {})) {
+      await execa(join(root, b, 'bin', 'supervisorctl'), ['shutdown'], { cwd: join(root, b), reject: false });
+    }
+  });
+  const snapshot = async () => {
+    // Logs and lock folders come and go with every run; they are not the site's content.
+    const r = await execa('find', [root, '-not', '-path', '*/.karlstage/logs*', '-not', '-path', '*/.karlstage/locks*', '-printf', '%P %s %T@\n'], { reject: false });
+    return String(r.stdout).split('\n').sort().join('\n');
+  };
+  return { root, config: file, g: { quiet: true, config: file }, cli, snapshot };
+}
+
+/** What a branch site's app answers for a customer. */
+export async function ask(port: number, customer: string): Promise<string> {
+  return (await (await fetch(`http://127.0.0.1:${port}/${customer}/`)).text()).trim();
+}
+
+/** How often the sample build ran in a branch site. */
+export async function buildCount(root: string, branch: string): Promise<number> {
+  const text = await readFile(join(root, branch, 'var', 'builds'), 'utf8').catch(() => '');
+  return text.split('\n').filter(Boolean).length;
+}

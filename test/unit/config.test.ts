@@ -1,0 +1,87 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { findConfig, loadConfig, parseConfig } from '../../src/core/config.js';
+import { init } from '../../src/commands/init.js';
+import { UsageError } from '../../src/core/errors.js';
+import { tempDir } from '../helpers/tmp.js';
+
+describe('configuration', () => {
+  it('init writes a commented file that loads, with the flags filled in', async () => {
+    const dir = await tempDir();
+    const { file } = await init({ quiet: true, dir, host: 'karltest.hoster.com', vcs: 'git', url: 'https://git.example.org/karl.git', skeleton: './skel' });
+    const cfg = loadConfig(file);
+    expect(cfg.staging.host).toBe('karltest.hoster.com');
+    expect(cfg.source).toMatchObject({ vcs: 'git', url: 'https://git.example.org/karl.git', default: 'main', path: 'src/karl' });
+    expect(cfg.deployment.skeleton).toBe(join(dir, 'skel'));
+    expect(cfg.customers.map((c) => c.name)).toEqual(['osf']);
+    await expect(init({ quiet: true, dir })).rejects.toThrow(/exists already/);
+  });
+
+  it('init refuses flags that would make a bad file, and writes nothing', async () => {
+    const dir = await tempDir();
+    await expect(init({ quiet: true, dir, host: 'bad host!' })).rejects.toBeInstanceOf(UsageError);
+    expect(() => findConfig(undefined, dir)).toThrow(/no karlstage.ini/);
+  });
+
+  it('is found in a parent folder, or through KARLSTAGE_CONFIG', async () => {
+    const dir = await tempDir();
+    await init({ quiet: true, dir });
+    await mkdir(join(dir, 'branch1', 'src'), { recursive: true });
+    expect(findConfig(undefined, join(dir, 'branch1', 'src'))).toBe(join(dir, 'karlstage.ini'));
+    process.env.KARLSTAGE_CONFIG = join(dir, 'karlstage.ini');
+    try {
+      expect(findConfig(undefined, '/')).toBe(join(dir, 'karlstage.ini'));
+    } finally {
+      delete process.env.KARLSTAGE_CONFIG;
+    }
+  });
+
+  it('reports every problem at once, each with file, section and key', () => {
+    const text = `[staging]  ; the server
+host = not a host
+base_port = eighty
+database = this is wrong
+[source]
+vcs = cvs
+path = ../outside
+[deployment]
+timeout = -1
+[customer:Bad]
+[customer:osf]
+mail_branch = ../x
+`;
+    try {
+      parseConfig(text, '/etc/ks.ini');
+      expect.unreachable();
+    } catch (e) {
+      const err = e as UsageError;
+      expect(err.exitCode).toBe(2);
+      expect(err.message).toBe('/etc/ks.ini has 10 problems: fix and run again');
+      expect(err.details).toEqual([
+        '/etc/ks.ini: [staging] host = not a host: expected a host name such as karltest.example.com',
+        '/etc/ks.ini: [staging] database: not a connection string: expected keyword=value at "this is wrong"',
+        '/etc/ks.ini: [source] vcs = cvs: expected git or svn',
+        '/etc/ks.ini: [source] path = ../outside: expected a relative path inside the branch site',
+        '/etc/ks.ini: [staging] base_port = eighty: expected a whole number from 1024 to 65000',
+        '/etc/ks.ini: [source] url is required',
+        '/etc/ks.ini: [deployment] timeout = -1: expected a whole number from 1 to 604800',
+        '/etc/ks.ini: [deployment] skeleton is required',
+        '/etc/ks.ini: [customer:Bad]: customer name not allowed: use 1 to 31 lower-case letters, digits and "-", starting with a letter',
+        '/etc/ks.ini: [customer:osf] mail_branch = ../x: names starting with "." are reserved',
+      ]);
+    }
+  });
+
+  it('a missing file says what to do', async () => {
+    const dir = await tempDir();
+    expect(() => loadConfig(join(dir, 'nope.ini'))).toThrow(/does not exist/);
+    await writeFile(join(dir, 'karlstage.ini'), '');
+    try {
+      loadConfig(undefined, dir);
+      expect.unreachable();
+    } catch (e) {
+      expect((e as UsageError).details).toContain(`${join(dir, 'karlstage.ini')}: section [staging] is missing`);
+    }
+  });
+});
