@@ -4,7 +4,7 @@ import { KarlstageError, StepError, UsageError } from '../core/errors.js';
 import { redact } from '../core/redact.js';
 import { commandLine, logLine, tail, withRetries } from '../core/runner.js';
 import { gitClient } from './git-client.js';
-import type { UpdateOutcome, Vcs, VcsOptions } from './vcs.js';
+import { unreachable, type UpdateOutcome, type Vcs, type VcsOptions } from './vcs.js';
 
 // A ref as `git check-ref-format` allows it, never an option, or a commit id.
 const GIT_REF = /^(?!-)(?!.*\.\.)(?!.*\/\/)(?!.*@\{)(?!.*\.lock$)(?!.*[/.]$)[^\s~^:?*[\\\x00-\x1f\x7f]+$/;
@@ -27,7 +27,11 @@ export class GitVcs implements Vcs {
     } catch (e) {
       const text = (e as Error).message;
       await logLine(this.opts.log, text);
-      throw new StepError(step, redact(line), redact(tail(text)), 'git failed', this.opts.log);
+      const timedOut = /block timeout|timed out/i.test(text);
+      const lines = text.trim().split('\n').filter(Boolean);
+      const last = lines.find((l) => /^(fatal|error):/.test(l)) ?? lines.at(-1) ?? 'git failed';
+      const reason = timedOut ? `no answer within ${Math.round(this.opts.timeoutMs / 1000)} s` : redact(last);
+      throw new StepError(step, redact(line), redact(tail(text)), reason, this.opts.log);
     }
   }
 
@@ -58,7 +62,7 @@ export class GitVcs implements Vcs {
 
   async checkRef(ref: string): Promise<void> {
     this.validateRef(ref);
-    const refs = await this.lsRemote(ref);
+    const refs = await unreachable(this.opts, () => this.lsRemote(ref));
     if (refs.size === 0 && !COMMIT.test(ref))
       throw new UsageError(`ref "${ref}" does not exist in ${redact(this.opts.url)}: give an existing branch, tag or commit`);
   }

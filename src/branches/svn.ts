@@ -1,7 +1,7 @@
 import { KarlstageError, StepError, UsageError } from '../core/errors.js';
 import { redact } from '../core/redact.js';
 import { run, withRetries } from '../core/runner.js';
-import type { UpdateOutcome, Vcs, VcsOptions } from './vcs.js';
+import { unreachable, type UpdateOutcome, type Vcs, type VcsOptions } from './vcs.js';
 
 const SEGMENT = /^[A-Za-z0-9][A-Za-z0-9._+-]*$/;
 const URL = /^(svn|svn\+ssh|https?|file):\/\/\S+$/;
@@ -37,7 +37,7 @@ export class SvnVcs implements Vcs {
   }
 
   async checkRef(ref: string): Promise<void> {
-    if ((await this.remoteHead(ref)) === null)
+    if ((await unreachable(this.opts, () => this.remoteHead(ref))) === null)
       throw new UsageError(`ref "${ref}" does not exist: ${redact(this.urlOf(ref))} is not in the repository`);
   }
 

@@ -1,4 +1,6 @@
 import type { VcsKind } from '../core/config.js';
+import { StepError, UsageError } from '../core/errors.js';
+import { redact } from '../core/redact.js';
 
 /** What karlstage needs from a version control system; git.ts and svn.ts implement it. */
 export interface VcsOptions {
@@ -61,4 +63,26 @@ export function sourceVcs(
     retries: cfg.source.retries,
     log,
   });
+}
+
+/**
+ * Before anything is created, a repository that cannot be reached (after the
+ * retries) is a problem with the input: one line that says what to check.
+ */
+export async function unreachable<T>(opts: VcsOptions, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    if (!(e instanceof StepError)) throw e;
+    const attempts = opts.retries + 1;
+    const lines = e.outputTail.split('\n').map((l) => l.trim());
+    const why =
+      lines.find((l) => l.startsWith('fatal:')) ??
+      lines.filter((l) => /^svn: E\d+:/.test(l)).at(-1) ??
+      e.message.replace(/^.*? failed: /, '');
+    throw new UsageError(
+      `cannot reach ${redact(opts.url)} (${attempts} attempt${attempts > 1 ? 's' : ''}): ${why}; check [source] url and the network`,
+      e.details,
+    );
+  }
 }

@@ -1,21 +1,25 @@
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
+import { link, mkdir, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import lockfile from 'proper-lockfile';
 import { LockedError } from './errors.js';
 import { layout } from './layout.js';
 
 /**
- * Named locks under .karlstage/locks/, built on proper-lockfile (an atomic
- * mkdir, kept fresh while held). Inside the lock folder we record who holds it,
- * so a second run can say who, and a lock left by a killed run (its pid gone on
- * this host) is taken over at once instead of after the staleness timeout.
+ * Named locks under .karlstage/locks/. A lock is a file holding its owner
+ * (pid, host, command, since), created atomically with link(2) from a file
+ * written beforehand, so a lock never exists without its owner. A lock whose
+ * pid is gone on this host was left by a killed run and is taken over at once.
+ *
+ * Why not proper-lockfile: its folder lock keeps no owner, and its mtime
+ * heartbeat counts any write into the folder as a compromised lock.
  */
 export interface LockOwner {
   pid: number;
   host: string;
   command: string;
   since: string;
+  token: string;
 }
 
 export interface LockOptions {
@@ -24,8 +28,6 @@ export interface LockOptions {
 }
 
 export type Release = () => Promise<void>;
-
-const STALE_MS = 30_000;
 
 function isAlive(pid: number): boolean {
   try {
@@ -36,62 +38,67 @@ function isAlive(pid: number): boolean {
   }
 }
 
-async function readOwner(lockDir: string): Promise<LockOwner | undefined> {
+async function readOwner(file: string): Promise<LockOwner | undefined> {
   try {
-    return JSON.parse(await readFile(join(lockDir, 'owner.json'), 'utf8')) as LockOwner;
+    return JSON.parse(await readFile(file, 'utf8')) as LockOwner;
   } catch {
     return undefined;
   }
 }
 
-function describe(name: string, owner: LockOwner | undefined): string {
-  if (!owner) return `another karlstage run holds the ${name} lock`;
-  return `another karlstage run holds the ${name} lock: "${owner.command}" (pid ${owner.pid} on ${owner.host}, since ${owner.since})`;
+const isStale = (o: LockOwner) => o.host === hostname() && !isAlive(o.pid);
+
+function describe(name: string, o: LockOwner | undefined): string {
+  if (!o) return `another karlstage run holds the ${name} lock`;
+  return `another karlstage run holds the ${name} lock: "${o.command}" (pid ${o.pid} on ${o.host}, since ${o.since})`;
+}
+
+/** Move a dead run's lock aside; put it back if, in a race, it was a live one by then. */
+async function takeOver(file: string, judged: LockOwner): Promise<void> {
+  const aside = `${file}.stale-${randomUUID()}`;
+  try {
+    await rename(file, aside);
+  } catch {
+    return; // someone else took it over first
+  }
+  const moved = await readOwner(aside);
+  if (moved && moved.token !== judged.token) await link(aside, file).catch(() => undefined);
+  await unlink(aside).catch(() => undefined);
 }
 
 export async function acquireLock(root: string, name: string, opts: LockOptions): Promise<Release> {
   if (!/^[a-z][a-z0-9-]*$/.test(name)) throw new Error(`bad lock name ${JSON.stringify(name)}`);
   const dir = layout.locks(root);
   await mkdir(dir, { recursive: true });
-  const target = join(dir, name);
-  const lockDir = `${target}.lock`;
+  const file = join(dir, `${name}.lock`);
+  const owner: LockOwner = { pid: process.pid, host: hostname(), command: opts.command, since: new Date().toISOString(), token: randomUUID() };
+  const draft = join(dir, `.${name}.${owner.token}`);
+  await writeFile(draft, JSON.stringify(owner));
   const deadline = Date.now() + (opts.waitSeconds ?? 0) * 1000;
-  for (;;) {
-    try {
-      const release = await lockfile.lock(target, {
-        lockfilePath: lockDir,
-        realpath: false,
-        stale: STALE_MS,
-        update: STALE_MS / 3,
-        retries: 0,
-        onCompromised: () => undefined,
-      });
-      const owner: LockOwner = {
-        pid: process.pid,
-        host: hostname(),
-        command: opts.command,
-        since: new Date().toISOString(),
-      };
-      await writeFile(join(lockDir, 'owner.json'), JSON.stringify(owner));
-      return async () => {
-        // proper-lockfile removes the lock folder with rmdir: empty it first.
-        await rm(join(lockDir, 'owner.json'), { force: true });
-        await release().catch(() => undefined);
-      };
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ELOCKED') throw e;
-      const owner = await readOwner(lockDir);
-      if (owner && owner.host === hostname() && !isAlive(owner.pid)) {
-        // Left behind by a killed run: take it over.
-        await rm(lockDir, { recursive: true, force: true });
+  try {
+    for (;;) {
+      try {
+        await link(draft, file);
+        return async () => {
+          const current = await readOwner(file);
+          if (current?.token === owner.token) await unlink(file).catch(() => undefined);
+        };
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      }
+      const holder = await readOwner(file);
+      if (holder && isStale(holder)) {
+        await takeOver(file, holder);
         continue;
       }
       if (Date.now() >= deadline) {
         const waited = opts.waitSeconds ? ` after waiting ${opts.waitSeconds} s` : '';
-        throw new LockedError(`${describe(name, owner)}${waited}; try again later or pass --wait SECONDS`);
+        throw new LockedError(`${describe(name, holder)}${waited}; try again later or pass --wait SECONDS`);
       }
-      await new Promise((r) => setTimeout(r, 250));
+      await new Promise((r) => setTimeout(r, 200));
     }
+  } finally {
+    await rm(draft, { force: true });
   }
 }
 

@@ -51,7 +51,7 @@ export async function run(cmd: string, args: readonly string[], opts: RunOptions
     env: opts.env,
     extendEnv: true,
     timeout: opts.timeoutMs,
-    forceKillAfterDelay: 5000,
+    forceKillAfterDelay: 2000,
     reject: false,
     all: true,
     stripFinalNewline: false,
