@@ -14,7 +14,8 @@ function seconds(value: string): number {
 
 function positive(value: string): number {
   const n = Number(value);
-  if (!/^\d+$/.test(value) || n < 1) throw new InvalidArgumentError('expected a whole number of at least 1');
+  if (!/^\d+$/.test(value) || n < 1)
+    throw new InvalidArgumentError('expected a whole number of at least 1');
   return n;
 }
 
@@ -33,18 +34,31 @@ function globals(cmd: Command): GlobalOptions {
 
 export function buildProgram(): Command {
   const program = new Command('karlstage')
-    .description('Run a staging server of KARL branch sites under one TLS host: https://HOST/BRANCH/CUSTOMER/')
+    .description(
+      'Run a staging server of KARL branch sites under one TLS host: https://HOST/BRANCH/CUSTOMER/',
+    )
     .version(process.env.npm_package_version ?? '0.1.0', '-V, --version')
-    .option('-c, --config <file>', 'karlstage.ini to use (default: $KARLSTAGE_CONFIG, else ./karlstage.ini or a parent folder\'s)')
+    .option(
+      '-c, --config <file>',
+      "karlstage.ini to use (default: $KARLSTAGE_CONFIG, else ./karlstage.ini or a parent folder's)",
+    )
     .option('-n, --dry-run', 'print the plan (each command line, each file) and change nothing')
     .option('--json', 'print one JSON document on stdout')
     .option('-q, --quiet', 'print only errors')
     .option('-v, --verbose', 'print more detail')
     .option('--no-color', 'no colours (also: NO_COLOR=1)')
-    .addOption(new Option('--wait <seconds>', 'wait this long for another run\'s lock, then exit 75').argParser(seconds))
+    .addOption(
+      new Option(
+        '--wait <seconds>',
+        "wait this long for another run's lock, then exit 75",
+      ).argParser(seconds),
+    )
     .exitOverride()
     .showHelpAfterError('(run "karlstage --help" for usage)')
-    .addHelpText('after', '\nExit status: 0 success, 1 failure, 2 bad usage or configuration, 75 locked by another run.');
+    .addHelpText(
+      'after',
+      '\nExit status: 0 success, 1 failure, 2 bad usage or configuration, 75 locked by another run.',
+    );
 
   program
     .command('init [dir]')
@@ -65,17 +79,25 @@ export function buildProgram(): Command {
   program
     .command('create <branch>')
     .description('make a branch site: skeleton, source at REF, instances.ini, build, start')
-    .option('-r, --ref <ref>', 'git branch/tag/commit, or svn trunk, branches/X, tags/X or a URL (default: [source] default)')
+    .option(
+      '-r, --ref <ref>',
+      'git branch/tag/commit, or svn trunk, branches/X, tags/X or a URL (default: [source] default)',
+    )
     .option('--customers <list>', 'comma-separated customers (default: every [customer:NAME])')
     .action(async (branch: string, o: { ref?: string; customers?: string }, cmd: Command) => {
       const { parseCustomerList } = await import('./core/names.js');
       const { create } = await import('./commands/create.js');
-      await create({ ...globals(cmd), branch, ref: o.ref, customers: o.customers === undefined ? undefined : parseCustomerList(o.customers) });
+      await create({
+        ...globals(cmd),
+        branch,
+        ref: o.ref,
+        customers: o.customers === undefined ? undefined : parseCustomerList(o.customers),
+      });
     });
 
   program
     .command('switch <branch> <ref>')
-    .description('switch a branch site\'s source to another ref, then build, migrate, restart')
+    .description("switch a branch site's source to another ref, then build, migrate, restart")
     .option('-f, --force', 'discard local changes in the working copy')
     .action(async (branch: string, ref: string, o: { force?: boolean }, cmd: Command) => {
       const { switchBranch } = await import('./commands/switch.js');
@@ -84,14 +106,22 @@ export function buildProgram(): Command {
 
   program
     .command('update [branches...]')
-    .description('update source, build, migrate, restart; skipped when that revision is already built')
+    .description(
+      'update source, build, migrate, restart; skipped when that revision is already built',
+    )
     .option('-a, --all', 'every branch site')
     .option('-f, --force', 'build even when already built; discard local changes')
     .option('-j, --jobs <n>', 'branch sites at once (default: [staging] jobs)', positive)
-    .action(async (branches: string[], o: { all?: boolean; force?: boolean; jobs?: number }, cmd: Command) => {
-      const { update } = await import('./commands/update.js');
-      await update({ ...globals(cmd), branches, ...o });
-    });
+    .action(
+      async (
+        branches: string[],
+        o: { all?: boolean; force?: boolean; jobs?: number },
+        cmd: Command,
+      ) => {
+        const { update } = await import('./commands/update.js');
+        await update({ ...globals(cmd), branches, ...o });
+      },
+    );
 
   program
     .command('status')
@@ -121,12 +151,22 @@ export function buildProgram(): Command {
   program
     .command('demo [dir]')
     .description('build a throwaway staging server with a sample app, end to end, on this machine')
-    .addOption(new Option('--vcs <vcs>', 'the sample repository: git or svn').choices(['git', 'svn']).default('git'))
+    .addOption(
+      new Option('--vcs <vcs>', 'the sample repository: git or svn')
+        .choices(['git', 'svn'])
+        .default('git'),
+    )
     .option('--base-port <port>', 'first app port (default: a free one)', positive)
-    .action(async (dir: string | undefined, o: { vcs: 'git' | 'svn'; basePort?: number }, cmd: Command) => {
-      const { demo } = await import('./commands/demo.js');
-      await demo({ ...globals(cmd), dir, vcs: o.vcs, basePort: o.basePort });
-    });
+    .action(
+      async (
+        dir: string | undefined,
+        o: { vcs: 'git' | 'svn'; basePort?: number },
+        cmd: Command,
+      ) => {
+        const { demo } = await import('./commands/demo.js');
+        await demo({ ...globals(cmd), dir, vcs: o.vcs, basePort: o.basePort });
+      },
+    );
 
   return program;
 }
@@ -139,7 +179,12 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   } catch (e) {
     if (e instanceof CommanderError) {
-      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return 0;
+      if (
+        e.code === 'commander.helpDisplayed' ||
+        e.code === 'commander.version' ||
+        e.code === 'commander.help'
+      )
+        return 0;
       return 2; // commander has printed the problem already
     }
     const { isKarlstageError } = await import('./core/errors.js');
@@ -150,7 +195,9 @@ export async function main(argv: string[]): Promise<number> {
       out.error(e.message, e.details);
       return e.exitCode;
     }
-    out.error(`internal error, please report it: ${(e as Error)?.message ?? String(e)}`, [String((e as Error)?.stack ?? '')]);
+    out.error(`internal error, please report it: ${(e as Error)?.message ?? String(e)}`, [
+      String((e as Error)?.stack ?? ''),
+    ]);
     return 1;
   }
 }

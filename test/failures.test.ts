@@ -12,7 +12,9 @@ import { ask, buildCount, stagingServer } from './helpers/staging.js';
 /** True once the run with this pid has started the branch's build step (read from its own log). */
 const building = (root: string, branch: string, pid: number | undefined) => async () => {
   const logs = join(root, '.karlstage', 'logs');
-  const mine = (await readdir(logs).catch(() => [] as string[])).find((f) => f.endsWith(`-${pid}.log`));
+  const mine = (await readdir(logs).catch(() => [] as string[])).find((f) =>
+    f.endsWith(`-${pid}.log`),
+  );
   return mine ? (await readFile(join(logs, mine), 'utf8')).includes(`## ${branch}: build`) : false;
 };
 
@@ -22,11 +24,17 @@ describe('concurrent runs', () => {
     const st = await stagingServer(repo);
     await create({ ...st.g, branch: 'branch1' });
     const first = startCli(st.root, ['update', 'branch1', '--force'], { DEMO_BUILD_SLEEP: '3' });
-    await waitFor('the first update to hold the lock', () => existsSync(join(st.root, '.karlstage', 'locks', 'branch-branch1.lock')));
+    await waitFor('the first update to hold the lock', () =>
+      existsSync(join(st.root, '.karlstage', 'locks', 'branch-branch1.lock')),
+    );
 
     const second = await st.cli(['update', 'branch1', '--force']);
     expect(second.exitCode).toBe(75);
-    expect(second.stderr).toMatch(new RegExp(`holds the branch-branch1 lock: "update branch1" \\(pid ${first.pid} on .*\\); try again later or pass --wait SECONDS`));
+    expect(second.stderr).toMatch(
+      new RegExp(
+        `holds the branch-branch1 lock: "update branch1" \\(pid ${first.pid} on .*\\); try again later or pass --wait SECONDS`,
+      ),
+    );
 
     const third = await st.cli(['update', 'branch1', '--force', '--wait', '60']);
     expect(third.exitCode, third.stderr).toBe(0);
@@ -40,7 +48,9 @@ describe('concurrent runs', () => {
     await create({ ...st.g, branch: 'branch1' });
     await create({ ...st.g, branch: 'branch2' });
     const first = startCli(st.root, ['update', 'branch1', '--force'], { DEMO_BUILD_SLEEP: '3' });
-    await waitFor('the lock', () => existsSync(join(st.root, '.karlstage', 'locks', 'branch-branch1.lock')));
+    await waitFor('the lock', () =>
+      existsSync(join(st.root, '.karlstage', 'locks', 'branch-branch1.lock')),
+    );
     const all = await st.cli(['update', '--all', '--force']);
     expect(all.exitCode).toBe(75);
     expect(all.stderr).toContain('update: 1 of 2 failed');
@@ -77,7 +87,11 @@ describe.each(['git', 'svn'] as const)('killed midway (%s)', (vcs) => {
     const st = await stagingServer(repo);
     await create({ ...st.g, branch: 'branch1' });
     const good = (await readState(st.root)).branches.branch1!.built!.revision;
-    const next = await repo.commit(repo.defaultRef, { 'server.mjs': serverSource('2.0') }, 'Release 2.0');
+    const next = await repo.commit(
+      repo.defaultRef,
+      { 'server.mjs': serverSource('2.0') },
+      'Release 2.0',
+    );
 
     const run = startCli(st.root, ['update', 'branch1'], { DEMO_BUILD_SLEEP: '30' });
     await waitFor('the build to start', building(st.root, 'branch1', run.pid));
@@ -106,7 +120,9 @@ describe('unreachable repositories', () => {
 
     const r = await st.cli(['create', 'branch2']);
     expect(r.exitCode).toBe(2);
-    expect(r.stderr.split('\n')[0]).toBe(`error: cannot reach ${served.url} (3 attempts): svn: E000111: Can't connect to host '127.0.0.1': Connection refused; check [source] url and the network`);
+    expect(r.stderr.split('\n')[0]).toBe(
+      `error: cannot reach ${served.url} (3 attempts): svn: E000111: Can't connect to host '127.0.0.1': Connection refused; check [source] url and the network`,
+    );
     expect(existsSync(join(st.root, 'branch2'))).toBe(false);
 
     const u = await st.cli(['update', 'branch1']);
@@ -115,25 +131,37 @@ describe('unreachable repositories', () => {
     expect((await readState(st.root)).branches.branch1!.lastUpdate?.result).toBe('failed');
   });
 
-  it('a missing git repository: exit 2 with git\'s own words', async () => {
+  it("a missing git repository: exit 2 with git's own words", async () => {
     const repo = await gitRepo();
     const st = await stagingServer(repo, { url: 'file:///nonexistent/karl.git' });
     const r = await st.cli(['create', 'branch1']);
     expect(r.exitCode).toBe(2);
-    expect(r.stderr.split('\n')[0]).toBe("error: cannot reach file:///nonexistent/karl.git (2 attempts): fatal: '/nonexistent/karl.git' does not appear to be a git repository; check [source] url and the network");
+    expect(r.stderr.split('\n')[0]).toBe(
+      "error: cannot reach file:///nonexistent/karl.git (2 attempts): fatal: '/nonexistent/karl.git' does not appear to be a git repository; check [source] url and the network",
+    );
   });
 
-  it.each(['git', 'svn'] as const)('a %s server that never answers is given up on within the timeout', async (vcs) => {
-    const hole = await blackhole();
-    const repo = vcs === 'git' ? await gitRepo() : await svnRepo();
-    const url = vcs === 'git' ? `git://127.0.0.1:${hole.port}/karl.git` : `svn://127.0.0.1:${hole.port}/karl`;
-    const st = await stagingServer(repo, { url, source: { timeout: '2', retries: '1' } });
-    const started = Date.now();
-    const r = await st.cli(['create', 'branch1']);
-    const took = Date.now() - started;
-    expect(r.exitCode).toBe(2);
-    expect(r.stderr).toMatch(new RegExp(`^error: cannot reach ${url} \\(2 attempts\\): (no answer within 2 s|timed out after 2 s)`));
-    // 2 attempts of 2 s, a 0.5 s backoff and at most 2 s each to kill: bounded, not hung.
-    expect(took).toBeLessThan(20_000);
-  });
+  it.each(['git', 'svn'] as const)(
+    'a %s server that never answers is given up on within the timeout',
+    async (vcs) => {
+      const hole = await blackhole();
+      const repo = vcs === 'git' ? await gitRepo() : await svnRepo();
+      const url =
+        vcs === 'git'
+          ? `git://127.0.0.1:${hole.port}/karl.git`
+          : `svn://127.0.0.1:${hole.port}/karl`;
+      const st = await stagingServer(repo, { url, source: { timeout: '2', retries: '1' } });
+      const started = Date.now();
+      const r = await st.cli(['create', 'branch1']);
+      const took = Date.now() - started;
+      expect(r.exitCode).toBe(2);
+      expect(r.stderr).toMatch(
+        new RegExp(
+          `^error: cannot reach ${url} \\(2 attempts\\): (no answer within 2 s|timed out after 2 s)`,
+        ),
+      );
+      // 2 attempts of 2 s, a 0.5 s backoff and at most 2 s each to kill: bounded, not hung.
+      expect(took).toBeLessThan(20_000);
+    },
+  );
 });

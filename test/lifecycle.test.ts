@@ -33,17 +33,29 @@ describe.each(['git', 'svn'] as const)('branch-site lifecycle on %s', (vcs) => {
     const b = (await readState(st.root)).branches.branch1!;
     expect(b).toMatchObject({ name: 'branch1', slot: 1, ref: repo.defaultRef, vcs });
     expect(b.built?.revision).toBe(b.revision);
-    expect(await ask(b.port, 'osf')).toBe(`KARL demo: branch=branch1 revision=${b.revision} customer=osf version=1.0 prefix=`);
+    expect(await ask(b.port, 'osf')).toBe(
+      `KARL demo: branch=branch1 revision=${b.revision} customer=osf version=1.0 prefix=`,
+    );
     expect(await ask(b.port, 'another')).toContain('customer=another');
 
     const ini = await readFile(join(st.root, 'branch1', 'etc', 'instances.ini'), 'utf8');
     expect(ini).toContain('[instance:osf]\n');
-    expect(ini).toContain('dsn = host=db.example.com user=karl password=s3cret-pw dbname=ks_branch1_osf\n');
-    expect(ini).toContain(`mail_white_list = ${join(st.root, '.karlstage', 'mail-allow-list.txt')}\n`);
+    expect(ini).toContain(
+      'dsn = host=db.example.com user=karl password=s3cret-pw dbname=ks_branch1_osf\n',
+    );
+    expect(ini).toContain(
+      `mail_white_list = ${join(st.root, '.karlstage', 'mail-allow-list.txt')}\n`,
+    );
 
     const s = await status(st.g);
     expect(s.branches).toEqual([
-      expect.objectContaining({ name: 'branch1', ref: repo.defaultRef, customers: ['osf', 'another'], mail: ['osf'], url: 'https://karltest.example.com/branch1/' }),
+      expect.objectContaining({
+        name: 'branch1',
+        ref: repo.defaultRef,
+        customers: ['osf', 'another'],
+        mail: ['osf'],
+        url: 'https://karltest.example.com/branch1/',
+      }),
     ]);
 
     // A second site gets the next slot, here from a tag.
@@ -64,15 +76,24 @@ describe.each(['git', 'svn'] as const)('branch-site lifecycle on %s', (vcs) => {
 
     await update({ ...st.g, branches: ['branch1'] });
     expect(await buildCount(st.root, 'branch1')).toBe(1);
-    expect((await readState(st.root)).branches.branch1!.lastUpdate).toMatchObject({ result: 'ok', note: expect.stringMatching(/already built/) });
+    expect((await readState(st.root)).branches.branch1!.lastUpdate).toMatchObject({
+      result: 'ok',
+      note: expect.stringMatching(/already built/),
+    });
 
-    const rev = await repo.commit(repo.defaultRef, { 'server.mjs': serverSource('2.0') }, 'Release 2.0');
+    const rev = await repo.commit(
+      repo.defaultRef,
+      { 'server.mjs': serverSource('2.0') },
+      'Release 2.0',
+    );
     await update({ ...st.g, branches: ['branch1'] });
     expect(await buildCount(st.root, 'branch1')).toBe(2);
     const b = (await readState(st.root)).branches.branch1!;
     expect(b.built?.revision).toBe(rev);
     expect(await ask(b.port, 'osf')).toContain(`revision=${rev} customer=osf version=2.0`);
-    expect(await readFile(join(st.root, 'branch1', 'var', 'migrations'), 'utf8')).toContain(`evolve --latest at ${rev}`);
+    expect(await readFile(join(st.root, 'branch1', 'var', 'migrations'), 'utf8')).toContain(
+      `evolve --latest at ${rev}`,
+    );
 
     await update({ ...st.g, branches: [], all: true });
     expect(await buildCount(st.root, 'branch1')).toBe(2);
@@ -115,13 +136,19 @@ describe.each(['git', 'svn'] as const)('branch-site lifecycle on %s', (vcs) => {
     expect(e.exitCode).toBe(1);
     expect(e.message).toBe('branch1: build failed: exit status 3');
     expect(e.details[0]).toBe(`$ ${join(st.root, 'branch1', 'bin', 'buildout')} -N`);
-    expect(e.details.join('\n')).toContain('Error: the source asks this build to fail (FAIL_BUILD)');
+    expect(e.details.join('\n')).toContain(
+      'Error: the source asks this build to fail (FAIL_BUILD)',
+    );
     expect(e.details.at(-1)).toMatch(/^full output: .*\.karlstage\/logs\/.*update-\d+\.log$/);
 
     const b = (await readState(st.root)).branches.branch1!;
     expect(b.built?.revision).toBe(good.revision);
     expect(b.revision).toBe(bad);
-    expect(b.lastUpdate).toMatchObject({ result: 'failed', revision: bad, error: 'branch1: build failed: exit status 3' });
+    expect(b.lastUpdate).toMatchObject({
+      result: 'failed',
+      revision: bad,
+      error: 'branch1: build failed: exit status 3',
+    });
     expect(await ask(b.port, 'osf')).toContain(`revision=${good.revision}`);
     const s = await st.cli(['status']);
     expect(s.stdout).toMatch(/branch1 .* \(built [r0-9a-f]+\) .*failed: branch1: build failed/);
@@ -145,11 +172,17 @@ describe.each(['git', 'svn'] as const)('branch-site lifecycle on %s', (vcs) => {
     }
     const bad = [
       [['create', 'branch1'], /branch site "branch1" exists already/],
-      [['create', 'branch2', '--ref', vcs === 'git' ? 'no-such-branch' : 'branches/no-such'], /does not exist/],
+      [
+        ['create', 'branch2', '--ref', vcs === 'git' ? 'no-such-branch' : 'branches/no-such'],
+        /does not exist/,
+      ],
       [['create', 'branch2', '--ref', '--upload-pack=x'], /not allowed/],
       [['create', 'branch2', '--customers', 'osf,Bad'], /customer name "Bad" is not allowed/],
       [['switch', 'nope', repo.featureRef], /there is no branch site "nope"/],
-      [['switch', 'branch1', vcs === 'git' ? 'no-such-branch' : 'branches/no-such'], /does not exist/],
+      [
+        ['switch', 'branch1', vcs === 'git' ? 'no-such-branch' : 'branches/no-such'],
+        /does not exist/,
+      ],
       [['update', 'nope'], /there is no branch site "nope"/],
       [['update'], /name the branch sites to update, or pass --all/],
       [['destroy', 'nope', '--yes'], /there is no branch site "nope"/],
@@ -188,18 +221,32 @@ describe.each(['git', 'svn'] as const)('branch-site lifecycle on %s', (vcs) => {
     const c = await st.cli(['create', 'branch2', '--ref', repo.featureRef, '--dry-run']);
     expect(c.exitCode, c.stderr).toBe(0);
     expect(c.stdout).toContain('Dry run: create branch2 would do this (nothing is changed):');
-    expect(c.stdout).toContain(vcs === 'git' ? `$ git clone --no-checkout --origin origin -- ${repo.url} ${join(st.root, 'branch2', 'src', 'karl')}` : `$ svn --non-interactive checkout -q -- ${repo.url}/branches/feature-x`);
-    expect(c.stdout).toContain(`write ${join(st.root, 'branch2', 'etc', 'instances.ini')} (customers: osf, another)`);
+    expect(c.stdout).toContain(
+      vcs === 'git'
+        ? `$ git clone --no-checkout --origin origin -- ${repo.url} ${join(st.root, 'branch2', 'src', 'karl')}`
+        : `$ svn --non-interactive checkout -q -- ${repo.url}/branches/feature-x`,
+    );
+    expect(c.stdout).toContain(
+      `write ${join(st.root, 'branch2', 'etc', 'instances.ini')} (customers: osf, another)`,
+    );
     expect(c.stdout).toContain(`$ ${join(st.root, 'branch2', 'bin', 'buildout')} -N`);
     expect(c.stdout).toContain(`$ ${join(st.root, 'branch2', 'bin', 'supervisord')}`);
 
-    for (const args of [['update', '--all', '--force'], ['switch', 'branch1', repo.featureRef], ['destroy', 'branch1']]) {
+    for (const args of [
+      ['update', '--all', '--force'],
+      ['switch', 'branch1', repo.featureRef],
+      ['destroy', 'branch1'],
+    ]) {
       const r = await st.cli([...args, '--dry-run']);
       expect(r.exitCode, `${args.join(' ')}: ${r.stderr}`).toBe(0);
       expect(r.stdout).toContain('nothing is changed');
     }
     const j = await st.cli(['update', 'branch1', '--dry-run', '--json']);
-    expect(JSON.parse(j.stdout)).toMatchObject({ dryRun: true, command: 'update branch1', jobs: [{ name: 'branch1', steps: expect.any(Array) }] });
+    expect(JSON.parse(j.stdout)).toMatchObject({
+      dryRun: true,
+      command: 'update branch1',
+      jobs: [{ name: 'branch1', steps: expect.any(Array) }],
+    });
     expect(await st.snapshot()).toBe(before);
     expect(await buildCount(st.root, 'branch1')).toBe(1);
   });
@@ -223,7 +270,9 @@ describe('git refs', () => {
   it('a commit id checks out detached, and update keeps it', async () => {
     const repo = await gitRepo();
     const st = await stagingServer(repo);
-    const first = (await readFile(join(repo.dir, 'app.git', 'refs', 'tags', 'v1.0'), 'utf8').catch(() => '')).trim();
+    const first = (
+      await readFile(join(repo.dir, 'app.git', 'refs', 'tags', 'v1.0'), 'utf8').catch(() => '')
+    ).trim();
     const sha = first || (await repo.commit('main', { 'x.txt': 'x' }, 'x'));
     await create({ ...st.g, branch: 'branch1', ref: sha.slice(0, 12) });
     expect((await readState(st.root)).branches.branch1!.revision).toBe(sha);

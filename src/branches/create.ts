@@ -22,7 +22,11 @@ export interface CreateRequest {
   customers?: string[];
 }
 
-export async function renderInstances(cfg: Config, branch: string, customers: string[]): Promise<string> {
+export async function renderInstances(
+  cfg: Config,
+  branch: string,
+  customers: string[],
+): Promise<string> {
   return renderTemplate('instances.ini', {
     branch,
     customers: customers.map((name) => ({
@@ -40,14 +44,20 @@ export async function planCreate(cfg: Config, req: CreateRequest): Promise<Plan>
   const { root } = cfg;
   const state = await readState(root);
   if (state.branches[branch])
-    throw new UsageError(`branch site "${branch}" exists already: use "karlstage switch ${branch} REF" to change its code`);
+    throw new UsageError(
+      `branch site "${branch}" exists already: use "karlstage switch ${branch} REF" to change its code`,
+    );
   const dir = layout.branch(root, branch);
   const leftover = await readPending(root, branch);
   if (!leftover && existsSync(dir))
-    throw new UsageError(`${dir} exists but is not a karlstage branch site: move it away or choose another name`);
+    throw new UsageError(
+      `${dir} exists but is not a karlstage branch site: move it away or choose another name`,
+    );
   const customers = req.customers ?? cfg.customers.map((c) => c.name);
   if (customers.length === 0)
-    throw new UsageError('no customers: add a [customer:NAME] section to karlstage.ini or pass --customers a,b');
+    throw new UsageError(
+      'no customers: add a [customer:NAME] section to karlstage.ini or pass --customers a,b',
+    );
   customers.forEach((c) => checkName('customer', c));
   const ref = req.ref ?? cfg.source.default;
   const probe = await sourceVcs(cfg);
@@ -70,7 +80,13 @@ export async function planCreate(cfg: Config, req: CreateRequest): Promise<Plan>
         const argv = existsSync(dir) ? stepCommand(cfg, 'stop', dir) : undefined;
         if (argv) {
           const [program, ...args] = argv as [string, ...string[]];
-          await run(program, args, { step: `${branch}: stop`, cwd: dir, env: stepEnv(cfg, site), timeoutMs: cfg.deployment.timeout * 1000, log: ctx.log }).catch(() => undefined);
+          await run(program, args, {
+            step: `${branch}: stop`,
+            cwd: dir,
+            env: stepEnv(cfg, site),
+            timeoutMs: cfg.deployment.timeout * 1000,
+            log: ctx.log,
+          }).catch(() => undefined);
         }
         await rm(dir, { recursive: true, force: true });
       },
@@ -85,7 +101,9 @@ export async function planCreate(cfg: Config, req: CreateRequest): Promise<Plan>
         ctx.onUndo(() => rm(dir, { recursive: true, force: true }));
         await copySkeleton(cfg, dir, ctx.log);
         if (existsSync(sourceDir))
-          throw new UsageError(`the skeleton already has ${cfg.source.path}: remove it there, karlstage checks the source out itself`);
+          throw new UsageError(
+            `the skeleton already has ${cfg.source.path}: remove it there, karlstage checks the source out itself`,
+          );
       },
     },
     {
@@ -99,10 +117,15 @@ export async function planCreate(cfg: Config, req: CreateRequest): Promise<Plan>
     },
     {
       title: 'write etc/instances.ini',
-      preview: [`write ${instancesFile} (customers: ${customers.join(', ')})`, `write ${layout.allowList(root)} if missing`],
+      preview: [
+        `write ${instancesFile} (customers: ${customers.join(', ')})`,
+        `write ${layout.allowList(root)} if missing`,
+      ],
       run: async () => {
         await mkdir(dirname(instancesFile), { recursive: true });
-        await writeFileAtomic(instancesFile, await renderInstances(cfg, branch, customers), { mode: 0o600 });
+        await writeFileAtomic(instancesFile, await renderInstances(cfg, branch, customers), {
+          mode: 0o600,
+        });
         await ensureAllowList(root);
       },
     },
@@ -151,5 +174,9 @@ export async function ensureAllowList(root: string): Promise<void> {
   const file = layout.allowList(root);
   if (existsSync(file)) return;
   await mkdir(dirname(file), { recursive: true });
-  await writeFile(file, '# Addresses staging may send mail to, one per line. Nobody else gets mail.\n', { flag: 'wx' }).catch(() => undefined);
+  await writeFile(
+    file,
+    '# Addresses staging may send mail to, one per line. Nobody else gets mail.\n',
+    { flag: 'wx' },
+  ).catch(() => undefined);
 }

@@ -23,7 +23,9 @@ export function planDestroy(cfg: Config, b: BranchState): Plan {
                   ...stop,
                   run: async (ctx: Parameters<typeof stop.run>[0]) => {
                     await markPending(cfg.root, b.name, 'destroy');
-                    await stop.run(ctx).catch((e: Error) => ctx.say(`stop failed, removing anyway: ${e.message}`));
+                    await stop
+                      .run(ctx)
+                      .catch((e: Error) => ctx.say(`stop failed, removing anyway: ${e.message}`));
                   },
                 },
               ]

@@ -7,7 +7,9 @@ import { gitClient } from './git-client.js';
 import { unreachable, type UpdateOutcome, type Vcs, type VcsOptions } from './vcs.js';
 
 // A ref as `git check-ref-format` allows it, never an option, or a commit id.
-const GIT_REF = /^(?!-)(?!.*\.\.)(?!.*\/\/)(?!.*@\{)(?!.*\.lock$)(?!.*[/.]$)[^\s~^:?*[\\\x00-\x1f\x7f]+$/;
+// (Printable ASCII only, which also keeps control characters out.)
+const GIT_REF = /^(?!-)(?!.*\.\.)(?!.*\/\/)(?!.*@\{)(?!.*\.lock$)(?!.*[/.]$)[!-~]+$/;
+const GIT_REF_FORBIDDEN = /[~^:?*[\\]/;
 const COMMIT = /^[0-9a-f]{7,40}$/;
 
 type Resolved = { kind: 'branch' | 'tag' | 'commit'; commit: string };
@@ -30,7 +32,9 @@ export class GitVcs implements Vcs {
       const timedOut = /block timeout|timed out/i.test(text);
       const lines = text.trim().split('\n').filter(Boolean);
       const last = lines.find((l) => /^(fatal|error):/.test(l)) ?? lines.at(-1) ?? 'git failed';
-      const reason = timedOut ? `no answer within ${Math.round(this.opts.timeoutMs / 1000)} s` : redact(last);
+      const reason = timedOut
+        ? `no answer within ${Math.round(this.opts.timeoutMs / 1000)} s`
+        : redact(last);
       throw new StepError(step, redact(line), redact(tail(text)), reason, this.opts.log);
     }
   }
@@ -40,8 +44,10 @@ export class GitVcs implements Vcs {
   }
 
   validateRef(ref: string): void {
-    if (!GIT_REF.test(ref))
-      throw new UsageError(`git ref ${JSON.stringify(ref)} is not allowed: give a branch, a tag or a commit id`);
+    if (!GIT_REF.test(ref) || GIT_REF_FORBIDDEN.test(ref))
+      throw new UsageError(
+        `git ref ${JSON.stringify(ref)} is not allowed: give a branch, a tag or a commit id`,
+      );
   }
 
   describeRef(ref: string): string {
@@ -50,7 +56,18 @@ export class GitVcs implements Vcs {
 
   private async lsRemote(ref: string): Promise<Map<string, string>> {
     const out = await this.net(() =>
-      this.git(undefined, ['ls-remote', '--', this.opts.url, `refs/heads/${ref}`, `refs/tags/${ref}`, `refs/tags/${ref}^{}`], 'ask the repository'),
+      this.git(
+        undefined,
+        [
+          'ls-remote',
+          '--',
+          this.opts.url,
+          `refs/heads/${ref}`,
+          `refs/tags/${ref}`,
+          `refs/tags/${ref}^{}`,
+        ],
+        'ask the repository',
+      ),
     );
     const refs = new Map<string, string>();
     for (const l of out.split('\n')) {
@@ -64,12 +81,18 @@ export class GitVcs implements Vcs {
     this.validateRef(ref);
     const refs = await unreachable(this.opts, () => this.lsRemote(ref));
     if (refs.size === 0 && !COMMIT.test(ref))
-      throw new UsageError(`ref "${ref}" does not exist in ${redact(this.opts.url)}: give an existing branch, tag or commit`);
+      throw new UsageError(
+        `ref "${ref}" does not exist in ${redact(this.opts.url)}: give an existing branch, tag or commit`,
+      );
   }
 
   private async resolve(dir: string, ref: string): Promise<Resolved> {
     const verify = async (name: string) => {
-      const out = await this.git(dir, ['rev-parse', '--verify', '--quiet', '--end-of-options', `${name}^{commit}`], 'resolve ref').catch(() => '');
+      const out = await this.git(
+        dir,
+        ['rev-parse', '--verify', '--quiet', '--end-of-options', `${name}^{commit}`],
+        'resolve ref',
+      ).catch(() => '');
       return out.trim();
     };
     let commit = await verify(`refs/remotes/origin/${ref}`);
@@ -80,18 +103,29 @@ export class GitVcs implements Vcs {
       commit = await verify(ref);
       if (commit) return { kind: 'commit', commit };
     }
-    throw new UsageError(`ref "${ref}" does not exist in ${redact(this.opts.url)}: give an existing branch, tag or commit`);
+    throw new UsageError(
+      `ref "${ref}" does not exist in ${redact(this.opts.url)}: give an existing branch, tag or commit`,
+    );
   }
 
   private async checkoutResolved(dir: string, ref: string, r: Resolved): Promise<void> {
-    if (r.kind === 'branch') await this.git(dir, ['checkout', '--force', '-B', ref, '--track', `origin/${ref}`], 'check out');
+    if (r.kind === 'branch')
+      await this.git(
+        dir,
+        ['checkout', '--force', '-B', ref, '--track', `origin/${ref}`],
+        'check out',
+      );
     else await this.git(dir, ['checkout', '--force', '--detach', r.commit], 'check out');
   }
 
   async checkout(ref: string, dest: string): Promise<string> {
     await this.net(async () => {
       await rm(dest, { recursive: true, force: true });
-      await this.git(undefined, ['clone', '--no-checkout', '--origin', 'origin', '--', this.opts.url, dest], 'clone');
+      await this.git(
+        undefined,
+        ['clone', '--no-checkout', '--origin', 'origin', '--', this.opts.url, dest],
+        'clone',
+      );
     });
     await this.checkoutResolved(dest, ref, await this.resolve(dest, ref));
     return this.revision(dest);
@@ -106,7 +140,9 @@ export class GitVcs implements Vcs {
   }
 
   private fetch(dir: string): Promise<string> {
-    return this.net(() => this.git(dir, ['fetch', '--prune', '--tags', '--force', 'origin'], 'fetch'));
+    return this.net(() =>
+      this.git(dir, ['fetch', '--prune', '--tags', '--force', 'origin'], 'fetch'),
+    );
   }
 
   async switchTo(dir: string, ref: string): Promise<string> {
@@ -119,14 +155,21 @@ export class GitVcs implements Vcs {
     const before = await this.revision(dir);
     await this.fetch(dir);
     const r = await this.resolve(dir, ref).catch(() => {
-      throw new KarlstageError(`"${ref}" is gone upstream (deleted from ${redact(this.opts.url)}): switch this branch site to another ref`);
+      throw new KarlstageError(
+        `"${ref}" is gone upstream (deleted from ${redact(this.opts.url)}): switch this branch site to another ref`,
+      );
     });
     let note: string | undefined;
     if (r.commit !== before) {
-      const ancestor = await this.git(dir, ['merge-base', '--is-ancestor', before, r.commit], 'compare history')
+      const ancestor = await this.git(
+        dir,
+        ['merge-base', '--is-ancestor', before, r.commit],
+        'compare history',
+      )
         .then(() => true)
         .catch(() => false);
-      if (!ancestor) note = `history rewritten upstream: ${before.slice(0, 10)} is not in ${ref} any more; following ${r.commit.slice(0, 10)}`;
+      if (!ancestor)
+        note = `history rewritten upstream: ${before.slice(0, 10)} is not in ${ref} any more; following ${r.commit.slice(0, 10)}`;
     }
     await this.checkoutResolved(dir, ref, r);
     return { revision: await this.revision(dir), note };
@@ -139,7 +182,12 @@ export class GitVcs implements Vcs {
   async remoteHead(ref: string): Promise<string | null> {
     if (COMMIT.test(ref)) return ref;
     const refs = await this.lsRemote(ref);
-    return refs.get(`refs/heads/${ref}`) ?? refs.get(`refs/tags/${ref}^{}`) ?? refs.get(`refs/tags/${ref}`) ?? null;
+    return (
+      refs.get(`refs/heads/${ref}`) ??
+      refs.get(`refs/tags/${ref}^{}`) ??
+      refs.get(`refs/tags/${ref}`) ??
+      null
+    );
   }
 
   async commitsBetween(dir: string, from: string, to: string): Promise<number> {
@@ -148,7 +196,11 @@ export class GitVcs implements Vcs {
   }
 
   async isDirty(dir: string): Promise<boolean> {
-    const out = await this.git(dir, ['status', '--porcelain', '--untracked-files=no'], 'check for local changes');
+    const out = await this.git(
+      dir,
+      ['status', '--porcelain', '--untracked-files=no'],
+      'check for local changes',
+    );
     return out.trim() !== '';
   }
 
@@ -164,7 +216,13 @@ export class GitVcs implements Vcs {
   preview(action: 'checkout' | 'switch' | 'update', ref: string, dir: string): string[] {
     const url = redact(this.opts.url);
     if (action === 'checkout')
-      return [`$ git clone --no-checkout --origin origin -- ${url} ${dir}`, `$ git checkout --force -B ${ref} --track origin/${ref}   (or --detach for a tag or commit)`];
-    return [`$ git fetch --prune --tags --force origin   (in ${dir})`, `$ git checkout --force -B ${ref} --track origin/${ref}   (or --detach for a tag or commit)`];
+      return [
+        `$ git clone --no-checkout --origin origin -- ${url} ${dir}`,
+        `$ git checkout --force -B ${ref} --track origin/${ref}   (or --detach for a tag or commit)`,
+      ];
+    return [
+      `$ git fetch --prune --tags --force origin   (in ${dir})`,
+      `$ git checkout --force -B ${ref} --track origin/${ref}   (or --detach for a tag or commit)`,
+    ];
   }
 }

@@ -19,9 +19,20 @@ function gitUrl(location: string): string {
 export async function copySkeleton(cfg: Config, dest: string, log: string): Promise<void> {
   const s = cfg.deployment.skeleton;
   if (isRemoteLocation(s)) {
-    const git = new GitVcs({ url: gitUrl(s), timeoutMs: cfg.source.timeout * 1000, retries: cfg.source.retries, log });
+    const git = new GitVcs({
+      url: gitUrl(s),
+      timeoutMs: cfg.source.timeout * 1000,
+      retries: cfg.source.retries,
+      log,
+    });
     await git.clone(dest);
     return;
   }
-  await cp(s, dest, { recursive: true, errorOnExist: true, force: false, preserveTimestamps: true, verbatimSymlinks: true });
+  await cp(s, dest, {
+    recursive: true,
+    errorOnExist: true,
+    force: false,
+    preserveTimestamps: true,
+    verbatimSymlinks: true,
+  });
 }

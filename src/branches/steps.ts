@@ -12,7 +12,11 @@ export interface SiteIdentity {
 }
 
 /** What every deployment step is told about its branch site. */
-export function stepEnv(cfg: Config, site: SiteIdentity, revision?: string): Record<string, string> {
+export function stepEnv(
+  cfg: Config,
+  site: SiteIdentity,
+  revision?: string,
+): Record<string, string> {
   return {
     KARLSTAGE_BRANCH: site.name,
     KARLSTAGE_SLOT: String(site.slot),

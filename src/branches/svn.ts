@@ -13,7 +13,12 @@ export class SvnVcs implements Vcs {
   constructor(private readonly opts: VcsOptions) {}
 
   private svn(args: string[], step: string, cwd?: string) {
-    return run('svn', ['--non-interactive', ...args], { step, cwd, timeoutMs: this.opts.timeoutMs, log: this.opts.log });
+    return run('svn', ['--non-interactive', ...args], {
+      step,
+      cwd,
+      timeoutMs: this.opts.timeoutMs,
+      log: this.opts.log,
+    });
   }
 
   private net<T>(fn: () => Promise<T>): Promise<T> {
@@ -23,8 +28,11 @@ export class SvnVcs implements Vcs {
   validateRef(ref: string): void {
     if (ref === 'trunk' || URL.test(ref)) return;
     const [kind, name, ...rest] = ref.split('/');
-    if ((kind === 'branches' || kind === 'tags') && name && SEGMENT.test(name) && rest.length === 0) return;
-    throw new UsageError(`svn ref ${JSON.stringify(ref)} is not allowed: give trunk, branches/NAME, tags/NAME or a full URL`);
+    if ((kind === 'branches' || kind === 'tags') && name && SEGMENT.test(name) && rest.length === 0)
+      return;
+    throw new UsageError(
+      `svn ref ${JSON.stringify(ref)} is not allowed: give trunk, branches/NAME, tags/NAME or a full URL`,
+    );
   }
 
   urlOf(ref: string): string {
@@ -38,7 +46,9 @@ export class SvnVcs implements Vcs {
 
   async checkRef(ref: string): Promise<void> {
     if ((await unreachable(this.opts, () => this.remoteHead(ref))) === null)
-      throw new UsageError(`ref "${ref}" does not exist: ${redact(this.urlOf(ref))} is not in the repository`);
+      throw new UsageError(
+        `ref "${ref}" does not exist: ${redact(this.urlOf(ref))} is not in the repository`,
+      );
   }
 
   async checkout(ref: string, dest: string): Promise<string> {
@@ -47,19 +57,26 @@ export class SvnVcs implements Vcs {
   }
 
   async switchTo(dir: string, ref: string): Promise<string> {
-    await this.net(() => this.svn(['switch', '-q', '--ignore-ancestry', '--', this.urlOf(ref), dir], 'switch'));
+    await this.net(() =>
+      this.svn(['switch', '-q', '--ignore-ancestry', '--', this.urlOf(ref), dir], 'switch'),
+    );
     return this.revision(dir);
   }
 
   async update(dir: string, ref: string): Promise<UpdateOutcome> {
     if ((await this.remoteHead(ref)) === null)
-      throw new KarlstageError(`"${ref}" is gone upstream (${redact(this.urlOf(ref))} was deleted): switch this branch site to another ref`);
+      throw new KarlstageError(
+        `"${ref}" is gone upstream (${redact(this.urlOf(ref))} was deleted): switch this branch site to another ref`,
+      );
     await this.net(() => this.svn(['update', '-q', '--', dir], 'update'));
     return { revision: await this.revision(dir) };
   }
 
   async revision(dir: string): Promise<string> {
-    const { stdout } = await this.svn(['info', '--show-item', 'last-changed-revision', '--', dir], 'read revision');
+    const { stdout } = await this.svn(
+      ['info', '--show-item', 'last-changed-revision', '--', dir],
+      'read revision',
+    );
     return stdout.trim();
   }
 
@@ -67,10 +84,18 @@ export class SvnVcs implements Vcs {
     const url = this.urlOf(ref);
     return this.net(async () => {
       try {
-        const { stdout } = await this.svn(['info', '--show-item', 'last-changed-revision', '--', url], 'ask the repository');
+        const { stdout } = await this.svn(
+          ['info', '--show-item', 'last-changed-revision', '--', url],
+          'ask the repository',
+        );
         return stdout.trim();
       } catch (e) {
-        if (e instanceof StepError && NOT_FOUND.test(e.outputTail) && !/E170013|E210002|E000111|Connection refused/i.test(e.outputTail)) return null;
+        if (
+          e instanceof StepError &&
+          NOT_FOUND.test(e.outputTail) &&
+          !/E170013|E210002|E000111|Connection refused/i.test(e.outputTail)
+        )
+          return null;
         throw e;
       }
     });
@@ -79,7 +104,10 @@ export class SvnVcs implements Vcs {
   async commitsBetween(_dir: string, from: string, to: string, ref?: string): Promise<number> {
     if (Number(from) >= Number(to)) return 0;
     const url = ref ? this.urlOf(ref) : _dir;
-    const { stdout } = await this.svn(['log', '-q', '-r', `${Number(from) + 1}:${to}`, '--', url], 'count commits');
+    const { stdout } = await this.svn(
+      ['log', '-q', '-r', `${Number(from) + 1}:${to}`, '--', url],
+      'count commits',
+    );
     return stdout.split('\n').filter((l) => /^r\d+ /.test(l)).length;
   }
 
@@ -99,7 +127,8 @@ export class SvnVcs implements Vcs {
   preview(action: 'checkout' | 'switch' | 'update', ref: string, dir: string): string[] {
     const url = redact(this.urlOf(ref));
     if (action === 'checkout') return [`$ svn --non-interactive checkout -q -- ${url} ${dir}`];
-    if (action === 'switch') return [`$ svn --non-interactive switch -q --ignore-ancestry -- ${url} ${dir}`];
+    if (action === 'switch')
+      return [`$ svn --non-interactive switch -q --ignore-ancestry -- ${url} ${dir}`];
     return [`$ svn --non-interactive update -q -- ${dir}`];
   }
 }

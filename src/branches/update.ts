@@ -27,9 +27,12 @@ export const branchLock = (branch: string) => `branch-${branch}`;
 /** Read a branch site's record, or say clearly that there is none. */
 export async function knownBranch(root: string, branch: string): Promise<BranchState> {
   const b = (await readState(root)).branches[branch];
-  if (!b) throw new UsageError(`there is no branch site "${branch}": "karlstage status" lists them`);
+  if (!b)
+    throw new UsageError(`there is no branch site "${branch}": "karlstage status" lists them`);
   if (!existsSync(layout.branch(root, branch)))
-    throw new KarlstageError(`${layout.branch(root, branch)} is missing: destroy "${branch}" and create it again`);
+    throw new KarlstageError(
+      `${layout.branch(root, branch)} is missing: destroy "${branch}" and create it again`,
+    );
   await readInstances(layout.instancesIni(root, branch)); // missing or malformed: a usage error, before anything runs
   return b;
 }
@@ -45,7 +48,8 @@ async function ensureMailSafety(root: string, branch: string): Promise<string[]>
   const unsafe = instances.filter((i) => !i.values.mail_white_list).map((i) => i.name);
   if (unsafe.length === 0) return [];
   let text = await readFile(file, 'utf8');
-  for (const name of unsafe) text = setInstanceKeys(text, name, { mail_white_list: layout.allowList(root) });
+  for (const name of unsafe)
+    text = setInstanceKeys(text, name, { mail_white_list: layout.allowList(root) });
   await writeFileAtomic(file, text, { mode: 0o600 });
   return unsafe;
 }
@@ -76,7 +80,10 @@ export function updateJob(cfg: Config, known: BranchState, probe: Vcs, req: Upda
         `check ${sourceDir} for local changes; put back a missing mail_white_list in etc/instances.ini`,
       ],
       run: async (ctx) => {
-        release = await acquireLock(root, branchLock(branch), { command: req.command, waitSeconds: req.waitSeconds });
+        release = await acquireLock(root, branchLock(branch), {
+          command: req.command,
+          waitSeconds: req.waitSeconds,
+        });
         site = await knownBranch(root, branch);
         const leftover = await readPending(root, branch);
         await markPending(root, branch, 'update');
@@ -85,11 +92,14 @@ export function updateJob(cfg: Config, known: BranchState, probe: Vcs, req: Upda
           await (await sourceVcs(cfg, ctx.log)).repair(sourceDir);
         }
         const fixed = await ensureMailSafety(root, branch);
-        if (fixed.length) ctx.say(`restored mail_white_list for ${fixed.join(', ')} in etc/instances.ini`);
+        if (fixed.length)
+          ctx.say(`restored mail_white_list for ${fixed.join(', ')} in etc/instances.ini`);
         const vcs = await sourceVcs(cfg, ctx.log);
         if (await vcs.isDirty(sourceDir)) {
           if (!req.force)
-            throw new KarlstageError(`${sourceDir} has local changes: commit or revert them, or pass --force to discard them`);
+            throw new KarlstageError(
+              `${sourceDir} has local changes: commit or revert them, or pass --force to discard them`,
+            );
           ctx.say('discarding local changes (--force)');
           await vcs.discardChanges(sourceDir);
         }
@@ -97,7 +107,11 @@ export function updateJob(cfg: Config, known: BranchState, probe: Vcs, req: Upda
     },
     {
       title: req.switchTo ? `switch to ${req.switchTo}` : 'update the source',
-      preview: probe.preview(req.switchTo ? 'switch' : 'update', req.switchTo ?? known.ref, sourceDir),
+      preview: probe.preview(
+        req.switchTo ? 'switch' : 'update',
+        req.switchTo ?? known.ref,
+        sourceDir,
+      ),
       run: async (ctx) => {
         const vcs = await sourceVcs(cfg, ctx.log);
         if (req.switchTo) {
@@ -109,7 +123,12 @@ export function updateJob(cfg: Config, known: BranchState, probe: Vcs, req: Upda
           if (note) ctx.say(note);
         }
         vcsChanged = true;
-        if (!req.force && !req.switchTo && site?.built?.revision === revision && site.built.ref === ref()) {
+        if (
+          !req.force &&
+          !req.switchTo &&
+          site?.built?.revision === revision &&
+          site.built.ref === ref()
+        ) {
           skipped = true;
           return { skipRest: `already built at ${revision}` };
         }
@@ -122,7 +141,8 @@ export function updateJob(cfg: Config, known: BranchState, probe: Vcs, req: Upda
     const step = deploymentStep(cfg, key, branch, env);
     if (step) steps.push(step);
   }
-  const restart = deploymentStep(cfg, 'restart', branch, env) ?? deploymentStep(cfg, 'start', branch, env);
+  const restart =
+    deploymentStep(cfg, 'restart', branch, env) ?? deploymentStep(cfg, 'start', branch, env);
   if (restart) steps.push(restart);
 
   return {
@@ -144,7 +164,9 @@ export function updateJob(cfg: Config, known: BranchState, probe: Vcs, req: Upda
             revision,
             durationMs: result.durationMs,
             ...(result.error ? { error: result.error.message } : {}),
-            ...(note || result.skipped ? { note: [note, result.skipped].filter(Boolean).join('; ') } : {}),
+            ...(note || result.skipped
+              ? { note: [note, result.skipped].filter(Boolean).join('; ') }
+              : {}),
           };
         });
         await clearPending(root, branch);

@@ -42,7 +42,8 @@ export function finishJobs(out: Output, results: JobResult[], what: string): voi
   if (results.length === 1 && failed[0]?.error) throw failed[0].error;
   for (const r of results) {
     const took = `${(r.durationMs / 1000).toFixed(1)} s`;
-    if (r.ok) out.line(`${out.c.green('ok')}      ${r.name}${r.skipped ? `: ${r.skipped}` : ''} (${took})`);
+    if (r.ok)
+      out.line(`${out.c.green('ok')}      ${r.name}${r.skipped ? `: ${r.skipped}` : ''} (${took})`);
     else out.line(`${out.c.red('failed')}  ${r.name}: ${r.error?.message} (${took})`);
   }
   if (failed.length === 0) return;

@@ -31,15 +31,23 @@ export interface DemoResult {
 export async function demo(opts: DemoOptions): Promise<DemoResult> {
   const out = outputFor(opts);
   const vcs = opts.vcs ?? 'git';
-  const dir = opts.dir ? resolve(opts.cwd ?? process.cwd(), opts.dir) : await mkdtemp(join(tmpdir(), 'karlstage-demo-'));
+  const dir = opts.dir
+    ? resolve(opts.cwd ?? process.cwd(), opts.dir)
+    : await mkdtemp(join(tmpdir(), 'karlstage-demo-'));
   if (existsSync(dir) && (await readdir(dir)).length > 0)
     throw new UsageError(`${dir} is not empty: give an empty or new folder for the demo`);
-  if (opts.dryRun) throw new UsageError('demo builds a throwaway server; --dry-run has nothing to show (try it on create)');
+  if (opts.dryRun)
+    throw new UsageError(
+      'demo builds a throwaway server; --dry-run has nothing to show (try it on create)',
+    );
   const quiet = { quiet: true, color: opts.color };
 
   out.line(out.c.bold(`karlstage demo in ${dir}`));
   out.progress(`making a sample ${vcs} repository and a deployment skeleton`);
-  const repo = vcs === 'git' ? await makeGitSample(join(dir, 'repos')) : await makeSvnSample(join(dir, 'repos'));
+  const repo =
+    vcs === 'git'
+      ? await makeGitSample(join(dir, 'repos'))
+      : await makeSvnSample(join(dir, 'repos'));
   const skeleton = await makeSkeleton(join(dir, 'skeleton'));
   const root = join(dir, 'staging');
   const basePort = opts.basePort ?? (await freeBasePort(2));
@@ -83,13 +91,17 @@ export async function demo(opts: DemoOptions): Promise<DemoResult> {
   for (const s of sites) out.line(`  ${s.url}  ${s.answer}`);
   out.line();
   // Say how to run karlstage the way this run was started (a clone has no global install).
-  const launcher = process.argv[1]?.endsWith('karlstage.js') ? `node ${process.argv[1]}` : 'karlstage';
+  const launcher = process.argv[1]?.endsWith('karlstage.js')
+    ? `node ${process.argv[1]}`
+    : 'karlstage';
   out.line(out.c.bold('Look around:'));
   out.line(`  cd ${root}`);
   out.line(`  ${launcher} status`);
   out.line(`  curl ${sites[0]?.url ?? ''}`);
   out.line(`  ${launcher} switch branch2 ${repo.defaultRef}      # then curl branch2 again`);
   out.line(`  ${launcher} update --all --dry-run`);
-  out.line(`  ${launcher} destroy branch1 --yes; ${launcher} destroy branch2 --yes   # stops the apps`);
+  out.line(
+    `  ${launcher} destroy branch1 --yes; ${launcher} destroy branch2 --yes   # stops the apps`,
+  );
   return result;
 }

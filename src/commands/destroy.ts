@@ -18,11 +18,17 @@ export async function destroy(opts: DestroyOptions) {
   if (!(await readState(cfg.root)).branches[opts.branch])
     throw new UsageError(`there is no branch site "${opts.branch}": "karlstage status" lists them`);
   if (!opts.yes && !g.dryRun)
-    throw new UsageError(`destroy removes ${opts.branch}'s folder and its data: pass --yes to confirm`);
+    throw new UsageError(
+      `destroy removes ${opts.branch}'s folder and its data: pass --yes to confirm`,
+    );
   const work = async () => {
     const site = (await readState(cfg.root)).branches[opts.branch];
     if (!site) throw new UsageError(`there is no branch site "${opts.branch}"`);
-    const results = await executePlan(planDestroy(cfg, site), { out, root: cfg.root, dryRun: g.dryRun });
+    const results = await executePlan(planDestroy(cfg, site), {
+      out,
+      root: cfg.root,
+      dryRun: g.dryRun,
+    });
     if (g.dryRun) return results;
     out.result({ ok: results.every((r) => r.ok), jobs: jobsAsJson(results) });
     finishJobs(out, results, 'destroy');
@@ -30,5 +36,10 @@ export async function destroy(opts: DestroyOptions) {
     return results;
   };
   if (g.dryRun) return work();
-  return withLocks(cfg.root, ['layout', branchLock(opts.branch)], { command: `destroy ${opts.branch}`, waitSeconds: g.wait }, work);
+  return withLocks(
+    cfg.root,
+    ['layout', branchLock(opts.branch)],
+    { command: `destroy ${opts.branch}`, waitSeconds: g.wait },
+    work,
+  );
 }

@@ -32,7 +32,9 @@ export async function init(opts: InitOptions) {
     base_port: opts.basePort ?? 6500,
     database: opts.database ?? 'host=localhost user=karl',
     vcs,
-    url: opts.url ?? (vcs === 'git' ? 'https://git.example.org/karl.git' : 'svn+ssh://svn.example.org/karl'),
+    url:
+      opts.url ??
+      (vcs === 'git' ? 'https://git.example.org/karl.git' : 'svn+ssh://svn.example.org/karl'),
     default_ref: opts.defaultRef ?? (vcs === 'git' ? 'main' : 'trunk'),
     skeleton: opts.skeleton ?? 'git+https://git.example.org/karl-buildout.git',
   });

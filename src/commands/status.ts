@@ -58,7 +58,9 @@ export async function status(opts: GlobalOptions): Promise<StatusResult> {
       lastUpdate: b.lastUpdate,
       customers,
       ...(customersProblem ? { customersProblem } : {}),
-      mail: cfg.customers.filter((c) => c.mailBranch === b.name && customers.includes(c.name)).map((c) => c.name),
+      mail: cfg.customers
+        .filter((c) => c.mailBranch === b.name && customers.includes(c.name))
+        .map((c) => c.name),
       url: `https://${cfg.staging.host}/${b.name}/`,
     });
   }
@@ -79,7 +81,10 @@ export async function status(opts: GlobalOptions): Promise<StatusResult> {
     const lastText = last
       ? `${formatWhen(last.at)} ${last.result === 'ok' ? out.c.green('ok') : out.c.red('failed')}${last.result === 'failed' && last.error ? `: ${last.error}` : ''}`
       : '-';
-    const built = b.built && b.built.revision !== b.revision ? ` (built ${shortRevision(b.built.revision, b.vcs)})` : '';
+    const built =
+      b.built && b.built.revision !== b.revision
+        ? ` (built ${shortRevision(b.built.revision, b.vcs)})`
+        : '';
     return [
       b.name,
       b.ref,
@@ -95,10 +100,16 @@ export async function status(opts: GlobalOptions): Promise<StatusResult> {
   const visible = (s: string) => s.replace(/\x1b\[[0-9;]*m/g, '').length;
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => visible(r[i] ?? ''))));
   const fmt = (cells: string[]) =>
-    cells.map((c, i) => (i === cells.length - 1 ? c : c + ' '.repeat((widths[i] ?? 0) - visible(c)))).join('  ');
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c + ' '.repeat((widths[i] ?? 0) - visible(c))))
+      .join('  ');
   out.line(out.c.bold(fmt(header)));
   for (const r of rows) out.line(fmt(r));
   for (const i of interrupted)
-    out.line(out.c.yellow(`${i.branch}: a create was interrupted (${formatWhen(i.started)}); run "karlstage create ${i.branch}" again to finish it`));
+    out.line(
+      out.c.yellow(
+        `${i.branch}: a create was interrupted (${formatWhen(i.started)}); run "karlstage create ${i.branch}" again to finish it`,
+      ),
+    );
   return result;
 }

@@ -21,12 +21,24 @@ export async function switchBranch(opts: SwitchOptions) {
   await vcs.checkRef(opts.ref);
   const sourceDir = `${layout.branch(cfg.root, opts.branch)}/${cfg.source.path}`;
   if (!opts.force && (await vcs.isDirty(sourceDir)))
-    throw new UsageError(`${sourceDir} has local changes: commit or revert them, or pass --force to discard them`);
+    throw new UsageError(
+      `${sourceDir} has local changes: commit or revert them, or pass --force to discard them`,
+    );
   const command = `switch ${opts.branch} ${opts.ref}`;
-  const plan = { command, jobs: [updateJob(cfg, site, vcs, { switchTo: opts.ref, force: true, waitSeconds: g.wait, command })] };
+  const plan = {
+    command,
+    jobs: [
+      updateJob(cfg, site, vcs, { switchTo: opts.ref, force: true, waitSeconds: g.wait, command }),
+    ],
+  };
   const results = await executePlan(plan, { out, root: cfg.root, dryRun: g.dryRun });
   if (g.dryRun) return results;
-  out.result({ ok: results.every((r) => r.ok), from: site.ref, to: opts.ref, jobs: jobsAsJson(results) });
+  out.result({
+    ok: results.every((r) => r.ok),
+    from: site.ref,
+    to: opts.ref,
+    jobs: jobsAsJson(results),
+  });
   finishJobs(out, results, 'switch');
   out.line(`switched ${opts.branch} from ${site.ref} to ${opts.ref}`);
   return results;

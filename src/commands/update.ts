@@ -20,7 +20,8 @@ export async function update(opts: UpdateOptions) {
   if (opts.all) {
     if (names.length) throw new UsageError('give branch names or --all, not both');
     names = Object.keys(state.branches).sort();
-    if (names.length === 0) throw new UsageError('there are no branch sites yet: "karlstage create BRANCH" makes one');
+    if (names.length === 0)
+      throw new UsageError('there are no branch sites yet: "karlstage create BRANCH" makes one');
   } else if (names.length === 0) {
     throw new UsageError('name the branch sites to update, or pass --all');
   }
@@ -34,7 +35,9 @@ export async function update(opts: UpdateOptions) {
   const plan = {
     command,
     concurrency: opts.jobs ?? cfg.staging.jobs,
-    jobs: sites.map((site) => updateJob(cfg, site, probe, { force: opts.force, waitSeconds: g.wait, command })),
+    jobs: sites.map((site) =>
+      updateJob(cfg, site, probe, { force: opts.force, waitSeconds: g.wait, command }),
+    ),
   };
   const results = await executePlan(plan, { out, root: cfg.root, dryRun: g.dryRun });
   if (g.dryRun) return results;

@@ -116,7 +116,14 @@ export function parseConfig(text: string, file: string): Config {
     const v = str(s, sec, key, '');
     return v === '' ? undefined : v;
   };
-  const int = (s: Section, sec: string, key: string, fallback: number, min: number, max: number) => {
+  const int = (
+    s: Section,
+    sec: string,
+    key: string,
+    fallback: number,
+    min: number,
+    max: number,
+  ) => {
     const v = str(s, sec, key, String(fallback));
     const n = Number(v);
     if (!/^\d+$/.test(v) || n < min || n > max) {
@@ -133,7 +140,9 @@ export function parseConfig(text: string, file: string): Config {
 
   const host = str(st, 'staging', 'host');
   if (host && !/^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/i.test(host))
-    problems.push(`${at('staging', 'host')} = ${host}: expected a host name such as karltest.example.com`);
+    problems.push(
+      `${at('staging', 'host')} = ${host}: expected a host name such as karltest.example.com`,
+    );
   const database = str(st, 'staging', 'database');
   if (database) {
     try {
@@ -145,10 +154,13 @@ export function parseConfig(text: string, file: string): Config {
   }
 
   const vcs = str(so, 'source', 'vcs', 'git');
-  if (vcs !== 'git' && vcs !== 'svn') problems.push(`${at('source', 'vcs')} = ${vcs}: expected git or svn`);
+  if (vcs !== 'git' && vcs !== 'svn')
+    problems.push(`${at('source', 'vcs')} = ${vcs}: expected git or svn`);
   const srcPath = str(so, 'source', 'path', 'src/karl');
   if (isAbsolute(srcPath) || srcPath.split(/[\\/]/).some((p) => p === '..' || p === ''))
-    problems.push(`${at('source', 'path')} = ${srcPath}: expected a relative path inside the branch site`);
+    problems.push(
+      `${at('source', 'path')} = ${srcPath}: expected a relative path inside the branch site`,
+    );
 
   const cfg: Config = {
     file,

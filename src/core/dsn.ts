@@ -35,7 +35,8 @@ function fromKeywords(s: string): Dsn {
     skipSpace();
     if (i >= s.length) break;
     const m = /^([A-Za-z_][A-Za-z0-9_]*)\s*=\s*/.exec(s.slice(i));
-    if (!m || !m[1]) throw new Error(`not a connection string: expected keyword=value at "${s.slice(i, i + 20)}"`);
+    if (!m || !m[1])
+      throw new Error(`not a connection string: expected keyword=value at "${s.slice(i, i + 20)}"`);
     i += m[0].length;
     let value = '';
     if (s[i] === "'") {

@@ -37,7 +37,13 @@ export class StepError extends KarlstageError {
     readonly logFile?: string,
   ) {
     const details = [`$ ${commandLine}`];
-    if (outputTail.trim()) details.push(...outputTail.trimEnd().split('\n').map((l) => `  ${l}`));
+    if (outputTail.trim())
+      details.push(
+        ...outputTail
+          .trimEnd()
+          .split('\n')
+          .map((l) => `  ${l}`),
+      );
     if (logFile) details.push(`full output: ${logFile}`);
     super(`${step} failed: ${reason}`, EXIT.failure, details);
   }

@@ -71,7 +71,13 @@ export async function acquireLock(root: string, name: string, opts: LockOptions)
   const dir = layout.locks(root);
   await mkdir(dir, { recursive: true });
   const file = join(dir, `${name}.lock`);
-  const owner: LockOwner = { pid: process.pid, host: hostname(), command: opts.command, since: new Date().toISOString(), token: randomUUID() };
+  const owner: LockOwner = {
+    pid: process.pid,
+    host: hostname(),
+    command: opts.command,
+    since: new Date().toISOString(),
+    token: randomUUID(),
+  };
   const draft = join(dir, `.${name}.${owner.token}`);
   await writeFile(draft, JSON.stringify(owner));
   const deadline = Date.now() + (opts.waitSeconds ?? 0) * 1000;
@@ -93,7 +99,9 @@ export async function acquireLock(root: string, name: string, opts: LockOptions)
       }
       if (Date.now() >= deadline) {
         const waited = opts.waitSeconds ? ` after waiting ${opts.waitSeconds} s` : '';
-        throw new LockedError(`${describe(name, holder)}${waited}; try again later or pass --wait SECONDS`);
+        throw new LockedError(
+          `${describe(name, holder)}${waited}; try again later or pass --wait SECONDS`,
+        );
       }
       await new Promise((r) => setTimeout(r, 200));
     }
@@ -111,7 +119,8 @@ export async function withLocks<T>(
 ): Promise<T> {
   const releases: Release[] = [];
   try {
-    for (const name of [...new Set(names)].sort()) releases.push(await acquireLock(root, name, opts));
+    for (const name of [...new Set(names)].sort())
+      releases.push(await acquireLock(root, name, opts));
     return await fn();
   } finally {
     for (const release of releases.reverse()) await release();

@@ -14,7 +14,8 @@ export function nameProblem(name: string): string | undefined {
 
 export function checkName(kind: 'branch' | 'customer', name: string): string {
   const problem = nameProblem(name);
-  if (problem) throw new UsageError(`${kind} name ${JSON.stringify(name)} is not allowed: ${problem}`);
+  if (problem)
+    throw new UsageError(`${kind} name ${JSON.stringify(name)} is not allowed: ${problem}`);
   return name;
 }
 

@@ -100,7 +100,9 @@ async function runJob(job: Job, log: string, say: (t: string) => void): Promise<
     }
     result = { name: job.name, ok: true, skipped, durationMs: Date.now() - started };
   } catch (e) {
-    const error = isKarlstageError(e) ? e : new KarlstageError(messageOf(e), 1, [String((e as Error)?.stack ?? '')]);
+    const error = isKarlstageError(e)
+      ? e
+      : new KarlstageError(messageOf(e), 1, [String((e as Error)?.stack ?? '')]);
     await logLine(log, `!! ${job.name}: ${error.message}\n${error.details.join('\n')}`);
     for (const fn of undo.reverse()) {
       await fn().catch((u) => logLine(log, `!! undo failed: ${messageOf(u)}`));

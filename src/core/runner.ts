@@ -42,10 +42,17 @@ export async function logLine(log: string | undefined, text: string): Promise<vo
   if (log) await appendFile(log, redact(text) + '\n').catch(() => undefined);
 }
 
-export async function run(cmd: string, args: readonly string[], opts: RunOptions): Promise<RunResult> {
+export async function run(
+  cmd: string,
+  args: readonly string[],
+  opts: RunOptions,
+): Promise<RunResult> {
   const { execa } = await import('execa');
   const line = commandLine(cmd, args);
-  await logLine(opts.log, `\n### ${new Date().toISOString()} ${opts.step}${opts.cwd ? ` (in ${opts.cwd})` : ''}\n$ ${line}`);
+  await logLine(
+    opts.log,
+    `\n### ${new Date().toISOString()} ${opts.step}${opts.cwd ? ` (in ${opts.cwd})` : ''}\n$ ${line}`,
+  );
   const result = await execa(cmd, [...args], {
     cwd: opts.cwd,
     env: opts.env,
@@ -76,7 +83,9 @@ export async function run(cmd: string, args: readonly string[], opts: RunOptions
 /** A configured step such as `bin/buildout -N`, split into an argument array without a shell. */
 export function splitCommand(text: string, key: string): string[] {
   if (/[;&|<>`$]/.test(text))
-    throw new UsageError(`${key} = ${text}: shell syntax is not run; put it in a script and name the script`);
+    throw new UsageError(
+      `${key} = ${text}: shell syntax is not run; put it in a script and name the script`,
+    );
   const argv = parseArgsStringToArgv(text);
   if (argv.length === 0) throw new UsageError(`${key} is empty`);
   return argv;

@@ -46,7 +46,8 @@ export async function readState(root: string): Promise<State> {
   }
   try {
     const state = JSON.parse(text) as State;
-    if (state.version !== 1 || typeof state.branches !== 'object') throw new Error('unknown version');
+    if (state.version !== 1 || typeof state.branches !== 'object')
+      throw new Error('unknown version');
     return state;
   } catch (e) {
     throw new KarlstageError(

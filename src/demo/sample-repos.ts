@@ -25,7 +25,8 @@ async function writeFiles(dir: string, files: Record<string, string>): Promise<v
 
 export async function makeSkeleton(dir: string): Promise<string> {
   await writeFiles(dir, SKELETON);
-  for (const path of Object.keys(SKELETON)) if (path.startsWith('bin/')) await chmod(join(dir, path), 0o755);
+  for (const path of Object.keys(SKELETON))
+    if (path.startsWith('bin/')) await chmod(join(dir, path), 0o755);
   return dir;
 }
 
@@ -65,7 +66,11 @@ export async function makeGitSample(dir: string): Promise<SampleRepo> {
     return (await g.raw(['rev-parse', 'HEAD'])).trim();
   };
 
-  await commit('main', { 'server.mjs': serverSource('1.0'), 'README.txt': 'Sample KARL stand-in.\n' }, 'Sample app 1.0');
+  await commit(
+    'main',
+    { 'server.mjs': serverSource('1.0'), 'README.txt': 'Sample KARL stand-in.\n' },
+    'Sample app 1.0',
+  );
   await g.raw(['tag', 'v1.0']);
   await g.raw(['push', '-q', 'origin', 'v1.0']);
   await commit('feature-x', { 'server.mjs': serverSource('1.1-feature-x') }, 'Feature X');
@@ -80,8 +85,18 @@ export async function makeSvnSample(dir: string): Promise<SampleRepo> {
   await mkdir(dir, { recursive: true });
   await run('svnadmin', ['create', repo], { step: 'svnadmin create' });
   const url = pathToFileURL(repo).href;
-  const svn = (args: string[]) => run('svn', ['--non-interactive', ...args], { step: 'svn', env: { LC_ALL: 'C' } });
-  await svn(['mkdir', '-q', '--parents', '-m', 'Layout', `${url}/trunk`, `${url}/branches`, `${url}/tags`]);
+  const svn = (args: string[]) =>
+    run('svn', ['--non-interactive', ...args], { step: 'svn', env: { LC_ALL: 'C' } });
+  await svn([
+    'mkdir',
+    '-q',
+    '--parents',
+    '-m',
+    'Layout',
+    `${url}/trunk`,
+    `${url}/branches`,
+    `${url}/tags`,
+  ]);
 
   const commit = async (ref: string, files: Record<string, string | null>, message: string) => {
     const wc = join(work, ref.replace(/\//g, '_'));
@@ -98,7 +113,11 @@ export async function makeSvnSample(dir: string): Promise<SampleRepo> {
     return /Committed revision (\d+)/.exec(stdout)?.[1] ?? '';
   };
 
-  await commit('trunk', { 'server.mjs': serverSource('1.0'), 'README.txt': 'Sample KARL stand-in.\n' }, 'Sample app 1.0');
+  await commit(
+    'trunk',
+    { 'server.mjs': serverSource('1.0'), 'README.txt': 'Sample KARL stand-in.\n' },
+    'Sample app 1.0',
+  );
   await svn(['copy', '-q', '-m', 'Tag 1.0', `${url}/trunk`, `${url}/tags/v1.0`]);
   await svn(['copy', '-q', '-m', 'Branch feature-x', `${url}/trunk`, `${url}/branches/feature-x`]);
   await commit('branches/feature-x', { 'server.mjs': serverSource('1.1-feature-x') }, 'Feature X');

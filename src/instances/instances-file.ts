@@ -40,8 +40,7 @@ export function parseInstances(text: string, file: string): Instance[] {
     for (const [k, v] of Object.entries(value)) values[k] = String(v);
     instances.push({ name, values });
   }
-  if (problems.length)
-    throw new UsageError(`${file} is malformed: fix it and run again`, problems);
+  if (problems.length) throw new UsageError(`${file} is malformed: fix it and run again`, problems);
   return instances;
 }
 
@@ -51,14 +50,20 @@ export async function readInstances(file: string): Promise<Instance[]> {
     text = await readFile(file, 'utf8');
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT')
-      throw new UsageError(`${file} is missing: restore it, or destroy and re-create this branch site`);
+      throw new UsageError(
+        `${file} is missing: restore it, or destroy and re-create this branch site`,
+      );
     throw e;
   }
   return parseInstances(text, file);
 }
 
 /** Set keys of one instance, keeping everything else; adds the section when it is missing. */
-export function setInstanceKeys(text: string, name: string, values: Record<string, string>): string {
+export function setInstanceKeys(
+  text: string,
+  name: string,
+  values: Record<string, string>,
+): string {
   const lines = text.split('\n');
   const header = `${PREFIX}${name}`;
   const start = lines.findIndex((l) => SECTION.exec(l)?.[1]?.trim() === header);

@@ -5,8 +5,18 @@ import { BIN } from './staging.js';
 import { onCleanup } from './tmp.js';
 
 /** Start the built binary in the background, in its own process group (so a kill takes its children too). */
-export function startCli(cwd: string, args: string[], env: Record<string, string> = {}): ResultPromise {
-  const child = execa('node', [BIN, ...args], { cwd, env: { NO_COLOR: '1', ...env }, reject: false, detached: true, stdin: 'ignore' });
+export function startCli(
+  cwd: string,
+  args: string[],
+  env: Record<string, string> = {},
+): ResultPromise {
+  const child = execa('node', [BIN, ...args], {
+    cwd,
+    env: { NO_COLOR: '1', ...env },
+    reject: false,
+    detached: true,
+    stdin: 'ignore',
+  });
   onCleanup(async () => {
     killGroup(child.pid);
     await child;
@@ -23,7 +33,11 @@ export function killGroup(pid: number | undefined): void {
   }
 }
 
-export async function waitFor(what: string, check: () => boolean | Promise<boolean>, ms = 30_000): Promise<void> {
+export async function waitFor(
+  what: string,
+  check: () => boolean | Promise<boolean>,
+  ms = 30_000,
+): Promise<void> {
   const deadline = Date.now() + ms;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);

@@ -37,9 +37,24 @@ function waitForPort(port: number, ms: number): Promise<void> {
 }
 
 /** The svn repository served by a real svnserve on 127.0.0.1; stop() ends it (for outage tests). */
-export async function svnServe(repo: SampleRepo & { dir: string }): Promise<{ url: string; port: number; stop(): Promise<void> }> {
+export async function svnServe(
+  repo: SampleRepo & { dir: string },
+): Promise<{ url: string; port: number; stop(): Promise<void> }> {
   const port = (await freeBasePort(1)) + 1;
-  const child = spawn('svnserve', ['--daemon', '--foreground', '--root', repo.dir, '--listen-host', '127.0.0.1', '--listen-port', String(port)], { stdio: 'ignore' });
+  const child = spawn(
+    'svnserve',
+    [
+      '--daemon',
+      '--foreground',
+      '--root',
+      repo.dir,
+      '--listen-host',
+      '127.0.0.1',
+      '--listen-port',
+      String(port),
+    ],
+    { stdio: 'ignore' },
+  );
   const stop = async () => {
     if (child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise((r) => child.once('exit', r));

@@ -16,7 +16,10 @@ export interface Staging {
   /** Options for calling command functions directly (quiet, this config). */
   g: GlobalOptions;
   /** Run the built binary in the staging root. */
-  cli(args: string[], env?: Record<string, string>): Promise<{ exitCode: number; stdout: string; stderr: string }>;
+  cli(
+    args: string[],
+    env?: Record<string, string>,
+  ): Promise<{ exitCode: number; stdout: string; stderr: string }>;
   /** Lists every file under the root (to prove "nothing changed"). */
   snapshot(): Promise<string>;
 }
@@ -49,23 +52,47 @@ export async function stagingServer(repo: SampleRepo, opts: StagingOptions = {})
   });
   let text = await readFile(file, 'utf8');
   const source = { timeout: '20', retries: '1', ...opts.source };
-  for (const [k, v] of Object.entries(source)) text = text.replace(new RegExp(`^${k} = .*$`, 'm'), `${k} = ${v}`);
+  for (const [k, v] of Object.entries(source))
+    text = text.replace(new RegExp(`^${k} = .*$`, 'm'), `${k} = ${v}`);
   await writeFile(file, text);
-  for (const c of opts.customers ?? ['another']) await appendFile(file, `\n[customer:${c}]\nmail_branch = branch2\n`);
+  for (const c of opts.customers ?? ['another'])
+    await appendFile(file, `\n[customer:${c}]\nmail_branch = branch2\n`);
 
   const cli: Staging['cli'] = async (args, env = {}) => {
-    const r = await execa('node', [BIN, ...args], { cwd: root, env: { NO_COLOR: '1', ...env }, reject: false, stdin: 'ignore' });
+    const r = await execa('node', [BIN, ...args], {
+      cwd: root,
+      env: { NO_COLOR: '1', ...env },
+      reject: false,
+      stdin: 'ignore',
+    });
     return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
   };
   onCleanup(async () => {
     const state = await readState(root).catch(() => undefined);
     for (const b of Object.keys(state?.branches ?? {})) {
-      await execa(join(root, b, 'bin', 'supervisorctl'), ['shutdown'], { cwd: join(root, b), reject: false });
+      await execa(join(root, b, 'bin', 'supervisorctl'), ['shutdown'], {
+        cwd: join(root, b),
+        reject: false,
+      });
     }
   });
   const snapshot = async () => {
     // Logs and lock folders come and go with every run; they are not the site's content.
-    const r = await execa('find', [root, '-not', '-path', '*/.karlstage/logs*', '-not', '-path', '*/.karlstage/locks*', '-printf', '%P %s %T@\n'], { reject: false });
+    const r = await execa(
+      'find',
+      [
+        root,
+        '-not',
+        '-path',
+        '*/.karlstage/logs*',
+        '-not',
+        '-path',
+        '*/.karlstage/locks*',
+        '-printf',
+        '%P %s %T@\n',
+      ],
+      { reject: false },
+    );
     return String(r.stdout).split('\n').sort().join('\n');
   };
   return { root, config: file, g: { quiet: true, config: file }, cli, snapshot };

@@ -9,10 +9,22 @@ import { tempDir } from '../helpers/tmp.js';
 describe('configuration', () => {
   it('init writes a commented file that loads, with the flags filled in', async () => {
     const dir = await tempDir();
-    const { file } = await init({ quiet: true, dir, host: 'karltest.hoster.com', vcs: 'git', url: 'https://git.example.org/karl.git', skeleton: './skel' });
+    const { file } = await init({
+      quiet: true,
+      dir,
+      host: 'karltest.hoster.com',
+      vcs: 'git',
+      url: 'https://git.example.org/karl.git',
+      skeleton: './skel',
+    });
     const cfg = loadConfig(file);
     expect(cfg.staging.host).toBe('karltest.hoster.com');
-    expect(cfg.source).toMatchObject({ vcs: 'git', url: 'https://git.example.org/karl.git', default: 'main', path: 'src/karl' });
+    expect(cfg.source).toMatchObject({
+      vcs: 'git',
+      url: 'https://git.example.org/karl.git',
+      default: 'main',
+      path: 'src/karl',
+    });
     expect(cfg.deployment.skeleton).toBe(join(dir, 'skel'));
     expect(cfg.customers.map((c) => c.name)).toEqual(['osf']);
     await expect(init({ quiet: true, dir })).rejects.toThrow(/exists already/);
@@ -81,7 +93,9 @@ mail_branch = ../x
       loadConfig(undefined, dir);
       expect.unreachable();
     } catch (e) {
-      expect((e as UsageError).details).toContain(`${join(dir, 'karlstage.ini')}: section [staging] is missing`);
+      expect((e as UsageError).details).toContain(
+        `${join(dir, 'karlstage.ini')}: section [staging] is missing`,
+      );
     }
   });
 });

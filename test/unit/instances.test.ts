@@ -23,7 +23,10 @@ describe('instances.ini', () => {
   });
 
   it('changes only the keys it must, keeping every other line and comment', () => {
-    const out = setInstanceKeys(FILE, 'osf', { dsn: 'dbname=new', mail_white_list: '/x/allow.txt' });
+    const out = setInstanceKeys(FILE, 'osf', {
+      dsn: 'dbname=new',
+      mail_white_list: '/x/allow.txt',
+    });
     const expected = FILE.replace('dsn = dbname=ks_b_osf host=db', 'dsn = dbname=new').replace(
       'custom_key = kept\n',
       'custom_key = kept\nmail_white_list = /x/allow.txt\n',
@@ -38,7 +41,9 @@ describe('instances.ini', () => {
   });
 
   it('reports malformed lines and bad customer names with file and line', () => {
-    expect(() => parseInstances('[instance:osf]\nthis is not ini\n', 'f.ini')).toThrow(/f.ini is malformed/);
+    expect(() => parseInstances('[instance:osf]\nthis is not ini\n', 'f.ini')).toThrow(
+      /f.ini is malformed/,
+    );
     try {
       parseInstances('[instance:Bad Name]\ndsn = x\n[instance:osf]\ngarbage line\n', 'f.ini');
     } catch (e) {

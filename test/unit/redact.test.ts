@@ -5,7 +5,9 @@ import { formatDsn, parseDsn } from '../../src/core/dsn.js';
 describe('redact', () => {
   it('masks passwords in URLs and libpq keyword strings', () => {
     expect(redact('postgres://karl:hunter2@db/karl')).toBe('postgres://karl:***@db/karl');
-    expect(redact('svn+ssh://bob:pw@svn.example.org/karl')).toBe('svn+ssh://bob:***@svn.example.org/karl');
+    expect(redact('svn+ssh://bob:pw@svn.example.org/karl')).toBe(
+      'svn+ssh://bob:***@svn.example.org/karl',
+    );
     expect(redact("host=db password='a b c' user=karl")).toBe('host=db password=*** user=karl');
     expect(redact('host=db password=abc user=karl')).toBe('host=db password=*** user=karl');
     expect(redact('PGPASSWORD=xyz psql')).toBe('PGPASSWORD=*** psql');
@@ -19,8 +21,19 @@ describe('redact', () => {
 
 describe('connection strings', () => {
   it('reads keyword and URL forms to the same keywords', () => {
-    expect(parseDsn("host=karl05 user=karl password='it\\'s' dbname=x")).toEqual({ host: 'karl05', user: 'karl', password: "it's", dbname: 'x' });
-    expect(parseDsn('postgres://karl:pw@karl05:5433/karl_osf')).toMatchObject({ host: 'karl05', port: '5433', user: 'karl', password: 'pw', dbname: 'karl_osf' });
+    expect(parseDsn("host=karl05 user=karl password='it\\'s' dbname=x")).toEqual({
+      host: 'karl05',
+      user: 'karl',
+      password: "it's",
+      dbname: 'x',
+    });
+    expect(parseDsn('postgres://karl:pw@karl05:5433/karl_osf')).toMatchObject({
+      host: 'karl05',
+      port: '5433',
+      user: 'karl',
+      password: 'pw',
+      dbname: 'karl_osf',
+    });
   });
 
   it('quotes values that need it when writing', () => {

@@ -1,0 +1,143 @@
+import { execa } from 'execa';
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { gitRepo, svnRepo, svnServe } from './helpers/repos.js';
+import { BIN, stagingServer } from './helpers/staging.js';
+import { onCleanup, tempDir } from './helpers/tmp.js';
+
+async function karlstage(args: string[], cwd: string, env: Record<string, string> = {}) {
+  const r = await execa('node', [BIN, ...args], {
+    cwd,
+    env: { NO_COLOR: '1', ...env },
+    reject: false,
+    stdin: 'ignore',
+  });
+  return { exitCode: r.exitCode, stdout: String(r.stdout), stderr: String(r.stderr) };
+}
+
+describe('the built binary, end to end', () => {
+  it('--help, --version, and bad usage (exit 2)', async () => {
+    const dir = await tempDir();
+    const help = await karlstage(['--help'], dir);
+    expect(help.exitCode).toBe(0);
+    for (const c of ['init', 'create', 'switch', 'update', 'status', 'destroy', 'doctor', 'demo'])
+      expect(help.stdout).toContain(`  ${c} `);
+    expect(help.stdout).toContain(
+      'Exit status: 0 success, 1 failure, 2 bad usage or configuration, 75 locked by another run.',
+    );
+    expect((await karlstage(['--version'], dir)).stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+    const bad = await karlstage(['frobnicate'], dir);
+    expect(bad.exitCode).toBe(2);
+    expect(bad.stderr).toContain("unknown command 'frobnicate'");
+    const noConfig = await karlstage(['status'], dir);
+    expect(noConfig.exitCode).toBe(2);
+    expect(noConfig.stderr.trim()).toBe(
+      'error: no karlstage.ini here or in any parent folder: run "karlstage init" or pass --config FILE',
+    );
+  });
+
+  it('init, doctor, create, status, update, switch, destroy on svn served by svnserve', async () => {
+    const repo = await svnRepo();
+    const served = await svnServe(repo);
+    const st = await stagingServer(repo, { url: served.url });
+    const doctor = await st.cli(['doctor']);
+    expect(doctor.exitCode, doctor.stdout + doctor.stderr).toBe(0);
+    expect(doctor.stdout).toMatch(/^ok\s+svn\s+1\.\d+/m);
+    expect(doctor.stdout).toMatch(/^ok\s+source\s+.*\/trunk exists/m);
+    expect(doctor.stdout).toMatch(/^ok\s+disk\s+[\d.]+ GB free/m);
+
+    expect((await st.cli(['create', 'branch1'])).exitCode).toBe(0);
+    const created = await st.cli([
+      'create',
+      'branch2',
+      '--ref',
+      'branches/feature-x',
+      '--customers',
+      'osf',
+      '--json',
+    ]);
+    expect(created.exitCode, created.stderr).toBe(0);
+    expect(JSON.parse(created.stdout)).toMatchObject({
+      ok: true,
+      site: { name: 'branch2', ref: 'branches/feature-x', slot: 2 },
+    });
+
+    const status = await st.cli(['status', '--json']);
+    const parsed = JSON.parse(status.stdout);
+    expect(
+      parsed.branches.map((b: { name: string; customers: string[] }) => [b.name, b.customers]),
+    ).toEqual([
+      ['branch1', ['osf', 'another']],
+      ['branch2', ['osf']],
+    ]);
+    const table = await st.cli(['status']);
+    expect(table.stdout.split('\n')[0]).toMatch(
+      /^BRANCH\s+REF\s+REVISION\s+LAST UPDATE\s+PORT\s+CUSTOMERS\s+MAIL$/,
+    );
+    expect(table.stdout).toMatch(/^branch2\s+branches\/feature-x\s+r\d+/m);
+    expect(table.stdout).not.toContain('\u001b['); // no colour when not on a terminal
+
+    const upd = await st.cli(['update', '--all']);
+    expect(upd.exitCode, upd.stderr).toBe(0);
+    // Cron and CI get plain timestamped lines.
+    expect(upd.stdout).toMatch(/\[\d\d:\d\d:\d\d\] branch1/);
+    expect(upd.stdout).toMatch(/ok\s+branch1: already built at \d+/);
+
+    const sw = await st.cli(['switch', 'branch2', 'trunk', '--quiet']);
+    expect(sw.exitCode, sw.stderr).toBe(0);
+    expect(sw.stdout).toBe('');
+
+    const des = await st.cli(['destroy', 'branch2', '--yes']);
+    expect(des.exitCode, des.stderr).toBe(0);
+    expect(existsSync(join(st.root, 'branch2'))).toBe(false);
+    expect(JSON.parse((await st.cli(['status', '--json'])).stdout).branches).toHaveLength(1);
+  });
+
+  it('never prints a password: not in status, plans, errors or logs', async () => {
+    const repo = await gitRepo();
+    const st = await stagingServer(repo);
+    const outputs = [
+      await st.cli(['create', 'branch1', '--dry-run', '--verbose']),
+      await st.cli(['create', 'branch1']),
+      await st.cli(['status', '--json']),
+      await st.cli(['doctor']),
+    ];
+    for (const o of outputs) expect(o.stdout + o.stderr).not.toContain('s3cret-pw');
+    const logs = await execa('grep', ['-r', 's3cret-pw', join(st.root, '.karlstage', 'logs')], {
+      reject: false,
+    });
+    expect(logs.exitCode).toBe(1);
+    // ...while the app's own instances.ini does carry the DSN it needs.
+    expect(await readFile(join(st.root, 'branch1', 'etc', 'instances.ini'), 'utf8')).toContain(
+      'password=s3cret-pw',
+    );
+  });
+
+  it('demo builds two branch sites of two customers that answer, and they can be destroyed', async () => {
+    const dir = await tempDir('ks-demo-');
+    const r = await karlstage(['demo', join(dir, 'demo'), '--json'], dir);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const result = JSON.parse(r.stdout) as {
+      root: string;
+      sites: { branch: string; customer: string; answer: string }[];
+    };
+    onCleanup(async () => {
+      for (const b of ['branch1', 'branch2']) await karlstage(['destroy', b, '--yes'], result.root);
+    });
+    expect(result.sites.map((s) => `${s.branch}/${s.customer}`)).toEqual([
+      'branch1/osf',
+      'branch1/another',
+      'branch2/osf',
+      'branch2/another',
+    ]);
+    expect(result.sites[0]!.answer).toMatch(
+      /^KARL demo: branch=branch1 revision=[0-9a-f]{40} customer=osf version=1.0/,
+    );
+    expect(result.sites[2]!.answer).toContain('version=1.1-feature-x');
+    const again = await karlstage(['demo', join(dir, 'demo')], dir);
+    expect(again.exitCode).toBe(2);
+    expect(again.stderr).toContain('is not empty');
+  });
+});
