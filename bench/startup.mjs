@@ -24,8 +24,17 @@ try {
   const repo = await makeGitSample(join(dir, 'repos'));
   const skeleton = await makeSkeleton(join(dir, 'skeleton'));
   const root = join(dir, 'staging');
-  const { file } = await init({ quiet: true, dir: root, vcs: 'git', url: repo.url, skeleton, defaultRef: 'main', basePort: await freeBasePort(4) });
-  for (const b of ['branch1', 'branch2', 'branch3', 'branch4']) await create({ quiet: true, config: file, branch: b });
+  const { file } = await init({
+    quiet: true,
+    dir: root,
+    vcs: 'git',
+    url: repo.url,
+    skeleton,
+    defaultRef: 'main',
+    basePort: await freeBasePort(4),
+  });
+  for (const b of ['branch1', 'branch2', 'branch3', 'branch4'])
+    await create({ quiet: true, config: file, branch: b });
   for (const b of ['branch1', 'branch2', 'branch3', 'branch4'])
     execFileSync(join(root, b, 'bin', 'supervisorctl'), ['shutdown'], { cwd: join(root, b) });
 
@@ -41,7 +50,8 @@ try {
     return performance.now() - t;
   };
   for (const args of Object.values(commands)) once(args); // warm the file cache
-  for (let i = 0; i < ROUNDS; i++) for (const [name, args] of Object.entries(commands)) times[name].push(once(args));
+  for (let i = 0; i < ROUNDS; i++)
+    for (const [name, args] of Object.entries(commands)) times[name].push(once(args));
 
   const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   const base = median(times['node -e 0']);
@@ -52,9 +62,15 @@ try {
     const m = median(times[name]);
     const ratio = m / base;
     const target = targets[name];
-    const verdict = target ? (ratio <= target ? `target <= ${target}x: met` : `target <= ${target}x: MISSED`) : 'baseline';
+    const verdict = target
+      ? ratio <= target
+        ? `target <= ${target}x: met`
+        : `target <= ${target}x: MISSED`
+      : 'baseline';
     if (target && ratio > target) ok = false;
-    console.log(`  ${name.padEnd(18)} ${m.toFixed(1).padStart(7)} ms  ${ratio.toFixed(2)}x  ${verdict}`);
+    console.log(
+      `  ${name.padEnd(18)} ${m.toFixed(1).padStart(7)} ms  ${ratio.toFixed(2)}x  ${verdict}`,
+    );
   }
   process.exitCode = ok ? 0 : 1;
 } finally {
