@@ -124,6 +124,29 @@ export function buildProgram(): Command {
     );
 
   program
+    .command('poll [branches...]')
+    .description(
+      'ask upstream which branch sites are behind (no fetch); --build updates exactly those',
+    )
+    .option('-b, --build', 'update the branch sites that are behind')
+    .option('-j, --jobs <n>', 'branch sites built at once (default: [staging] jobs)', positive)
+    .action(async (branches: string[], o: { build?: boolean; jobs?: number }, cmd: Command) => {
+      const { poll } = await import('./commands/poll.js');
+      await poll({ ...globals(cmd), branches, ...o });
+    });
+
+  program
+    .command('cron')
+    .description(
+      'print the crontab lines (poll --build, nightly sync); --install writes [cron] file',
+    )
+    .option('--install', 'write them to [cron] file (default /etc/cron.d/karlstage)')
+    .action(async (o: { install?: boolean }, cmd: Command) => {
+      const { cron } = await import('./commands/cron.js');
+      await cron({ ...globals(cmd), install: o.install });
+    });
+
+  program
     .command('status')
     .description('one line per branch site: ref, revision, last update, port, customers, mail')
     .action(async (_o, cmd: Command) => {

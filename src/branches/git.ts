@@ -54,33 +54,37 @@ export class GitVcs implements Vcs {
     return `${ref} of ${redact(this.opts.url)}`;
   }
 
-  private async lsRemote(ref: string): Promise<Map<string, string>> {
+  private async lsRemote(refs: string[]): Promise<Map<string, string>> {
+    const patterns = refs.flatMap((r) => [
+      `refs/heads/${r}`,
+      `refs/tags/${r}`,
+      `refs/tags/${r}^{}`,
+    ]);
     const out = await this.net(() =>
-      this.git(
-        undefined,
-        [
-          'ls-remote',
-          '--',
-          this.opts.url,
-          `refs/heads/${ref}`,
-          `refs/tags/${ref}`,
-          `refs/tags/${ref}^{}`,
-        ],
-        'ask the repository',
-      ),
+      this.git(undefined, ['ls-remote', '--', this.opts.url, ...patterns], 'ask the repository'),
     );
-    const refs = new Map<string, string>();
+    const found = new Map<string, string>();
     for (const l of out.split('\n')) {
       const [sha, name] = l.split('\t');
-      if (sha && name) refs.set(name, sha);
+      if (sha && name) found.set(name, sha);
     }
-    return refs;
+    return found;
+  }
+
+  private static headOf(found: Map<string, string>, ref: string): string | null {
+    if (COMMIT.test(ref)) return ref;
+    return (
+      found.get(`refs/heads/${ref}`) ??
+      found.get(`refs/tags/${ref}^{}`) ??
+      found.get(`refs/tags/${ref}`) ??
+      null
+    );
   }
 
   async checkRef(ref: string): Promise<void> {
     this.validateRef(ref);
-    const refs = await unreachable(this.opts, () => this.lsRemote(ref));
-    if (refs.size === 0 && !COMMIT.test(ref))
+    const found = await unreachable(this.opts, () => this.lsRemote([ref]));
+    if (GitVcs.headOf(found, ref) === null)
       throw new UsageError(
         `ref "${ref}" does not exist in ${redact(this.opts.url)}: give an existing branch, tag or commit`,
       );
@@ -161,14 +165,14 @@ export class GitVcs implements Vcs {
     });
     let note: string | undefined;
     if (r.commit !== before) {
-      const ancestor = await this.git(
+      // Commits of ours that the new head does not contain (simple-git reads
+      // `merge-base --is-ancestor`'s silent exit 1 as success, so count instead).
+      const lost = await this.git(
         dir,
-        ['merge-base', '--is-ancestor', before, r.commit],
+        ['rev-list', '--count', `${r.commit}..${before}`],
         'compare history',
-      )
-        .then(() => true)
-        .catch(() => false);
-      if (!ancestor)
+      );
+      if (Number(lost.trim()) > 0)
         note = `history rewritten upstream: ${before.slice(0, 10)} is not in ${ref} any more; following ${r.commit.slice(0, 10)}`;
     }
     await this.checkoutResolved(dir, ref, r);
@@ -181,13 +185,18 @@ export class GitVcs implements Vcs {
 
   async remoteHead(ref: string): Promise<string | null> {
     if (COMMIT.test(ref)) return ref;
-    const refs = await this.lsRemote(ref);
-    return (
-      refs.get(`refs/heads/${ref}`) ??
-      refs.get(`refs/tags/${ref}^{}`) ??
-      refs.get(`refs/tags/${ref}`) ??
-      null
-    );
+    return GitVcs.headOf(await this.lsRemote([ref]), ref);
+  }
+
+  async remoteHeads(refs: string[]): Promise<Map<string, string | null | Error>> {
+    const result = new Map<string, string | null | Error>();
+    try {
+      const found = await this.lsRemote(refs.filter((r) => !COMMIT.test(r)));
+      for (const ref of refs) result.set(ref, GitVcs.headOf(found, ref));
+    } catch (e) {
+      for (const ref of refs) result.set(ref, COMMIT.test(ref) ? ref : (e as Error));
+    }
+    return result;
   }
 
   async commitsBetween(dir: string, from: string, to: string): Promise<number> {

@@ -5,7 +5,6 @@ import { unreachable, type UpdateOutcome, type Vcs, type VcsOptions } from './vc
 
 const SEGMENT = /^[A-Za-z0-9][A-Za-z0-9._+-]*$/;
 const URL = /^(svn|svn\+ssh|https?|file):\/\/\S+$/;
-const NOT_FOUND = /E170000|E160013|E160005|E200009|non-existent|not found|does not exist/i;
 
 /** Subversion through the runner. Refs are trunk, branches/X, tags/X or a full URL. */
 export class SvnVcs implements Vcs {
@@ -81,24 +80,69 @@ export class SvnVcs implements Vcs {
   }
 
   async remoteHead(ref: string): Promise<string | null> {
-    const url = this.urlOf(ref);
-    return this.net(async () => {
-      try {
-        const { stdout } = await this.svn(
-          ['info', '--show-item', 'last-changed-revision', '--', url],
-          'ask the repository',
-        );
-        return stdout.trim();
-      } catch (e) {
-        if (
-          e instanceof StepError &&
-          NOT_FOUND.test(e.outputTail) &&
-          !/E170013|E210002|E000111|Connection refused/i.test(e.outputTail)
-        )
-          return null;
-        throw e;
-      }
-    });
+    const head = (await this.remoteHeads([ref])).get(ref);
+    if (head instanceof Error) throw head;
+    return head ?? null;
+  }
+
+  async remoteHeads(refs: string[]): Promise<Map<string, string | null | Error>> {
+    const result = new Map<string, string | null | Error>();
+    const byServer = new Map<string, string[]>();
+    for (const ref of refs) {
+      const u = new globalThis.URL(this.urlOf(ref));
+      const server = `${u.protocol}//${u.host}`; // (origin is "null" for svn: and file: URLs)
+      byServer.set(server, [...(byServer.get(server) ?? []), ref]);
+    }
+    await Promise.all(
+      [...byServer.values()].map(async (group) => {
+        try {
+          for (const [ref, head] of await this.infoMany(group)) result.set(ref, head);
+        } catch (e) {
+          for (const ref of group) result.set(ref, e as Error);
+        }
+      }),
+    );
+    return result;
+  }
+
+  /** One `svn info` for several URLs of one server: "REV  URL" per line; a missing one is a W170000 warning. */
+  private async infoMany(refs: string[]): Promise<Map<string, string | null>> {
+    const urls = refs.map((r) => this.urlOf(r));
+    const r = await this.net(() =>
+      run(
+        'svn',
+        ['--non-interactive', 'info', '--show-item', 'last-changed-revision', '--', ...urls],
+        {
+          step: 'ask the repository',
+          timeoutMs: this.opts.timeoutMs,
+          log: this.opts.log,
+          okExitCodes: [1],
+          env: { LC_ALL: 'C' },
+        },
+      ).then((res) => {
+        const unexpected = res.stderr
+          .split('\n')
+          .filter((l) => l.trim() && !/W170000|E200009|^\s*$/.test(l));
+        if (res.exitCode !== 0 && unexpected.length)
+          throw new StepError(
+            'ask the repository',
+            `svn info ${urls.join(' ')}`,
+            res.stderr.trim(),
+            'exit status 1',
+            this.opts.log,
+          );
+        return res;
+      }),
+    );
+    const heads = new Map<string, string | null>();
+    const found = new Map<string, string>();
+    for (const line of r.stdout.split('\n')) {
+      const m =
+        /^(\d+)\s+(\S+)$/.exec(line.trim()) ?? (urls.length === 1 && /^(\d+)$/.exec(line.trim()));
+      if (m) found.set(m[2] ?? urls[0]!, m[1]!);
+    }
+    refs.forEach((ref, i) => heads.set(ref, found.get(urls[i]!) ?? null));
+    return heads;
   }
 
   async commitsBetween(_dir: string, from: string, to: string, ref?: string): Promise<number> {

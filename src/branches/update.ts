@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import writeFileAtomic from 'write-file-atomic';
 import { readInstances, setInstanceKeys } from '../instances/instances-file.js';
 import type { Config } from '../core/config.js';
-import { KarlstageError, UsageError } from '../core/errors.js';
+import { KarlstageError, LockedError, UsageError } from '../core/errors.js';
 import { layout } from '../core/layout.js';
 import { acquireLock, type Release } from '../core/lock.js';
 import type { Job, Step } from '../core/plan.js';
@@ -19,6 +19,8 @@ export interface UpdateRequest {
   switchTo?: string;
   /** Seconds to wait for this branch's lock. */
   waitSeconds?: number;
+  /** poll --build: a branch whose update is already running is skipped, not waited on. */
+  skipIfLocked?: boolean;
   command: string;
 }
 
@@ -80,10 +82,16 @@ export function updateJob(cfg: Config, known: BranchState, probe: Vcs, req: Upda
         `check ${sourceDir} for local changes; put back a missing mail_white_list in etc/instances.ini`,
       ],
       run: async (ctx) => {
-        release = await acquireLock(root, branchLock(branch), {
-          command: req.command,
-          waitSeconds: req.waitSeconds,
-        });
+        try {
+          release = await acquireLock(root, branchLock(branch), {
+            command: req.command,
+            waitSeconds: req.waitSeconds,
+          });
+        } catch (e) {
+          if (req.skipIfLocked && e instanceof LockedError)
+            return { skipRest: `skipped, already being updated (${e.message})` };
+          throw e;
+        }
         site = await knownBranch(root, branch);
         const leftover = await readPending(root, branch);
         await markPending(root, branch, 'update');

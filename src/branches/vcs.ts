@@ -31,8 +31,14 @@ export interface Vcs {
   revision(dir: string): Promise<string>;
   /** The upstream head revision of a ref without fetching code; null when the ref is gone. */
   remoteHead(ref: string): Promise<string | null>;
-  /** How many commits lead from `from` to `to` (both already known locally or upstream). */
-  commitsBetween(dir: string, from: string, to: string): Promise<number>;
+  /**
+   * remoteHead for many refs at the cost of about one: a single ls-remote, or
+   * one `svn info` per repository server. A server that cannot be reached
+   * gives an Error for its refs only.
+   */
+  remoteHeads(refs: string[]): Promise<Map<string, string | null | Error>>;
+  /** How many commits lead from `from` to `to` on `ref` (git: both must be local already). */
+  commitsBetween(dir: string, from: string, to: string, ref?: string): Promise<number>;
   /** Local changes to tracked files (untracked build output does not count). */
   isDirty(dir: string): Promise<boolean>;
   /** Throw away local changes to tracked files (switch/update --force). */
@@ -75,14 +81,21 @@ export async function unreachable<T>(opts: VcsOptions, fn: () => Promise<T>): Pr
   } catch (e) {
     if (!(e instanceof StepError)) throw e;
     const attempts = opts.retries + 1;
-    const lines = e.outputTail.split('\n').map((l) => l.trim());
-    const why =
-      lines.find((l) => l.startsWith('fatal:')) ??
-      lines.filter((l) => /^svn: E\d+:/.test(l)).at(-1) ??
-      e.message.replace(/^.*? failed: /, '');
+    const why = whyFailed(e);
     throw new UsageError(
       `cannot reach ${redact(opts.url)} (${attempts} attempt${attempts > 1 ? 's' : ''}): ${why}; check [source] url and the network`,
       e.details,
     );
   }
+}
+
+/** The line of a git or svn failure that says why: git's first "fatal:", svn's last error code. */
+export function whyFailed(e: unknown): string {
+  if (!(e instanceof StepError)) return e instanceof Error ? e.message : String(e);
+  const lines = e.outputTail.split('\n').map((l) => l.trim());
+  return (
+    lines.find((l) => l.startsWith('fatal:')) ??
+    lines.filter((l) => /^svn: E\d+:/.test(l)).at(-1) ??
+    e.message.replace(/^.*? failed: /, '')
+  );
 }

@@ -1,4 +1,5 @@
 import { listPending } from '../branches/pending.js';
+import { describePoll } from '../branches/poll.js';
 import { layout } from '../core/layout.js';
 import { readState, type BranchState } from '../core/state.js';
 import { readInstances } from '../instances/instances-file.js';
@@ -12,6 +13,8 @@ export interface BranchStatus {
   revision?: string;
   built?: BranchState['built'];
   lastUpdate?: BranchState['lastUpdate'];
+  poll?: BranchState['poll'];
+  upstream: string;
   customers: string[];
   customersProblem?: string;
   mail: string[];
@@ -56,6 +59,8 @@ export async function status(opts: GlobalOptions): Promise<StatusResult> {
       revision: b.revision,
       built: b.built,
       lastUpdate: b.lastUpdate,
+      poll: b.poll,
+      upstream: describePoll(b.poll),
       customers,
       ...(customersProblem ? { customersProblem } : {}),
       mail: cfg.customers
@@ -85,17 +90,33 @@ export async function status(opts: GlobalOptions): Promise<StatusResult> {
       b.built && b.built.revision !== b.revision
         ? ` (built ${shortRevision(b.built.revision, b.vcs)})`
         : '';
+    const up =
+      b.poll?.error || b.poll?.remote === null
+        ? out.c.red(b.upstream)
+        : b.poll?.behind
+          ? out.c.yellow(b.upstream)
+          : b.upstream;
     return [
       b.name,
       b.ref,
       shortRevision(b.revision, b.vcs) + built,
+      up,
       lastText,
       String(b.port),
       b.customersProblem ? out.c.red('instances.ini malformed') : b.customers.join(',') || '-',
       b.mail.join(',') || '-',
     ];
   });
-  const header = ['BRANCH', 'REF', 'REVISION', 'LAST UPDATE', 'PORT', 'CUSTOMERS', 'MAIL'];
+  const header = [
+    'BRANCH',
+    'REF',
+    'REVISION',
+    'UPSTREAM',
+    'LAST UPDATE',
+    'PORT',
+    'CUSTOMERS',
+    'MAIL',
+  ];
   // eslint-disable-next-line no-control-regex
   const visible = (s: string) => s.replace(/\x1b\[[0-9;]*m/g, '').length;
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => visible(r[i] ?? ''))));

@@ -1,5 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
+import { userInfo } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { scheduleProblem } from './cron-schedule.js';
 import { parse } from 'ini';
 import { UsageError } from './errors.js';
 import { nameProblem } from './names.js';
@@ -52,6 +54,7 @@ export interface Config {
     timeout: number;
   };
   customers: CustomerConfig[];
+  cron: { poll: string; sync: string; user: string; file: string };
 }
 
 type Section = Record<string, unknown>;
@@ -135,6 +138,7 @@ export function parseConfig(text: string, file: string): Config {
   const path = (p: string) => (isAbsolute(p) ? p : resolve(root, p));
 
   const st = section('staging', true);
+  const cr = section('cron', false);
   const so = section('source', true);
   const de = section('deployment', true);
 
@@ -196,7 +200,20 @@ export function parseConfig(text: string, file: string): Config {
       timeout: int(de, 'deployment', 'timeout', 3600, 1, 7 * 86400),
     },
     customers: [],
+    cron: {
+      poll: str(cr, 'cron', 'poll', '*/5 * * * *'),
+      sync: str(cr, 'cron', 'sync', '0 2 * * *'),
+      user: str(cr, 'cron', 'user', userInfo().username),
+      file: str(cr, 'cron', 'file', '/etc/cron.d/karlstage'),
+    },
   };
+  for (const key of ['poll', 'sync'] as const) {
+    const problem = scheduleProblem(cfg.cron[key]);
+    if (problem) problems.push(`${at('cron', key)} = ${cfg.cron[key]}: ${problem}`);
+  }
+  if (!/^[a-z_][a-z0-9_-]*$/i.test(cfg.cron.user))
+    problems.push(`${at('cron', 'user')} = ${cfg.cron.user}: expected a user name`);
+  cfg.cron.file = path(cfg.cron.file);
   const skeleton = str(de, 'deployment', 'skeleton');
   cfg.deployment.skeleton = isRemoteLocation(skeleton) ? skeleton : skeleton && path(skeleton);
 

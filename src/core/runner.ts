@@ -16,12 +16,15 @@ export interface RunOptions {
   timeoutMs?: number;
   log?: string;
   input?: string;
+  /** Exit statuses that are not a failure (the caller reads the output). */
+  okExitCodes?: number[];
 }
 
 export interface RunResult {
   stdout: string;
   stderr: string;
   all: string;
+  exitCode: number;
 }
 
 const TAIL_LINES = 20;
@@ -66,7 +69,11 @@ export async function run(
   });
   const all = String(result.all ?? '');
   await logLine(opts.log, all.trimEnd());
-  if (result.failed) {
+  const accepted =
+    result.exitCode !== undefined &&
+    (opts.okExitCodes ?? []).includes(result.exitCode) &&
+    !result.timedOut;
+  if (result.failed && !accepted) {
     const reason = result.timedOut
       ? `timed out after ${Math.round((opts.timeoutMs ?? 0) / 1000)} s`
       : result.exitCode !== undefined
@@ -77,7 +84,12 @@ export async function run(
     await logLine(opts.log, `--- ${reason}`);
     throw new StepError(opts.step, redact(line), redact(tail(all)), reason, opts.log);
   }
-  return { stdout: String(result.stdout), stderr: String(result.stderr), all };
+  return {
+    stdout: String(result.stdout),
+    stderr: String(result.stderr),
+    all,
+    exitCode: result.exitCode ?? 0,
+  };
 }
 
 /** A configured step such as `bin/buildout -N`, split into an argument array without a shell. */

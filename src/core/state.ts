@@ -27,6 +27,18 @@ export interface BranchState {
   /** The last revision built successfully (the last good one). */
   built?: { revision: string; ref: string; at: string };
   lastUpdate?: UpdateRecord;
+  /** The last poll of its upstream ref. */
+  poll?: PollRecord;
+}
+
+export interface PollRecord {
+  at: string;
+  /** Upstream head revision; null when the ref is gone upstream. */
+  remote: string | null;
+  behind: boolean;
+  /** New commits upstream, where the VCS can tell cheaply. */
+  newCommits?: number;
+  error?: string;
 }
 
 export interface State {

@@ -1,0 +1,57 @@
+import { mkdir } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import writeFileAtomic from 'write-file-atomic';
+import type { Config } from '../core/config.js';
+import { UsageError } from '../core/errors.js';
+import { layout } from '../core/layout.js';
+import { renderTemplate } from '../core/templates.js';
+import { commandContext, type GlobalOptions } from './context.js';
+
+export interface CronOptions extends GlobalOptions {
+  install?: boolean;
+}
+
+/** A path as one word of a crontab command line (run by /bin/sh; "%" means newline to cron). */
+function cronWord(path: string): string {
+  if (/[%\n\r]/.test(path))
+    throw new UsageError(`${path}: a path with "%" or a line break cannot go into a crontab`);
+  return /^[\w@+=:,./-]+$/.test(path) ? path : `'${path.replace(/'/g, `'\\''`)}'`;
+}
+
+/** The crontab lines for this staging server: absolute paths, progress to the log, failures to cron's mail. */
+export async function renderCrontab(cfg: Config): Promise<string> {
+  const karlstage = resolve(fileURLToPath(new URL('../../bin/karlstage.js', import.meta.url)));
+  return renderTemplate('crontab', {
+    config: cronWord(cfg.file),
+    log: cronWord(join(layout.logs(cfg.root), 'cron.log')),
+    node: cronWord(process.execPath),
+    karlstage: cronWord(karlstage),
+    poll: cfg.cron.poll,
+    sync: cfg.cron.sync,
+    user: cfg.cron.user,
+    sync_available: false,
+  });
+}
+
+export async function cron(opts: CronOptions): Promise<{ file?: string; text: string }> {
+  const { cfg, out, g } = commandContext(opts);
+  const text = await renderCrontab(cfg);
+  if (!opts.install) {
+    if (out.json) out.result({ text });
+    else process.stdout.write(text);
+    return { text };
+  }
+  if (g.dryRun) {
+    out.line(`Dry run: would write ${cfg.cron.file}:`);
+    out.line(text);
+    return { file: cfg.cron.file, text };
+  }
+  await mkdir(layout.logs(cfg.root), { recursive: true });
+  await mkdir(dirname(cfg.cron.file), { recursive: true });
+  // cron ignores a cron.d file that is group- or world-writable.
+  await writeFileAtomic(cfg.cron.file, text, { mode: 0o644 });
+  out.result({ file: cfg.cron.file, text });
+  out.line(`wrote ${cfg.cron.file}`);
+  return { file: cfg.cron.file, text };
+}

@@ -1,0 +1,103 @@
+import { describePoll, pollBranches } from '../branches/poll.js';
+import { knownBranch, updateJob } from '../branches/update.js';
+import { sourceVcs } from '../branches/vcs.js';
+import { EXIT, KarlstageError } from '../core/errors.js';
+import { checkName } from '../core/names.js';
+import { executePlan, type JobResult } from '../core/plan.js';
+import { readState, updateState, type BranchState, type PollRecord } from '../core/state.js';
+import { commandContext, jobsAsJson, type GlobalOptions } from './context.js';
+import { shortRevision } from './status.js';
+
+export interface PollOptions extends GlobalOptions {
+  branches: string[];
+  build?: boolean;
+  jobs?: number;
+}
+
+export interface PollResult {
+  branches: ({ name: string; ref: string; built?: string; state: string } & PollRecord)[];
+  builds: ReturnType<typeof jobsAsJson>;
+}
+
+/**
+ * Poll often, build rarely: which branch sites are behind upstream, asked
+ * without fetching; with --build, update exactly those, through update's own
+ * code path. Exit 0 only when every poll and every build succeeded.
+ */
+export async function poll(opts: PollOptions): Promise<PollResult> {
+  const { cfg, out, g } = commandContext(opts);
+  const state = await readState(cfg.root);
+  let sites: BranchState[];
+  if (opts.branches.length) {
+    sites = [];
+    for (const n of opts.branches) sites.push(await knownBranch(cfg.root, checkName('branch', n)));
+  } else {
+    sites = Object.values(state.branches).sort((a, b) => a.slot - b.slot);
+    if (sites.length === 0) {
+      // Not an error: cron may be installed before the first branch site exists.
+      out.line('no branch sites to poll yet');
+      const empty: PollResult = { branches: [], builds: [] };
+      out.result(empty);
+      return empty;
+    }
+  }
+
+  const records = await pollBranches(cfg, sites);
+  if (!g.dryRun)
+    await updateState(cfg.root, (s) => {
+      for (const [name, record] of records) if (s.branches[name]) s.branches[name].poll = record;
+    });
+
+  const rows = sites.map((site) => {
+    const r = records.get(site.name)!;
+    return {
+      name: site.name,
+      ref: site.ref,
+      built: site.built?.revision,
+      state: describePoll(r),
+      ...r,
+    };
+  });
+  for (const r of rows) {
+    const site = sites.find((s) => s.name === r.name)!;
+    const remote = r.remote === null ? '-' : shortRevision(r.remote, site.vcs);
+    const colour = r.error || r.remote === null ? out.c.red : r.behind ? out.c.yellow : out.c.green;
+    out.line(
+      `${r.name.padEnd(12)} built ${shortRevision(r.built, site.vcs).padEnd(11)} upstream ${remote.padEnd(11)} ${colour(r.state)}${r.error ? `: ${r.error}` : ''}`,
+    );
+  }
+
+  let builds: JobResult[] = [];
+  const behind = sites.filter((s) => records.get(s.name)?.behind);
+  if (opts.build && behind.length) {
+    const probe = await sourceVcs(cfg);
+    const command = `poll --build (update ${behind.map((s) => s.name).join(' ')})`;
+    builds = await executePlan(
+      {
+        command,
+        concurrency: opts.jobs ?? cfg.staging.jobs,
+        jobs: behind.map((site) => updateJob(cfg, site, probe, { command, skipIfLocked: true })),
+      },
+      { out, root: cfg.root, dryRun: g.dryRun },
+    );
+  }
+  const result: PollResult = { branches: rows, builds: jobsAsJson(builds) };
+  out.result(result);
+
+  const failures = [
+    ...rows.filter((r) => r.error).map((r) => `${r.name}: poll failed: ${r.error}`),
+    ...rows
+      .filter((r) => r.remote === null && !r.error)
+      .map((r) => `${r.name}: ${r.ref} is gone upstream: switch it to another ref or destroy it`),
+    ...builds.filter((b) => !b.ok).map((b) => `${b.name}: ${b.error?.message}`),
+  ];
+  for (const b of builds)
+    if (b.ok) out.line(`${out.c.green('built')}   ${b.name}${b.skipped ? `: ${b.skipped}` : ''}`);
+  if (failures.length)
+    throw new KarlstageError(
+      `poll: ${failures.length} problem${failures.length > 1 ? 's' : ''}`,
+      EXIT.failure,
+      failures,
+    );
+  return result;
+}
