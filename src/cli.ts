@@ -213,7 +213,7 @@ export async function main(argv: string[]): Promise<number> {
     const { isKarlstageError } = await import('./core/errors.js');
     const { Output } = await import('./core/output.js');
     const noColor = argv.includes('--no-color');
-    const out = new Output({ color: !noColor });
+    const out = await Output.create({ color: !noColor }, process.stderr);
     if (isKarlstageError(e)) {
       out.error(e.message, e.details);
       return e.exitCode;

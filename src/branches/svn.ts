@@ -1,6 +1,6 @@
 import { KarlstageError, StepError, UsageError } from '../core/errors.js';
 import { redact } from '../core/redact.js';
-import { run, withRetries } from '../core/runner.js';
+import { commandLine, run, withRetries } from '../core/runner.js';
 import { unreachable, type UpdateOutcome, type Vcs, type VcsOptions } from './vcs.js';
 
 const SEGMENT = /^[A-Za-z0-9][A-Za-z0-9._+-]*$/;
@@ -86,17 +86,26 @@ export class SvnVcs implements Vcs {
   }
 
   async remoteHeads(refs: string[]): Promise<Map<string, string | null | Error>> {
+    // One `svn list` per parent folder: all of branches/ in one request and one
+    // session (several URLs given to `svn info` would open a session each).
     const result = new Map<string, string | null | Error>();
-    const byServer = new Map<string, string[]>();
+    const byParent = new Map<string, string[]>();
     for (const ref of refs) {
-      const u = new globalThis.URL(this.urlOf(ref));
-      const server = `${u.protocol}//${u.host}`; // (origin is "null" for svn: and file: URLs)
-      byServer.set(server, [...(byServer.get(server) ?? []), ref]);
+      const parent = this.urlOf(ref)
+        .replace(/\/+$/, '')
+        .replace(/\/[^/]+$/, '');
+      byParent.set(parent, [...(byParent.get(parent) ?? []), ref]);
     }
     await Promise.all(
-      [...byServer.values()].map(async (group) => {
+      [...byParent].map(async ([parent, group]) => {
         try {
-          for (const [ref, head] of await this.infoMany(group)) result.set(ref, head);
+          const revisions = await this.listRevisions(parent);
+          for (const ref of group) {
+            const name = decodeURIComponent(
+              this.urlOf(ref).replace(/\/+$/, '').split('/').at(-1) ?? '',
+            );
+            result.set(ref, revisions?.get(name) ?? null);
+          }
         } catch (e) {
           for (const ref of group) result.set(ref, e as Error);
         }
@@ -105,28 +114,20 @@ export class SvnVcs implements Vcs {
     return result;
   }
 
-  /** One `svn info` for several URLs of one server: "REV  URL" per line; a missing one is a W170000 warning. */
-  private async infoMany(refs: string[]): Promise<Map<string, string | null>> {
-    const urls = refs.map((r) => this.urlOf(r));
+  /** The last-changed revision of each folder in `parent`; undefined when `parent` itself is gone. */
+  private async listRevisions(parent: string): Promise<Map<string, string> | undefined> {
     const r = await this.net(() =>
-      run(
-        'svn',
-        ['--non-interactive', 'info', '--show-item', 'last-changed-revision', '--', ...urls],
-        {
-          step: 'ask the repository',
-          timeoutMs: this.opts.timeoutMs,
-          log: this.opts.log,
-          okExitCodes: [1],
-          env: { LC_ALL: 'C' },
-        },
-      ).then((res) => {
-        const unexpected = res.stderr
-          .split('\n')
-          .filter((l) => l.trim() && !/W170000|E200009|^\s*$/.test(l));
-        if (res.exitCode !== 0 && unexpected.length)
+      run('svn', ['--non-interactive', 'list', '--xml', '--', parent], {
+        step: 'ask the repository',
+        timeoutMs: this.opts.timeoutMs,
+        log: this.opts.log,
+        okExitCodes: [1],
+        env: { LC_ALL: 'C' },
+      }).then((res) => {
+        if (res.exitCode !== 0 && !/W160013|W170000|E200009/.test(res.stderr))
           throw new StepError(
             'ask the repository',
-            `svn info ${urls.join(' ')}`,
+            commandLine('svn', ['list', '--xml', '--', parent]),
             res.stderr.trim(),
             'exit status 1',
             this.opts.log,
@@ -134,15 +135,11 @@ export class SvnVcs implements Vcs {
         return res;
       }),
     );
-    const heads = new Map<string, string | null>();
-    const found = new Map<string, string>();
-    for (const line of r.stdout.split('\n')) {
-      const m =
-        /^(\d+)\s+(\S+)$/.exec(line.trim()) ?? (urls.length === 1 && /^(\d+)$/.exec(line.trim()));
-      if (m) found.set(m[2] ?? urls[0]!, m[1]!);
-    }
-    refs.forEach((ref, i) => heads.set(ref, found.get(urls[i]!) ?? null));
-    return heads;
+    if (r.exitCode !== 0) return undefined;
+    const revisions = new Map<string, string>();
+    const entry = /<entry\s+kind="dir">\s*<name>([^<]*)<\/name>\s*<commit\s+revision="(\d+)">/g;
+    for (const m of r.stdout.matchAll(entry)) revisions.set(unescapeXml(m[1]!), m[2]!);
+    return revisions;
   }
 
   async commitsBetween(_dir: string, from: string, to: string, ref?: string): Promise<number> {
@@ -175,4 +172,11 @@ export class SvnVcs implements Vcs {
       return [`$ svn --non-interactive switch -q --ignore-ancestry -- ${url} ${dir}`];
     return [`$ svn --non-interactive update -q -- ${dir}`];
   }
+}
+
+function unescapeXml(text: string): string {
+  return text.replace(
+    /&(lt|gt|quot|apos|amp);/g,
+    (_, e: string) => ({ lt: '<', gt: '>', quot: '"', apos: "'", amp: '&' })[e]!,
+  );
 }

@@ -22,12 +22,12 @@ export interface CommandContext {
   g: GlobalOptions;
 }
 
-export function outputFor(g: GlobalOptions): Output {
-  return new Output({ json: g.json, quiet: g.quiet, verbose: g.verbose, color: g.color });
+export function outputFor(g: GlobalOptions): Promise<Output> {
+  return Output.create({ json: g.json, quiet: g.quiet, verbose: g.verbose, color: g.color });
 }
 
-export function commandContext(g: GlobalOptions): CommandContext {
-  const out = outputFor(g);
+export async function commandContext(g: GlobalOptions): Promise<CommandContext> {
+  const out = await outputFor(g);
   const cfg = loadConfig(g.config, g.cwd ?? process.cwd());
   return { cfg, out, g };
 }

@@ -13,7 +13,7 @@ export interface CreateOptions extends GlobalOptions {
 }
 
 export async function create(opts: CreateOptions) {
-  const { cfg, out, g } = commandContext(opts);
+  const { cfg, out, g } = await commandContext(opts);
   checkName('branch', opts.branch);
   const work = async () => {
     const plan = await planCreate(cfg, {

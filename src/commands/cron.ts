@@ -35,7 +35,7 @@ export async function renderCrontab(cfg: Config): Promise<string> {
 }
 
 export async function cron(opts: CronOptions): Promise<{ file?: string; text: string }> {
-  const { cfg, out, g } = commandContext(opts);
+  const { cfg, out, g } = await commandContext(opts);
   const text = await renderCrontab(cfg);
   if (!opts.install) {
     if (out.json) out.result({ text });

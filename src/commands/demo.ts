@@ -29,7 +29,7 @@ export interface DemoResult {
  * each, built and started; then each site is asked what it runs.
  */
 export async function demo(opts: DemoOptions): Promise<DemoResult> {
-  const out = outputFor(opts);
+  const out = await outputFor(opts);
   const vcs = opts.vcs ?? 'git';
   const dir = opts.dir
     ? resolve(opts.cwd ?? process.cwd(), opts.dir)

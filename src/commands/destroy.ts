@@ -13,7 +13,7 @@ export interface DestroyOptions extends GlobalOptions {
 }
 
 export async function destroy(opts: DestroyOptions) {
-  const { cfg, out, g } = commandContext(opts);
+  const { cfg, out, g } = await commandContext(opts);
   checkName('branch', opts.branch);
   if (!(await readState(cfg.root)).branches[opts.branch])
     throw new UsageError(`there is no branch site "${opts.branch}": "karlstage status" lists them`);

@@ -23,7 +23,7 @@ async function version(cmd: string, args: string[]): Promise<string> {
 
 /** Checks tools and versions, the configuration, the repositories, and disk room. Read-only. */
 export async function doctor(opts: GlobalOptions & { minFreeGb?: number }): Promise<Check[]> {
-  const { cfg, out } = commandContext(opts);
+  const { cfg, out } = await commandContext(opts);
   const checks: Check[] = [];
   const check = async (
     name: string,

@@ -21,7 +21,7 @@ export interface InitOptions extends GlobalOptions {
 
 /** Write a commented karlstage.ini from templates/karlstage.ini, with the flags filled in. */
 export async function init(opts: InitOptions) {
-  const out = outputFor(opts);
+  const out = await outputFor(opts);
   const dir = resolve(opts.cwd ?? process.cwd(), opts.dir ?? '.');
   const file = join(dir, CONFIG_NAME);
   if (existsSync(file) && !opts.force)

@@ -25,7 +25,7 @@ export interface PollResult {
  * code path. Exit 0 only when every poll and every build succeeded.
  */
 export async function poll(opts: PollOptions): Promise<PollResult> {
-  const { cfg, out, g } = commandContext(opts);
+  const { cfg, out, g } = await commandContext(opts);
   const state = await readState(cfg.root);
   let sites: BranchState[];
   if (opts.branches.length) {

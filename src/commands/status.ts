@@ -40,7 +40,7 @@ export function formatWhen(iso: string | undefined): string {
 
 /** Read-only: what state.json and each site's instances.ini say, one line per branch site. */
 export async function status(opts: GlobalOptions): Promise<StatusResult> {
-  const { cfg, out } = commandContext(opts);
+  const { cfg, out } = await commandContext(opts);
   const state = await readState(cfg.root);
   const branches: BranchStatus[] = [];
   for (const b of Object.values(state.branches).sort((x, y) => x.slot - y.slot)) {

@@ -13,7 +13,7 @@ export interface SwitchOptions extends GlobalOptions {
 }
 
 export async function switchBranch(opts: SwitchOptions) {
-  const { cfg, out, g } = commandContext(opts);
+  const { cfg, out, g } = await commandContext(opts);
   checkName('branch', opts.branch);
   const site = await knownBranch(cfg.root, opts.branch);
   const vcs = await sourceVcs(cfg);

@@ -14,7 +14,7 @@ export interface UpdateOptions extends GlobalOptions {
 }
 
 export async function update(opts: UpdateOptions) {
-  const { cfg, out, g } = commandContext(opts);
+  const { cfg, out, g } = await commandContext(opts);
   const state = await readState(cfg.root);
   let names = opts.branches;
   if (opts.all) {

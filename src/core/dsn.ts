@@ -1,4 +1,7 @@
-import { parse as parseUrl } from 'pg-connection-string';
+import { createRequire } from 'node:module';
+
+// Loaded only for the URL form: it is not needed to start most commands.
+const require = createRequire(import.meta.url);
 
 /**
  * libpq connection strings: keyword form (`host=karl05 user=karl`) or URL form
@@ -15,7 +18,8 @@ export function parseDsn(text: string): Dsn {
 }
 
 function fromUrl(s: string): Dsn {
-  const parsed = parseUrl(s) as unknown as Record<string, unknown>;
+  const { parse } = require('pg-connection-string') as typeof import('pg-connection-string');
+  const parsed = parse(s) as unknown as Record<string, unknown>;
   const out: Dsn = {};
   for (const [k, v] of Object.entries(parsed)) {
     if (v === undefined || v === null || typeof v === 'object') continue;

@@ -1,5 +1,16 @@
-import { Chalk } from 'chalk';
 import { redact } from './redact.js';
+
+/** The few styles karlstage uses; chalk when colour is on, plain text otherwise. */
+export interface Colours {
+  bold(s: string): string;
+  dim(s: string): string;
+  red(s: string): string;
+  green(s: string): string;
+  yellow(s: string): string;
+}
+
+const plain = (s: string) => s;
+const PLAIN: Colours = { bold: plain, dim: plain, red: plain, green: plain, yellow: plain };
 
 export interface OutputOptions {
   json?: boolean;
@@ -18,15 +29,26 @@ export class Output {
   readonly quiet: boolean;
   readonly verbose: boolean;
   readonly tty: boolean;
-  readonly c: InstanceType<typeof Chalk>;
+  c: Colours = PLAIN;
 
-  constructor(opts: OutputOptions = {}, stdout: NodeJS.WriteStream = process.stdout) {
+  private constructor(opts: OutputOptions, stdout: NodeJS.WriteStream) {
     this.json = Boolean(opts.json);
     this.quiet = Boolean(opts.quiet);
     this.verbose = Boolean(opts.verbose);
     this.tty = Boolean(stdout.isTTY);
-    const color = opts.color !== false && !process.env.NO_COLOR && this.tty;
-    this.c = new Chalk({ level: color ? 1 : 0 });
+  }
+
+  /** chalk is loaded only when colour will be shown (a terminal, no NO_COLOR): cron never pays for it. */
+  static async create(
+    opts: OutputOptions = {},
+    stdout: NodeJS.WriteStream = process.stdout,
+  ): Promise<Output> {
+    const out = new Output(opts, stdout);
+    if (opts.color !== false && !process.env.NO_COLOR && out.tty) {
+      const { Chalk } = await import('chalk');
+      out.c = new Chalk({ level: 1 });
+    }
+    return out;
   }
 
   /** A result line for people. */

@@ -56,31 +56,48 @@ export async function run(
     opts.log,
     `\n### ${new Date().toISOString()} ${opts.step}${opts.cwd ? ` (in ${opts.cwd})` : ''}\n$ ${line}`,
   );
-  const result = await execa(cmd, [...args], {
+  const child = execa(cmd, [...args], {
     cwd: opts.cwd,
     env: opts.env,
     extendEnv: true,
-    timeout: opts.timeoutMs,
-    forceKillAfterDelay: 2000,
     reject: false,
     all: true,
     stripFinalNewline: false,
     ...(opts.input !== undefined ? { input: opts.input } : { stdin: 'ignore' as const }),
   });
+  // Our own timeout: SIGTERM, then SIGKILL 2 s later for a program that ignores it.
+  let timedOut = false;
+  const timers: NodeJS.Timeout[] = [];
+  if (opts.timeoutMs)
+    timers.push(
+      setTimeout(() => {
+        timedOut = true;
+        child.kill('SIGTERM');
+        timers.push(
+          setTimeout(() => {
+            child.kill('SIGKILL');
+            // A grandchild may still hold the output pipes open: stop waiting for them.
+            for (const stream of [child.stdout, child.stderr, child.all]) stream?.destroy();
+          }, 2000),
+        );
+      }, opts.timeoutMs),
+    );
+  const result = await child.finally(() => timers.forEach(clearTimeout));
   const all = String(result.all ?? '');
   await logLine(opts.log, all.trimEnd());
   const accepted =
     result.exitCode !== undefined &&
     (opts.okExitCodes ?? []).includes(result.exitCode) &&
-    !result.timedOut;
+    !timedOut;
   if (result.failed && !accepted) {
-    const reason = result.timedOut
+    const short = (result as { shortMessage?: string }).shortMessage;
+    const reason = timedOut
       ? `timed out after ${Math.round((opts.timeoutMs ?? 0) / 1000)} s`
       : result.exitCode !== undefined
         ? `exit status ${result.exitCode}`
-        : result.code === 'ENOENT'
+        : /ENOENT/.test(short ?? '')
           ? `${cmd} is not installed or not on PATH`
-          : (result.signal ?? result.shortMessage ?? 'failed');
+          : (result.signal ?? short ?? 'failed');
     await logLine(opts.log, `--- ${reason}`);
     throw new StepError(opts.step, redact(line), redact(tail(all)), reason, opts.log);
   }

@@ -1,4 +1,4 @@
-import { execa, type ResultPromise } from 'execa';
+import { execa, type ExecaChildProcess } from 'execa';
 import { existsSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { BIN } from './staging.js';
@@ -9,7 +9,7 @@ export function startCli(
   cwd: string,
   args: string[],
   env: Record<string, string> = {},
-): ResultPromise {
+): ExecaChildProcess {
   const child = execa('node', [BIN, ...args], {
     cwd,
     env: { NO_COLOR: '1', ...env },
