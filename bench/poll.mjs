@@ -165,7 +165,7 @@ try {
     try {
       await run(process.execPath, args, { cwd });
     } catch (e) {
-      throw new Error(`${args.join(' ')} failed in ${cwd}:\n${e.stderr}`);
+      throw new Error(`${args.join(' ')} failed in ${cwd}:\n${e.stderr}`, { cause: e });
     }
     return performance.now() - t;
   };
