@@ -222,6 +222,9 @@ try {
   }
   process.exitCode = ok ? 0 : 1;
 } finally {
-  for (const s of servers) s.kill ? s.kill() : s.close();
+  for (const s of servers) {
+    if (s.kill) s.kill();
+    else s.close();
+  }
   await rm(dir, { recursive: true, force: true });
 }
