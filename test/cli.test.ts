@@ -31,6 +31,29 @@ describe('the built binary, end to end', () => {
     const bad = await karlstage(['frobnicate'], dir);
     expect(bad.exitCode).toBe(2);
     expect(bad.stderr).toContain("unknown command 'frobnicate'");
+    const init = await karlstage(
+      [
+        'init',
+        'srv',
+        '--host',
+        'karltest.hoster.com',
+        '--vcs',
+        'git',
+        '--url',
+        'https://git.example.org/karl.git',
+      ],
+      dir,
+    );
+    expect(init.exitCode, init.stderr).toBe(0);
+    expect(await readFile(join(dir, 'srv', 'karlstage.ini'), 'utf8')).toContain(
+      'host = karltest.hoster.com\n',
+    );
+    const twice = await karlstage(['init', 'srv'], dir);
+    expect(twice.exitCode).toBe(2);
+    expect(twice.stderr).toMatch(/exists already: edit it, or pass --force/);
+    const badVcs = await karlstage(['init', 'x', '--vcs', 'cvs'], dir);
+    expect(badVcs.exitCode).toBe(2);
+    expect(existsSync(join(dir, 'x'))).toBe(false);
     const noConfig = await karlstage(['status'], dir);
     expect(noConfig.exitCode).toBe(2);
     expect(noConfig.stderr.trim()).toBe(

@@ -212,6 +212,27 @@ describe.each(['git', 'svn'] as const)('branch-site lifecycle on %s', (vcs) => {
     expect(await buildCount(st.root, 'branch1')).toBe(1);
   });
 
+  it('update puts back a removed mail_white_list and keeps every other line people wrote', async () => {
+    const repo = await makeRepo();
+    const st = await stagingServer(repo);
+    await create({ ...st.g, branch: 'branch1' });
+    const ini = join(st.root, 'branch1', 'etc', 'instances.ini');
+    const edited = (await readFile(ini, 'utf8'))
+      .replace(/^mail_white_list = .*\n/m, '')
+      .replace('[instance:osf]\n', '[instance:osf]\n; tuned by hand, keep\ncustom_key = 42\n')
+      .concat("\n[zodb]\ncache_size = 100000 ; people's own section\n");
+    await writeFile(ini, edited);
+    await update({ ...st.g, branches: ['branch1'] });
+    const after = await readFile(ini, 'utf8');
+    const allow = `mail_white_list = ${join(st.root, '.karlstage', 'mail-allow-list.txt')}`;
+    expect(after.match(/^mail_white_list = /gm)).toHaveLength(2);
+    // Exactly one line added, in the osf section; nothing else touched.
+    expect(after.split('\n').filter((l) => l !== allow)).toEqual(
+      edited.split('\n').filter((l) => l !== allow),
+    );
+    expect(after.indexOf(allow)).toBeLessThan(after.indexOf('[instance:another]'));
+  });
+
   it('--dry-run prints each command line and file, and changes nothing', async () => {
     const repo = await makeRepo();
     const st = await stagingServer(repo);
