@@ -10,6 +10,8 @@ purpose=${1:-test}
 
 # program:package pairs
 wanted=(git:git svn:subversion svnadmin:subversion svnserve:subversion rsync:rsync)
+# The tests also open the site list in a real browser (Debian's chromium, driven by playwright-core).
+[ "$purpose" = test ] && wanted+=(chromium:chromium)
 
 missing=()
 for pair in "${wanted[@]}"; do

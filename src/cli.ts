@@ -155,6 +155,22 @@ export function buildProgram(): Command {
     });
 
   program
+    .command('sites')
+    .description(
+      'the site list the customer reads: html, json or text (also kept in .karlstage/sites/)',
+    )
+    .addOption(
+      new Option('--format <format>', 'html, json or text')
+        .choices(['html', 'json', 'text'])
+        .default('text'),
+    )
+    .option('-o, --output <file>', 'write it to this file (atomically) instead of stdout')
+    .action(async (o: { format: string; output?: string }, cmd: Command) => {
+      const { sites } = await import('./commands/sites.js');
+      await sites({ ...globals(cmd), format: o.format, output: o.output });
+    });
+
+  program
     .command('destroy <branch>')
     .description('stop the app and remove the branch site')
     .option('-y, --yes', 'really remove it')

@@ -14,7 +14,7 @@ import { clearPending, markPending, readPending } from './pending.js';
 import { copySkeleton, skeletonPreview } from './skeleton.js';
 import { deploymentStep, stepCommand, stepEnv, type SiteIdentity } from './steps.js';
 import { run } from '../core/runner.js';
-import { sourceVcs } from './vcs.js';
+import { describeBuild, sourceVcs } from './vcs.js';
 
 export interface CreateRequest {
   branch: string;
@@ -70,6 +70,7 @@ export async function planCreate(cfg: Config, req: CreateRequest): Promise<Plan>
   const sourceDir = join(dir, cfg.source.path);
   const instancesFile = layout.instancesIni(root, branch);
   let revision: string | undefined;
+  let about: Awaited<ReturnType<typeof describeBuild>> = {};
 
   const steps: Step[] = [];
   if (leftover) {
@@ -111,7 +112,9 @@ export async function planCreate(cfg: Config, req: CreateRequest): Promise<Plan>
       preview: probe.preview('checkout', ref, sourceDir),
       run: async (ctx) => {
         await mkdir(dirname(sourceDir), { recursive: true });
-        revision = await (await sourceVcs(cfg, ctx.log)).checkout(ref, sourceDir);
+        const vcs = await sourceVcs(cfg, ctx.log);
+        revision = await vcs.checkout(ref, sourceDir);
+        about = await describeBuild(vcs, sourceDir, ref, cfg.source.default);
         ctx.say(`checked out ${ref} at ${revision}`);
       },
     },
@@ -157,7 +160,7 @@ export async function planCreate(cfg: Config, req: CreateRequest): Promise<Plan>
           ref,
           createdAt: now,
           revision,
-          built: revision ? { revision, ref, at: now } : undefined,
+          built: revision ? { revision, ref, at: now, ...about } : undefined,
         };
       });
     },

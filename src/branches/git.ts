@@ -4,7 +4,13 @@ import { KarlstageError, StepError, UsageError } from '../core/errors.js';
 import { redact } from '../core/redact.js';
 import { commandLine, logLine, tail, withRetries } from '../core/runner.js';
 import { gitClient } from './git-client.js';
-import { unreachable, type UpdateOutcome, type Vcs, type VcsOptions } from './vcs.js';
+import {
+  unreachable,
+  type CommitInfo,
+  type UpdateOutcome,
+  type Vcs,
+  type VcsOptions,
+} from './vcs.js';
 
 // A ref as `git check-ref-format` allows it, never an option, or a commit id.
 // (Printable ASCII only, which also keeps control characters out.)
@@ -202,6 +208,27 @@ export class GitVcs implements Vcs {
   async commitsBetween(dir: string, from: string, to: string): Promise<number> {
     const out = await this.git(dir, ['rev-list', '--count', `${from}..${to}`], 'count commits');
     return Number(out.trim());
+  }
+
+  async describeCommit(dir: string): Promise<CommitInfo> {
+    const out = await this.git(
+      dir,
+      ['log', '-1', '--format=%s%x1f%an%x1f%aI', 'HEAD'],
+      'read the commit',
+    );
+    const [subject = '', author = '', date = ''] = out.trim().split('\x1f');
+    return { subject, author, date };
+  }
+
+  async aheadOf(dir: string, ref: string, defaultRef: string): Promise<number | undefined> {
+    if (ref === defaultRef) return 0;
+    // origin/DEFAULT is local after the clone or fetch this run just did: no network.
+    const out = await this.git(
+      dir,
+      ['rev-list', '--count', `refs/remotes/origin/${defaultRef}..HEAD`],
+      'count commits ahead',
+    ).catch(() => undefined);
+    return out === undefined ? undefined : Number(out.trim());
   }
 
   async isDirty(dir: string): Promise<boolean> {

@@ -1,7 +1,13 @@
 import { KarlstageError, StepError, UsageError } from '../core/errors.js';
 import { redact } from '../core/redact.js';
 import { commandLine, run, withRetries } from '../core/runner.js';
-import { unreachable, type UpdateOutcome, type Vcs, type VcsOptions } from './vcs.js';
+import {
+  unreachable,
+  type CommitInfo,
+  type UpdateOutcome,
+  type Vcs,
+  type VcsOptions,
+} from './vcs.js';
 
 const SEGMENT = /^[A-Za-z0-9][A-Za-z0-9._+-]*$/;
 const URL = /^(svn|svn\+ssh|https?|file):\/\/\S+$/;
@@ -150,6 +156,29 @@ export class SvnVcs implements Vcs {
       'count commits',
     );
     return stdout.split('\n').filter((l) => /^r\d+ /.test(l)).length;
+  }
+
+  async describeCommit(dir: string): Promise<CommitInfo> {
+    const { stdout } = await this.svn(['log', '--xml', '-l', '1', '--', dir], 'read the commit');
+    const pick = (tag: string) =>
+      unescapeXml(new RegExp(`<${tag}>([\\s\\S]*?)</${tag}>`).exec(stdout)?.[1] ?? '');
+    return {
+      subject: pick('msg').split('\n')[0] ?? '',
+      author: pick('author'),
+      date: pick('date'),
+    };
+  }
+
+  async aheadOf(dir: string, ref: string, defaultRef: string): Promise<number | undefined> {
+    if (ref === defaultRef) return 0;
+    if (!ref.startsWith('branches/')) return undefined;
+    // Commits since the branch was copied (the copy itself is not one).
+    const { stdout } = await this.svn(
+      ['log', '-q', '--stop-on-copy', '--', dir],
+      'count commits ahead',
+    );
+    const n = stdout.split('\n').filter((l) => /^r\d+ /.test(l)).length;
+    return Math.max(0, n - 1);
   }
 
   async isDirty(dir: string): Promise<boolean> {

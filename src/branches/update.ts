@@ -10,7 +10,7 @@ import type { Job, Step } from '../core/plan.js';
 import { readState, updateState, type BranchState } from '../core/state.js';
 import { clearPending, markPending, readPending } from './pending.js';
 import { deploymentStep, stepEnv } from './steps.js';
-import { sourceVcs, type Vcs } from './vcs.js';
+import { describeBuild, sourceVcs, type Vcs } from './vcs.js';
 
 export interface UpdateRequest {
   /** Rebuild even when the revision is already built; update over local changes. */
@@ -72,6 +72,7 @@ export function updateJob(cfg: Config, known: BranchState, probe: Vcs, req: Upda
   let note: string | undefined;
   let skipped = false;
   let vcsChanged = false;
+  let about: Awaited<ReturnType<typeof describeBuild>> = {};
   const ref = () => req.switchTo ?? site?.ref ?? '';
 
   const steps: Step[] = [
@@ -140,6 +141,7 @@ export function updateJob(cfg: Config, known: BranchState, probe: Vcs, req: Upda
           skipped = true;
           return { skipRest: `already built at ${revision}` };
         }
+        about = await describeBuild(vcs, sourceDir, ref(), cfg.source.default);
       },
     },
   ];
@@ -165,7 +167,8 @@ export function updateJob(cfg: Config, known: BranchState, probe: Vcs, req: Upda
           if (!b) return;
           if (vcsChanged && req.switchTo) b.ref = req.switchTo;
           if (revision) b.revision = revision;
-          if (result.ok && !skipped && revision) b.built = { revision, ref: b.ref, at: now };
+          if (result.ok && !skipped && revision)
+            b.built = { revision, ref: b.ref, at: now, ...about };
           b.lastUpdate = {
             at: now,
             result: result.ok ? 'ok' : 'failed',

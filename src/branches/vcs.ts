@@ -11,6 +11,12 @@ export interface VcsOptions {
   log?: string;
 }
 
+export interface CommitInfo {
+  subject: string;
+  author: string;
+  date: string;
+}
+
 export interface UpdateOutcome {
   revision: string;
   /** Something the user should hear, e.g. "history rewritten upstream". */
@@ -39,6 +45,10 @@ export interface Vcs {
   remoteHeads(refs: string[]): Promise<Map<string, string | null | Error>>;
   /** How many commits lead from `from` to `to` on `ref` (git: both must be local already). */
   commitsBetween(dir: string, from: string, to: string, ref?: string): Promise<number>;
+  /** Subject, author and date of the commit checked out in `dir`. */
+  describeCommit(dir: string): Promise<CommitInfo>;
+  /** Commits on `ref` that the default ref does not have, where cheap to know; undefined otherwise. */
+  aheadOf(dir: string, ref: string, defaultRef: string): Promise<number | undefined>;
   /** Local changes to tracked files (untracked build output does not count). */
   isDirty(dir: string): Promise<boolean>;
   /** Throw away local changes to tracked files (switch/update --force). */
@@ -98,4 +108,18 @@ export function whyFailed(e: unknown): string {
     lines.filter((l) => /^svn: E\d+:/.test(l)).at(-1) ??
     e.message.replace(/^.*? failed: /, '')
   );
+}
+
+/** What the site list shows of a build; never fails a build for want of it. */
+export async function describeBuild(
+  vcs: Vcs,
+  dir: string,
+  ref: string,
+  defaultRef: string,
+): Promise<{ commit?: CommitInfo; ahead?: number }> {
+  const [commit, ahead] = await Promise.all([
+    vcs.describeCommit(dir).catch(() => undefined),
+    vcs.aheadOf(dir, ref, defaultRef).catch(() => undefined),
+  ]);
+  return { ...(commit ? { commit } : {}), ...(ahead !== undefined ? { ahead } : {}) };
 }

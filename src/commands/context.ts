@@ -65,3 +65,12 @@ export function jobsAsJson(results: JobResult[]) {
     durationMs: r.durationMs,
   }));
 }
+
+/** After a change: regenerate the site list; a failure to write it is a warning, not the command's failure. */
+export async function afterChange(ctx: CommandContext): Promise<void> {
+  if (ctx.g.dryRun) return;
+  const { refreshSiteList } = await import('../web/site-list.js');
+  await refreshSiteList(ctx.cfg).catch((e: Error) =>
+    ctx.out.warn(`could not refresh the site list: ${e.message}`),
+  );
+}

@@ -4,7 +4,13 @@ import { withLocks } from '../core/lock.js';
 import { checkName } from '../core/names.js';
 import { executePlan } from '../core/plan.js';
 import { readState } from '../core/state.js';
-import { commandContext, finishJobs, jobsAsJson, type GlobalOptions } from './context.js';
+import {
+  afterChange,
+  commandContext,
+  finishJobs,
+  jobsAsJson,
+  type GlobalOptions,
+} from './context.js';
 
 export interface CreateOptions extends GlobalOptions {
   branch: string;
@@ -13,7 +19,8 @@ export interface CreateOptions extends GlobalOptions {
 }
 
 export async function create(opts: CreateOptions) {
-  const { cfg, out, g } = await commandContext(opts);
+  const ctx = await commandContext(opts);
+  const { cfg, out, g } = ctx;
   checkName('branch', opts.branch);
   const work = async () => {
     const plan = await planCreate(cfg, {
@@ -23,6 +30,7 @@ export async function create(opts: CreateOptions) {
     });
     const results = await executePlan(plan, { out, root: cfg.root, dryRun: g.dryRun });
     if (g.dryRun) return undefined;
+    await afterChange(ctx);
     const site = (await readState(cfg.root)).branches[opts.branch];
     out.result({ ok: results.every((r) => r.ok), jobs: jobsAsJson(results), site });
     finishJobs(out, results, 'create');

@@ -5,7 +5,13 @@ import { withLocks } from '../core/lock.js';
 import { checkName } from '../core/names.js';
 import { executePlan } from '../core/plan.js';
 import { readState } from '../core/state.js';
-import { commandContext, finishJobs, jobsAsJson, type GlobalOptions } from './context.js';
+import {
+  afterChange,
+  commandContext,
+  finishJobs,
+  jobsAsJson,
+  type GlobalOptions,
+} from './context.js';
 
 export interface DestroyOptions extends GlobalOptions {
   branch: string;
@@ -13,7 +19,8 @@ export interface DestroyOptions extends GlobalOptions {
 }
 
 export async function destroy(opts: DestroyOptions) {
-  const { cfg, out, g } = await commandContext(opts);
+  const ctx = await commandContext(opts);
+  const { cfg, out, g } = ctx;
   checkName('branch', opts.branch);
   if (!(await readState(cfg.root)).branches[opts.branch])
     throw new UsageError(`there is no branch site "${opts.branch}": "karlstage status" lists them`);
@@ -30,6 +37,7 @@ export async function destroy(opts: DestroyOptions) {
       dryRun: g.dryRun,
     });
     if (g.dryRun) return results;
+    await afterChange(ctx);
     out.result({ ok: results.every((r) => r.ok), jobs: jobsAsJson(results) });
     finishJobs(out, results, 'destroy');
     out.line(`destroyed ${opts.branch}`);

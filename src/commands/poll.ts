@@ -5,8 +5,8 @@ import { EXIT, KarlstageError } from '../core/errors.js';
 import { checkName } from '../core/names.js';
 import { executePlan, type JobResult } from '../core/plan.js';
 import { readState, updateState, type BranchState, type PollRecord } from '../core/state.js';
-import { commandContext, jobsAsJson, type GlobalOptions } from './context.js';
-import { shortRevision } from './status.js';
+import { afterChange, commandContext, jobsAsJson, type GlobalOptions } from './context.js';
+import { shortRevision } from '../web/site-data.js';
 
 export interface PollOptions extends GlobalOptions {
   branches: string[];
@@ -25,7 +25,8 @@ export interface PollResult {
  * code path. Exit 0 only when every poll and every build succeeded.
  */
 export async function poll(opts: PollOptions): Promise<PollResult> {
-  const { cfg, out, g } = await commandContext(opts);
+  const ctx = await commandContext(opts);
+  const { cfg, out, g } = ctx;
   const state = await readState(cfg.root);
   let sites: BranchState[];
   if (opts.branches.length) {
@@ -81,6 +82,20 @@ export async function poll(opts: PollOptions): Promise<PollResult> {
       { out, root: cfg.root, dryRun: g.dryRun },
     );
   }
+  // The site list shows upstream state: refresh it when that changed or something was built.
+  const changed =
+    builds.length > 0 ||
+    sites.some((site) => {
+      const before = site.poll;
+      const now = records.get(site.name);
+      return (
+        !before ||
+        before.remote !== now?.remote ||
+        before.behind !== now?.behind ||
+        Boolean(before.error) !== Boolean(now?.error)
+      );
+    });
+  if (changed) await afterChange(ctx);
   const result: PollResult = { branches: rows, builds: jobsAsJson(builds) };
   out.result(result);
 

@@ -1,8 +1,6 @@
 import { listPending } from '../branches/pending.js';
-import { describePoll } from '../branches/poll.js';
-import { layout } from '../core/layout.js';
-import { readState, type BranchState } from '../core/state.js';
-import { readInstances } from '../instances/instances-file.js';
+import { readState } from '../core/state.js';
+import { branchViews, shortRevision } from '../web/site-data.js';
 import { commandContext, type GlobalOptions } from './context.js';
 
 export interface BranchStatus {
@@ -11,9 +9,9 @@ export interface BranchStatus {
   vcs: string;
   port: number;
   revision?: string;
-  built?: BranchState['built'];
-  lastUpdate?: BranchState['lastUpdate'];
-  poll?: BranchState['poll'];
+  built?: unknown;
+  lastUpdate?: unknown;
+  poll?: unknown;
   upstream: string;
   customers: string[];
   customersProblem?: string;
@@ -26,11 +24,6 @@ export interface StatusResult {
   interrupted: { branch: string; op: string; started: string }[];
 }
 
-export function shortRevision(rev: string | undefined, vcs: string): string {
-  if (!rev) return '-';
-  return vcs === 'svn' ? `r${rev}` : rev.slice(0, 10);
-}
-
 export function formatWhen(iso: string | undefined): string {
   if (!iso) return '-';
   const d = new Date(iso);
@@ -38,20 +31,13 @@ export function formatWhen(iso: string | undefined): string {
   return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}`;
 }
 
-/** Read-only: what state.json and each site's instances.ini say, one line per branch site. */
+/** Read-only: the same data as the site list, one line per branch site (colour only on a terminal). */
 export async function status(opts: GlobalOptions): Promise<StatusResult> {
   const { cfg, out } = await commandContext(opts);
   const state = await readState(cfg.root);
-  const branches: BranchStatus[] = [];
-  for (const b of Object.values(state.branches).sort((x, y) => x.slot - y.slot)) {
-    let customers: string[] = [];
-    let customersProblem: string | undefined;
-    try {
-      customers = (await readInstances(layout.instancesIni(cfg.root, b.name))).map((i) => i.name);
-    } catch (e) {
-      customersProblem = (e as Error).message;
-    }
-    branches.push({
+  const views = await branchViews(cfg, state);
+  const branches: BranchStatus[] = views.map(
+    ({ site: b, customers, customersProblem, mail, upstream, url }) => ({
       name: b.name,
       ref: b.ref,
       vcs: b.vcs,
@@ -60,15 +46,13 @@ export async function status(opts: GlobalOptions): Promise<StatusResult> {
       built: b.built,
       lastUpdate: b.lastUpdate,
       poll: b.poll,
-      upstream: describePoll(b.poll),
+      upstream,
       customers,
       ...(customersProblem ? { customersProblem } : {}),
-      mail: cfg.customers
-        .filter((c) => c.mailBranch === b.name && customers.includes(c.name))
-        .map((c) => c.name),
-      url: `https://${cfg.staging.host}/${b.name}/`,
-    });
-  }
+      mail,
+      url,
+    }),
+  );
   const pending = await listPending(cfg.root);
   const interrupted = Object.entries(pending)
     .filter(([name, p]) => p.op === 'create' && !state.branches[name])
@@ -77,11 +61,11 @@ export async function status(opts: GlobalOptions): Promise<StatusResult> {
   out.result(result);
   if (out.json) return result;
 
-  if (branches.length === 0 && interrupted.length === 0) {
+  if (views.length === 0 && interrupted.length === 0) {
     out.line('no branch sites yet: "karlstage create BRANCH --ref REF" makes one');
     return result;
   }
-  const rows = branches.map((b) => {
+  const rows = views.map(({ site: b, customers, customersProblem, mail, upstream }) => {
     const last = b.lastUpdate;
     const lastText = last
       ? `${formatWhen(last.at)} ${last.result === 'ok' ? out.c.green('ok') : out.c.red('failed')}${last.result === 'failed' && last.error ? `: ${last.error}` : ''}`
@@ -92,10 +76,10 @@ export async function status(opts: GlobalOptions): Promise<StatusResult> {
         : '';
     const up =
       b.poll?.error || b.poll?.remote === null
-        ? out.c.red(b.upstream)
+        ? out.c.red(upstream)
         : b.poll?.behind
-          ? out.c.yellow(b.upstream)
-          : b.upstream;
+          ? out.c.yellow(upstream)
+          : upstream;
     return [
       b.name,
       b.ref,
@@ -103,8 +87,8 @@ export async function status(opts: GlobalOptions): Promise<StatusResult> {
       up,
       lastText,
       String(b.port),
-      b.customersProblem ? out.c.red('instances.ini malformed') : b.customers.join(',') || '-',
-      b.mail.join(',') || '-',
+      customersProblem ? out.c.red('instances.ini malformed') : customers.join(',') || '-',
+      mail.join(',') || '-',
     ];
   });
   const header = [

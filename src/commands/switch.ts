@@ -4,7 +4,13 @@ import { UsageError } from '../core/errors.js';
 import { layout } from '../core/layout.js';
 import { checkName } from '../core/names.js';
 import { executePlan } from '../core/plan.js';
-import { commandContext, finishJobs, jobsAsJson, type GlobalOptions } from './context.js';
+import {
+  afterChange,
+  commandContext,
+  finishJobs,
+  jobsAsJson,
+  type GlobalOptions,
+} from './context.js';
 
 export interface SwitchOptions extends GlobalOptions {
   branch: string;
@@ -13,7 +19,8 @@ export interface SwitchOptions extends GlobalOptions {
 }
 
 export async function switchBranch(opts: SwitchOptions) {
-  const { cfg, out, g } = await commandContext(opts);
+  const ctx = await commandContext(opts);
+  const { cfg, out, g } = ctx;
   checkName('branch', opts.branch);
   const site = await knownBranch(cfg.root, opts.branch);
   const vcs = await sourceVcs(cfg);
@@ -33,6 +40,7 @@ export async function switchBranch(opts: SwitchOptions) {
   };
   const results = await executePlan(plan, { out, root: cfg.root, dryRun: g.dryRun });
   if (g.dryRun) return results;
+  await afterChange(ctx);
   out.result({
     ok: results.every((r) => r.ok),
     from: site.ref,

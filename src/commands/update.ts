@@ -4,7 +4,13 @@ import { UsageError } from '../core/errors.js';
 import { checkName } from '../core/names.js';
 import { executePlan } from '../core/plan.js';
 import { readState } from '../core/state.js';
-import { commandContext, finishJobs, jobsAsJson, type GlobalOptions } from './context.js';
+import {
+  afterChange,
+  commandContext,
+  finishJobs,
+  jobsAsJson,
+  type GlobalOptions,
+} from './context.js';
 
 export interface UpdateOptions extends GlobalOptions {
   branches: string[];
@@ -14,7 +20,8 @@ export interface UpdateOptions extends GlobalOptions {
 }
 
 export async function update(opts: UpdateOptions) {
-  const { cfg, out, g } = await commandContext(opts);
+  const ctx = await commandContext(opts);
+  const { cfg, out, g } = ctx;
   const state = await readState(cfg.root);
   let names = opts.branches;
   if (opts.all) {
@@ -41,6 +48,7 @@ export async function update(opts: UpdateOptions) {
   };
   const results = await executePlan(plan, { out, root: cfg.root, dryRun: g.dryRun });
   if (g.dryRun) return results;
+  await afterChange(ctx);
   out.result({ ok: results.every((r) => r.ok), jobs: jobsAsJson(results) });
   finishJobs(out, results, 'update');
   return results;

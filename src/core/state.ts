@@ -15,6 +15,16 @@ export interface UpdateRecord {
   note?: string;
 }
 
+export interface BuiltRecord {
+  revision: string;
+  ref: string;
+  at: string;
+  /** The built commit, for the site list. */
+  commit?: { subject: string; author: string; date: string };
+  /** Commits the built ref has that the default ref does not, where cheap to know. */
+  ahead?: number;
+}
+
 export interface BranchState {
   name: string;
   slot: number;
@@ -25,7 +35,7 @@ export interface BranchState {
   /** The revision checked out in the working copy. */
   revision?: string;
   /** The last revision built successfully (the last good one). */
-  built?: { revision: string; ref: string; at: string };
+  built?: BuiltRecord;
   lastUpdate?: UpdateRecord;
   /** The last poll of its upstream ref. */
   poll?: PollRecord;

@@ -1,0 +1,31 @@
+import { resolve } from 'node:path';
+import writeFileAtomic from 'write-file-atomic';
+import { UsageError } from '../core/errors.js';
+import { collectSiteList, refreshSiteList, renderHtml, renderText } from '../web/site-list.js';
+import { commandContext, type GlobalOptions } from './context.js';
+
+export interface SitesOptions extends GlobalOptions {
+  format?: string;
+  output?: string;
+}
+
+/** The site list as html, json or text, on stdout or into --output; also refreshes .karlstage/sites/. */
+export async function sites(opts: SitesOptions): Promise<string> {
+  const { cfg, out, g } = await commandContext(opts);
+  const format = opts.format ?? 'text';
+  if (!['html', 'json', 'text'].includes(format))
+    throw new UsageError(`--format ${format}: use html, json or text`);
+  const list = g.dryRun ? await collectSiteList(cfg) : await refreshSiteList(cfg);
+  const text =
+    format === 'json'
+      ? JSON.stringify(list, null, 2) + '\n'
+      : format === 'html'
+        ? await renderHtml(list)
+        : renderText(list);
+  if (opts.output && !g.dryRun) {
+    const file = resolve(opts.cwd ?? process.cwd(), opts.output);
+    await writeFileAtomic(file, text, { mode: 0o644 });
+    out.line(`wrote ${file}`);
+  } else if (!out.quiet) process.stdout.write(text);
+  return text;
+}

@@ -1,0 +1,51 @@
+import { describePoll } from '../branches/poll.js';
+import type { Config } from '../core/config.js';
+import { layout } from '../core/layout.js';
+import type { BranchState, State } from '../core/state.js';
+import { readInstances } from '../instances/instances-file.js';
+
+/**
+ * What is known of each branch site, read from state.json and each site's
+ * instances.ini only (no VCS, no network). `status` and the site list are two
+ * views of it.
+ */
+export interface BranchView {
+  site: BranchState;
+  customers: string[];
+  customersProblem?: string;
+  /** Customers whose staged mail goes to this branch site. */
+  mail: string[];
+  upstream: string;
+  url: string;
+}
+
+export async function branchViews(cfg: Config, state: State): Promise<BranchView[]> {
+  const views: BranchView[] = [];
+  for (const site of Object.values(state.branches).sort((a, b) => a.slot - b.slot)) {
+    let customers: string[] = [];
+    let customersProblem: string | undefined;
+    try {
+      customers = (await readInstances(layout.instancesIni(cfg.root, site.name))).map(
+        (i) => i.name,
+      );
+    } catch (e) {
+      customersProblem = (e as Error).message;
+    }
+    views.push({
+      site,
+      customers,
+      ...(customersProblem ? { customersProblem } : {}),
+      mail: cfg.customers
+        .filter((c) => c.mailBranch === site.name && customers.includes(c.name))
+        .map((c) => c.name),
+      upstream: describePoll(site.poll),
+      url: `https://${cfg.staging.host}/${site.name}/`,
+    });
+  }
+  return views;
+}
+
+export function shortRevision(rev: string | undefined, vcs: string): string {
+  if (!rev) return '-';
+  return vcs === 'svn' ? `r${rev}` : rev.slice(0, 10);
+}

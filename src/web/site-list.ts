@@ -1,0 +1,165 @@
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import writeFileAtomic from 'write-file-atomic';
+import type { Config } from '../core/config.js';
+import { layout } from '../core/layout.js';
+import { readState } from '../core/state.js';
+import { renderTemplate } from '../core/templates.js';
+import { branchViews, shortRevision } from './site-data.js';
+
+/**
+ * The site list the customer reads: which branch sites exist, what code and
+ * data each runs, and where to click. Public by design: it carries no DSN,
+ * password, server path or error text (those can hold paths), only what is
+ * listed in templates/sites.schema.json.
+ */
+export const SITE_LIST_VERSION = 1;
+
+export interface SiteListEntry {
+  name: string;
+  url: string;
+  ref: string;
+  defaultRef: string;
+  revision: string | null;
+  commit: { subject: string; author: string; date: string } | null;
+  aheadOfDefault: number | null;
+  lastUpdate: { at: string; result: 'ok' | 'failed' } | null;
+  builtAt: string | null;
+  data: { asOf: string | null; sourceDump: string | null };
+  customers: { name: string; url: string; mailDomain: string | null }[];
+  upstream: {
+    state: 'up to date' | 'behind' | 'gone upstream' | 'not polled' | 'poll failed';
+    newCommits: number | null;
+    checkedAt: string | null;
+  };
+  heldOutOfSync: boolean;
+}
+
+export interface SiteList {
+  version: typeof SITE_LIST_VERSION;
+  generatedAt: string;
+  host: string;
+  branches: SiteListEntry[];
+}
+
+export async function collectSiteList(cfg: Config): Promise<SiteList> {
+  const views = await branchViews(cfg, await readState(cfg.root));
+  return {
+    version: SITE_LIST_VERSION,
+    generatedAt: new Date().toISOString(),
+    host: cfg.staging.host,
+    branches: views.map(({ site, customers, mail, url }) => ({
+      name: site.name,
+      url,
+      ref: site.ref,
+      defaultRef: cfg.source.default,
+      revision: site.built ? shortRevision(site.built.revision, site.vcs) : null,
+      commit: site.built?.commit ?? null,
+      aheadOfDefault: site.built?.ahead ?? null,
+      lastUpdate: site.lastUpdate
+        ? { at: site.lastUpdate.at, result: site.lastUpdate.result }
+        : null,
+      builtAt: site.built?.at ?? null,
+      data: { asOf: null, sourceDump: null },
+      customers: customers.map((name) => ({
+        name,
+        url: `${url}${name}/`,
+        mailDomain:
+          mail.includes(name) && cfg.staging.mailDomain
+            ? `${name}.${cfg.staging.mailDomain}`
+            : null,
+      })),
+      upstream: {
+        state: !site.poll
+          ? 'not polled'
+          : site.poll.error
+            ? 'poll failed'
+            : site.poll.remote === null
+              ? 'gone upstream'
+              : site.poll.behind
+                ? 'behind'
+                : 'up to date',
+        newCommits: site.poll?.newCommits ?? null,
+        checkedAt: site.poll?.at ?? null,
+      },
+      heldOutOfSync: false,
+    })),
+  };
+}
+
+/** Any ISO date (git gives +02:00 offsets, svn microseconds) as "YYYY-MM-DD HH:MM UTC". */
+function when(iso: string | null): string | null {
+  if (!iso) return null;
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return iso;
+  return d.toISOString().slice(0, 16).replace('T', ' ') + ' UTC';
+}
+
+export function renderText(list: SiteList): string {
+  const lines = [`Branch sites on https://${list.host}/ (as of ${when(list.generatedAt)})`, ''];
+  if (list.branches.length === 0) lines.push('No branch sites yet.');
+  for (const b of list.branches) {
+    lines.push(`${b.name}  ${b.url}`);
+    lines.push(
+      `  code:     ${b.ref} at ${b.revision ?? 'not built yet'}${b.commit ? ` "${b.commit.subject}" (${b.commit.author}, ${when(b.commit.date)})` : ''}`,
+    );
+    if (b.aheadOfDefault !== null && b.ref !== b.defaultRef)
+      lines.push(`            ${b.aheadOfDefault} commit(s) ahead of ${b.defaultRef}`);
+    lines.push(
+      `  updated:  ${when(b.lastUpdate?.at ?? b.builtAt) ?? 'never'}${b.lastUpdate ? ` (${b.lastUpdate.result})` : ''}; upstream: ${b.upstream.state}${b.upstream.newCommits ? ` (${b.upstream.newCommits} new)` : ''}`,
+    );
+    lines.push(
+      `  data:     ${b.data.asOf ? `as of ${when(b.data.asOf)}` : 'no production copy yet'}${b.heldOutOfSync ? ' (held out of the nightly sync)' : ''}`,
+    );
+    for (const c of b.customers)
+      lines.push(
+        `  ${c.name}: ${c.url}${c.mailDomain ? `  (staged mail: *@${c.mailDomain})` : ''}`,
+      );
+    lines.push('');
+  }
+  return lines.join('\n');
+}
+
+export async function renderHtml(list: SiteList): Promise<string> {
+  return renderTemplate(
+    'sites.html',
+    {
+      host: list.host,
+      generated: when(list.generatedAt),
+      empty: list.branches.length === 0,
+      branches: list.branches.map((b) => ({
+        ...b,
+        revisionText: b.revision ?? 'not built yet',
+        commitDate: b.commit ? when(b.commit.date) : null,
+        ahead:
+          b.aheadOfDefault !== null && b.ref !== b.defaultRef
+            ? `${b.aheadOfDefault} commit${b.aheadOfDefault === 1 ? '' : 's'} ahead of ${b.defaultRef}`
+            : null,
+        updated: when(b.lastUpdate?.at ?? b.builtAt),
+        mailTo: b.customers
+          .filter((c) => c.mailDomain)
+          .map((c) => ({ name: c.name, domain: c.mailDomain })),
+        updateFailed: b.lastUpdate?.result === 'failed',
+        upstreamText: `${b.upstream.state}${b.upstream.newCommits ? ` (${b.upstream.newCommits} new)` : ''}`,
+        upstreamClass: b.upstream.state.replace(/ /g, '-'),
+        dataText: b.data.asOf ? `as of ${when(b.data.asOf)}` : 'no production copy yet',
+      })),
+    },
+    'html',
+  );
+}
+
+export const SITE_FILES = { html: 'index.html', json: 'sites.json', text: 'sites.txt' } as const;
+
+/** Regenerate .karlstage/sites/ (each file atomically); routes serve this folder at /. */
+export async function refreshSiteList(cfg: Config): Promise<SiteList> {
+  const list = await collectSiteList(cfg);
+  const dir = join(layout.meta(cfg.root), 'sites');
+  await mkdir(dir, { recursive: true });
+  await writeFileAtomic(join(dir, SITE_FILES.html), await renderHtml(list), { mode: 0o644 });
+  await writeFileAtomic(join(dir, SITE_FILES.json), JSON.stringify(list, null, 2) + '\n', {
+    mode: 0o644,
+  });
+  await writeFileAtomic(join(dir, SITE_FILES.text), renderText(list), { mode: 0o644 });
+  return list;
+}
