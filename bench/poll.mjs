@@ -146,7 +146,9 @@ try {
     // No apps needed here: build only.
     await writeFile(
       file,
-      (await readFile(file, 'utf8')).replace(/^(start|restart|stop|migrate) = .*$/gm, ''),
+      (await readFile(file, 'utf8'))
+        .replace(/^(start|restart|stop|migrate) = .*$/gm, '')
+        .replace('routes = auto', 'routes = manual'),
     );
     for (let i = 1; i <= BRANCHES; i++)
       await create({

@@ -3,7 +3,7 @@
 // Targets (issue 2): `karlstage --help` <= 2x and `karlstage status` (4 branch sites) <= 2.5x `node -e 0`.
 // Runs each command alternately, ROUNDS times, and compares medians (robust to a noisy machine).
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -33,6 +33,8 @@ try {
     defaultRef: 'main',
     basePort: await freeBasePort(4),
   });
+  // No nginx here: routes stay manual.
+  await writeFile(file, (await readFile(file, 'utf8')).replace('routes = auto', 'routes = manual'));
   for (const b of ['branch1', 'branch2', 'branch3', 'branch4'])
     await create({ quiet: true, config: file, branch: b });
   for (const b of ['branch1', 'branch2', 'branch3', 'branch4'])

@@ -7,11 +7,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 purpose=${1:-test}
+export PATH="$PATH:/usr/sbin:/sbin" # nginx, postmap
 
 # program:package pairs
 wanted=(git:git svn:subversion svnadmin:subversion svnserve:subversion rsync:rsync)
-# The tests also open the site list in a real browser (Debian's chromium, driven by playwright-core).
-[ "$purpose" = test ] && wanted+=(chromium:chromium)
+# The tests also run a real nginx with a self-signed certificate (openssl, curl), check the
+# postfix transport map with postmap, and open the site list in Debian's chromium.
+[ "$purpose" = test ] && wanted+=(nginx:nginx-light openssl:openssl curl:curl postmap:postfix chromium:chromium)
 
 missing=()
 for pair in "${wanted[@]}"; do

@@ -171,6 +171,26 @@ export function buildProgram(): Command {
     });
 
   program
+    .command('routes')
+    .description(
+      'write the nginx configuration for the one TLS host, check it (nginx -t), install it, reload',
+    )
+    .action(async (_o, cmd: Command) => {
+      const { routes } = await import('./commands/routes.js');
+      await routes(globals(cmd));
+    });
+
+  program
+    .command('mail <customer> <branch>')
+    .description(
+      "move a customer's staged mail-in to another branch site (transport map, cron lines)",
+    )
+    .action(async (customer: string, branch: string, _o, cmd: Command) => {
+      const { mail } = await import('./commands/mail.js');
+      await mail({ ...globals(cmd), customer, branch });
+    });
+
+  program
     .command('destroy <branch>')
     .description('stop the app and remove the branch site')
     .option('-y, --yes', 'really remove it')

@@ -1,6 +1,7 @@
 import { execa } from 'execa';
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
+import { selfSignedCert } from './helpers/nginx.js';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { gitRepo, svnRepo, svnServe } from './helpers/repos.js';
@@ -65,6 +66,14 @@ describe('the built binary, end to end', () => {
     const repo = await svnRepo();
     const served = await svnServe(repo);
     const st = await stagingServer(repo, { url: served.url });
+    const { cert, key } = await selfSignedCert(await tempDir('ks-cert-'), 'karltest.example.com');
+    const ini = await readFile(st.config, 'utf8');
+    await writeFile(
+      st.config,
+      ini
+        .replace(/^tls_certificate = .*$/m, `tls_certificate = ${cert}`)
+        .replace(/^tls_key = .*$/m, `tls_key = ${key}`),
+    );
     const doctor = await st.cli(['doctor']);
     expect(doctor.exitCode, doctor.stdout + doctor.stderr).toBe(0);
     expect(doctor.stdout).toMatch(/^ok\s+svn\s+1\.\d+/m);

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import writeFileAtomic from 'write-file-atomic';
 import type { Config } from '../core/config.js';
@@ -15,6 +15,7 @@ import { copySkeleton, skeletonPreview } from './skeleton.js';
 import { deploymentStep, stepCommand, stepEnv, type SiteIdentity } from './steps.js';
 import { run } from '../core/runner.js';
 import { describeBuild, sourceVcs } from './vcs.js';
+import { writeAllowList } from '../web/mail.js';
 
 export interface CreateRequest {
   branch: string;
@@ -129,7 +130,7 @@ export async function planCreate(cfg: Config, req: CreateRequest): Promise<Plan>
         await writeFileAtomic(instancesFile, await renderInstances(cfg, branch, customers), {
           mode: 0o600,
         });
-        await ensureAllowList(root);
+        await writeAllowList(cfg);
       },
     },
   );
@@ -170,16 +171,4 @@ export async function planCreate(cfg: Config, req: CreateRequest): Promise<Plan>
     command: `create ${branch}`,
     jobs: [{ name: branch, steps, finally: () => clearPending(root, branch) }],
   };
-}
-
-/** The mail allow-list every staging instance points at (see DESIGN: mail safety). */
-export async function ensureAllowList(root: string): Promise<void> {
-  const file = layout.allowList(root);
-  if (existsSync(file)) return;
-  await mkdir(dirname(file), { recursive: true });
-  await writeFile(
-    file,
-    '# Addresses staging may send mail to, one per line. Nobody else gets mail.\n',
-    { flag: 'wx' },
-  ).catch(() => undefined);
 }

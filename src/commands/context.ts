@@ -66,11 +66,35 @@ export function jobsAsJson(results: JobResult[]) {
   }));
 }
 
-/** After a change: regenerate the site list; a failure to write it is a warning, not the command's failure. */
-export async function afterChange(ctx: CommandContext): Promise<void> {
+/**
+ * After a change to the branch sites: regenerate the site list (a failure to
+ * write it is a warning), and with [staging] routes = auto, the routes (a
+ * failure there fails the command: the change stands, but is not reachable).
+ */
+export async function afterChange(ctx: CommandContext, opts: { routes: boolean }): Promise<void> {
   if (ctx.g.dryRun) return;
   const { refreshSiteList } = await import('../web/site-list.js');
   await refreshSiteList(ctx.cfg).catch((e: Error) =>
     ctx.out.warn(`could not refresh the site list: ${e.message}`),
   );
+  if (ctx.cfg.staging.mailDomain) {
+    // A created or destroyed site can start or end a customer's staged mail route.
+    const { writeTransport } = await import('../web/mail.js');
+    const { readState } = await import('../core/state.js');
+    await writeTransport(ctx.cfg, await readState(ctx.cfg.root)).catch((e: Error) =>
+      ctx.out.warn(`could not write the mail transport map: ${e.message}`),
+    );
+  }
+  if (!opts.routes || ctx.cfg.staging.routes !== 'auto') return;
+  const { installRoutes } = await import('./routes.js');
+  try {
+    await installRoutes(ctx);
+  } catch (e) {
+    const err = e as KarlstageError;
+    throw new KarlstageError(
+      `the change is made, but the routes were not updated: ${err.message}; fix that, then run "karlstage routes"`,
+      EXIT.failure,
+      err.details ?? [],
+    );
+  }
 }

@@ -30,7 +30,7 @@ export async function create(opts: CreateOptions) {
     });
     const results = await executePlan(plan, { out, root: cfg.root, dryRun: g.dryRun });
     if (g.dryRun) return undefined;
-    await afterChange(ctx);
+    await afterChange(ctx, { routes: true });
     const site = (await readState(cfg.root)).branches[opts.branch];
     out.result({ ok: results.every((r) => r.ok), jobs: jobsAsJson(results), site });
     finishJobs(out, results, 'create');

@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import writeFileAtomic from 'write-file-atomic';
 import type { Config } from '../core/config.js';
 import { UsageError } from '../core/errors.js';
+import { splitCommand } from '../core/runner.js';
 import { layout } from '../core/layout.js';
 import { renderTemplate } from '../core/templates.js';
 import { commandContext, type GlobalOptions } from './context.js';
@@ -27,11 +28,24 @@ export async function renderCrontab(cfg: Config): Promise<string> {
     log: cronWord(join(layout.logs(cfg.root), 'cron.log')),
     node: cronWord(process.execPath),
     karlstage: cronWord(karlstage),
+    mailin: await mailinLines(cfg),
     poll: cfg.cron.poll,
     sync: cfg.cron.sync,
     user: cfg.cron.user,
     sync_available: false,
   });
+}
+
+/** Mail-in runs for each customer in its mail branch only: `cd BRANCH && MAILIN CUSTOMER`. */
+async function mailinLines(cfg: Config): Promise<{ line: string }[]> {
+  if (!cfg.deployment.mailin) return [];
+  const { mailRoutes } = await import('../web/mail.js');
+  const { readState } = await import('../core/state.js');
+  const words = splitCommand(cfg.deployment.mailin, '[deployment] mailin');
+  const log = cronWord(join(layout.logs(cfg.root), 'cron.log'));
+  return (await mailRoutes(cfg, await readState(cfg.root))).map((r) => ({
+    line: `${cfg.cron.mailin} ${cfg.cron.user} cd ${cronWord(join(cfg.root, r.branch))} && ${[...words, r.customer].map(cronWord).join(' ')} >> ${log} 2>&1`,
+  }));
 }
 
 export async function cron(opts: CronOptions): Promise<{ file?: string; text: string }> {

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { appendFile, mkdtemp, readdir } from 'node:fs/promises';
+import { appendFile, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { UsageError } from '../core/errors.js';
@@ -62,6 +62,8 @@ export async function demo(opts: DemoOptions): Promise<DemoResult> {
     database: 'host=127.0.0.1 user=karl dbname=karl',
     basePort,
   });
+  // The demo has no certificate or nginx of its own: routes stay manual ("karlstage routes").
+  await writeFile(file, (await readFile(file, 'utf8')).replace('routes = auto', 'routes = manual'));
   await appendFile(file, '\n[customer:another]\nmail_branch = branch2\n');
   const g = { ...quiet, config: file };
 

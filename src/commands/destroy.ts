@@ -37,7 +37,7 @@ export async function destroy(opts: DestroyOptions) {
       dryRun: g.dryRun,
     });
     if (g.dryRun) return results;
-    await afterChange(ctx);
+    await afterChange(ctx, { routes: true });
     out.result({ ok: results.every((r) => r.ok), jobs: jobsAsJson(results) });
     finishJobs(out, results, 'destroy');
     out.line(`destroyed ${opts.branch}`);

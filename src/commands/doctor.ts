@@ -1,5 +1,6 @@
 import { constants, existsSync } from 'node:fs';
-import { access, statfs } from 'node:fs/promises';
+import { createPrivateKey, X509Certificate } from 'node:crypto';
+import { access, readFile, statfs } from 'node:fs/promises';
 import { isRemoteLocation } from '../core/config.js';
 import { KarlstageError, messageOf } from '../core/errors.js';
 import { readState } from '../core/state.js';
@@ -99,6 +100,22 @@ export async function doctor(opts: GlobalOptions & { minFreeGb?: number }): Prom
     const vcs = await sourceVcs({ source: { ...cfg.source, retries: 0 } });
     await vcs.checkRef(cfg.source.default);
     return `${vcs.describeRef(cfg.source.default)} exists`;
+  });
+
+  await check('certificate', async () => {
+    const { tlsCertificate: certFile, tlsKey: keyFile } = cfg.staging;
+    if (!certFile || !keyFile) throw new Error('[staging] tls_certificate and tls_key are not set');
+    const cert = new X509Certificate(await readFile(certFile));
+    const key = createPrivateKey(await readFile(keyFile));
+    if (!cert.checkPrivateKey(key)) throw new Error(`${keyFile} is not the key of ${certFile}`);
+    if (!cert.checkHost(cfg.staging.host))
+      throw new Error(
+        `${certFile} does not cover ${cfg.staging.host} (it is for ${cert.subjectAltName ?? cert.subject})`,
+      );
+    const days = Math.floor((new Date(cert.validTo).getTime() - Date.now()) / 86_400_000);
+    if (days < 0) throw new Error(`${certFile} expired on ${cert.validTo}`);
+    const text = `${certFile} covers ${cfg.staging.host}, key matches, expires in ${days} days`;
+    return days < 14 ? { level: 'warn', detail: `${text}: renew it` } : text;
   });
 
   out.result({ ok: checks.every((c) => c.level !== 'fail'), checks });

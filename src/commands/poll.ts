@@ -95,7 +95,7 @@ export async function poll(opts: PollOptions): Promise<PollResult> {
         Boolean(before.error) !== Boolean(now?.error)
       );
     });
-  if (changed) await afterChange(ctx);
+  if (changed) await afterChange(ctx, { routes: false });
   const result: PollResult = { branches: rows, builds: jobsAsJson(builds) };
   out.result(result);
 

@@ -40,7 +40,7 @@ export async function switchBranch(opts: SwitchOptions) {
   };
   const results = await executePlan(plan, { out, root: cfg.root, dryRun: g.dryRun });
   if (g.dryRun) return results;
-  await afterChange(ctx);
+  await afterChange(ctx, { routes: true });
   out.result({
     ok: results.every((r) => r.ok),
     from: site.ref,

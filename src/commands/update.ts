@@ -48,7 +48,7 @@ export async function update(opts: UpdateOptions) {
   };
   const results = await executePlan(plan, { out, root: cfg.root, dryRun: g.dryRun });
   if (g.dryRun) return results;
-  await afterChange(ctx);
+  await afterChange(ctx, { routes: false });
   out.result({ ok: results.every((r) => r.ok), jobs: jobsAsJson(results) });
   finishJobs(out, results, 'update');
   return results;

@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { scheduleProblem } from './cron-schedule.js';
+import { duplicateKeys } from './ini-edit.js';
 import { parse } from 'ini';
 import { UsageError } from './errors.js';
 import { nameProblem } from './names.js';
@@ -34,6 +35,12 @@ export interface Config {
     mailDomain?: string;
     nginxConf: string;
     reload: string;
+    /** The nginx program used to check a new configuration (nginx -t). */
+    nginx: string;
+    /** auto: create, switch and destroy refresh the routes; manual: only "karlstage routes". */
+    routes: 'auto' | 'manual';
+    /** Testers' addresses: the only ones staging may mail (the mail_white_list file). */
+    mailAllow: string[];
     jobs: number;
   };
   source: {
@@ -51,10 +58,12 @@ export interface Config {
     start?: string;
     restart?: string;
     stop?: string;
+    /** Run by cron, per customer, in that customer's mail branch only (the customer is the last argument). */
+    mailin?: string;
     timeout: number;
   };
   customers: CustomerConfig[];
-  cron: { poll: string; sync: string; user: string; file: string };
+  cron: { poll: string; sync: string; mailin: string; user: string; file: string };
 }
 
 type Section = Record<string, unknown>;
@@ -180,6 +189,11 @@ export function parseConfig(text: string, file: string): Config {
       mailDomain: opt(st, 'staging', 'mail_domain'),
       nginxConf: str(st, 'staging', 'nginx_conf', '/etc/nginx/conf.d/karlstage.conf'),
       reload: str(st, 'staging', 'reload', 'nginx -s reload'),
+      nginx: str(st, 'staging', 'nginx', 'nginx'),
+      routes: str(st, 'staging', 'routes', 'auto') === 'manual' ? 'manual' : 'auto',
+      mailAllow: str(st, 'staging', 'mail_allow', '')
+        .split(/[\s,]+/)
+        .filter(Boolean),
       jobs: int(st, 'staging', 'jobs', 2, 1, 64),
     },
     source: {
@@ -197,17 +211,35 @@ export function parseConfig(text: string, file: string): Config {
       start: opt(de, 'deployment', 'start'),
       restart: opt(de, 'deployment', 'restart'),
       stop: opt(de, 'deployment', 'stop'),
+      mailin: opt(de, 'deployment', 'mailin'),
       timeout: int(de, 'deployment', 'timeout', 3600, 1, 7 * 86400),
     },
     customers: [],
     cron: {
       poll: str(cr, 'cron', 'poll', '*/5 * * * *'),
       sync: str(cr, 'cron', 'sync', '0 2 * * *'),
+      mailin: str(cr, 'cron', 'mailin', '*/2 * * * *'),
       user: str(cr, 'cron', 'user', userInfo().username),
       file: str(cr, 'cron', 'file', '/etc/cron.d/karlstage'),
     },
   };
-  for (const key of ['poll', 'sync'] as const) {
+  const routes = str(st, 'staging', 'routes', 'auto');
+  if (routes !== 'auto' && routes !== 'manual')
+    problems.push(`${at('staging', 'routes')} = ${routes}: expected auto or manual`);
+  for (const a of cfg.staging.mailAllow)
+    if (!/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(a))
+      problems.push(`${at('staging', 'mail_allow')}: "${a}" is not a mail address`);
+  if (cfg.staging.mailDomain && !/^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/i.test(cfg.staging.mailDomain))
+    problems.push(
+      `${at('staging', 'mail_domain')} = ${cfg.staging.mailDomain}: expected a domain name`,
+    );
+  for (const d of duplicateKeys(cleaned))
+    problems.push(
+      d.key === 'mail_branch'
+        ? `${file}: [${d.section}] mail_branch is given twice: a customer has exactly one mail branch ("karlstage mail CUSTOMER BRANCH" moves it)`
+        : `${file}: [${d.section}] ${d.key} is given twice: keep one`,
+    );
+  for (const key of ['poll', 'sync', 'mailin'] as const) {
     const problem = scheduleProblem(cfg.cron[key]);
     if (problem) problems.push(`${at('cron', key)} = ${cfg.cron[key]}: ${problem}`);
   }

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { parse } from 'ini';
 import { UsageError } from '../core/errors.js';
+import { KEY, SECTION, setSectionKeys } from '../core/ini-edit.js';
 import { nameProblem } from '../core/names.js';
 
 /**
@@ -15,8 +16,6 @@ export interface Instance {
   values: Record<string, string>;
 }
 
-const SECTION = /^\s*\[([^\]]+)\]\s*([;#].*)?$/;
-const KEY = /^\s*([^=\s[;#][^=]*?)\s*=/;
 const COMMENT = /^\s*([;#].*)?$/;
 const PREFIX = 'instance:';
 
@@ -64,27 +63,5 @@ export function setInstanceKeys(
   name: string,
   values: Record<string, string>,
 ): string {
-  const lines = text.split('\n');
-  const header = `${PREFIX}${name}`;
-  const start = lines.findIndex((l) => SECTION.exec(l)?.[1]?.trim() === header);
-  if (start < 0) {
-    const block = [`[${header}]`, ...Object.entries(values).map(([k, v]) => `${k} = ${v}`)];
-    const body = text.replace(/\n*$/, '');
-    return `${body}${body ? '\n\n' : ''}${block.join('\n')}\n`;
-  }
-  let end = lines.findIndex((l, i) => i > start && SECTION.test(l));
-  if (end < 0) end = lines.length;
-  const pending = new Map(Object.entries(values));
-  let lastKey = start;
-  for (let i = start + 1; i < end; i++) {
-    const key = KEY.exec(lines[i] ?? '')?.[1];
-    if (key === undefined) continue;
-    lastKey = i;
-    if (pending.has(key)) {
-      lines[i] = `${key} = ${pending.get(key)}`;
-      pending.delete(key);
-    }
-  }
-  lines.splice(lastKey + 1, 0, ...[...pending].map(([k, v]) => `${k} = ${v}`));
-  return lines.join('\n');
+  return setSectionKeys(text, `${PREFIX}${name}`, values);
 }

@@ -39,7 +39,7 @@ export async function branchViews(cfg: Config, state: State): Promise<BranchView
         .filter((c) => c.mailBranch === site.name && customers.includes(c.name))
         .map((c) => c.name),
       upstream: describePoll(site.poll),
-      url: `https://${cfg.staging.host}/${site.name}/`,
+      url: `${publicBase(cfg)}/${site.name}/`,
     });
   }
   return views;
@@ -48,4 +48,9 @@ export async function branchViews(cfg: Config, state: State): Promise<BranchView
 export function shortRevision(rev: string | undefined, vcs: string): string {
   if (!rev) return '-';
   return vcs === 'svn' ? `r${rev}` : rev.slice(0, 10);
+}
+
+/** https://HOST, with the port when it is not 443. */
+export function publicBase(cfg: Config): string {
+  return `https://${cfg.staging.host}${cfg.staging.httpsPort === 443 ? '' : `:${cfg.staging.httpsPort}`}`;
 }

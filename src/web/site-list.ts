@@ -161,5 +161,9 @@ export async function refreshSiteList(cfg: Config): Promise<SiteList> {
     mode: 0o644,
   });
   await writeFileAtomic(join(dir, SITE_FILES.text), renderText(list), { mode: 0o644 });
+  // The friendly page nginx shows when a branch site's app is down (see templates/nginx.conf).
+  await writeFileAtomic(join(dir, 'down.html'), await renderTemplate('down.html', {}), {
+    mode: 0o644,
+  });
   return list;
 }

@@ -3,6 +3,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach } from 'vitest';
 
+// nginx and postmap live in /usr/sbin, which a non-login PATH may lack.
+for (const dir of ['/usr/sbin', '/sbin'])
+  if (!(process.env.PATH ?? '').split(':').includes(dir))
+    process.env.PATH = `${process.env.PATH}:${dir}`;
+
 const cleanups: (() => Promise<void>)[] = [];
 
 /** Run after the current test, newest first (registered by the helpers that make things). */
