@@ -10,7 +10,7 @@ purpose=${1:-test}
 export PATH="$PATH:/usr/sbin:/sbin" # nginx, postmap
 
 # program:package pairs
-wanted=(git:git svn:subversion svnadmin:subversion svnserve:subversion rsync:rsync)
+wanted=(git:git svn:subversion svnadmin:subversion svnserve:subversion rsync:rsync pg_dump:postgresql-client)
 # The tests also run a real nginx with a self-signed certificate (openssl, curl), check the
 # postfix transport map with postmap, and open the site list in Debian's chromium.
 [ "$purpose" = test ] && wanted+=(nginx:nginx-light openssl:openssl curl:curl postmap:postfix chromium:chromium)
@@ -20,6 +20,10 @@ for pair in "${wanted[@]}"; do
   program=${pair%%:*} package=${pair#*:}
   command -v "$program" >/dev/null 2>&1 || missing+=("$package")
 done
+# The sync tests start throwaway PostgreSQL clusters (initdb is not on PATH).
+if [ "$purpose" = test ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  missing+=(postgresql)
+fi
 if ((${#missing[@]})); then
   mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
   echo "setup: installing ${missing[*]} with apt-get" >&2

@@ -171,6 +171,41 @@ export function buildProgram(): Command {
     });
 
   program
+    .command('sync [branches...]')
+    .description(
+      'production → staging data: dump once per customer (read-only), golden copy, clone into each branch site, swap by rename',
+    )
+    .option(
+      '--customers <list>',
+      'comma-separated customers (default: every one with a production setting)',
+    )
+    .option('--nightly', 'every branch site not held (what cron runs)')
+    .action(
+      async (branches: string[], o: { customers?: string; nightly?: boolean }, cmd: Command) => {
+        const { parseCustomerList } = await import('./core/names.js');
+        const { sync } = await import('./commands/sync.js');
+        await sync({
+          ...globals(cmd),
+          branches,
+          nightly: o.nightly,
+          customers: o.customers === undefined ? undefined : parseCustomerList(o.customers),
+        });
+      },
+    );
+
+  program
+    .command('hold <branch>')
+    .description(
+      'hold a branch site out of the nightly sync (someone is testing on its data); --release ends that',
+    )
+    .option('--release', 'take part in the nightly sync again')
+    .option('--reason <text>', 'why, for the others')
+    .action(async (branch: string, o: { release?: boolean; reason?: string }, cmd: Command) => {
+      const { hold } = await import('./commands/sync.js');
+      await hold({ ...globals(cmd), branch, ...o });
+    });
+
+  program
     .command('routes')
     .description(
       'write the nginx configuration for the one TLS host, check it (nginx -t), install it, reload',

@@ -106,7 +106,7 @@ describe('the built binary, end to end', () => {
     ]);
     const table = await st.cli(['status']);
     expect(table.stdout.split('\n')[0]).toMatch(
-      /^BRANCH\s+REF\s+REVISION\s+UPSTREAM\s+LAST UPDATE\s+PORT\s+CUSTOMERS\s+MAIL$/,
+      /^BRANCH\s+REF\s+REVISION\s+UPSTREAM\s+LAST UPDATE\s+DATA AS OF\s+PORT\s+CUSTOMERS\s+MAIL$/,
     );
     expect(table.stdout).toMatch(/^branch2\s+branches\/feature-x\s+r\d+/m);
     expect(table.stdout).not.toContain('\u001b['); // no colour when not on a terminal

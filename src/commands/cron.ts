@@ -32,7 +32,7 @@ export async function renderCrontab(cfg: Config): Promise<string> {
     poll: cfg.cron.poll,
     sync: cfg.cron.sync,
     user: cfg.cron.user,
-    sync_available: false,
+    sync_available: true,
   });
 }
 

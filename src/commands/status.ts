@@ -12,6 +12,8 @@ export interface BranchStatus {
   built?: unknown;
   lastUpdate?: unknown;
   poll?: unknown;
+  data?: unknown;
+  hold?: unknown;
   upstream: string;
   customers: string[];
   customersProblem?: string;
@@ -74,6 +76,13 @@ export async function status(opts: GlobalOptions): Promise<StatusResult> {
       b.built && b.built.revision !== b.revision
         ? ` (built ${shortRevision(b.built.revision, b.vcs)})`
         : '';
+    const dates = customers
+      .map((c) => b.data?.[c]?.asOf)
+      .filter((d): d is string => Boolean(d))
+      .sort();
+    const data =
+      (dates.length === customers.length && dates[0] ? formatWhen(dates[0]) : '-') +
+      (b.hold ? out.c.yellow(' held') : '');
     const up =
       b.poll?.error || b.poll?.remote === null
         ? out.c.red(upstream)
@@ -86,6 +95,7 @@ export async function status(opts: GlobalOptions): Promise<StatusResult> {
       shortRevision(b.revision, b.vcs) + built,
       up,
       lastText,
+      data,
       String(b.port),
       customersProblem ? out.c.red('instances.ini malformed') : customers.join(',') || '-',
       mail.join(',') || '-',

@@ -3,6 +3,7 @@ import { userInfo } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { scheduleProblem } from './cron-schedule.js';
 import { duplicateKeys } from './ini-edit.js';
+import { parseKeep } from '../sync/retention.js';
 import { parse } from 'ini';
 import { UsageError } from './errors.js';
 import { nameProblem } from './names.js';
@@ -64,6 +65,7 @@ export interface Config {
   };
   customers: CustomerConfig[];
   cron: { poll: string; sync: string; mailin: string; user: string; file: string };
+  sync: { jobs: number; dumps: string; keep: string };
 }
 
 type Section = Record<string, unknown>;
@@ -148,6 +150,7 @@ export function parseConfig(text: string, file: string): Config {
 
   const st = section('staging', true);
   const cr = section('cron', false);
+  const sy = section('sync', false);
   const so = section('source', true);
   const de = section('deployment', true);
 
@@ -215,6 +218,11 @@ export function parseConfig(text: string, file: string): Config {
       timeout: int(de, 'deployment', 'timeout', 3600, 1, 7 * 86400),
     },
     customers: [],
+    sync: {
+      jobs: int(sy, 'sync', 'jobs', 2, 1, 32),
+      dumps: path(str(sy, 'sync', 'dumps', '.karlstage/dumps')),
+      keep: str(sy, 'sync', 'keep', '3 daily, 2 weekly, 1 monthly, 1 half-yearly, 1 yearly'),
+    },
     cron: {
       poll: str(cr, 'cron', 'poll', '*/5 * * * *'),
       sync: str(cr, 'cron', 'sync', '0 2 * * *'),
@@ -239,6 +247,11 @@ export function parseConfig(text: string, file: string): Config {
         ? `${file}: [${d.section}] mail_branch is given twice: a customer has exactly one mail branch ("karlstage mail CUSTOMER BRANCH" moves it)`
         : `${file}: [${d.section}] ${d.key} is given twice: keep one`,
     );
+  try {
+    parseKeep(cfg.sync.keep);
+  } catch (e) {
+    problems.push(`${at('sync', 'keep')} = ${cfg.sync.keep}: ${(e as Error).message}`);
+  }
   for (const key of ['poll', 'sync', 'mailin'] as const) {
     const problem = scheduleProblem(cfg.cron[key]);
     if (problem) problems.push(`${at('cron', key)} = ${cfg.cron[key]}: ${problem}`);

@@ -39,6 +39,17 @@ export interface BranchState {
   lastUpdate?: UpdateRecord;
   /** The last poll of its upstream ref. */
   poll?: PollRecord;
+  /** Per customer: the production data this site's database holds, and the last sync. */
+  data?: Record<string, DataRecord>;
+  /** Held out of the nightly sync (someone is testing on its data). */
+  hold?: { since: string; by: string; reason?: string };
+}
+
+export interface DataRecord {
+  /** When the production dump it holds was taken (null before the first successful sync). */
+  asOf: string | null;
+  dump?: string;
+  lastSync?: { at: string; result: 'ok' | 'failed'; durationMs: number; error?: string };
 }
 
 export interface PollRecord {

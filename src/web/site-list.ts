@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import writeFileAtomic from 'write-file-atomic';
 import type { Config } from '../core/config.js';
 import { layout } from '../core/layout.js';
-import { readState } from '../core/state.js';
+import { readState, type BranchState } from '../core/state.js';
 import { renderTemplate } from '../core/templates.js';
 import { branchViews, shortRevision } from './site-data.js';
 
@@ -60,7 +60,7 @@ export async function collectSiteList(cfg: Config): Promise<SiteList> {
         ? { at: site.lastUpdate.at, result: site.lastUpdate.result }
         : null,
       builtAt: site.built?.at ?? null,
-      data: { asOf: null, sourceDump: null },
+      data: dataOf(site, customers),
       customers: customers.map((name) => ({
         name,
         url: `${url}${name}/`,
@@ -82,7 +82,7 @@ export async function collectSiteList(cfg: Config): Promise<SiteList> {
         newCommits: site.poll?.newCommits ?? null,
         checkedAt: site.poll?.at ?? null,
       },
-      heldOutOfSync: false,
+      heldOutOfSync: Boolean(site.hold),
     })),
   };
 }
@@ -93,6 +93,18 @@ function when(iso: string | null): string | null {
   const d = new Date(iso);
   if (Number.isNaN(d.getTime())) return iso;
   return d.toISOString().slice(0, 16).replace('T', ' ') + ' UTC';
+}
+
+/** The site's data is as old as its oldest customer copy; null until every customer has been synced. */
+function dataOf(site: BranchState, customers: string[]): SiteListEntry['data'] {
+  const records = customers.map((c) => site.data?.[c]);
+  if (records.length === 0 || records.some((r) => !r?.asOf))
+    return { asOf: null, sourceDump: null };
+  const oldest = records.reduce((a, b) => (a!.asOf! <= b!.asOf! ? a : b))!;
+  return {
+    asOf: oldest.asOf,
+    sourceDump: oldest.dump ? oldest.dump.replace(/^.*-(\d{8}T\d{6}Z)\.dump$/, '$1') : null,
+  };
 }
 
 export function renderText(list: SiteList): string {

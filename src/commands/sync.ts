@@ -1,0 +1,137 @@
+import { knownBranch } from '../branches/update.js';
+import { EXIT, KarlstageError, UsageError } from '../core/errors.js';
+import { withLocks } from '../core/lock.js';
+import { checkName } from '../core/names.js';
+import { executePlan } from '../core/plan.js';
+import { readState, updateState, type BranchState } from '../core/state.js';
+import { syncJobs, type SyncOutcome } from '../sync/sync.js';
+import { afterChange, commandContext, type GlobalOptions } from './context.js';
+
+export interface SyncOptions extends GlobalOptions {
+  branches: string[];
+  customers?: string[];
+  nightly?: boolean;
+}
+
+/**
+ * production → staging data, per customer. With --nightly (cron): every branch
+ * site not held, every customer with a production database, a summary at the end.
+ */
+export async function sync(opts: SyncOptions): Promise<SyncOutcome> {
+  const ctx = await commandContext(opts);
+  const { cfg, out, g } = ctx;
+  if (opts.nightly && opts.branches.length)
+    throw new UsageError(
+      '--nightly syncs every branch site: give branch names or --nightly, not both',
+    );
+  const state = await readState(cfg.root);
+  let branches: BranchState[];
+  if (opts.branches.length) {
+    branches = [];
+    for (const n of opts.branches)
+      branches.push(await knownBranch(cfg.root, checkName('branch', n)));
+  } else branches = Object.values(state.branches).sort((a, b) => a.slot - b.slot);
+  // A held branch site keeps its data: skipped unless named explicitly.
+  const held = opts.branches.length ? [] : branches.filter((b) => b.hold).map((b) => b.name);
+  branches = branches.filter((b) => !held.includes(b.name));
+
+  let customers = cfg.customers;
+  if (opts.customers) {
+    customers = opts.customers.map((n) => {
+      const c = cfg.customers.find((x) => x.name === checkName('customer', n));
+      if (!c) throw new UsageError(`there is no [customer:${n}] in ${cfg.file}`);
+      if (!c.production)
+        throw new UsageError(`[customer:${n}] has no production setting: nothing to sync from`);
+      return c;
+    });
+  } else customers = customers.filter((c) => c.production);
+  if (customers.length === 0)
+    throw new UsageError(`no customer in ${cfg.file} has a production setting: nothing to sync`);
+
+  const outcome: SyncOutcome = { customers: {}, branches: [], held };
+  const command = opts.nightly ? 'sync --nightly' : `sync ${opts.branches.join(' ')}`.trim();
+  const work = async () => {
+    const jobs = await syncJobs(cfg, state, { branches, customers, held, command }, outcome);
+    const results = await executePlan({ command, jobs }, { out, root: cfg.root, dryRun: g.dryRun });
+    if (g.dryRun) return outcome;
+    const now = new Date().toISOString();
+    await updateState(cfg.root, (s) => {
+      for (const r of outcome.branches) {
+        const b = s.branches[r.branch];
+        if (!b) continue;
+        const c = outcome.customers[r.customer];
+        const before = b.data?.[r.customer];
+        b.data = {
+          ...b.data,
+          [r.customer]: {
+            asOf: r.ok ? (c?.asOf ?? null) : (before?.asOf ?? null),
+            ...(r.ok ? { dump: c?.dump } : before?.dump ? { dump: before.dump } : {}),
+            lastSync: {
+              at: now,
+              result: r.ok ? 'ok' : 'failed',
+              durationMs: r.durationMs,
+              ...(r.error ? { error: r.error } : {}),
+            },
+          },
+        };
+      }
+    });
+    await afterChange(ctx, { routes: false });
+
+    out.result({
+      ok: results.every((r) => r.ok),
+      ...outcome,
+      customersFailed: results
+        .filter((r) => !r.ok)
+        .map((r) => ({ name: r.name, error: r.error?.message, details: r.error?.details })),
+    });
+    for (const h of held) out.line(`held    ${h}: kept its data (held out of the nightly sync)`);
+    for (const r of outcome.branches)
+      out.line(
+        `${r.ok ? out.c.green('ok') : out.c.red('failed')}      ${r.customer} → ${r.branch}${r.ok ? ` (${(r.durationMs / 1000).toFixed(1)} s, unavailable ${r.swapMs} ms)` : `: ${r.error}`}`,
+      );
+    const failed = results.filter((r) => !r.ok);
+    if (failed.length)
+      throw new KarlstageError(
+        `sync: ${failed.length} of ${results.length} customer${results.length > 1 ? 's' : ''} failed`,
+        EXIT.failure,
+        failed.flatMap((r) => [
+          `${r.name}: ${r.error?.message}`,
+          ...(r.error?.details ?? []).map((d) => `  ${d}`),
+        ]),
+      );
+    return outcome;
+  };
+  if (g.dryRun) return work();
+  return withLocks(cfg.root, ['sync'], { command, waitSeconds: g.wait }, work);
+}
+
+/** Hold a branch site out of the nightly sync (someone is testing on its data), or release it. */
+export async function hold(
+  opts: GlobalOptions & { branch: string; release?: boolean; reason?: string },
+) {
+  const { cfg, out, g } = await commandContext(opts);
+  const site = await knownBranch(cfg.root, checkName('branch', opts.branch));
+  if (g.dryRun) {
+    out.line(`Dry run: would ${opts.release ? 'release' : 'hold'} ${site.name}`);
+    return;
+  }
+  const { userInfo } = await import('node:os');
+  await updateState(cfg.root, (s) => {
+    const b = s.branches[site.name];
+    if (!b) return;
+    if (opts.release) delete b.hold;
+    else
+      b.hold = {
+        since: new Date().toISOString(),
+        by: userInfo().username,
+        ...(opts.reason ? { reason: opts.reason } : {}),
+      };
+  });
+  await afterChange(await commandContext(opts), { routes: false });
+  out.line(
+    opts.release
+      ? `${site.name} takes part in the nightly sync again`
+      : `${site.name} is held out of the nightly sync; "karlstage hold ${site.name} --release" ends that`,
+  );
+}

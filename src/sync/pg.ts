@@ -1,0 +1,83 @@
+import type { Dsn } from '../core/dsn.js';
+import { run, type RunResult } from '../core/runner.js';
+
+/**
+ * PostgreSQL through its own client tools, over libpq connection strings.
+ * Connection settings (the password included) travel in PG* environment
+ * variables, never as arguments that `ps` would show.
+ */
+const ENV: Record<string, string> = {
+  host: 'PGHOST',
+  hostaddr: 'PGHOSTADDR',
+  port: 'PGPORT',
+  dbname: 'PGDATABASE',
+  user: 'PGUSER',
+  password: 'PGPASSWORD',
+  passfile: 'PGPASSFILE',
+  sslmode: 'PGSSLMODE',
+  sslrootcert: 'PGSSLROOTCERT',
+  sslcert: 'PGSSLCERT',
+  sslkey: 'PGSSLKEY',
+  connect_timeout: 'PGCONNECT_TIMEOUT',
+  application_name: 'PGAPPNAME',
+  options: 'PGOPTIONS',
+};
+
+export function pgEnv(dsn: Dsn, extra: Record<string, string> = {}): Record<string, string> {
+  const env: Record<string, string> = { PGCONNECT_TIMEOUT: '10', PGAPPNAME: 'karlstage' };
+  for (const [k, v] of Object.entries(dsn)) if (ENV[k]) env[ENV[k]] = v;
+  return { ...env, ...extra };
+}
+
+/** A SQL identifier, quoted (names are validated before, and quoted anyway). */
+export function quoteIdent(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+export function quoteLiteral(text: string): string {
+  return `'${text.replace(/'/g, "''")}'`;
+}
+
+export interface PgRunOptions {
+  step: string;
+  log?: string;
+  timeoutMs?: number;
+  /** Extra environment, e.g. PGOPTIONS for a read-only session. */
+  env?: Record<string, string>;
+}
+
+export function psql(dsn: Dsn, sql: string, o: PgRunOptions): Promise<RunResult> {
+  return run('psql', ['-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-c', sql], {
+    step: o.step,
+    log: o.log,
+    timeoutMs: o.timeoutMs,
+    env: pgEnv(dsn, o.env),
+  });
+}
+
+export function psqlFile(dsn: Dsn, file: string, o: PgRunOptions): Promise<RunResult> {
+  return run('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-1', '-f', file], {
+    step: o.step,
+    log: o.log,
+    timeoutMs: o.timeoutMs,
+    env: pgEnv(dsn, o.env),
+  });
+}
+
+/** Same database? Compared after resolving defaults: localhost = 127.0.0.1 = ::1 = a socket, port 5432, dbname = user. */
+export function databaseIdentity(dsn: Dsn): string {
+  const rawHost = (dsn.host ?? dsn.hostaddr ?? '').split(',')[0]!.trim().toLowerCase();
+  const local =
+    rawHost === '' ||
+    rawHost.startsWith('/') ||
+    ['localhost', '127.0.0.1', '::1', '[::1]', 'localhost.localdomain'].includes(rawHost);
+  const host = local ? 'local' : rawHost;
+  const port = (dsn.port ?? '5432').split(',')[0]!.trim() || '5432';
+  const user = dsn.user ?? process.env.PGUSER ?? process.env.USER ?? '';
+  const dbname = dsn.dbname ?? user;
+  return `${host}:${port}/${dbname}`;
+}
+
+export function sameDatabase(a: Dsn, b: Dsn): boolean {
+  return databaseIdentity(a) === databaseIdentity(b);
+}

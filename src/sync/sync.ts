@@ -1,0 +1,379 @@
+import { mkdir, readdir, rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Config, CustomerConfig } from '../core/config.js';
+import { parseDsn, withDatabase, type Dsn } from '../core/dsn.js';
+import { KarlstageError, UsageError } from '../core/errors.js';
+import { layout } from '../core/layout.js';
+import { acquireLock } from '../core/lock.js';
+import type { Job, Step } from '../core/plan.js';
+import { run } from '../core/runner.js';
+import type { BranchState, State } from '../core/state.js';
+import { stagingDatabaseName } from '../instances/databases.js';
+import { readInstances } from '../instances/instances-file.js';
+import { branchLock } from '../branches/update.js';
+import { deploymentStep, stepEnv } from '../branches/steps.js';
+import { pgEnv, psql, psqlFile, quoteIdent, quoteLiteral, sameDatabase } from './pg.js';
+import { datesToKeep, parseKeep } from './retention.js';
+import { goldenName, suffixed, syncTargets } from './names.js';
+
+/**
+ * The nightly sync, per customer so the cost does not grow with the branches:
+ * dump production once (read-only session) into dumps/, restore it into a new
+ * golden database, sanitize it, swap it in by rename; then per branch site,
+ * clone the golden copy (CREATE DATABASE … TEMPLATE … STRATEGY FILE_COPY) under
+ * a temporary name and swap it in by rename, and run the migrate step. Until a
+ * swap, every site keeps serving yesterday's data; a failure leaves it as it was.
+ */
+export interface BranchSyncResult {
+  branch: string;
+  customer: string;
+  ok: boolean;
+  error?: string;
+  durationMs: number;
+  /** How long the branch's database was unavailable during its swap. */
+  swapMs?: number;
+}
+
+export interface SyncOutcome {
+  customers: Record<string, { dump?: string; asOf?: string }>;
+  branches: BranchSyncResult[];
+  held: string[];
+}
+
+const READ_ONLY = { PGOPTIONS: '-c default_transaction_read_only=on' };
+const stamp = (d: Date) =>
+  d
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z'); // 20261123T020000Z
+const fromStamp = (s: string) =>
+  new Date(s.replace(/^(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d)Z$/, '$1-$2-$3T$4:$5:$6Z'));
+
+async function exists(admin: Dsn, db: string, log: string): Promise<boolean> {
+  const r = await psql(admin, `SELECT 1 FROM pg_database WHERE datname = ${quoteLiteral(db)}`, {
+    step: 'look up a database',
+    log,
+  });
+  return r.stdout.trim() === '1';
+}
+
+const terminate = (dbs: string[]) =>
+  `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname IN (${dbs.map(quoteLiteral).join(', ')}) AND pid <> pg_backend_pid();`;
+
+/** Drop what a killed run left: temporary and old databases, partial dumps. */
+async function cleanUp(
+  admin: Dsn,
+  customer: string,
+  branches: string[],
+  dumpDir: string,
+  log: string,
+): Promise<string[]> {
+  const leftovers: string[] = [];
+  const golden = goldenName(customer);
+  const temps = syncTargets(customer, branches).filter(
+    (n) => n.endsWith('_new') || n.endsWith('_old'),
+  );
+  for (const db of temps) {
+    if (!(await exists(admin, db, log))) continue;
+    // An _old database whose live twin is missing is yesterday's data, interrupted mid-swap: put it back.
+    const live = db.endsWith('_old')
+      ? db === suffixed(golden, '_old')
+        ? golden
+        : stagingDbOf(db, customer, branches)
+      : undefined;
+    if (live && !(await exists(admin, live, log))) {
+      await psql(
+        admin,
+        `${terminate([db])} ALTER DATABASE ${quoteIdent(db)} RENAME TO ${quoteIdent(live)};`,
+        { step: 'restore an interrupted swap', log },
+      );
+      leftovers.push(`${db} → ${live}`);
+      continue;
+    }
+    await psql(admin, `${terminate([db])}`, { step: 'end sessions', log });
+    await psql(admin, `DROP DATABASE IF EXISTS ${quoteIdent(db)}`, {
+      step: 'drop a leftover database',
+      log,
+    });
+    leftovers.push(db);
+  }
+  for (const f of await readdir(dumpDir).catch(() => [] as string[]))
+    if (f.endsWith('.partial')) {
+      await rm(join(dumpDir, f), { recursive: true, force: true });
+      leftovers.push(f);
+    }
+  return leftovers;
+}
+
+function stagingDbOf(oldName: string, customer: string, branches: string[]): string | undefined {
+  return branches
+    .map((b) => stagingDatabaseName(b, customer))
+    .find((db) => suffixed(db, '_old') === oldName);
+}
+
+export interface SyncRequest {
+  branches: BranchState[];
+  customers: CustomerConfig[];
+  held: string[];
+  command: string;
+}
+
+/** Which branch sites serve which customer (their instances.ini). */
+async function servedBy(cfg: Config, branches: BranchState[], customer: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const b of branches) {
+    const served = (await readInstances(layout.instancesIni(cfg.root, b.name)).catch(() => [])).map(
+      (i) => i.name,
+    );
+    if (served.includes(customer)) out.push(b.name);
+  }
+  return out;
+}
+
+/** Before anything runs: no database the sync may write is the production one (after resolving defaults). */
+export async function guardProduction(cfg: Config, req: SyncRequest): Promise<void> {
+  const staging = parseDsn(cfg.staging.database);
+  for (const c of req.customers) {
+    const production = parseDsn(c.production!);
+    const branches = await servedBy(cfg, req.branches, c.name);
+    for (const db of [...syncTargets(c.name, branches), 'postgres'])
+      if (sameDatabase(withDatabase(staging, db), production))
+        throw new UsageError(
+          `refusing to sync ${c.name}: the staging database "${db}" would be its production database (${c.name}'s [customer:${c.name}] production): fix [staging] database or the production setting`,
+        );
+  }
+}
+
+export async function syncJobs(
+  cfg: Config,
+  state: State,
+  req: SyncRequest,
+  outcome: SyncOutcome,
+): Promise<Job[]> {
+  await guardProduction(cfg, req);
+  const staging = parseDsn(cfg.staging.database);
+  const admin = withDatabase(staging, 'postgres');
+  const jobsN = String(cfg.sync.jobs);
+  const jobs: Job[] = [];
+  for (const c of req.customers) {
+    const production = parseDsn(c.production!);
+    const branches = await servedBy(cfg, req.branches, c.name);
+    const dumpDir = join(cfg.sync.dumps, c.name);
+    const golden = goldenName(c.name);
+    const goldenNew = suffixed(golden, '_new');
+    const goldenOld = suffixed(golden, '_old');
+    let dump = '';
+    let taken = new Date();
+    const steps: Step[] = [
+      {
+        title: 'clean up what an interrupted run left',
+        preview: [
+          `drop leftover ${golden}_new/_old and branch *_new/_old databases; remove ${dumpDir}/*.partial`,
+        ],
+        run: async (ctx) => {
+          await mkdir(dumpDir, { recursive: true });
+          const left = await cleanUp(admin, c.name, branches, dumpDir, ctx.log);
+          if (left.length) ctx.say(`cleaned up: ${left.join(', ')}`);
+        },
+      },
+      {
+        title: 'dump production (read-only)',
+        preview: [
+          `$ pg_dump --format=directory --jobs=${jobsN} --no-owner --no-privileges --file=${dumpDir}/${c.name}-STAMP.dump.partial   (PGOPTIONS=-c default_transaction_read_only=on)`,
+          `rename it to ${c.name}-STAMP.dump when complete`,
+        ],
+        run: async (ctx) => {
+          taken = new Date();
+          dump = `${c.name}-${stamp(taken)}.dump`;
+          const partial = join(dumpDir, `${dump}.partial`);
+          ctx.onUndo(() => rm(partial, { recursive: true, force: true }));
+          await run(
+            'pg_dump',
+            [
+              '--format=directory',
+              `--jobs=${jobsN}`,
+              '--no-owner',
+              '--no-privileges',
+              `--file=${partial}`,
+            ],
+            {
+              step: `${c.name}: dump production`,
+              log: ctx.log,
+              timeoutMs: cfg.deployment.timeout * 1000,
+              env: pgEnv(production, READ_ONLY),
+            },
+          );
+          await rename(partial, join(dumpDir, dump));
+        },
+      },
+      {
+        title: 'restore into a new golden copy',
+        preview: [
+          `CREATE DATABASE ${goldenNew}`,
+          `$ pg_restore --jobs=${jobsN} --no-owner --no-privileges --dbname=${goldenNew} ${dumpDir}/DUMP`,
+        ],
+        run: async (ctx) => {
+          ctx.onUndo(
+            async () =>
+              void (await psql(admin, `DROP DATABASE IF EXISTS ${quoteIdent(goldenNew)}`, {
+                step: 'drop',
+                log: ctx.log,
+              }).catch(() => undefined)),
+          );
+          await psql(admin, `CREATE DATABASE ${quoteIdent(goldenNew)}`, {
+            step: `${c.name}: create the new golden copy`,
+            log: ctx.log,
+          });
+          await run(
+            'pg_restore',
+            [
+              `--jobs=${jobsN}`,
+              '--no-owner',
+              '--no-privileges',
+              '--exit-on-error',
+              `--dbname=${goldenNew}`,
+              join(dumpDir, dump),
+            ],
+            {
+              step: `${c.name}: restore`,
+              log: ctx.log,
+              timeoutMs: cfg.deployment.timeout * 1000,
+              env: pgEnv(withDatabase(staging, goldenNew)),
+            },
+          );
+          if (c.sanitize) {
+            ctx.say(`sanitize with ${c.sanitize}`);
+            await psqlFile(withDatabase(staging, goldenNew), c.sanitize, {
+              step: `${c.name}: sanitize`,
+              log: ctx.log,
+              timeoutMs: cfg.deployment.timeout * 1000,
+            });
+          }
+        },
+      },
+      {
+        title: 'swap in the new golden copy',
+        preview: [
+          `ALTER DATABASE ${golden} RENAME TO ${goldenOld}; ALTER DATABASE ${goldenNew} RENAME TO ${golden}; DROP DATABASE ${goldenOld}`,
+        ],
+        run: async (ctx) => {
+          const had = await exists(admin, golden, ctx.log);
+          await psql(
+            admin,
+            `${terminate([golden, goldenNew])} ${had ? `ALTER DATABASE ${quoteIdent(golden)} RENAME TO ${quoteIdent(goldenOld)};` : ''} ALTER DATABASE ${quoteIdent(goldenNew)} RENAME TO ${quoteIdent(golden)};`,
+            { step: `${c.name}: swap the golden copy`, log: ctx.log },
+          );
+          if (had)
+            await psql(admin, `DROP DATABASE IF EXISTS ${quoteIdent(goldenOld)}`, {
+              step: `${c.name}: drop yesterday's golden copy`,
+              log: ctx.log,
+            });
+          outcome.customers[c.name] = { dump, asOf: taken.toISOString() };
+        },
+      },
+      {
+        title: `copy it to ${branches.length ? branches.join(', ') : 'no branch site'}`,
+        preview: branches.map(
+          (b) =>
+            `${b}: CREATE DATABASE ${suffixed(stagingDatabaseName(b, c.name), '_new')} TEMPLATE ${golden} STRATEGY FILE_COPY; swap by rename; migrate`,
+        ),
+        run: async (ctx) => {
+          const failed: string[] = [];
+          for (const b of branches) {
+            const r = await syncBranch(cfg, state, admin, golden, b, c.name, ctx.log);
+            outcome.branches.push(r);
+            ctx.say(`${b}: ${r.ok ? `done (unavailable ${r.swapMs} ms)` : `failed: ${r.error}`}`);
+            if (!r.ok) failed.push(`${b}: ${r.error}`);
+          }
+          if (failed.length)
+            throw new KarlstageError(
+              `${c.name}: ${failed.length} of ${branches.length} branch sites failed`,
+              1,
+              failed,
+            );
+        },
+      },
+      {
+        title: 'prune old dumps',
+        preview: [`keep ${cfg.sync.keep} in ${dumpDir}`],
+        run: async (ctx) => {
+          const names = (await readdir(dumpDir)).filter((f) => /^.+-\d{8}T\d{6}Z\.dump$/.test(f));
+          const dated = names.map((f) => ({
+            f,
+            d: fromStamp(/(\d{8}T\d{6}Z)\.dump$/.exec(f)![1]!),
+          }));
+          const keep = datesToKeep(
+            dated.map((x) => x.d),
+            parseKeep(cfg.sync.keep),
+          );
+          const prune = dated.filter((x) => !keep.has(x.d));
+          for (const x of prune) await rm(join(dumpDir, x.f), { recursive: true, force: true });
+          if (prune.length) ctx.say(`pruned ${prune.length} old dump(s)`);
+        },
+      },
+    ];
+    jobs.push({ name: c.name, steps });
+  }
+  return jobs;
+}
+
+async function syncBranch(
+  cfg: Config,
+  state: State,
+  admin: Dsn,
+  golden: string,
+  branch: string,
+  customer: string,
+  log: string,
+): Promise<BranchSyncResult> {
+  const started = Date.now();
+  const db = stagingDatabaseName(branch, customer);
+  const fresh = suffixed(db, '_new');
+  const old = suffixed(db, '_old');
+  let release: (() => Promise<void>) | undefined;
+  try {
+    // An update of this branch site runs its own migrate: one at a time.
+    release = await acquireLock(cfg.root, branchLock(branch), {
+      command: `sync ${customer} into ${branch}`,
+      waitSeconds: 600,
+    });
+    await psql(admin, `${terminate([golden])}`, { step: 'end sessions on the golden copy', log });
+    await psql(
+      admin,
+      `CREATE DATABASE ${quoteIdent(fresh)} TEMPLATE ${quoteIdent(golden)} STRATEGY FILE_COPY`,
+      { step: `${branch}: copy the golden copy`, log },
+    );
+    const had = await exists(admin, db, log);
+    const swapStart = Date.now();
+    try {
+      await psql(
+        admin,
+        `${terminate([db])} ${had ? `ALTER DATABASE ${quoteIdent(db)} RENAME TO ${quoteIdent(old)};` : ''} ALTER DATABASE ${quoteIdent(fresh)} RENAME TO ${quoteIdent(db)};`,
+        { step: `${branch}: swap`, log },
+      );
+    } catch (e) {
+      await psql(admin, `DROP DATABASE IF EXISTS ${quoteIdent(fresh)}`, {
+        step: 'drop',
+        log,
+      }).catch(() => undefined);
+      throw e;
+    }
+    const swapMs = Date.now() - swapStart;
+    if (had)
+      await psql(admin, `DROP DATABASE IF EXISTS ${quoteIdent(old)}`, {
+        step: `${branch}: drop yesterday's copy`,
+        log,
+      });
+    const site = state.branches[branch]!;
+    const migrate = deploymentStep(cfg, 'migrate', branch, () =>
+      stepEnv(cfg, site, site.built?.revision),
+    );
+    if (migrate) await migrate.run({ log, onUndo: () => undefined, say: () => undefined });
+    return { branch, customer, ok: true, durationMs: Date.now() - started, swapMs };
+  } catch (e) {
+    const err = e as KarlstageError;
+    return { branch, customer, ok: false, error: err.message, durationMs: Date.now() - started };
+  } finally {
+    await release?.();
+  }
+}

@@ -1,0 +1,221 @@
+import { existsSync } from 'node:fs';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { create } from '../src/commands/create.js';
+import { readState } from '../src/core/state.js';
+import { pgCluster, type PgCluster } from './helpers/pg.js';
+import { killGroup, startCli, waitFor } from './helpers/processes.js';
+import { gitRepo } from './helpers/repos.js';
+import { stagingServer } from './helpers/staging.js';
+
+const CHECKSUM = `SELECT md5(string_agg(d::text, ',' ORDER BY id)) FROM docs d`;
+
+async function production(pg: PgCluster, db: string, rows: number) {
+  await pg.sql('postgres', `CREATE DATABASE ${db}`);
+  await pg.sql(
+    db,
+    `CREATE TABLE docs (id serial PRIMARY KEY, title text, owner_email text); INSERT INTO docs (title, owner_email) SELECT 'doc ' || i, 'person' || i || '@real.example.org' FROM generate_series(1, ${rows}) i`,
+  );
+}
+
+/** Production and staging on one throwaway cluster (different databases), two customers, two branch sites. */
+async function syncStaging(opts: { anotherPort?: number; sanitizeSql?: string } = {}) {
+  const pg = await pgCluster();
+  await production(pg, 'prod_osf', 50);
+  await production(pg, 'prod_another', 20);
+  const repo = await gitRepo();
+  const st = await stagingServer(repo, { customers: [] });
+  const sanitize = join(st.root, 'sanitize-osf.sql');
+  await writeFile(
+    sanitize,
+    opts.sanitizeSql ?? "UPDATE docs SET owner_email = 'tester@staging.invalid';\n",
+  );
+  const ini = (await readFile(st.config, 'utf8'))
+    .replace(
+      /^database = .*$/m,
+      `database = host=127.0.0.1 port=${pg.port} user=postgres password=superpw`,
+    )
+    .replace(/^production = .*$/m, `production = ${pg.dsn('prod_osf')}\nsanitize = ${sanitize}`)
+    .replace(/^dumps = .*$/m, `dumps = ${join(st.root, 'dumps')}`);
+  await writeFile(
+    st.config,
+    `${ini}\n[customer:another]\nmail_branch = branch2\nproduction = host=localhost port=${opts.anotherPort ?? pg.port} user=postgres password=superpw dbname=prod_another\n`,
+  );
+  await create({ ...st.g, branch: 'branch1' });
+  await create({ ...st.g, branch: 'branch2', customers: ['osf'] });
+  return { pg, st };
+}
+
+describe('nightly sync on a real PostgreSQL', () => {
+  it("copies each customer's production data into every branch site serving it, sanitized, production untouched", async () => {
+    const { pg, st } = await syncStaging();
+    const before = await pg.sql('prod_osf', CHECKSUM);
+
+    const r = await st.cli(['sync', '--nightly']);
+    expect(r.exitCode, r.stderr + r.stdout).toBe(0);
+    expect(r.stdout).toMatch(/ok\s+osf → branch1 \(.* s, unavailable \d+ ms\)/);
+    expect(r.stdout).toMatch(/ok\s+osf → branch2/);
+    expect(r.stdout).toMatch(/ok\s+another → branch1/);
+    expect(r.stdout).not.toMatch(/another → branch2/);
+
+    for (const db of ['ks_branch1_osf', 'ks_branch2_osf']) {
+      expect(await pg.sql(db, 'SELECT count(*) FROM docs')).toBe('50');
+      expect(
+        await pg.sql(db, "SELECT count(*) FROM docs WHERE owner_email <> 'tester@staging.invalid'"),
+      ).toBe('0');
+    }
+    expect(await pg.sql('ks_branch1_another', 'SELECT count(*) FROM docs')).toBe('20');
+    expect(
+      await pg.sql(
+        'ks_branch1_another',
+        "SELECT count(*) FROM docs WHERE owner_email LIKE '%@real.example.org'",
+      ),
+    ).toBe('20');
+    expect(await pg.sql('prod_osf', CHECKSUM)).toBe(before);
+    expect(
+      await pg.sql(
+        'prod_osf',
+        "SELECT count(*) FROM docs WHERE owner_email LIKE '%@real.example.org'",
+      ),
+    ).toBe('50');
+    expect(
+      await pg.sql(
+        'postgres',
+        "SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database WHERE datname LIKE 'ks_%'",
+      ),
+    ).toBe('ks_branch1_another,ks_branch1_osf,ks_branch2_osf,ks_golden_another,ks_golden_osf');
+    expect(
+      (await readdir(join(st.root, 'dumps', 'osf'))).filter((f) => f.endsWith('.dump')),
+    ).toHaveLength(1);
+    expect(await readFile(join(st.root, 'branch1', 'var', 'migrations'), 'utf8')).toContain(
+      'evolve --latest',
+    );
+
+    const b1 = (await readState(st.root)).branches.branch1!;
+    expect(b1.data?.osf).toMatchObject({ asOf: expect.any(String), lastSync: { result: 'ok' } });
+    const list = JSON.parse(
+      await readFile(join(st.root, '.karlstage', 'sites', 'sites.json'), 'utf8'),
+    );
+    expect(list.branches[0].data.asOf).toBe(b1.data?.osf?.asOf);
+
+    // The next night sees production's changes; the staging copies follow.
+    await pg.sql(
+      'prod_osf',
+      "INSERT INTO docs (title, owner_email) VALUES ('new', 'n@real.example.org')",
+    );
+    expect((await st.cli(['sync', '--nightly'])).exitCode).toBe(0);
+    expect(await pg.sql('ks_branch2_osf', 'SELECT count(*) FROM docs')).toBe('51');
+  });
+
+  it("one customer's unreachable production fails that customer only; the others sync; exit 1 names it", async () => {
+    const { pg, st } = await syncStaging({ anotherPort: 1 });
+    const r = await st.cli(['sync', '--nightly']);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toMatch(/sync: 1 of 2 customers failed/);
+    expect(r.stderr).toMatch(/another: another: dump production failed/);
+    expect(r.stderr).not.toContain('superpw');
+    expect(await pg.sql('ks_branch1_osf', 'SELECT count(*) FROM docs')).toBe('50');
+    expect(
+      await pg.sql(
+        'postgres',
+        "SELECT count(*) FROM pg_database WHERE datname LIKE 'ks_golden_another%'",
+      ),
+    ).toBe('0');
+  });
+
+  it('refuses, before anything runs, a staging database that resolves to production', async () => {
+    const { pg, st } = await syncStaging();
+    // localhost vs 127.0.0.1, keyword vs URL: still the same database.
+    const ini = await readFile(st.config, 'utf8');
+    await writeFile(
+      st.config,
+      ini.replace(
+        /^production = host=127.0.0.1 .*$/m,
+        `production = postgres://postgres:superpw@localhost:${pg.port}/ks_branch1_osf`,
+      ),
+    );
+    const r = await st.cli(['sync', '--nightly']);
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toMatch(
+      /refusing to sync osf: the staging database "ks_branch1_osf" would be its production database/,
+    );
+    expect(existsSync(join(st.root, 'dumps'))).toBe(false);
+  });
+
+  it('a held branch site keeps its data; status and the summary say so', async () => {
+    const { pg, st } = await syncStaging();
+    expect((await st.cli(['sync', '--nightly'])).exitCode).toBe(0);
+    expect(
+      (await st.cli(['hold', 'branch2', '--reason', 'OSF testing the calendar'])).exitCode,
+    ).toBe(0);
+    await pg.sql('prod_osf', "INSERT INTO docs (title) VALUES ('tonight')");
+    const r = await st.cli(['sync', '--nightly']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stdout).toContain('held    branch2: kept its data (held out of the nightly sync)');
+    expect(await pg.sql('ks_branch2_osf', 'SELECT count(*) FROM docs')).toBe('50');
+    expect(await pg.sql('ks_branch1_osf', 'SELECT count(*) FROM docs')).toBe('51');
+    expect(
+      JSON.parse(await readFile(join(st.root, '.karlstage', 'sites', 'sites.json'), 'utf8'))
+        .branches[1].heldOutOfSync,
+    ).toBe(true);
+    expect((await st.cli(['hold', 'branch2', '--release'])).exitCode).toBe(0);
+    expect((await st.cli(['sync', '--nightly'])).exitCode).toBe(0);
+    expect(await pg.sql('ks_branch2_osf', 'SELECT count(*) FROM docs')).toBe('51');
+  });
+
+  it('killed midway, every branch site keeps its data; the next run cleans up and completes', async () => {
+    const { pg, st } = await syncStaging({
+      sanitizeSql:
+        "UPDATE docs SET owner_email = 'tester@staging.invalid';\nSELECT pg_sleep(30);\n",
+    });
+    await writeFile(st.config, (await readFile(st.config, 'utf8')).replace(/^sanitize = .*$/m, ''));
+    expect((await st.cli(['sync', '--nightly', '--customers', 'osf'])).exitCode).toBe(0);
+    await writeFile(
+      st.config,
+      (await readFile(st.config, 'utf8')).replace(
+        /^production = (host=127.0.0.1.*)$/m,
+        `production = $1\nsanitize = ${join(st.root, 'sanitize-osf.sql')}`,
+      ),
+    );
+    await pg.sql('prod_osf', "INSERT INTO docs (title) VALUES ('x')");
+
+    const run = startCli(st.root, ['sync', '--nightly', '--customers', 'osf']);
+    await waitFor(
+      'the sanitize step',
+      async () =>
+        (await pg.sql(
+          'postgres',
+          "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep%' AND pid <> pg_backend_pid()",
+        )) === '1',
+    );
+    killGroup(run.pid);
+    await run;
+    await pg.sql(
+      'postgres',
+      "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep%' AND pid <> pg_backend_pid()",
+    );
+    expect(
+      await pg.sql(
+        'postgres',
+        "SELECT count(*) FROM pg_database WHERE datname = 'ks_golden_osf_new'",
+      ),
+    ).toBe('1');
+    expect(await pg.sql('ks_branch1_osf', 'SELECT count(*) FROM docs')).toBe('50');
+
+    await writeFile(
+      join(st.root, 'sanitize-osf.sql'),
+      "UPDATE docs SET owner_email = 'tester@staging.invalid';\n",
+    );
+    const again = await st.cli(['sync', '--nightly', '--customers', 'osf']);
+    expect(again.exitCode, again.stderr).toBe(0);
+    expect(again.stdout).toMatch(/cleaned up: .*ks_golden_osf_new/);
+    expect(await pg.sql('ks_branch1_osf', 'SELECT count(*) FROM docs')).toBe('51');
+    expect(
+      await pg.sql(
+        'postgres',
+        "SELECT count(*) FROM pg_database WHERE datname LIKE '%\\_new' OR datname LIKE '%\\_old'",
+      ),
+    ).toBe('0');
+  });
+});

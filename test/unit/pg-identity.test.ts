@@ -1,0 +1,35 @@
+import { describe, expect, it } from 'vitest';
+import { parseDsn } from '../../src/core/dsn.js';
+import { pgEnv, quoteIdent, sameDatabase } from '../../src/sync/pg.js';
+
+const same = (a: string, b: string) => sameDatabase(parseDsn(a), parseDsn(b));
+
+describe('which database a connection string means', () => {
+  it('resolves localhost, 127.0.0.1, ::1 and a socket to one host, and the default port', () => {
+    expect(same('host=localhost dbname=karl', 'host=127.0.0.1 port=5432 dbname=karl')).toBe(true);
+    expect(same('host=/var/run/postgresql dbname=karl', 'host=::1 dbname=karl')).toBe(true);
+    expect(same('dbname=karl', 'host=localhost dbname=karl')).toBe(true);
+    expect(same('postgres://u@localhost/karl', 'host=127.0.0.1 dbname=karl user=other')).toBe(true);
+  });
+
+  it('the default dbname is the user name', () => {
+    expect(same('host=db user=karl', 'postgres://karl@db:5432/karl')).toBe(true);
+  });
+
+  it('tells different hosts, ports and databases apart', () => {
+    expect(same('host=karl03 dbname=karl', 'host=karl05 dbname=karl')).toBe(false);
+    expect(same('host=db port=5433 dbname=karl', 'host=db dbname=karl')).toBe(false);
+    expect(same('host=db dbname=a', 'host=db dbname=b')).toBe(false);
+  });
+
+  it('puts the password in the environment and quotes identifiers', () => {
+    expect(pgEnv(parseDsn('host=db user=karl password=pw dbname=x'))).toMatchObject({
+      PGHOST: 'db',
+      PGUSER: 'karl',
+      PGPASSWORD: 'pw',
+      PGDATABASE: 'x',
+    });
+    expect(quoteIdent('ks_a-b_c')).toBe('"ks_a-b_c"');
+    expect(quoteIdent('x"; drop')).toBe('"x""; drop"');
+  });
+});
