@@ -148,7 +148,8 @@ try {
       file,
       (await readFile(file, 'utf8'))
         .replace(/^(start|restart|stop|migrate) = .*$/gm, '')
-        .replace('routes = auto', 'routes = manual'),
+        .replace('routes = auto', 'routes = manual')
+        .replace('manage_databases = yes', 'manage_databases = no'),
     );
     for (let i = 1; i <= BRANCHES; i++)
       await create({

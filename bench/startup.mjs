@@ -34,7 +34,12 @@ try {
     basePort: await freeBasePort(4),
   });
   // No nginx here: routes stay manual.
-  await writeFile(file, (await readFile(file, 'utf8')).replace('routes = auto', 'routes = manual'));
+  await writeFile(
+    file,
+    (await readFile(file, 'utf8'))
+      .replace('routes = auto', 'routes = manual')
+      .replace('manage_databases = yes', 'manage_databases = no'),
+  );
   for (const b of ['branch1', 'branch2', 'branch3', 'branch4'])
     await create({ quiet: true, config: file, branch: b });
   for (const b of ['branch1', 'branch2', 'branch3', 'branch4'])

@@ -25,7 +25,7 @@ async function syncStaging(opts: { anotherPort?: number; sanitizeSql?: string } 
   await production(pg, 'prod_osf', 50);
   await production(pg, 'prod_another', 20);
   const repo = await gitRepo();
-  const st = await stagingServer(repo, { customers: [] });
+  const st = await stagingServer(repo, { customers: [], databases: true });
   const sanitize = join(st.root, 'sanitize-osf.sql');
   await writeFile(
     sanitize,
@@ -106,6 +106,31 @@ describe('nightly sync on a real PostgreSQL', () => {
     );
     expect((await st.cli(['sync', '--nightly'])).exitCode).toBe(0);
     expect(await pg.sql('ks_branch2_osf', 'SELECT count(*) FROM docs')).toBe('51');
+  });
+
+  it('create copies the golden copy into a new branch site; destroy drops its databases', async () => {
+    const { pg, st } = await syncStaging();
+    // Before any sync: empty databases.
+    expect(
+      await pg.sql('ks_branch1_osf', "SELECT count(*) FROM pg_tables WHERE tablename = 'docs'"),
+    ).toBe('0');
+    expect((await st.cli(['sync', '--nightly'])).exitCode).toBe(0);
+    const r = await st.cli(['create', 'branch3', '--customers', 'osf']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(await pg.sql('ks_branch3_osf', 'SELECT count(*) FROM docs')).toBe('50');
+    expect((await st.cli(['destroy', 'branch3', '--yes'])).exitCode).toBe(0);
+    expect(
+      await pg.sql('postgres', "SELECT count(*) FROM pg_database WHERE datname = 'ks_branch3_osf'"),
+    ).toBe('0');
+    // A create that fails after making its databases drops them again.
+    const bad = await st.cli(['create', 'branch4', '--customers', 'osf'], {
+      DEMO_BUILD_SLEEP: 'not-a-number',
+    });
+    expect(bad.exitCode).toBe(1);
+    expect(bad.stderr).toContain('branch4: build failed');
+    expect(
+      await pg.sql('postgres', "SELECT count(*) FROM pg_database WHERE datname = 'ks_branch4_osf'"),
+    ).toBe('0');
   });
 
   it("one customer's unreachable production fails that customer only; the others sync; exit 1 names it", async () => {

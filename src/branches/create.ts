@@ -9,7 +9,12 @@ import { checkName } from '../core/names.js';
 import type { Plan, Step } from '../core/plan.js';
 import { freeSlot, readState, updateState } from '../core/state.js';
 import { renderTemplate } from '../core/templates.js';
-import { stagingDsn } from '../instances/databases.js';
+import { stagingDatabaseName, stagingDsn } from '../instances/databases.js';
+import {
+  createStagingDatabases,
+  dropStagingDatabases,
+  guardStagingNames,
+} from '../sync/staging-databases.js';
 import { clearPending, markPending, readPending } from './pending.js';
 import { copySkeleton, skeletonPreview } from './skeleton.js';
 import { deploymentStep, stepCommand, stepEnv, type SiteIdentity } from './steps.js';
@@ -135,6 +140,21 @@ export async function planCreate(cfg: Config, req: CreateRequest): Promise<Plan>
     },
   );
   const env = () => stepEnv(cfg, site, revision);
+  if (cfg.staging.manageDatabases) {
+    const names = customers.map((c) => stagingDatabaseName(branch, c));
+    guardStagingNames(cfg, names);
+    steps.push({
+      title: 'create the staging databases',
+      preview: customers.map(
+        (c) =>
+          `CREATE DATABASE ${stagingDatabaseName(branch, c)} (TEMPLATE ks_golden_${c} STRATEGY FILE_COPY when that golden copy exists)`,
+      ),
+      run: async (ctx) => {
+        ctx.onUndo(() => dropStagingDatabases(cfg, names, ctx.log));
+        await createStagingDatabases(cfg, branch, customers, ctx.log);
+      },
+    });
+  }
   const build = deploymentStep(cfg, 'build', branch, env);
   if (build) steps.push(build);
   const start = deploymentStep(cfg, 'start', branch, env);

@@ -2,7 +2,10 @@ import { existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import type { Config } from '../core/config.js';
 import { layout } from '../core/layout.js';
-import type { Plan } from '../core/plan.js';
+import type { Plan, StepContext } from '../core/plan.js';
+import { stagingDatabaseName } from '../instances/databases.js';
+import { readInstances } from '../instances/instances-file.js';
+import { dropStagingDatabases, guardStagingNames } from '../sync/staging-databases.js';
 import { updateState, type BranchState } from '../core/state.js';
 import { clearPending, markPending } from './pending.js';
 import { deploymentStep, stepEnv } from './steps.js';
@@ -26,6 +29,26 @@ export function planDestroy(cfg: Config, b: BranchState): Plan {
                     await stop
                       .run(ctx)
                       .catch((e: Error) => ctx.say(`stop failed, removing anyway: ${e.message}`));
+                  },
+                },
+              ]
+            : []),
+          ...(cfg.staging.manageDatabases
+            ? [
+                {
+                  title: 'drop the staging databases',
+                  preview: [
+                    `DROP DATABASE ${stagingDatabaseName(b.name, 'CUSTOMER')} for each customer it serves`,
+                  ],
+                  run: async (ctx: StepContext) => {
+                    await markPending(cfg.root, b.name, 'destroy');
+                    // The customers it serves; every configured one when its instances.ini is unreadable.
+                    const served = await readInstances(layout.instancesIni(cfg.root, b.name))
+                      .then((list) => list.map((i) => i.name))
+                      .catch(() => cfg.customers.map((c) => c.name));
+                    const names = served.map((c) => stagingDatabaseName(b.name, c));
+                    guardStagingNames(cfg, names);
+                    await dropStagingDatabases(cfg, names, ctx.log);
                   },
                 },
               ]

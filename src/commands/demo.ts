@@ -63,7 +63,13 @@ export async function demo(opts: DemoOptions): Promise<DemoResult> {
     basePort,
   });
   // The demo has no certificate or nginx of its own: routes stay manual ("karlstage routes").
-  await writeFile(file, (await readFile(file, 'utf8')).replace('routes = auto', 'routes = manual'));
+  // ...nor a PostgreSQL: the sample app keeps no data, so no staging databases either.
+  await writeFile(
+    file,
+    (await readFile(file, 'utf8'))
+      .replace('routes = auto', 'routes = manual')
+      .replace('manage_databases = yes', 'manage_databases = no'),
+  );
   await appendFile(file, '\n[customer:another]\nmail_branch = branch2\n');
   const g = { ...quiet, config: file };
 

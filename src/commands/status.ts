@@ -107,6 +107,7 @@ export async function status(opts: GlobalOptions): Promise<StatusResult> {
     'REVISION',
     'UPSTREAM',
     'LAST UPDATE',
+    'DATA AS OF',
     'PORT',
     'CUSTOMERS',
     'MAIL',

@@ -40,6 +40,8 @@ export interface Config {
     nginx: string;
     /** auto: create, switch and destroy refresh the routes; manual: only "karlstage routes". */
     routes: 'auto' | 'manual';
+    /** Whether create and destroy make and drop the staging databases (no: someone else does). */
+    manageDatabases: boolean;
     /** Testers' addresses: the only ones staging may mail (the mail_white_list file). */
     mailAllow: string[];
     jobs: number;
@@ -194,6 +196,7 @@ export function parseConfig(text: string, file: string): Config {
       reload: str(st, 'staging', 'reload', 'nginx -s reload'),
       nginx: str(st, 'staging', 'nginx', 'nginx'),
       routes: str(st, 'staging', 'routes', 'auto') === 'manual' ? 'manual' : 'auto',
+      manageDatabases: str(st, 'staging', 'manage_databases', 'yes') !== 'no',
       mailAllow: str(st, 'staging', 'mail_allow', '')
         .split(/[\s,]+/)
         .filter(Boolean),
@@ -231,6 +234,9 @@ export function parseConfig(text: string, file: string): Config {
       file: str(cr, 'cron', 'file', '/etc/cron.d/karlstage'),
     },
   };
+  const manage = str(st, 'staging', 'manage_databases', 'yes');
+  if (manage !== 'yes' && manage !== 'no')
+    problems.push(`${at('staging', 'manage_databases')} = ${manage}: expected yes or no`);
   const routes = str(st, 'staging', 'routes', 'auto');
   if (routes !== 'auto' && routes !== 'manual')
     problems.push(`${at('staging', 'routes')} = ${routes}: expected auto or manual`);

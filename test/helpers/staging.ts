@@ -29,6 +29,8 @@ export interface StagingOptions {
   /** Lines added to [source] (e.g. timeout = 3). */
   source?: Record<string, string>;
   customers?: string[];
+  /** Let create and destroy make and drop the staging databases (needs a real PostgreSQL). */
+  databases?: boolean;
 }
 
 /**
@@ -53,6 +55,8 @@ export async function stagingServer(repo: SampleRepo, opts: StagingOptions = {})
   let text = await readFile(file, 'utf8');
   // Routes need nginx and a certificate: only the tests that start nginx turn them on.
   text = text.replace('routes = auto', 'routes = manual');
+  // Likewise databases: only the tests that start PostgreSQL manage them.
+  if (!opts.databases) text = text.replace('manage_databases = yes', 'manage_databases = no');
   const source = { timeout: '20', retries: '1', ...opts.source };
   for (const [k, v] of Object.entries(source))
     text = text.replace(new RegExp(`^${k} = .*$`, 'm'), `${k} = ${v}`);
