@@ -1,5 +1,5 @@
-import { existsSync } from 'node:fs';
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { create } from '../src/commands/create.js';
@@ -8,6 +8,7 @@ import { pgCluster, type PgCluster } from './helpers/pg.js';
 import { killGroup, startCli, waitFor } from './helpers/processes.js';
 import { gitRepo } from './helpers/repos.js';
 import { stagingServer } from './helpers/staging.js';
+import { tempDir } from './helpers/tmp.js';
 
 const CHECKSUM = `SELECT md5(string_agg(d::text, ',' ORDER BY id)) FROM docs d`;
 
@@ -131,6 +132,42 @@ describe('nightly sync on a real PostgreSQL', () => {
     expect(
       await pg.sql('postgres', "SELECT count(*) FROM pg_database WHERE datname = 'ks_branch4_osf'"),
     ).toBe('0');
+  });
+
+  it('copies the blobs once per customer and hard-links them into each branch site', async () => {
+    const { st } = await syncStaging();
+    const blobs = await tempDir('ks-blobs-');
+    await mkdir(join(blobs, 'ab', 'cd'), { recursive: true });
+    await writeFile(join(blobs, 'ab', 'cd', '0001.blob'), 'first blob');
+    await writeFile(join(blobs, 'gone.blob'), 'deleted in production later');
+    await writeFile(
+      st.config,
+      (await readFile(st.config, 'utf8')).replace(
+        /^(production = host=127.0.0.1.*)$/m,
+        `$1\nproduction_files = ${blobs}`,
+      ),
+    );
+
+    expect((await st.cli(['sync', '--nightly', '--customers', 'osf'])).exitCode).toBe(0);
+    const b1 = join(st.root, 'branch1', 'var', 'blobs', 'osf', 'ab', 'cd', '0001.blob');
+    const b2 = join(st.root, 'branch2', 'var', 'blobs', 'osf', 'ab', 'cd', '0001.blob');
+    expect(await readFile(b1, 'utf8')).toBe('first blob');
+    // One copy on disk: the branch sites share the mirror's inode.
+    expect(statSync(b1).ino).toBe(statSync(b2).ino);
+    expect(statSync(b1).nlink).toBe(3);
+
+    await writeFile(join(blobs, 'ab', 'cd', '0002.blob'), 'second blob');
+    await rm(join(blobs, 'gone.blob'));
+    expect((await st.cli(['sync', '--nightly', '--customers', 'osf'])).exitCode).toBe(0);
+    expect(
+      await readFile(
+        join(st.root, 'branch2', 'var', 'blobs', 'osf', 'ab', 'cd', '0002.blob'),
+        'utf8',
+      ),
+    ).toBe('second blob');
+    expect(existsSync(join(st.root, 'branch2', 'var', 'blobs', 'osf', 'gone.blob'))).toBe(false);
+    expect(readdirSync(join(st.root, 'branch2', 'var', 'blobs'))).toEqual(['osf']);
+    expect(await readFile(join(blobs, 'ab', 'cd', '0001.blob'), 'utf8')).toBe('first blob');
   });
 
   it("one customer's unreachable production fails that customer only; the others sync; exit 1 names it", async () => {

@@ -61,13 +61,15 @@ export interface Config {
     start?: string;
     restart?: string;
     stop?: string;
+    /** Where a branch site keeps each customer's blobs: BRANCH/<blobs>/CUSTOMER. */
+    blobs: string;
     /** Run by cron, per customer, in that customer's mail branch only (the customer is the last argument). */
     mailin?: string;
     timeout: number;
   };
   customers: CustomerConfig[];
   cron: { poll: string; sync: string; mailin: string; user: string; file: string };
-  sync: { jobs: number; dumps: string; keep: string };
+  sync: { jobs: number; dumps: string; keep: string; files: string };
 }
 
 type Section = Record<string, unknown>;
@@ -218,6 +220,7 @@ export function parseConfig(text: string, file: string): Config {
       restart: opt(de, 'deployment', 'restart'),
       stop: opt(de, 'deployment', 'stop'),
       mailin: opt(de, 'deployment', 'mailin'),
+      blobs: str(de, 'deployment', 'blobs', 'var/blobs'),
       timeout: int(de, 'deployment', 'timeout', 3600, 1, 7 * 86400),
     },
     customers: [],
@@ -225,6 +228,7 @@ export function parseConfig(text: string, file: string): Config {
       jobs: int(sy, 'sync', 'jobs', 2, 1, 32),
       dumps: path(str(sy, 'sync', 'dumps', '.karlstage/dumps')),
       keep: str(sy, 'sync', 'keep', '3 daily, 2 weekly, 1 monthly, 1 half-yearly, 1 yearly'),
+      files: path(str(sy, 'sync', 'files', '.karlstage/files')),
     },
     cron: {
       poll: str(cr, 'cron', 'poll', '*/5 * * * *'),
@@ -234,6 +238,10 @@ export function parseConfig(text: string, file: string): Config {
       file: str(cr, 'cron', 'file', '/etc/cron.d/karlstage'),
     },
   };
+  if (isAbsolute(cfg.deployment.blobs) || cfg.deployment.blobs.split('/').includes('..'))
+    problems.push(
+      `${at('deployment', 'blobs')} = ${cfg.deployment.blobs}: expected a relative path inside the branch site`,
+    );
   const manage = str(st, 'staging', 'manage_databases', 'yes');
   if (manage !== 'yes' && manage !== 'no')
     problems.push(`${at('staging', 'manage_databases')} = ${manage}: expected yes or no`);

@@ -5,7 +5,8 @@ import { parseDsn, withDatabase, type Dsn } from '../core/dsn.js';
 import { KarlstageError, UsageError } from '../core/errors.js';
 import { layout } from '../core/layout.js';
 import { acquireLock } from '../core/lock.js';
-import type { Job, Step } from '../core/plan.js';
+import type { Job, Step, StepContext } from '../core/plan.js';
+import { linkFiles, mirrorFiles } from './files.js';
 import { run } from '../core/runner.js';
 import type { BranchState, State } from '../core/state.js';
 import { stagingDatabaseName } from '../instances/databases.js';
@@ -271,6 +272,18 @@ export async function syncJobs(
           outcome.customers[c.name] = { dump, asOf: taken.toISOString() };
         },
       },
+      ...(c.productionFiles
+        ? [
+            {
+              title: 'copy the files (blobs)',
+              preview: [
+                `$ rsync --archive --delete -- ${c.productionFiles}/ ${cfg.sync.files}/${c.name}/`,
+              ],
+              run: async (ctx: StepContext) =>
+                mirrorFiles(cfg, c.name, c.productionFiles!, ctx.log),
+            },
+          ]
+        : []),
       {
         title: `copy it to ${branches.length ? branches.join(', ') : 'no branch site'}`,
         preview: branches.map(
@@ -280,7 +293,16 @@ export async function syncJobs(
         run: async (ctx) => {
           const failed: string[] = [];
           for (const b of branches) {
-            const r = await syncBranch(cfg, state, admin, golden, b, c.name, ctx.log);
+            const r = await syncBranch(
+              cfg,
+              state,
+              admin,
+              golden,
+              b,
+              c.name,
+              ctx.log,
+              Boolean(c.productionFiles),
+            );
             outcome.branches.push(r);
             ctx.say(`${b}: ${r.ok ? `done (unavailable ${r.swapMs} ms)` : `failed: ${r.error}`}`);
             if (!r.ok) failed.push(`${b}: ${r.error}`);
@@ -325,6 +347,7 @@ async function syncBranch(
   branch: string,
   customer: string,
   log: string,
+  withFiles: boolean,
 ): Promise<BranchSyncResult> {
   const started = Date.now();
   const db = stagingDatabaseName(branch, customer);
@@ -359,6 +382,7 @@ async function syncBranch(
       throw e;
     }
     const swapMs = Date.now() - swapStart;
+    if (withFiles) await linkFiles(cfg, branch, customer, log);
     if (had)
       await psql(admin, `DROP DATABASE IF EXISTS ${quoteIdent(old)}`, {
         step: `${branch}: drop yesterday's copy`,
