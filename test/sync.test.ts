@@ -1,5 +1,6 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
-import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
+import { execa } from 'execa';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { create } from '../src/commands/create.js';
@@ -168,6 +169,44 @@ describe('nightly sync on a real PostgreSQL', () => {
     expect(existsSync(join(st.root, 'branch2', 'var', 'blobs', 'osf', 'gone.blob'))).toBe(false);
     expect(readdirSync(join(st.root, 'branch2', 'var', 'blobs'))).toEqual(['osf']);
     expect(await readFile(join(blobs, 'ab', 'cd', '0001.blob'), 'utf8')).toBe('first blob');
+  });
+
+  it('syncs from the newest backup file when production_dump is given (a nightly tested restore)', async () => {
+    const { pg, st } = await syncStaging();
+    const backups = await tempDir('ks-backups-');
+    const dumpTo = (file: string) =>
+      execa('pg_dump', ['--format=custom', `--file=${join(backups, file)}`], {
+        env: {
+          PGHOST: '127.0.0.1',
+          PGPORT: String(pg.port),
+          PGUSER: 'postgres',
+          PGPASSWORD: 'superpw',
+          PGDATABASE: 'prod_osf',
+        },
+      });
+    await dumpTo('osf-monday.dump');
+    await pg.sql('prod_osf', "INSERT INTO docs (title) VALUES ('tuesday')");
+    await dumpTo('osf-tuesday.dump');
+    await utimes(join(backups, 'osf-monday.dump'), new Date('2026-11-16'), new Date('2026-11-16'));
+    await writeFile(join(backups, 'unrelated.txt'), 'not a dump');
+    await writeFile(
+      st.config,
+      (await readFile(st.config, 'utf8')).replace(
+        /^production = host=127.0.0.1.*$/m,
+        `production_dump = ${backups}/osf-*.dump`,
+      ),
+    );
+
+    const r = await st.cli(['sync', '--nightly', '--customers', 'osf']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(await pg.sql('ks_branch1_osf', 'SELECT count(*) FROM docs')).toBe('51');
+    expect(
+      await pg.sql(
+        'ks_branch1_osf',
+        "SELECT count(*) FROM docs WHERE owner_email <> 'tester@staging.invalid'",
+      ),
+    ).toBe('0');
+    expect((await readState(st.root)).branches.branch1!.data?.osf?.dump).toBe('osf-tuesday.dump');
   });
 
   it("one customer's unreachable production fails that customer only; the others sync; exit 1 names it", async () => {

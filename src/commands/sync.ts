@@ -40,11 +40,13 @@ export async function sync(opts: SyncOptions): Promise<SyncOutcome> {
     customers = opts.customers.map((n) => {
       const c = cfg.customers.find((x) => x.name === checkName('customer', n));
       if (!c) throw new UsageError(`there is no [customer:${n}] in ${cfg.file}`);
-      if (!c.production)
-        throw new UsageError(`[customer:${n}] has no production setting: nothing to sync from`);
+      if (!c.production && !c.productionDump)
+        throw new UsageError(
+          `[customer:${n}] has no production or production_dump setting: nothing to sync from`,
+        );
       return c;
     });
-  } else customers = customers.filter((c) => c.production);
+  } else customers = customers.filter((c) => c.production || c.productionDump);
   if (customers.length === 0)
     throw new UsageError(`no customer in ${cfg.file} has a production setting: nothing to sync`);
 

@@ -17,6 +17,8 @@ export type VcsKind = 'git' | 'svn';
 export interface CustomerConfig {
   name: string;
   production?: string;
+  /** A backup file (or a glob: the newest match) to sync from instead of the live database. */
+  productionDump?: string;
   productionFiles?: string;
   sanitize?: string;
   mailBranch: string;
@@ -301,6 +303,7 @@ export function parseConfig(text: string, file: string): Config {
       name: customer,
       production,
       productionFiles: opt(s, name, 'production_files'),
+      productionDump: ((d) => d && path(d))(opt(s, name, 'production_dump')),
       sanitize: sanitize && path(sanitize),
       mailBranch,
     });

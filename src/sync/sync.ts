@@ -1,5 +1,5 @@
-import { mkdir, readdir, rename, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import type { Config, CustomerConfig } from '../core/config.js';
 import { parseDsn, withDatabase, type Dsn } from '../core/dsn.js';
 import { KarlstageError, UsageError } from '../core/errors.js';
@@ -135,7 +135,8 @@ async function servedBy(cfg: Config, branches: BranchState[], customer: string):
 export async function guardProduction(cfg: Config, req: SyncRequest): Promise<void> {
   const staging = parseDsn(cfg.staging.database);
   for (const c of req.customers) {
-    const production = parseDsn(c.production!);
+    if (!c.production) continue; // syncing from a backup file: no live production to guard
+    const production = parseDsn(c.production);
     const branches = await servedBy(cfg, req.branches, c.name);
     for (const db of [...syncTargets(c.name, branches), 'postgres'])
       if (sameDatabase(withDatabase(staging, db), production))
@@ -157,13 +158,14 @@ export async function syncJobs(
   const jobsN = String(cfg.sync.jobs);
   const jobs: Job[] = [];
   for (const c of req.customers) {
-    const production = parseDsn(c.production!);
+    const production = c.production ? parseDsn(c.production) : {};
     const branches = await servedBy(cfg, req.branches, c.name);
     const dumpDir = join(cfg.sync.dumps, c.name);
     const golden = goldenName(c.name);
     const goldenNew = suffixed(golden, '_new');
     const goldenOld = suffixed(golden, '_old');
     let dump = '';
+    let dumpPath = '';
     let taken = new Date();
     const steps: Step[] = [
       {
@@ -177,36 +179,51 @@ export async function syncJobs(
           if (left.length) ctx.say(`cleaned up: ${left.join(', ')}`);
         },
       },
-      {
-        title: 'dump production (read-only)',
-        preview: [
-          `$ pg_dump --format=directory --jobs=${jobsN} --no-owner --no-privileges --file=${dumpDir}/${c.name}-STAMP.dump.partial   (PGOPTIONS=-c default_transaction_read_only=on)`,
-          `rename it to ${c.name}-STAMP.dump when complete`,
-        ],
-        run: async (ctx) => {
-          taken = new Date();
-          dump = `${c.name}-${stamp(taken)}.dump`;
-          const partial = join(dumpDir, `${dump}.partial`);
-          ctx.onUndo(() => rm(partial, { recursive: true, force: true }));
-          await run(
-            'pg_dump',
-            [
-              '--format=directory',
-              `--jobs=${jobsN}`,
-              '--no-owner',
-              '--no-privileges',
-              `--file=${partial}`,
-            ],
-            {
-              step: `${c.name}: dump production`,
-              log: ctx.log,
-              timeoutMs: cfg.deployment.timeout * 1000,
-              env: pgEnv(production, READ_ONLY),
+      c.productionDump
+        ? {
+            title: 'take the newest backup',
+            preview: [`the newest file matching ${c.productionDump}`],
+            run: async (ctx) => {
+              const newest = await newestMatch(c.productionDump!);
+              if (!newest)
+                throw new KarlstageError(`${c.name}: no backup matches ${c.productionDump}`);
+              dumpPath = newest.path;
+              dump = basename(newest.path);
+              taken = newest.mtime;
+              ctx.say(`restoring ${dump} of ${taken.toISOString()}`);
             },
-          );
-          await rename(partial, join(dumpDir, dump));
-        },
-      },
+          }
+        : {
+            title: 'dump production (read-only)',
+            preview: [
+              `$ pg_dump --format=directory --jobs=${jobsN} --no-owner --no-privileges --file=${dumpDir}/${c.name}-STAMP.dump.partial   (PGOPTIONS=-c default_transaction_read_only=on)`,
+              `rename it to ${c.name}-STAMP.dump when complete`,
+            ],
+            run: async (ctx) => {
+              taken = new Date();
+              dump = `${c.name}-${stamp(taken)}.dump`;
+              const partial = join(dumpDir, `${dump}.partial`);
+              ctx.onUndo(() => rm(partial, { recursive: true, force: true }));
+              await run(
+                'pg_dump',
+                [
+                  '--format=directory',
+                  `--jobs=${jobsN}`,
+                  '--no-owner',
+                  '--no-privileges',
+                  `--file=${partial}`,
+                ],
+                {
+                  step: `${c.name}: dump production`,
+                  log: ctx.log,
+                  timeoutMs: cfg.deployment.timeout * 1000,
+                  env: pgEnv(production, READ_ONLY),
+                },
+              );
+              dumpPath = dumpPath;
+              await rename(partial, dumpPath);
+            },
+          },
       {
         title: 'restore into a new golden copy',
         preview: [
@@ -233,7 +250,7 @@ export async function syncJobs(
               '--no-privileges',
               '--exit-on-error',
               `--dbname=${goldenNew}`,
-              join(dumpDir, dump),
+              dumpPath,
             ],
             {
               step: `${c.name}: restore`,
@@ -400,4 +417,24 @@ async function syncBranch(
   } finally {
     await release?.();
   }
+}
+
+/** The newest file matching a path whose last part may hold * and ? (a backup's name pattern). */
+export async function newestMatch(
+  pattern: string,
+): Promise<{ path: string; mtime: Date } | undefined> {
+  const dir = dirname(pattern);
+  const re = new RegExp(
+    `^${basename(pattern)
+      .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+      .replace(/\*/g, '.*')
+      .replace(/\?/g, '.')}$`,
+  );
+  let best: { path: string; mtime: Date } | undefined;
+  for (const f of await readdir(dir).catch(() => [] as string[])) {
+    if (!re.test(f) || f.endsWith('.partial')) continue;
+    const st = await stat(join(dir, f));
+    if (!best || st.mtime > best.mtime) best = { path: join(dir, f), mtime: st.mtime };
+  }
+  return best;
 }
