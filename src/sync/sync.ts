@@ -220,7 +220,7 @@ export async function syncJobs(
                   env: pgEnv(production, READ_ONLY),
                 },
               );
-              dumpPath = dumpPath;
+              dumpPath = join(dumpDir, dump);
               await rename(partial, dumpPath);
             },
           },
