@@ -1,0 +1,244 @@
+#!/usr/bin/env node
+// bench/sync: the nightly sync against the naive way, in one run, on a throwaway PostgreSQL cluster.
+//   - production: BENCH_MB (default 300) MB of incompressible data (random bytea, 8 kB rows)
+//   - karlstage sync of 4 branch sites vs the naive way (pg_dump | pg_restore into each branch database)
+//   - karlstage sync of 4 branch sites vs 1 branch site: the cost of each extra branch vs a full restore
+//   - how long each branch database was unavailable during its swap; karlstage's own peak memory
+//   - pg_dump compression: -Z0, -Z1 and the default, time and size
+// Targets (issue 4): 4-branch sync <= 0.4x naive; each extra branch <= 0.2x a full restore;
+// unavailability < 1 s; karlstage's memory flat (the data streams through the PostgreSQL tools).
+// Needs root (initdb runs as the postgres user), PostgreSQL 15+ and ~4x BENCH_MB of disk.
+import { execFile, execFileSync, spawn } from 'node:child_process';
+import { chmodSync, chownSync, existsSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+const here = fileURLToPath(new URL('.', import.meta.url));
+const bin = join(here, '..', 'bin', 'karlstage.js');
+const dist = join(here, '..', 'dist');
+const MB = Number(process.env.BENCH_MB ?? 300);
+const BRANCHES = 4;
+const run = promisify(execFile);
+
+const { makeGitSample, makeSkeleton } = await import(join(dist, 'demo', 'sample-repos.js'));
+const { freeBasePort } = await import(join(dist, 'demo', 'ports.js'));
+const { init } = await import(join(dist, 'commands', 'init.js'));
+const { create } = await import(join(dist, 'commands', 'create.js'));
+
+const pgBin = (() => {
+  const v = readdirSync('/usr/lib/postgresql')
+    .filter((d) => existsSync(`/usr/lib/postgresql/${d}/bin/initdb`))
+    .sort((a, b) => b - a)[0];
+  return `/usr/lib/postgresql/${v}/bin`;
+})();
+
+const dir = await mkdtemp(join(tmpdir(), 'ks-bench-sync-'));
+chmodSync(dir, 0o755);
+const data = join(dir, 'pgdata');
+const uid = Number(execFileSync('id', ['-u', 'postgres']));
+const gid = Number(execFileSync('id', ['-g', 'postgres']));
+chownSync(dir, uid, gid);
+const asPostgres = (cmd, args) =>
+  run('runuser', ['-u', 'postgres', '--', cmd, ...args], { cwd: '/' });
+const port = (await freeBasePort(1)) + 1;
+const env = {
+  PGHOST: '127.0.0.1',
+  PGPORT: String(port),
+  PGUSER: 'postgres',
+  PGPASSWORD: 'benchpw',
+};
+const sql = async (db, q) =>
+  (
+    await run('psql', ['-X', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-d', db, '-c', q], {
+      env: { ...process.env, ...env },
+    })
+  ).stdout.trim();
+const timed = async (fn) => {
+  const t = performance.now();
+  const r = await fn();
+  return { ms: performance.now() - t, r };
+};
+
+try {
+  await writeFile(join(dir, 'pw'), 'benchpw\n');
+  chownSync(join(dir, 'pw'), uid, gid);
+  await asPostgres(`${pgBin}/initdb`, [
+    '-D',
+    data,
+    '-U',
+    'postgres',
+    '--pwfile',
+    join(dir, 'pw'),
+    '-A',
+    'scram-sha-256',
+    '--no-sync',
+    '-E',
+    'UTF8',
+    '--locale',
+    'C',
+  ]);
+  await asPostgres(`${pgBin}/pg_ctl`, [
+    '-D',
+    data,
+    '-w',
+    '-l',
+    join(dir, 'pg.log'),
+    '-o',
+    `-c listen_addresses=127.0.0.1 -c port=${port} -c unix_socket_directories=${dir} -c shared_buffers=256MB -c max_wal_size=4GB -c synchronous_commit=off`,
+    'start',
+  ]);
+
+  console.log(`making ${MB} MB of incompressible production data...`);
+  await sql('postgres', 'CREATE DATABASE prod_osf');
+  await sql(
+    'prod_osf',
+    'CREATE EXTENSION pgcrypto; CREATE TABLE blobs (id int PRIMARY KEY, data bytea)',
+  );
+  const rows = MB * 128; // 8 kB a row
+  await sql(
+    'prod_osf',
+    `INSERT INTO blobs SELECT i, ${Array(8).fill('gen_random_bytes(1024)').join(' || ')} FROM generate_series(1, ${rows}) i`,
+  );
+  const size = await sql('prod_osf', "SELECT pg_size_pretty(pg_database_size('prod_osf'))");
+
+  // A staging root with 4 branch sites serving osf; no apps, databases managed.
+  const repo = await makeGitSample(join(dir, 'repo'));
+  const skeleton = await makeSkeleton(join(dir, 'skeleton'));
+  const root = join(dir, 'staging');
+  const { file } = await init({
+    quiet: true,
+    dir: root,
+    vcs: 'git',
+    url: repo.url,
+    skeleton,
+    defaultRef: 'main',
+    basePort: await freeBasePort(BRANCHES),
+    database: `host=127.0.0.1 port=${port} user=postgres password=benchpw`,
+  });
+  await writeFile(
+    file,
+    (await readFile(file, 'utf8'))
+      .replace(/^(start|restart|stop) = .*$/gm, '')
+      .replace('routes = auto', 'routes = manual')
+      .replace(
+        /^production = .*$/m,
+        `production = host=127.0.0.1 port=${port} user=postgres password=benchpw dbname=prod_osf`,
+      )
+      .replace(/^dumps = .*$/m, `dumps = ${join(dir, 'dumps')}`),
+  );
+  for (let i = 1; i <= BRANCHES; i++)
+    await create({ quiet: true, config: file, branch: `branch${i}`, customers: ['osf'] });
+
+  // Naive: pg_dump | pg_restore into each branch database, one after another.
+  const naiveOne = async (db) => {
+    await sql('postgres', `DROP DATABASE IF EXISTS "${db}"`);
+    await sql('postgres', `CREATE DATABASE "${db}"`);
+    await new Promise((resolve, reject) => {
+      const dump = spawn('pg_dump', ['-Fc', '-d', 'prod_osf'], {
+        env: { ...process.env, ...env },
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      const restore = spawn('pg_restore', ['--no-owner', '-d', db], {
+        env: { ...process.env, ...env },
+        stdio: ['pipe', 'inherit', 'inherit'],
+      });
+      dump.stdout.pipe(restore.stdin);
+      restore.on('exit', (code) =>
+        code === 0 ? resolve() : reject(new Error(`pg_restore exited ${code}`)),
+      );
+    });
+  };
+  console.log('naive: pg_dump | pg_restore into each of 4 branch databases...');
+  const naive = await timed(async () => {
+    for (let i = 1; i <= BRANCHES; i++) await naiveOne(`ks_branch${i}_osf`);
+  });
+
+  // karlstage, sampling its own memory (VmRSS of the node process) while it runs.
+  const karlstage = async (args) => {
+    const t = performance.now();
+    const child = spawn(process.execPath, [bin, ...args], {
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    let peak = 0;
+    const sampler = setInterval(() => {
+      try {
+        const kb = Number(
+          /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))?.[1] ?? 0,
+        );
+        peak = Math.max(peak, kb);
+      } catch {
+        // exited
+      }
+    }, 20);
+    const code = await new Promise((r) => child.on('exit', r));
+    clearInterval(sampler);
+    if (code !== 0) throw new Error(`karlstage ${args.join(' ')} failed:\n${out}`);
+    // From the summary lines ("ok  osf → branch1 (2.1 s, unavailable 70 ms)"), one per branch site.
+    const swaps = [...out.matchAll(/→ branch\d+ \([\d.]+ s, unavailable (\d+) ms\)/g)].map((m) =>
+      Number(m[1]),
+    );
+    return { ms: performance.now() - t, peakMB: peak / 1024, swaps };
+  };
+  console.log('karlstage sync of 1 branch site, then of 4...');
+  const one = await karlstage(['sync', 'branch1']);
+  const four = await karlstage(['sync', '--nightly']);
+
+  // Compression of the dump, on this incompressible data.
+  const comp = [];
+  for (const [label, z] of [
+    ['-Z0', ['-Z0']],
+    ['-Z1', ['-Z1']],
+    ['default', []],
+  ]) {
+    const out = join(dir, `z${label}`);
+    const t = await timed(() =>
+      run('pg_dump', ['-Fd', '-j', '2', ...z, '-f', out, '-d', 'prod_osf'], {
+        env: { ...process.env, ...env },
+      }),
+    );
+    const bytes = Number((await run('du', ['-sb', out])).stdout.split('\t')[0]);
+    comp.push({ label, ms: t.ms, mb: bytes / 1048576 });
+    await rm(out, { recursive: true, force: true });
+  }
+
+  const fullRestore = naive.ms / BRANCHES;
+  const extra = (four.ms - one.ms) / (BRANCHES - 1);
+  const fmt = (ms) => `${(ms / 1000).toFixed(1)} s`;
+  const verdict = (v, t) => (v <= t ? `target <= ${t}: met` : `target <= ${t}: MISSED`);
+  console.log(`\nsync, production ${size} (${MB} MB asked), ${BRANCHES} branch sites`);
+  console.log(
+    `  naive pg_dump | pg_restore x ${BRANCHES}   ${fmt(naive.ms)}   (one full restore ~ ${fmt(fullRestore)})`,
+  );
+  console.log(`  karlstage sync, 1 branch site      ${fmt(one.ms)}`);
+  console.log(`  karlstage sync, ${BRANCHES} branch sites     ${fmt(four.ms)}`);
+  console.log(
+    `  ${BRANCHES}-branch sync vs naive: ${(four.ms / naive.ms).toFixed(2)}x (${verdict(four.ms / naive.ms, 0.4)})`,
+  );
+  console.log(
+    `  each extra branch vs a full restore: ${(extra / fullRestore).toFixed(2)}x (${verdict(extra / fullRestore, 0.2)})`,
+  );
+  console.log(
+    `  unavailable during each swap: ${four.swaps.join(', ')} ms (max ${verdict(Math.max(...four.swaps) / 1000, 1)} s)`,
+  );
+  console.log(
+    `  karlstage's peak memory: ${one.peakMB.toFixed(0)} MB (1 site), ${four.peakMB.toFixed(0)} MB (${BRANCHES} sites)`,
+  );
+  console.log('  pg_dump --format=directory --jobs=2 compression:');
+  for (const c of comp)
+    console.log(
+      `    ${c.label.padEnd(8)} ${fmt(c.ms).padStart(7)}  ${c.mb.toFixed(0).padStart(5)} MB`,
+    );
+} finally {
+  await asPostgres(`${pgBin}/pg_ctl`, ['-D', data, '-m', 'immediate', 'stop']).catch(
+    () => undefined,
+  );
+  await rm(dir, { recursive: true, force: true });
+}
