@@ -11,12 +11,13 @@
 // with the naive loop only means something with a network in between.
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+import { benchStagingRoot } from './staging.mjs';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const bin = join(here, '..', 'bin', 'karlstage.js');
@@ -29,7 +30,6 @@ const { makeGitSample, makeSvnSample, makeSkeleton } = await import(
   join(dist, 'demo', 'sample-repos.js')
 );
 const { freeBasePort } = await import(join(dist, 'demo', 'ports.js'));
-const { init } = await import(join(dist, 'commands', 'init.js'));
 const { create } = await import(join(dist, 'commands', 'create.js'));
 
 const waitForPort = (port) =>
@@ -134,23 +134,16 @@ try {
   const roots = [];
   for (const [vcs, network, url] of setups) {
     const root = join(dir, `staging-${vcs}-${roots.length}`);
-    const { file } = await init({
-      quiet: true,
-      dir: root,
+    // No apps needed here: build only.
+    const file = await benchStagingRoot({
+      root,
       vcs,
       url,
       skeleton,
       defaultRef: vcs === 'svn' ? 'trunk' : 'main',
-      basePort: await freeBasePort(BRANCHES),
+      sites: BRANCHES,
+      drop: ['start', 'restart', 'stop', 'migrate'],
     });
-    // No apps needed here: build only.
-    await writeFile(
-      file,
-      (await readFile(file, 'utf8'))
-        .replace(/^(start|restart|stop|migrate) = .*$/gm, '')
-        .replace('routes = auto', 'routes = manual')
-        .replace('manage_databases = yes', 'manage_databases = no'),
-    );
     for (let i = 1; i <= BRANCHES; i++)
       await create({
         quiet: true,

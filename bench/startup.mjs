@@ -3,11 +3,12 @@
 // Targets (issue 2): `karlstage --help` <= 2x and `karlstage status` (4 branch sites) <= 2.5x `node -e 0`.
 // Runs each command alternately, ROUNDS times, and compares medians (robust to a noisy machine).
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+import { benchStagingRoot } from './staging.mjs';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const bin = join(here, '..', 'bin', 'karlstage.js');
@@ -15,8 +16,6 @@ const dist = join(here, '..', 'dist');
 const ROUNDS = Number(process.env.ROUNDS ?? 25);
 
 const { makeGitSample, makeSkeleton } = await import(join(dist, 'demo', 'sample-repos.js'));
-const { freeBasePort } = await import(join(dist, 'demo', 'ports.js'));
-const { init } = await import(join(dist, 'commands', 'init.js'));
 const { create } = await import(join(dist, 'commands', 'create.js'));
 
 const dir = await mkdtemp(join(tmpdir(), 'ks-bench-'));
@@ -24,22 +23,14 @@ try {
   const repo = await makeGitSample(join(dir, 'repos'));
   const skeleton = await makeSkeleton(join(dir, 'skeleton'));
   const root = join(dir, 'staging');
-  const { file } = await init({
-    quiet: true,
-    dir: root,
+  const file = await benchStagingRoot({
+    root,
     vcs: 'git',
     url: repo.url,
     skeleton,
     defaultRef: 'main',
-    basePort: await freeBasePort(4),
+    sites: 4,
   });
-  // No nginx here: routes stay manual.
-  await writeFile(
-    file,
-    (await readFile(file, 'utf8'))
-      .replace('routes = auto', 'routes = manual')
-      .replace('manage_databases = yes', 'manage_databases = no'),
-  );
   for (const b of ['branch1', 'branch2', 'branch3', 'branch4'])
     await create({ quiet: true, config: file, branch: b });
   for (const b of ['branch1', 'branch2', 'branch3', 'branch4'])

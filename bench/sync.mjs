@@ -10,11 +10,12 @@
 // Needs root (initdb runs as the postgres user), PostgreSQL 15+ and ~4x BENCH_MB of disk.
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, readdirSync, readFileSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+import { benchStagingRoot } from './staging.mjs';
 import { promisify } from 'node:util';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
@@ -26,7 +27,6 @@ const run = promisify(execFile);
 
 const { makeGitSample, makeSkeleton } = await import(join(dist, 'demo', 'sample-repos.js'));
 const { freeBasePort } = await import(join(dist, 'demo', 'ports.js'));
-const { init } = await import(join(dist, 'commands', 'init.js'));
 const { create } = await import(join(dist, 'commands', 'create.js'));
 
 const pgBin = (() => {
@@ -109,27 +109,20 @@ try {
   const repo = await makeGitSample(join(dir, 'repo'));
   const skeleton = await makeSkeleton(join(dir, 'skeleton'));
   const root = join(dir, 'staging');
-  const { file } = await init({
-    quiet: true,
-    dir: root,
+  const file = await benchStagingRoot({
+    root,
     vcs: 'git',
     url: repo.url,
     skeleton,
     defaultRef: 'main',
-    basePort: await freeBasePort(BRANCHES),
+    sites: BRANCHES,
     database: `host=127.0.0.1 port=${port} user=postgres password=benchpw`,
+    drop: ['start', 'restart', 'stop'],
+    set: {
+      production: `host=127.0.0.1 port=${port} user=postgres password=benchpw dbname=prod_osf`,
+      dumps: join(dir, 'dumps'),
+    },
   });
-  await writeFile(
-    file,
-    (await readFile(file, 'utf8'))
-      .replace(/^(start|restart|stop) = .*$/gm, '')
-      .replace('routes = auto', 'routes = manual')
-      .replace(
-        /^production = .*$/m,
-        `production = host=127.0.0.1 port=${port} user=postgres password=benchpw dbname=prod_osf`,
-      )
-      .replace(/^dumps = .*$/m, `dumps = ${join(dir, 'dumps')}`),
-  );
   for (let i = 1; i <= BRANCHES; i++)
     await create({ quiet: true, config: file, branch: `branch${i}`, customers: ['osf'] });
 

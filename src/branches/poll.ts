@@ -59,10 +59,17 @@ async function countNew(
   }
 }
 
-export function describePoll(p: PollRecord | undefined): string {
+export type UpstreamState =
+  'up to date' | 'behind' | 'gone upstream' | 'not polled' | 'poll failed';
+
+export function upstreamState(p: PollRecord | undefined): UpstreamState {
   if (!p) return 'not polled';
   if (p.error) return 'poll failed';
   if (p.remote === null) return 'gone upstream';
-  if (!p.behind) return 'up to date';
-  return p.newCommits !== undefined ? `behind (${p.newCommits} new)` : 'behind';
+  return p.behind ? 'behind' : 'up to date';
+}
+
+export function describePoll(p: PollRecord | undefined): string {
+  const state = upstreamState(p);
+  return state === 'behind' && p?.newCommits !== undefined ? `behind (${p.newCommits} new)` : state;
 }

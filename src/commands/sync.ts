@@ -112,7 +112,8 @@ export async function sync(opts: SyncOptions): Promise<SyncOutcome> {
 export async function hold(
   opts: GlobalOptions & { branch: string; release?: boolean; reason?: string },
 ) {
-  const { cfg, out, g } = await commandContext(opts);
+  const ctx = await commandContext(opts);
+  const { cfg, out, g } = ctx;
   const site = await knownBranch(cfg.root, checkName('branch', opts.branch));
   if (g.dryRun) {
     out.line(`Dry run: would ${opts.release ? 'release' : 'hold'} ${site.name}`);
@@ -130,7 +131,7 @@ export async function hold(
         ...(opts.reason ? { reason: opts.reason } : {}),
       };
   });
-  await afterChange(await commandContext(opts), { routes: false });
+  await afterChange(ctx, { routes: false });
   out.line(
     opts.release
       ? `${site.name} takes part in the nightly sync again`

@@ -1,12 +1,7 @@
-import { createHash } from 'node:crypto';
-import { stagingDatabaseName } from '../instances/databases.js';
+import { fitIdentifier, stagingDatabaseName } from '../instances/databases.js';
 
-/** PostgreSQL identifiers are at most 63 bytes: a long name keeps a hash so that it stays unique. */
-export function suffixed(name: string, suffix: string): string {
-  if (name.length + suffix.length <= 63) return name + suffix;
-  const hash = createHash('sha256').update(name).digest('hex').slice(0, 8);
-  return `${name.slice(0, 63 - suffix.length - 9)}_${hash}${suffix}`;
-}
+/** The temporary (_new) or previous (_old) twin of a database name, within 63 bytes. */
+export const suffixed = (name: string, suffix: string): string => fitIdentifier(name, suffix);
 
 export const goldenName = (customer: string) => `ks_golden_${customer}`;
 

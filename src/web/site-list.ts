@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import writeFileAtomic from 'write-file-atomic';
 import type { Config } from '../core/config.js';
 import { layout } from '../core/layout.js';
+import { upstreamState, type UpstreamState } from '../branches/poll.js';
 import { readState, type BranchState } from '../core/state.js';
 import { renderTemplate } from '../core/templates.js';
 import { branchViews, shortRevision } from './site-data.js';
@@ -28,7 +29,7 @@ export interface SiteListEntry {
   data: { asOf: string | null; sourceDump: string | null };
   customers: { name: string; url: string; mailDomain: string | null }[];
   upstream: {
-    state: 'up to date' | 'behind' | 'gone upstream' | 'not polled' | 'poll failed';
+    state: UpstreamState;
     newCommits: number | null;
     checkedAt: string | null;
   };
@@ -70,15 +71,7 @@ export async function collectSiteList(cfg: Config): Promise<SiteList> {
             : null,
       })),
       upstream: {
-        state: !site.poll
-          ? 'not polled'
-          : site.poll.error
-            ? 'poll failed'
-            : site.poll.remote === null
-              ? 'gone upstream'
-              : site.poll.behind
-                ? 'behind'
-                : 'up to date',
+        state: upstreamState(site.poll),
         newCommits: site.poll?.newCommits ?? null,
         checkedAt: site.poll?.at ?? null,
       },
