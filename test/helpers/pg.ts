@@ -20,6 +20,8 @@ export interface PgCluster {
   dsn(db?: string, user?: string, password?: string): string;
   /** Run SQL as the superuser; returns psql's unaligned output. */
   sql(db: string, query: string): Promise<string>;
+  /** Someone else's open transaction: run `query` in it and keep its locks until release(). */
+  hold(db: string, query: string): Promise<{ release(): Promise<void> }>;
   stop(): Promise<void>;
 }
 
@@ -101,5 +103,30 @@ export async function pgCluster(): Promise<PgCluster> {
         )
       ).stdout,
     ).trim();
-  return { port, dsn, sql, stop };
+  const hold = async (db: string, query: string) => {
+    const args = ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', '127.0.0.1', '-p', String(port)];
+    const child = execa('psql', [...args, '-U', 'postgres', '-d', db], {
+      env: { PGPASSWORD: 'superpw' },
+      reject: false,
+    });
+    let seen = '';
+    const held = new Promise<void>((resolve, reject) => {
+      child.stdout!.on('data', (d: Buffer) => {
+        seen += String(d);
+        if (seen.includes('HELD')) resolve();
+      });
+      void child.then((r) => reject(new Error(`psql ended before holding: ${r.stderr}`)));
+    });
+    child.stdin!.write(`BEGIN;\n${query};\n\\echo HELD\n`);
+    await held;
+    let released = false;
+    const release = async () => {
+      if (!released) child.stdin!.end('ROLLBACK;\n');
+      released = true;
+      await child;
+    };
+    onCleanup(release);
+    return { release };
+  };
+  return { port, dsn, sql, hold, stop };
 }
