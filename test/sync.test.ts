@@ -214,8 +214,28 @@ describe('nightly sync on a real PostgreSQL', () => {
     const r = await st.cli(['sync', '--nightly']);
     expect(r.exitCode).toBe(1);
     expect(r.stderr).toMatch(/sync: 1 of 2 customers failed/);
-    expect(r.stderr).toMatch(/another: another: dump production failed/);
+    expect(r.stderr).toMatch(/another: dump production failed: exit status 1/);
     expect(r.stderr).not.toContain('superpw');
+    expect(r.stdout).toMatch(/failed\s+another → branch1: dump production failed/);
+
+    // status: per branch site and customer, the data's date and how the last sync went.
+    const status = await st.cli(['status']);
+    expect(status.stdout).toMatch(/^branch1\s.*\d\d:\d\d failed\s/m);
+    expect(status.stdout).toMatch(/^branch2\s.*\d\d:\d\d ok\s/m);
+    expect(status.stdout).toMatch(/^BRANCH\s+CUSTOMER\s+DATA AS OF\s+LAST SYNC\s+RESULT$/m);
+    expect(status.stdout).toMatch(
+      /^branch1\s+osf\s+\d{4}-\d\d-\d\d \d\d:\d\d\s+\d{4}-\d\d-\d\d \d\d:\d\d\s+ok in \d+\.\d s$/m,
+    );
+    expect(status.stdout).toMatch(
+      /^branch1\s+another\s+no copy yet\s+\d{4}-\d\d-\d\d \d\d:\d\d\s+failed after \d+\.\d s: dump production failed: exit status 1 \(pg_dump: error: .*port 1 failed: Connection refused/m,
+    );
+    expect(status.stdout).not.toContain('superpw');
+    const json = JSON.parse((await st.cli(['status', '--json'])).stdout);
+    expect(json.branches[0].data.another.lastSync).toMatchObject({
+      result: 'failed',
+      durationMs: expect.any(Number),
+      error: expect.stringMatching(/^dump production failed/),
+    });
     expect(await pg.sql('ks_branch1_osf', 'SELECT count(*) FROM docs')).toBe('50');
     expect(
       await pg.sql(
@@ -254,6 +274,9 @@ describe('nightly sync on a real PostgreSQL', () => {
     const r = await st.cli(['sync', '--nightly']);
     expect(r.exitCode, r.stderr).toBe(0);
     expect(r.stdout).toContain('held    branch2: kept its data (held out of the nightly sync)');
+    expect((await st.cli(['status'])).stdout).toMatch(
+      /^branch2\s+osf\s+.*ok in .* {2}held by \S+ since .*: OSF testing the calendar$/m,
+    );
     expect(await pg.sql('ks_branch2_osf', 'SELECT count(*) FROM docs')).toBe('50');
     expect(await pg.sql('ks_branch1_osf', 'SELECT count(*) FROM docs')).toBe('51');
     expect(
@@ -265,7 +288,7 @@ describe('nightly sync on a real PostgreSQL', () => {
     expect(await pg.sql('ks_branch2_osf', 'SELECT count(*) FROM docs')).toBe('51');
   });
 
-  it('killed midway, every branch site keeps its data; the next run cleans up and completes', async () => {
+  it('killed during the sanitize step, every branch site keeps its data; the next run cleans up and completes', async () => {
     const { pg, st } = await syncStaging({
       sanitizeSql:
         "UPDATE docs SET owner_email = 'tester@staging.invalid';\nSELECT pg_sleep(30);\n",
@@ -317,6 +340,120 @@ describe('nightly sync on a real PostgreSQL', () => {
         'postgres',
         "SELECT count(*) FROM pg_database WHERE datname LIKE '%\\_new' OR datname LIKE '%\\_old'",
       ),
+    ).toBe('0');
+  });
+
+  // Each point is held still by someone else's open transaction (a lock the step must wait for),
+  // so the kill lands exactly there; then the lock is let go and the next run must repair.
+  const points = [
+    {
+      point: 'during the dump',
+      blocker: ['prod_osf', 'LOCK TABLE docs IN ACCESS EXCLUSIVE MODE'],
+      // pg_dump's session on production is left to notice by itself (production is only read).
+      waiting: "datname = 'prod_osf'",
+      stagingSession: false,
+      after: { branch1: '50', branch2: '50' },
+      leftover: /osf-\d{8}T\d{6}Z\.dump\.partial/,
+    },
+    {
+      point: 'during the swap of the golden copy',
+      blocker: ['postgres', "COMMENT ON DATABASE ks_golden_osf IS 'busy'"],
+      waiting: "query LIKE '%RENAME TO%'",
+      stagingSession: true,
+      after: { branch1: '50', branch2: '50' },
+      leftover: /ks_golden_osf_new/,
+    },
+    {
+      point: "during branch2's clone (branch1 done)",
+      blocker: ['postgres', 'ALTER DATABASE spare RENAME TO ks_branch2_osf_new'],
+      waiting: "query LIKE 'CREATE DATABASE%'",
+      stagingSession: true,
+      after: { branch1: '51', branch2: '50' },
+      leftover: undefined,
+    },
+    {
+      point: "during branch1's swap",
+      blocker: ['postgres', "COMMENT ON DATABASE ks_branch1_osf IS 'busy'"],
+      waiting: "query LIKE '%RENAME TO%'",
+      stagingSession: true,
+      after: { branch1: '50', branch2: '50' },
+      leftover: /ks_branch1_osf_new/,
+    },
+  ] as const;
+
+  it.each(points)(
+    'killed $point: every branch site keeps complete data; the next run cleans up and completes',
+    async ({ blocker, waiting, stagingSession, after, leftover }) => {
+      const { pg, st } = await syncStaging();
+      expect((await st.cli(['sync', '--nightly', '--customers', 'osf'])).exitCode).toBe(0);
+      await pg.sql('prod_osf', "INSERT INTO docs (title) VALUES ('tonight')");
+      await pg.sql('postgres', 'CREATE DATABASE spare');
+      const lock = await pg.hold(blocker[0], blocker[1]);
+
+      const run = startCli(st.root, ['sync', '--nightly', '--customers', 'osf']);
+      const busy = `SELECT count(*) FROM pg_stat_activity WHERE ${waiting} AND wait_event_type = 'Lock'`;
+      await waitFor(
+        'the step to wait on the lock',
+        async () => (await pg.sql('postgres', busy)) === '1',
+      );
+      killGroup(run.pid);
+      await run;
+      // The server gives up a killed client's statement by itself (it does not finish it later).
+      if (stagingSession)
+        await waitFor(
+          'the server to give up the statement',
+          async () => (await pg.sql('postgres', busy)) === '0',
+          15_000,
+        );
+      await lock.release();
+
+      expect(await pg.sql('ks_branch1_osf', 'SELECT count(*) FROM docs')).toBe(after.branch1);
+      expect(await pg.sql('ks_branch2_osf', 'SELECT count(*) FROM docs')).toBe(after.branch2);
+      const temporaries = async () =>
+        [
+          ...(await readdir(join(st.root, 'dumps', 'osf'))).filter((f) => f.endsWith('.partial')),
+          ...(
+            await pg.sql(
+              'postgres',
+              "SELECT string_agg(datname, ',') FROM pg_database WHERE datname LIKE '%\\_new' OR datname LIKE '%\\_old'",
+            )
+          )
+            .split(',')
+            .filter(Boolean),
+        ].join(',');
+      if (leftover) expect(await temporaries()).toMatch(leftover);
+
+      const again = await st.cli(['sync', '--nightly', '--customers', 'osf']);
+      expect(again.exitCode, again.stderr).toBe(0);
+      if (leftover) expect(again.stdout).toMatch(new RegExp(`cleaned up: .*${leftover.source}`));
+      expect(await pg.sql('ks_branch1_osf', 'SELECT count(*) FROM docs')).toBe('51');
+      expect(await pg.sql('ks_branch2_osf', 'SELECT count(*) FROM docs')).toBe('51');
+      expect(await temporaries()).toBe('');
+    },
+  );
+
+  it('puts back a database caught between the renames of a swap, even on a night production is down', async () => {
+    const { pg, st } = await syncStaging();
+    expect((await st.cli(['sync', '--nightly', '--customers', 'osf'])).exitCode).toBe(0);
+    // What a swap interrupted between its two renames would leave: the live names gone, yesterday's data under _old.
+    await pg.sql('postgres', 'ALTER DATABASE ks_branch1_osf RENAME TO ks_branch1_osf_old');
+    await pg.sql('postgres', 'ALTER DATABASE ks_golden_osf RENAME TO ks_golden_osf_old');
+    await writeFile(
+      st.config,
+      (await readFile(st.config, 'utf8')).replace(
+        /^(production = host=127\.0\.0\.1 port=)\d+/m,
+        '$11',
+      ),
+    );
+
+    const r = await st.cli(['sync', '--nightly', '--customers', 'osf']);
+    expect(r.exitCode).toBe(1);
+    expect(r.stdout).toContain(
+      'cleaned up: ks_golden_osf_old → ks_golden_osf, ks_branch1_osf_old → ks_branch1_osf',
+    );
+    expect(await pg.sql('ks_branch1_osf', 'SELECT count(*) FROM docs')).toBe('50');
+    expect(
+      await pg.sql('postgres', "SELECT count(*) FROM pg_database WHERE datname LIKE '%\\_old'"),
     ).toBe('0');
   });
 });

@@ -1,3 +1,4 @@
+import { formatDuration } from '../core/format.js';
 import { loadConfig, type Config } from '../core/config.js';
 import { EXIT, KarlstageError, LockedError, UsageError } from '../core/errors.js';
 import { Output } from '../core/output.js';
@@ -41,7 +42,7 @@ export function finishJobs(out: Output, results: JobResult[], what: string): voi
   const failed = results.filter((r) => !r.ok);
   if (results.length === 1 && failed[0]?.error) throw failed[0].error;
   for (const r of results) {
-    const took = `${(r.durationMs / 1000).toFixed(1)} s`;
+    const took = formatDuration(r.durationMs);
     if (r.ok)
       out.line(`${out.c.green('ok')}      ${r.name}${r.skipped ? `: ${r.skipped}` : ''} (${took})`);
     else out.line(`${out.c.red('failed')}  ${r.name}: ${r.error?.message} (${took})`);

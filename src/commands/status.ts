@@ -1,6 +1,7 @@
 import { listPending } from '../branches/pending.js';
 import { readState } from '../core/state.js';
 import { branchViews, shortRevision } from '../web/site-data.js';
+import { formatDuration, formatWhen } from '../core/format.js';
 import { commandContext, type GlobalOptions } from './context.js';
 
 export interface BranchStatus {
@@ -26,13 +27,6 @@ export interface StatusResult {
   interrupted: { branch: string; op: string; started: string }[];
 }
 
-export function formatWhen(iso: string | undefined): string {
-  if (!iso) return '-';
-  const d = new Date(iso);
-  const p = (n: number) => String(n).padStart(2, '0');
-  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}`;
-}
-
 /** Read-only: the same data as the site list, one line per branch site (colour only on a terminal). */
 export async function status(opts: GlobalOptions): Promise<StatusResult> {
   const { cfg, out } = await commandContext(opts);
@@ -48,6 +42,8 @@ export async function status(opts: GlobalOptions): Promise<StatusResult> {
       built: b.built,
       lastUpdate: b.lastUpdate,
       poll: b.poll,
+      data: b.data ?? {},
+      ...(b.hold ? { hold: b.hold } : {}),
       upstream,
       customers,
       ...(customersProblem ? { customersProblem } : {}),
@@ -76,13 +72,17 @@ export async function status(opts: GlobalOptions): Promise<StatusResult> {
       b.built && b.built.revision !== b.revision
         ? ` (built ${shortRevision(b.built.revision, b.vcs)})`
         : '';
-    const dates = customers
-      .map((c) => b.data?.[c]?.asOf)
-      .filter((d): d is string => Boolean(d))
-      .sort();
-    const data =
-      (dates.length === customers.length && dates[0] ? formatWhen(dates[0]) : '-') +
-      (b.hold ? out.c.yellow(' held') : '');
+    const syncs = customers
+      .map((c) => b.data?.[c]?.lastSync)
+      .filter((x): x is NonNullable<typeof x> => Boolean(x));
+    const latest = syncs
+      .map((x) => x.at)
+      .sort()
+      .at(-1);
+    const sync =
+      (latest
+        ? `${formatWhen(latest)} ${syncs.some((x) => x.result === 'failed') ? out.c.red('failed') : out.c.green('ok')}`
+        : '-') + (b.hold ? out.c.yellow(' held') : '');
     const up =
       b.poll?.error || b.poll?.remote === null
         ? out.c.red(upstream)
@@ -95,7 +95,7 @@ export async function status(opts: GlobalOptions): Promise<StatusResult> {
       shortRevision(b.revision, b.vcs) + built,
       up,
       lastText,
-      data,
+      sync,
       String(b.port),
       customersProblem ? out.c.red('instances.ini malformed') : customers.join(',') || '-',
       mail.join(',') || '-',
@@ -107,20 +107,48 @@ export async function status(opts: GlobalOptions): Promise<StatusResult> {
     'REVISION',
     'UPSTREAM',
     'LAST UPDATE',
-    'DATA AS OF',
+    'LAST SYNC',
     'PORT',
     'CUSTOMERS',
     'MAIL',
   ];
-  // eslint-disable-next-line no-control-regex
-  const visible = (s: string) => s.replace(/\x1b\[[0-9;]*m/g, '').length;
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => visible(r[i] ?? ''))));
-  const fmt = (cells: string[]) =>
-    cells
-      .map((c, i) => (i === cells.length - 1 ? c : c + ' '.repeat((widths[i] ?? 0) - visible(c))))
-      .join('  ');
-  out.line(out.c.bold(fmt(header)));
-  for (const r of rows) out.line(fmt(r));
+  const [head, ...lines] = table(header, rows);
+  out.line(out.c.bold(head!));
+  for (const l of lines) out.line(l);
+
+  // Per branch site and customer: the data it holds and how its last sync went.
+  const dataRows = views.flatMap(({ site: b, customers }) =>
+    customers.map((c) => {
+      const d = b.data?.[c];
+      const s = d?.lastSync;
+      const result = !s
+        ? '-'
+        : s.result === 'ok'
+          ? `${out.c.green('ok')} in ${formatDuration(s.durationMs)}`
+          : `${out.c.red('failed')} after ${formatDuration(s.durationMs)}${s.error ? `: ${s.error}` : ''}`;
+      const held = b.hold
+        ? out.c.yellow(
+            `  held by ${b.hold.by} since ${formatWhen(b.hold.since)}${b.hold.reason ? `: ${b.hold.reason}` : ''}`,
+          )
+        : '';
+      return [
+        b.name,
+        c,
+        d?.asOf ? formatWhen(d.asOf) : 'no copy yet',
+        formatWhen(s?.at),
+        result + held,
+      ];
+    }),
+  );
+  if (views.some(({ site: b }) => b.hold || Object.keys(b.data ?? {}).length)) {
+    const [dhead, ...dlines] = table(
+      ['BRANCH', 'CUSTOMER', 'DATA AS OF', 'LAST SYNC', 'RESULT'],
+      dataRows,
+    );
+    out.line('');
+    out.line(out.c.bold(dhead!));
+    for (const l of dlines) out.line(l);
+  }
   for (const i of interrupted)
     out.line(
       out.c.yellow(
@@ -128,4 +156,16 @@ export async function status(opts: GlobalOptions): Promise<StatusResult> {
       ),
     );
   return result;
+}
+
+/** Columns padded to their widest cell (colour codes do not count); the last column is not padded. */
+function table(header: string[], rows: string[][]): string[] {
+  // eslint-disable-next-line no-control-regex
+  const visible = (s: string) => s.replace(/\x1b\[[0-9;]*m/g, '').length;
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => visible(r[i] ?? ''))));
+  const fmt = (cells: string[]) =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c + ' '.repeat((widths[i] ?? 0) - visible(c))))
+      .join('  ');
+  return [header, ...rows].map(fmt);
 }

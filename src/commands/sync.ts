@@ -1,5 +1,6 @@
+import { formatDuration } from '../core/format.js';
 import { knownBranch } from '../branches/update.js';
-import { EXIT, KarlstageError, UsageError } from '../core/errors.js';
+import { briefly, EXIT, KarlstageError, UsageError } from '../core/errors.js';
 import { withLocks } from '../core/lock.js';
 import { checkName } from '../core/names.js';
 import { executePlan } from '../core/plan.js';
@@ -56,7 +57,20 @@ export async function sync(opts: SyncOptions): Promise<SyncOutcome> {
     const jobs = await syncJobs(cfg, state, { branches, customers, held, command }, outcome);
     const results = await executePlan({ command, jobs }, { out, root: cfg.root, dryRun: g.dryRun });
     if (g.dryRun) return outcome;
-    const now = new Date().toISOString();
+    // A customer that failed before its branch sites' turn (dump, restore, sanitize) failed for each of them.
+    for (const r of results) {
+      if (r.ok) continue;
+      for (const branch of outcome.customers[r.name]?.branches ?? [])
+        if (!outcome.branches.some((x) => x.branch === branch && x.customer === r.name))
+          outcome.branches.push({
+            branch,
+            customer: r.name,
+            ok: false,
+            error: briefly(r.error),
+            at: new Date().toISOString(),
+            durationMs: r.durationMs,
+          });
+    }
     await updateState(cfg.root, (s) => {
       for (const r of outcome.branches) {
         const b = s.branches[r.branch];
@@ -69,7 +83,7 @@ export async function sync(opts: SyncOptions): Promise<SyncOutcome> {
             asOf: r.ok ? (c?.asOf ?? null) : (before?.asOf ?? null),
             ...(r.ok ? { dump: c?.dump } : before?.dump ? { dump: before.dump } : {}),
             lastSync: {
-              at: now,
+              at: r.at,
               result: r.ok ? 'ok' : 'failed',
               durationMs: r.durationMs,
               ...(r.error ? { error: r.error } : {}),
@@ -90,7 +104,7 @@ export async function sync(opts: SyncOptions): Promise<SyncOutcome> {
     for (const h of held) out.line(`held    ${h}: kept its data (held out of the nightly sync)`);
     for (const r of outcome.branches)
       out.line(
-        `${r.ok ? out.c.green('ok') : out.c.red('failed')}      ${r.customer} → ${r.branch}${r.ok ? ` (${(r.durationMs / 1000).toFixed(1)} s, unavailable ${r.swapMs} ms)` : `: ${r.error}`}`,
+        `${r.ok ? out.c.green('ok') : out.c.red('failed')}      ${r.customer} → ${r.branch}${r.ok ? ` (${formatDuration(r.durationMs)}, unavailable ${r.swapMs} ms)` : `: ${r.error}`}`,
       );
     const failed = results.filter((r) => !r.ok);
     if (failed.length)

@@ -49,6 +49,16 @@ export class StepError extends KarlstageError {
   }
 }
 
+/**
+ * One line for a status table: the message and, for a failed program, the
+ * last line it printed that reads like an error (a hint often follows it).
+ */
+export function briefly(e: unknown): string {
+  const lines = e instanceof StepError ? e.outputTail.trim().split('\n') : [];
+  const said = (lines.filter((l) => /error|fatal|failed/i.test(l)).at(-1) ?? lines.at(-1))?.trim();
+  return said ? `${messageOf(e)} (${said})` : messageOf(e);
+}
+
 export function isKarlstageError(e: unknown): e is KarlstageError {
   return e instanceof KarlstageError;
 }

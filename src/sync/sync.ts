@@ -2,7 +2,7 @@ import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Config, CustomerConfig } from '../core/config.js';
 import { parseDsn, withDatabase, type Dsn } from '../core/dsn.js';
-import { KarlstageError, UsageError } from '../core/errors.js';
+import { briefly, KarlstageError, UsageError } from '../core/errors.js';
 import { layout } from '../core/layout.js';
 import { acquireLock } from '../core/lock.js';
 import type { Job, Step, StepContext } from '../core/plan.js';
@@ -13,7 +13,7 @@ import { stagingDatabaseName } from '../instances/databases.js';
 import { readInstances } from '../instances/instances-file.js';
 import { branchLock } from '../branches/update.js';
 import { deploymentStep, stepEnv } from '../branches/steps.js';
-import { pgEnv, psql, psqlFile, quoteIdent, quoteLiteral, sameDatabase } from './pg.js';
+import { pgEnv, psql, stagingEnv, psqlFile, quoteIdent, quoteLiteral, sameDatabase } from './pg.js';
 import { datesToKeep, parseKeep } from './retention.js';
 import { goldenName, suffixed, syncTargets } from './names.js';
 
@@ -30,13 +30,24 @@ export interface BranchSyncResult {
   customer: string;
   ok: boolean;
   error?: string;
+  /** When this branch site had its data (or failed). */
+  at: string;
+  /** From the start of the customer's sync (its dump and restore included) to `at`. */
   durationMs: number;
   /** How long the branch's database was unavailable during its swap. */
   swapMs?: number;
 }
 
+export interface CustomerSync {
+  /** The branch sites serving the customer: the ones this sync writes. */
+  branches: string[];
+  startedAt?: number;
+  dump?: string;
+  asOf?: string;
+}
+
 export interface SyncOutcome {
-  customers: Record<string, { dump?: string; asOf?: string }>;
+  customers: Record<string, CustomerSync>;
   branches: BranchSyncResult[];
   held: string[];
 }
@@ -167,6 +178,7 @@ export async function syncJobs(
     let dump = '';
     let dumpPath = '';
     let taken = new Date();
+    const record: CustomerSync = (outcome.customers[c.name] = { branches });
     const steps: Step[] = [
       {
         title: 'clean up what an interrupted run left',
@@ -174,6 +186,7 @@ export async function syncJobs(
           `drop leftover ${golden}_new/_old and branch *_new/_old databases; remove ${dumpDir}/*.partial`,
         ],
         run: async (ctx) => {
+          record.startedAt = Date.now();
           await mkdir(dumpDir, { recursive: true });
           const left = await cleanUp(admin, c.name, branches, dumpDir, ctx.log);
           if (left.length) ctx.say(`cleaned up: ${left.join(', ')}`);
@@ -218,7 +231,7 @@ export async function syncJobs(
                   `--file=${partial}`,
                 ],
                 {
-                  step: `${c.name}: dump production`,
+                  step: `dump production`,
                   log: ctx.log,
                   timeoutMs: cfg.deployment.timeout * 1000,
                   env: pgEnv(production, READ_ONLY),
@@ -243,7 +256,7 @@ export async function syncJobs(
               }).catch(() => undefined)),
           );
           await psql(admin, `CREATE DATABASE ${quoteIdent(goldenNew)}`, {
-            step: `${c.name}: create the new golden copy`,
+            step: `create the new golden copy`,
             log: ctx.log,
           });
           await run(
@@ -257,16 +270,16 @@ export async function syncJobs(
               dumpPath,
             ],
             {
-              step: `${c.name}: restore`,
+              step: `restore`,
               log: ctx.log,
               timeoutMs: cfg.deployment.timeout * 1000,
-              env: pgEnv(withDatabase(staging, goldenNew)),
+              env: stagingEnv(withDatabase(staging, goldenNew)),
             },
           );
           if (c.sanitize) {
             ctx.say(`sanitize with ${c.sanitize}`);
             await psqlFile(withDatabase(staging, goldenNew), c.sanitize, {
-              step: `${c.name}: sanitize`,
+              step: `sanitize`,
               log: ctx.log,
               timeoutMs: cfg.deployment.timeout * 1000,
             });
@@ -283,14 +296,14 @@ export async function syncJobs(
           await psql(
             admin,
             `${terminate([golden, goldenNew])} ${had ? `ALTER DATABASE ${quoteIdent(golden)} RENAME TO ${quoteIdent(goldenOld)};` : ''} ALTER DATABASE ${quoteIdent(goldenNew)} RENAME TO ${quoteIdent(golden)};`,
-            { step: `${c.name}: swap the golden copy`, log: ctx.log },
+            { step: `swap the golden copy`, log: ctx.log },
           );
           if (had)
             await psql(admin, `DROP DATABASE IF EXISTS ${quoteIdent(goldenOld)}`, {
-              step: `${c.name}: drop yesterday's golden copy`,
+              step: `drop yesterday's golden copy`,
               log: ctx.log,
             });
-          outcome.customers[c.name] = { dump, asOf: taken.toISOString() };
+          Object.assign(record, { dump, asOf: taken.toISOString() });
         },
       },
       ...(c.productionFiles
@@ -323,6 +336,7 @@ export async function syncJobs(
               c.name,
               ctx.log,
               Boolean(c.productionFiles),
+              record.startedAt ?? Date.now(),
             );
             outcome.branches.push(r);
             ctx.say(`${b}: ${r.ok ? `done (unavailable ${r.swapMs} ms)` : `failed: ${r.error}`}`);
@@ -369,8 +383,8 @@ async function syncBranch(
   customer: string,
   log: string,
   withFiles: boolean,
+  started: number,
 ): Promise<BranchSyncResult> {
-  const started = Date.now();
   const db = stagingDatabaseName(branch, customer);
   const fresh = suffixed(db, '_new');
   const old = suffixed(db, '_old');
@@ -385,7 +399,7 @@ async function syncBranch(
     await psql(
       admin,
       `CREATE DATABASE ${quoteIdent(fresh)} TEMPLATE ${quoteIdent(golden)} STRATEGY FILE_COPY`,
-      { step: `${branch}: copy the golden copy`, log },
+      { step: `copy the golden copy`, log },
     );
     const had = await exists(admin, db, log);
     const swapStart = Date.now();
@@ -393,7 +407,7 @@ async function syncBranch(
       await psql(
         admin,
         `${terminate([db])} ${had ? `ALTER DATABASE ${quoteIdent(db)} RENAME TO ${quoteIdent(old)};` : ''} ALTER DATABASE ${quoteIdent(fresh)} RENAME TO ${quoteIdent(db)};`,
-        { step: `${branch}: swap`, log },
+        { step: `swap`, log },
       );
     } catch (e) {
       await psql(admin, `DROP DATABASE IF EXISTS ${quoteIdent(fresh)}`, {
@@ -406,7 +420,7 @@ async function syncBranch(
     if (withFiles) await linkFiles(cfg, branch, customer, log);
     if (had)
       await psql(admin, `DROP DATABASE IF EXISTS ${quoteIdent(old)}`, {
-        step: `${branch}: drop yesterday's copy`,
+        step: `drop yesterday's copy`,
         log,
       });
     const site = state.branches[branch]!;
@@ -414,14 +428,18 @@ async function syncBranch(
       stepEnv(cfg, site, site.built?.revision),
     );
     if (migrate) await migrate.run({ log, onUndo: () => undefined, say: () => undefined });
-    return { branch, customer, ok: true, durationMs: Date.now() - started, swapMs };
+    return { branch, customer, ok: true, ...finished(started), swapMs };
   } catch (e) {
-    const err = e as KarlstageError;
-    return { branch, customer, ok: false, error: err.message, durationMs: Date.now() - started };
+    return { branch, customer, ok: false, error: briefly(e), ...finished(started) };
   } finally {
     await release?.();
   }
 }
+
+const finished = (started: number) => ({
+  at: new Date().toISOString(),
+  durationMs: Date.now() - started,
+});
 
 /** The newest file matching a path whose last part may hold * and ? (a backup's name pattern). */
 export async function newestMatch(
