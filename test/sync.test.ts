@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { execa } from 'execa';
 import { join } from 'node:path';
@@ -455,5 +455,74 @@ describe('nightly sync on a real PostgreSQL', () => {
     expect(
       await pg.sql('postgres', "SELECT count(*) FROM pg_database WHERE datname LIKE '%\\_old'"),
     ).toBe('0');
+  });
+
+  it('a second sync --nightly exits 75 naming the first, or waits its turn; no password on any command line', async () => {
+    const { pg, st } = await syncStaging();
+    const lock = await pg.hold('prod_osf', 'LOCK TABLE docs IN ACCESS EXCLUSIVE MODE');
+    const first = startCli(st.root, ['sync', '--nightly']);
+    await waitFor(
+      'the dump to wait on the lock',
+      async () =>
+        (await pg.sql(
+          'postgres',
+          "SELECT count(*) FROM pg_stat_activity WHERE datname = 'prod_osf' AND wait_event_type = 'Lock'",
+        )) === '1',
+    );
+    // What `ps` shows while the dump runs: the password travels by environment only.
+    const commandLines = readdirSync('/proc')
+      .filter((p) => /^\d+$/.test(p))
+      .map((p) => {
+        try {
+          return readFileSync(`/proc/${p}/cmdline`, 'utf8').replace(/\0/g, ' ');
+        } catch {
+          return '';
+        }
+      });
+    expect(commandLines.some((l) => /pg_dump --format=directory/.test(l))).toBe(true);
+    expect(commandLines.filter((l) => l.includes('superpw'))).toEqual([]);
+
+    const second = await st.cli(['sync', '--nightly']);
+    expect(second.exitCode).toBe(75);
+    expect(second.stderr).toMatch(
+      new RegExp(
+        `holds the sync lock: "sync --nightly" \\(pid ${first.pid} on .*\\); try again later or pass --wait SECONDS`,
+      ),
+    );
+    const waiting = startCli(st.root, ['sync', '--nightly', '--wait', '120']);
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(waiting.exitCode).toBeNull(); // still waiting its turn
+    await lock.release();
+    expect((await first).exitCode).toBe(0);
+    const after = await waiting;
+    expect(after.exitCode, after.stderr).toBe(0);
+    expect(await pg.sql('ks_branch1_osf', 'SELECT count(*) FROM docs')).toBe('50');
+  });
+
+  it('doctor checks the staging server (version, may create databases) and each production, read-only', async () => {
+    const { pg, st } = await syncStaging({ anotherPort: 1 });
+    const r = await st.cli(['doctor']);
+    expect(r.stdout).toMatch(/^ok\s+staging db\s+PostgreSQL 1\d\.\d+, may create databases$/m);
+    expect(r.stdout).toMatch(
+      /^ok\s+production osf\s+PostgreSQL 1\d\.\d+, reachable read-only; pg_dump 1\d can dump it$/m,
+    );
+    expect(r.stdout).toMatch(
+      /^warn\s+production another\s+connect to another's production database \(read-only\) failed: .*Connection refused/m,
+    );
+    expect(r.stdout + r.stderr).not.toContain('superpw');
+
+    await pg.sql('postgres', "CREATE ROLE plain LOGIN PASSWORD 'plainpw'");
+    await writeFile(
+      st.config,
+      (await readFile(st.config, 'utf8')).replace(
+        /^database = .*$/m,
+        `database = host=127.0.0.1 port=${pg.port} user=plain password=plainpw`,
+      ),
+    );
+    const refused = await st.cli(['doctor']);
+    expect(refused.exitCode).toBe(1);
+    expect(refused.stdout).toMatch(
+      /^FAIL\s+staging db\s+PostgreSQL 1\d\.\d+, but this user may not create databases/m,
+    );
   });
 });

@@ -2,7 +2,10 @@ import { constants, existsSync } from 'node:fs';
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { access, readFile, statfs } from 'node:fs/promises';
 import { isRemoteLocation } from '../core/config.js';
-import { KarlstageError, messageOf } from '../core/errors.js';
+import { briefly, KarlstageError } from '../core/errors.js';
+import { parseDsn, withDatabase } from '../core/dsn.js';
+import { productionEnv, psql, serverVersion, stagingEnv, toolMajor } from '../sync/pg.js';
+import { newestMatch } from '../sync/sync.js';
 import { readState } from '../core/state.js';
 import { run } from '../core/runner.js';
 import { sourceVcs } from '../branches/vcs.js';
@@ -16,6 +19,9 @@ export interface Check {
 }
 
 const GB = 1024 ** 3;
+
+/** 150004 → "15.4". */
+const versionText = (v: number) => `${Math.floor(v / 10000)}.${v % 10000}`;
 
 async function version(cmd: string, args: string[]): Promise<string> {
   const { stdout, stderr } = await run(cmd, args, { step: `${cmd} version`, timeoutMs: 10_000 });
@@ -35,7 +41,7 @@ export async function doctor(opts: GlobalOptions & { minFreeGb?: number }): Prom
       const r = await fn();
       checks.push(typeof r === 'string' ? { name, level: 'ok', detail: r } : { name, ...r });
     } catch (e) {
-      checks.push({ name, level: missing, detail: messageOf(e).split('\n')[0] ?? '' });
+      checks.push({ name, level: missing, detail: briefly(e).split('\n')[0] ?? '' });
     }
   };
 
@@ -101,6 +107,61 @@ export async function doctor(opts: GlobalOptions & { minFreeGb?: number }): Prom
     await vcs.checkRef(cfg.source.default);
     return `${vcs.describeRef(cfg.source.default)} exists`;
   });
+
+  if (cfg.staging.database)
+    await check(
+      'staging db',
+      async () => {
+        const admin = withDatabase(parseDsn(cfg.staging.database), 'postgres');
+        const v = await serverVersion(stagingEnv(admin), 'connect to the staging database server');
+        if (v < 150000)
+          throw new Error(
+            `PostgreSQL ${versionText(v)}: the staging server needs 15 or later (clones use STRATEGY FILE_COPY)`,
+          );
+        const may = await psql(
+          admin,
+          'SELECT rolcreatedb OR rolsuper FROM pg_roles WHERE rolname = current_user',
+          { step: 'look up the privileges' },
+        );
+        if (may.stdout.trim() !== 't')
+          throw new Error(
+            `PostgreSQL ${versionText(v)}, but this user may not create databases: ALTER ROLE … CREATEDB`,
+          );
+        return `PostgreSQL ${versionText(v)}, may create databases`;
+      },
+      cfg.staging.manageDatabases ? 'fail' : 'warn',
+    );
+  for (const c of cfg.customers) {
+    if (c.production)
+      await check(
+        `production ${c.name}`,
+        async () => {
+          const env = productionEnv(parseDsn(c.production!));
+          const v = await serverVersion(
+            env,
+            `connect to ${c.name}'s production database (read-only)`,
+          );
+          const dumpMajor = await toolMajor('pg_dump');
+          if (Math.floor(v / 10000) > dumpMajor)
+            throw new Error(
+              `PostgreSQL ${versionText(v)} is newer than pg_dump ${dumpMajor}: install the client tools of ${Math.floor(v / 10000)}`,
+            );
+          return `PostgreSQL ${versionText(v)}, reachable read-only; pg_dump ${dumpMajor} can dump it`;
+          // A warning: the sites work without it; only the nightly sync of this customer would fail.
+        },
+        'warn',
+      );
+    else if (c.productionDump)
+      await check(
+        `backup ${c.name}`,
+        async () => {
+          const newest = await newestMatch(c.productionDump!);
+          if (!newest) throw new Error(`no file matches ${c.productionDump}`);
+          return `${newest.path} of ${newest.mtime.toISOString()}`;
+        },
+        'warn',
+      );
+  }
 
   await check('certificate', async () => {
     const { tlsCertificate: certFile, tlsKey: keyFile } = cfg.staging;

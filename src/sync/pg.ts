@@ -29,6 +29,11 @@ export function pgEnv(dsn: Dsn, extra: Record<string, string> = {}): Record<stri
   return { ...env, ...extra };
 }
 
+/** Sessions on production: read-only, so even a bug cannot write there. */
+export function productionEnv(dsn: Dsn): Record<string, string> {
+  return pgEnv(dsn, { PGOPTIONS: '-c default_transaction_read_only=on' });
+}
+
 /**
  * Sessions on the staging server: if karlstage is killed, the server gives up
  * the statement within 2 s instead of finishing it behind its back (a CREATE
@@ -96,4 +101,20 @@ export function databaseIdentity(dsn: Dsn): string {
 
 export function sameDatabase(a: Dsn, b: Dsn): boolean {
   return databaseIdentity(a) === databaseIdentity(b);
+}
+
+/** The server's version as a number (150004 for 15.4), asked with the given connection environment. */
+export async function serverVersion(env: Record<string, string>, step: string): Promise<number> {
+  const r = await run('psql', ['-X', '-A', '-t', '-c', 'SHOW server_version_num'], {
+    step,
+    env,
+    timeoutMs: 20_000,
+  });
+  return Number(r.stdout.trim());
+}
+
+/** The major version of an installed client tool (pg_dump --version → 15). */
+export async function toolMajor(tool: string): Promise<number> {
+  const r = await run(tool, ['--version'], { step: `${tool} --version`, timeoutMs: 10_000 });
+  return Number(/(\d+)(?:\.\d+)?/.exec(r.stdout)?.[1] ?? 0);
 }

@@ -13,7 +13,15 @@ import { stagingDatabaseName } from '../instances/databases.js';
 import { readInstances } from '../instances/instances-file.js';
 import { branchLock } from '../branches/update.js';
 import { deploymentStep, stepEnv } from '../branches/steps.js';
-import { pgEnv, psql, stagingEnv, psqlFile, quoteIdent, quoteLiteral, sameDatabase } from './pg.js';
+import {
+  productionEnv,
+  psql,
+  stagingEnv,
+  psqlFile,
+  quoteIdent,
+  quoteLiteral,
+  sameDatabase,
+} from './pg.js';
 import { datesToKeep, parseKeep } from './retention.js';
 import { goldenName, suffixed, syncTargets } from './names.js';
 
@@ -52,7 +60,6 @@ export interface SyncOutcome {
   held: string[];
 }
 
-const READ_ONLY = { PGOPTIONS: '-c default_transaction_read_only=on' };
 const stamp = (d: Date) =>
   d
     .toISOString()
@@ -234,7 +241,7 @@ export async function syncJobs(
                   step: `dump production`,
                   log: ctx.log,
                   timeoutMs: cfg.deployment.timeout * 1000,
-                  env: pgEnv(production, READ_ONLY),
+                  env: productionEnv(production),
                 },
               );
               dumpPath = join(dumpDir, dump);
