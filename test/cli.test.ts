@@ -79,6 +79,11 @@ describe('the built binary, end to end', () => {
     expect(doctor.stdout).toMatch(/^ok\s+svn\s+1\.\d+/m);
     expect(doctor.stdout).toMatch(/^ok\s+source\s+.*\/trunk exists/m);
     expect(doctor.stdout).toMatch(/^ok\s+disk\s+[\d.]+ GB free/m);
+    expect(doctor.stderr).toBe('');
+    // --verbose: each program karlstage runs, and how it ended, on stderr.
+    const verbose = await st.cli(['doctor', '--verbose']);
+    expect(verbose.stderr).toMatch(/^\$ svn --version --quiet$/m);
+    expect(verbose.stderr).toMatch(/^ {2}svn version: exit status 0 in \d+ ms$/m);
 
     expect((await st.cli(['create', 'branch1'])).exitCode).toBe(0);
     const created = await st.cli([

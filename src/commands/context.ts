@@ -2,6 +2,7 @@ import { formatDuration } from '../core/format.js';
 import { loadConfig, type Config } from '../core/config.js';
 import { EXIT, KarlstageError, LockedError, UsageError } from '../core/errors.js';
 import { Output } from '../core/output.js';
+import { traceCommands } from '../core/runner.js';
 import type { JobResult } from '../core/plan.js';
 
 /** Options every command takes (DESIGN.md: Commands). */
@@ -29,6 +30,7 @@ export function outputFor(g: GlobalOptions): Promise<Output> {
 
 export async function commandContext(g: GlobalOptions): Promise<CommandContext> {
   const out = await outputFor(g);
+  if (g.verbose) traceCommands((t) => out.debug(t));
   const cfg = loadConfig(g.config, g.cwd ?? process.cwd());
   return { cfg, out, g };
 }

@@ -2,6 +2,7 @@ import { describePoll, pollBranches } from '../branches/poll.js';
 import { knownBranch, updateJob } from '../branches/update.js';
 import { sourceVcs } from '../branches/vcs.js';
 import { EXIT, KarlstageError } from '../core/errors.js';
+import { tidyLogs } from '../core/logs.js';
 import { checkName } from '../core/names.js';
 import { executePlan, type JobResult } from '../core/plan.js';
 import { readState, updateState, type BranchState, type PollRecord } from '../core/state.js';
@@ -27,6 +28,8 @@ export interface PollResult {
 export async function poll(opts: PollOptions): Promise<PollResult> {
   const ctx = await commandContext(opts);
   const { cfg, out, g } = ctx;
+  // The cron line of poll appends to cron.log every few minutes: keep it from growing without end.
+  if (!g.dryRun) await tidyLogs(cfg.root).catch(() => undefined);
   const state = await readState(cfg.root);
   let sites: BranchState[];
   if (opts.branches.length) {

@@ -1,3 +1,4 @@
+import { tidyLogs } from './logs.js';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isKarlstageError, KarlstageError, messageOf } from './errors.js';
@@ -78,6 +79,7 @@ export function planAsJson(plan: Plan) {
 export async function newLogFile(root: string, command: string): Promise<string> {
   const dir = layout.logs(root);
   await mkdir(dir, { recursive: true });
+  await tidyLogs(root).catch(() => undefined); // housekeeping must never stop a run
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   return join(dir, `${stamp}-${command.split(' ')[0]}-${process.pid}.log`);
 }

@@ -45,6 +45,13 @@ export async function logLine(log: string | undefined, text: string): Promise<vo
   if (log) await appendFile(log, redact(text) + '\n').catch(() => undefined);
 }
 
+let trace: ((text: string) => void) | undefined;
+
+/** With --verbose: each program's command line (masked) as it starts, and how it ended. */
+export function traceCommands(fn: (text: string) => void): void {
+  trace = fn;
+}
+
 export async function run(
   cmd: string,
   args: readonly string[],
@@ -56,6 +63,8 @@ export async function run(
     opts.log,
     `\n### ${new Date().toISOString()} ${opts.step}${opts.cwd ? ` (in ${opts.cwd})` : ''}\n$ ${line}`,
   );
+  trace?.(`$ ${redact(line)}`);
+  const started = Date.now();
   const child = execa(cmd, [...args], {
     cwd: opts.cwd,
     env: opts.env,
@@ -83,6 +92,9 @@ export async function run(
       }, opts.timeoutMs),
     );
   const result = await child.finally(() => timers.forEach(clearTimeout));
+  trace?.(
+    `  ${opts.step}: exit status ${result.exitCode ?? result.signal} in ${Date.now() - started} ms`,
+  );
   const all = String(result.all ?? '');
   await logLine(opts.log, all.trimEnd());
   const accepted =
