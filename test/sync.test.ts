@@ -525,4 +525,93 @@ describe('nightly sync on a real PostgreSQL', () => {
       /^FAIL\s+staging db\s+PostgreSQL 1\d\.\d+, but this user may not create databases/m,
     );
   });
+
+  /** Production files for osf, synced once; returns the folder to change them in. */
+  async function withFiles(st: { config: string }) {
+    const blobs = await tempDir('ks-blobs-');
+    await writeFile(join(blobs, 'yesterday.blob'), 'yesterday');
+    await writeFile(
+      st.config,
+      (await readFile(st.config, 'utf8')).replace(
+        /^(production = host=127.0.0.1.*)$/m,
+        `$1\nproduction_files = ${blobs}`,
+      ),
+    );
+    return blobs;
+  }
+  const setMigrate = async (st: { config: string }, command: string) =>
+    writeFile(
+      st.config,
+      (await readFile(st.config, 'utf8')).replace(/^migrate = .*$/m, `migrate = ${command}`),
+    );
+
+  it("a failing migrate puts back the branch site's data and files of yesterday", async () => {
+    const { pg, st } = await syncStaging();
+    const blobs = await withFiles(st);
+    expect((await st.cli(['sync', '--nightly', '--customers', 'osf'])).exitCode).toBe(0);
+    await pg.sql('prod_osf', "INSERT INTO docs (title) VALUES ('tonight')");
+    await writeFile(join(blobs, 'tonight.blob'), 'tonight');
+    await setMigrate(st, 'false');
+
+    const r = await st.cli(['sync', '--nightly', '--customers', 'osf']);
+    expect(r.exitCode, r.stderr).toBe(1);
+    expect(r.stdout).toMatch(
+      /failed\s+osf → branch1: migrate failed: exit status 1; branch1 keeps yesterday's data/,
+    );
+    for (const b of ['branch1', 'branch2']) {
+      expect(await pg.sql(`ks_${b}_osf`, 'SELECT count(*) FROM docs')).toBe('50');
+      expect(readdirSync(join(st.root, b, 'var', 'blobs', 'osf'))).toEqual(['yesterday.blob']);
+      expect(readdirSync(join(st.root, b, 'var', 'blobs'))).toEqual(['osf']);
+    }
+    expect(
+      await pg.sql('postgres', "SELECT count(*) FROM pg_database WHERE datname ~ '_(new|old)$'"),
+    ).toBe('0');
+    expect((await st.cli(['status'])).stdout).toMatch(
+      /^branch1\s+osf\s+.*failed after .*: migrate failed: exit status 1; branch1 keeps yesterday's data$/m,
+    );
+  });
+
+  it('killed during a migrate, the next run puts back yesterday’s data and files, then completes', async () => {
+    const { pg, st } = await syncStaging();
+    const blobs = await withFiles(st);
+    expect((await st.cli(['sync', '--nightly', '--customers', 'osf'])).exitCode).toBe(0);
+    await pg.sql('prod_osf', "INSERT INTO docs (title) VALUES ('tonight')");
+    await writeFile(join(blobs, 'tonight.blob'), 'tonight');
+    const config = await readFile(st.config, 'utf8');
+    await setMigrate(st, 'sleep 77');
+
+    const run = startCli(st.root, ['sync', '--nightly', '--customers', 'osf']);
+    const migrating = () =>
+      readdirSync('/proc').some((p) => {
+        try {
+          return (
+            /^\d+$/.test(p) && readFileSync(`/proc/${p}/cmdline`, 'utf8') === 'sleep\u000077\u0000'
+          );
+        } catch {
+          return false;
+        }
+      });
+    await waitFor('the migrate step', migrating);
+    killGroup(run.pid);
+    await run;
+    // Killed after branch1's swap: it holds tonight's unmigrated data until the next run.
+    expect(await pg.sql('ks_branch1_osf_old', 'SELECT count(*) FROM docs')).toBe('50');
+
+    await writeFile(st.config, config);
+    const again = await st.cli(['sync', '--nightly', '--customers', 'osf']);
+    expect(again.exitCode, again.stderr).toBe(0);
+    expect(again.stdout).toMatch(/cleaned up: .*ks_branch1_osf_old → ks_branch1_osf/);
+    expect(again.stdout).toMatch(/cleaned up: .*osf\.karlstage-old → .*branch1\/var\/blobs\/osf/);
+    for (const b of ['branch1', 'branch2']) {
+      expect(await pg.sql(`ks_${b}_osf`, 'SELECT count(*) FROM docs')).toBe('51');
+      expect(readdirSync(join(st.root, b, 'var', 'blobs', 'osf')).sort()).toEqual([
+        'tonight.blob',
+        'yesterday.blob',
+      ]);
+      expect(readdirSync(join(st.root, b, 'var', 'blobs'))).toEqual(['osf']);
+    }
+    expect(
+      await pg.sql('postgres', "SELECT count(*) FROM pg_database WHERE datname ~ '_(new|old)$'"),
+    ).toBe('0');
+  });
 });

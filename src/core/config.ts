@@ -126,6 +126,8 @@ export function parseConfig(text: string, file: string): Config {
       if (fallback === undefined) problems.push(`${at(sec, key)} is required`);
       return fallback ?? '';
     }
+    // The ini parser turns true, false and null into values; here they are words (false is a command).
+    if (typeof v === 'boolean' || v === null) return String(v);
     if (typeof v !== 'string') {
       problems.push(`${at(sec, key)} must be a single value`);
       return fallback ?? '';

@@ -34,32 +34,72 @@ export async function mirrorFiles(
       `${mirror}/`,
     ],
     {
-      step: `${customer}: copy the files`,
+      step: 'copy the files',
       log,
       timeoutMs: cfg.deployment.timeout * 1000,
     },
   );
 }
 
-/** Hard-link the mirror into the branch site under a temporary name, then swap it in by rename. */
-export async function linkFiles(
+/** A branch site's copy of a customer's files, tonight's being prepared, and yesterday's until the sync commits. */
+function blobDirs(cfg: Config, branch: string, customer: string) {
+  const target = join(cfg.root, branch, cfg.deployment.blobs, customer);
+  return { target, fresh: `${target}.karlstage-new`, old: `${target}.karlstage-old` };
+}
+
+/** Hard-link the mirror into the branch site under a temporary name (nothing it serves changes yet). */
+export async function stageFiles(
   cfg: Config,
   branch: string,
   customer: string,
   log: string,
 ): Promise<void> {
-  const target = join(cfg.root, branch, cfg.deployment.blobs, customer);
-  const fresh = `${target}.karlstage-new`;
-  const old = `${target}.karlstage-old`;
+  const { target, fresh } = blobDirs(cfg, branch, customer);
   await rm(fresh, { recursive: true, force: true });
   await mkdir(dirname(target), { recursive: true });
   await run('cp', ['-al', '--', mirrorOf(cfg, customer), fresh], {
-    step: `${branch}: link the files`,
+    step: 'link the files',
     log,
     timeoutMs: cfg.deployment.timeout * 1000,
   });
+}
+
+/** Swap the staged files in by rename; yesterday's stay beside them until commitFiles. */
+export async function swapFiles(cfg: Config, branch: string, customer: string): Promise<void> {
+  const { target, fresh, old } = blobDirs(cfg, branch, customer);
   await rm(old, { recursive: true, force: true });
   if (existsSync(target)) await rename(target, old);
   await rename(fresh, target);
-  await rm(old, { recursive: true, force: true });
+}
+
+/** The sync of this branch site went through: yesterday's files go. Returns what it removed. */
+export async function commitFiles(
+  cfg: Config,
+  branch: string,
+  customer: string,
+): Promise<string[]> {
+  const { fresh, old } = blobDirs(cfg, branch, customer);
+  const removed = [fresh, old].filter((d) => existsSync(d));
+  for (const d of removed) await rm(d, { recursive: true, force: true });
+  return removed;
+}
+
+/** It did not: yesterday's files back in place (if they were moved), tonight's removed. */
+export async function putBackFiles(
+  cfg: Config,
+  branch: string,
+  customer: string,
+): Promise<string[]> {
+  const { target, fresh, old } = blobDirs(cfg, branch, customer);
+  const done: string[] = [];
+  if (existsSync(old)) {
+    await rm(target, { recursive: true, force: true });
+    await rename(old, target);
+    done.push(`${old} → ${target}`);
+  }
+  if (existsSync(fresh)) {
+    await rm(fresh, { recursive: true, force: true });
+    done.push(fresh);
+  }
+  return done;
 }

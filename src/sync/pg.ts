@@ -118,3 +118,22 @@ export async function toolMajor(tool: string): Promise<number> {
   const r = await run(tool, ['--version'], { step: `${tool} --version`, timeoutMs: 10_000 });
   return Number(/(\d+)(?:\.\d+)?/.exec(r.stdout)?.[1] ?? 0);
 }
+
+/** SQL that ends every other session on these databases (a rename or drop needs them gone). */
+export const endSessions = (dbs: string[]) =>
+  `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname IN (${dbs.map(quoteLiteral).join(', ')}) AND pid <> pg_backend_pid();`;
+
+/** End its sessions and drop it. Separate calls: DROP DATABASE cannot run inside a multi-statement -c. */
+export async function dropDatabase(admin: Dsn, db: string, log?: string): Promise<void> {
+  await psql(admin, endSessions([db]), { step: `end sessions on ${db}`, log });
+  await psql(admin, `DROP DATABASE IF EXISTS ${quoteIdent(db)}`, { step: `drop ${db}`, log });
+}
+
+/** The names of the databases on a server. */
+export async function databaseNames(admin: Dsn, log?: string): Promise<Set<string>> {
+  const r = await psql(admin, 'SELECT datname FROM pg_database', {
+    step: 'list the databases',
+    log,
+  });
+  return new Set(r.stdout.split('\n').filter(Boolean));
+}

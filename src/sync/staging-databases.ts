@@ -2,7 +2,7 @@ import type { Config } from '../core/config.js';
 import { parseDsn, withDatabase } from '../core/dsn.js';
 import { UsageError } from '../core/errors.js';
 import { stagingDatabaseName } from '../instances/databases.js';
-import { psql, quoteIdent, quoteLiteral, sameDatabase } from './pg.js';
+import { dropDatabase, psql, quoteIdent, quoteLiteral, sameDatabase } from './pg.js';
 import { goldenName } from './names.js';
 
 /**
@@ -64,16 +64,5 @@ export async function dropStagingDatabases(
   names: string[],
   log: string,
 ): Promise<void> {
-  for (const db of names) {
-    // Separate calls: DROP DATABASE cannot run inside the transaction of a multi-statement -c.
-    await psql(
-      admin(cfg),
-      `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = ${quoteLiteral(db)} AND pid <> pg_backend_pid()`,
-      { step: `end sessions on ${db}`, log },
-    );
-    await psql(admin(cfg), `DROP DATABASE IF EXISTS ${quoteIdent(db)}`, {
-      step: `drop ${db}`,
-      log,
-    });
-  }
+  for (const db of names) await dropDatabase(admin(cfg), db, log);
 }

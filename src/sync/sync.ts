@@ -6,7 +6,7 @@ import { briefly, KarlstageError, UsageError } from '../core/errors.js';
 import { layout } from '../core/layout.js';
 import { acquireLock } from '../core/lock.js';
 import type { Job, Step, StepContext } from '../core/plan.js';
-import { linkFiles, mirrorFiles } from './files.js';
+import { commitFiles, mirrorFiles, putBackFiles, stageFiles, swapFiles } from './files.js';
 import { run } from '../core/runner.js';
 import type { BranchState, State } from '../core/state.js';
 import { stagingDatabaseName } from '../instances/databases.js';
@@ -14,13 +14,15 @@ import { readInstances } from '../instances/instances-file.js';
 import { branchLock } from '../branches/update.js';
 import { deploymentStep, stepEnv } from '../branches/steps.js';
 import {
+  databaseNames,
+  dropDatabase,
+  endSessions,
   productionEnv,
   psql,
-  stagingEnv,
   psqlFile,
   quoteIdent,
-  quoteLiteral,
   sameDatabase,
+  stagingEnv,
 } from './pg.js';
 import { datesToKeep, parseKeep } from './retention.js';
 import { goldenName, suffixed, syncTargets } from './names.js';
@@ -69,65 +71,67 @@ const fromStamp = (s: string) =>
   new Date(s.replace(/^(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d)Z$/, '$1-$2-$3T$4:$5:$6Z'));
 
 async function exists(admin: Dsn, db: string, log: string): Promise<boolean> {
-  const r = await psql(admin, `SELECT 1 FROM pg_database WHERE datname = ${quoteLiteral(db)}`, {
-    step: 'look up a database',
-    log,
-  });
-  return r.stdout.trim() === '1';
+  return (await databaseNames(admin, log)).has(db);
 }
 
-const terminate = (dbs: string[]) =>
-  `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname IN (${dbs.map(quoteLiteral).join(', ')}) AND pid <> pg_backend_pid();`;
+/**
+ * Put yesterday's copy (LIVE_old) back under its live name. One transaction
+ * renames tonight's copy (if any) out of the way and the old one in, so the
+ * site never lacks its database; tonight's is then dropped.
+ */
+async function putBack(admin: Dsn, live: string, log: string): Promise<void> {
+  const old = suffixed(live, '_old');
+  const fresh = suffixed(live, '_new');
+  await dropDatabase(admin, fresh, log);
+  const hasLive = await exists(admin, live, log);
+  await psql(
+    admin,
+    `${endSessions([live, old])} ${hasLive ? `ALTER DATABASE ${quoteIdent(live)} RENAME TO ${quoteIdent(fresh)};` : ''} ALTER DATABASE ${quoteIdent(old)} RENAME TO ${quoteIdent(live)};`,
+    { step: `put back yesterday's ${live}`, log },
+  );
+  await dropDatabase(admin, fresh, log);
+}
 
-/** Drop what a killed run left: temporary and old databases, partial dumps. */
+/**
+ * Repair what a killed run left. The rule: a sync of a database commits by
+ * dropping its _old twin, so an _old database found here means that sync did
+ * not finish (killed mid-swap or mid-migrate): yesterday's copy is put back,
+ * with its files. A _new database or file folder is unfinished work: removed.
+ */
 async function cleanUp(
+  cfg: Config,
   admin: Dsn,
   customer: string,
   branches: string[],
   dumpDir: string,
   log: string,
 ): Promise<string[]> {
-  const leftovers: string[] = [];
+  const said: string[] = [];
+  const names = await databaseNames(admin, log);
   const golden = goldenName(customer);
-  const temps = syncTargets(customer, branches).filter(
-    (n) => n.endsWith('_new') || n.endsWith('_old'),
-  );
-  for (const db of temps) {
-    if (!(await exists(admin, db, log))) continue;
-    // An _old database whose live twin is missing is yesterday's data, interrupted mid-swap: put it back.
-    const live = db.endsWith('_old')
-      ? db === suffixed(golden, '_old')
-        ? golden
-        : stagingDbOf(db, customer, branches)
-      : undefined;
-    if (live && !(await exists(admin, live, log))) {
-      await psql(
-        admin,
-        `${terminate([db])} ALTER DATABASE ${quoteIdent(db)} RENAME TO ${quoteIdent(live)};`,
-        { step: 'restore an interrupted swap', log },
-      );
-      leftovers.push(`${db} → ${live}`);
-      continue;
+  for (const live of [golden, ...branches.map((b) => stagingDatabaseName(b, customer))]) {
+    const old = suffixed(live, '_old');
+    const fresh = suffixed(live, '_new');
+    if (names.has(old)) {
+      await putBack(admin, live, log);
+      said.push(`${old} → ${live}`);
+    } else if (names.has(fresh)) {
+      await dropDatabase(admin, fresh, log);
+      said.push(fresh);
     }
-    await psql(admin, `${terminate([db])}`, { step: 'end sessions', log });
-    await psql(admin, `DROP DATABASE IF EXISTS ${quoteIdent(db)}`, {
-      step: 'drop a leftover database',
-      log,
-    });
-    leftovers.push(db);
+  }
+  for (const b of branches) {
+    const uncommitted = names.has(suffixed(stagingDatabaseName(b, customer), '_old'));
+    said.push(
+      ...(uncommitted ? await putBackFiles(cfg, b, customer) : await commitFiles(cfg, b, customer)),
+    );
   }
   for (const f of await readdir(dumpDir).catch(() => [] as string[]))
     if (f.endsWith('.partial')) {
       await rm(join(dumpDir, f), { recursive: true, force: true });
-      leftovers.push(f);
+      said.push(f);
     }
-  return leftovers;
-}
-
-function stagingDbOf(oldName: string, customer: string, branches: string[]): string | undefined {
-  return branches
-    .map((b) => stagingDatabaseName(b, customer))
-    .find((db) => suffixed(db, '_old') === oldName);
+  return said;
 }
 
 export interface SyncRequest {
@@ -190,12 +194,12 @@ export async function syncJobs(
       {
         title: 'clean up what an interrupted run left',
         preview: [
-          `drop leftover ${golden}_new/_old and branch *_new/_old databases; remove ${dumpDir}/*.partial`,
+          `put back any *_old database (a sync that did not finish) with its files; drop leftover *_new databases and files; remove ${dumpDir}/*.partial`,
         ],
         run: async (ctx) => {
           record.startedAt = Date.now();
           await mkdir(dumpDir, { recursive: true });
-          const left = await cleanUp(admin, c.name, branches, dumpDir, ctx.log);
+          const left = await cleanUp(cfg, admin, c.name, branches, dumpDir, ctx.log);
           if (left.length) ctx.say(`cleaned up: ${left.join(', ')}`);
         },
       },
@@ -255,15 +259,9 @@ export async function syncJobs(
           `$ pg_restore --jobs=${jobsN} --no-owner --no-privileges --dbname=${goldenNew} ${dumpDir}/DUMP`,
         ],
         run: async (ctx) => {
-          ctx.onUndo(
-            async () =>
-              void (await psql(admin, `DROP DATABASE IF EXISTS ${quoteIdent(goldenNew)}`, {
-                step: 'drop',
-                log: ctx.log,
-              }).catch(() => undefined)),
-          );
+          ctx.onUndo(() => dropDatabase(admin, goldenNew, ctx.log).catch(() => undefined));
           await psql(admin, `CREATE DATABASE ${quoteIdent(goldenNew)}`, {
-            step: `create the new golden copy`,
+            step: 'create the new golden copy',
             log: ctx.log,
           });
           await run(
@@ -277,7 +275,7 @@ export async function syncJobs(
               dumpPath,
             ],
             {
-              step: `restore`,
+              step: 'restore',
               log: ctx.log,
               timeoutMs: cfg.deployment.timeout * 1000,
               env: stagingEnv(withDatabase(staging, goldenNew)),
@@ -286,7 +284,7 @@ export async function syncJobs(
           if (c.sanitize) {
             ctx.say(`sanitize with ${c.sanitize}`);
             await psqlFile(withDatabase(staging, goldenNew), c.sanitize, {
-              step: `sanitize`,
+              step: 'sanitize',
               log: ctx.log,
               timeoutMs: cfg.deployment.timeout * 1000,
             });
@@ -302,14 +300,10 @@ export async function syncJobs(
           const had = await exists(admin, golden, ctx.log);
           await psql(
             admin,
-            `${terminate([golden, goldenNew])} ${had ? `ALTER DATABASE ${quoteIdent(golden)} RENAME TO ${quoteIdent(goldenOld)};` : ''} ALTER DATABASE ${quoteIdent(goldenNew)} RENAME TO ${quoteIdent(golden)};`,
-            { step: `swap the golden copy`, log: ctx.log },
+            `${endSessions([golden, goldenNew])} ${had ? `ALTER DATABASE ${quoteIdent(golden)} RENAME TO ${quoteIdent(goldenOld)};` : ''} ALTER DATABASE ${quoteIdent(goldenNew)} RENAME TO ${quoteIdent(golden)};`,
+            { step: 'swap the golden copy', log: ctx.log },
           );
-          if (had)
-            await psql(admin, `DROP DATABASE IF EXISTS ${quoteIdent(goldenOld)}`, {
-              step: `drop yesterday's golden copy`,
-              log: ctx.log,
-            });
+          if (had) await dropDatabase(admin, goldenOld, ctx.log);
           Object.assign(record, { dump, asOf: taken.toISOString() });
         },
       },
@@ -329,7 +323,7 @@ export async function syncJobs(
         title: `copy it to ${branches.length ? branches.join(', ') : 'no branch site'}`,
         preview: branches.map(
           (b) =>
-            `${b}: CREATE DATABASE ${suffixed(stagingDatabaseName(b, c.name), '_new')} TEMPLATE ${golden} STRATEGY FILE_COPY; swap by rename; migrate`,
+            `${b}: CREATE DATABASE ${suffixed(stagingDatabaseName(b, c.name), '_new')} TEMPLATE ${golden} STRATEGY FILE_COPY; swap by rename; migrate (if it fails, yesterday's copy goes back); drop yesterday's copy`,
         ),
         run: async (ctx) => {
           const failed: string[] = [];
@@ -402,42 +396,49 @@ async function syncBranch(
       command: `sync ${customer} into ${branch}`,
       waitSeconds: 600,
     });
-    await psql(admin, `${terminate([golden])}`, { step: 'end sessions on the golden copy', log });
+    // Everything is prepared under temporary names first: nothing the site serves changes yet.
+    await psql(admin, endSessions([golden]), { step: 'end sessions on the golden copy', log });
     await psql(
       admin,
       `CREATE DATABASE ${quoteIdent(fresh)} TEMPLATE ${quoteIdent(golden)} STRATEGY FILE_COPY`,
-      { step: `copy the golden copy`, log },
+      { step: 'copy the golden copy', log },
     );
+    if (withFiles) await stageFiles(cfg, branch, customer, log);
     const had = await exists(admin, db, log);
     const swapStart = Date.now();
     try {
       await psql(
         admin,
-        `${terminate([db])} ${had ? `ALTER DATABASE ${quoteIdent(db)} RENAME TO ${quoteIdent(old)};` : ''} ALTER DATABASE ${quoteIdent(fresh)} RENAME TO ${quoteIdent(db)};`,
-        { step: `swap`, log },
+        `${endSessions([db])} ${had ? `ALTER DATABASE ${quoteIdent(db)} RENAME TO ${quoteIdent(old)};` : ''} ALTER DATABASE ${quoteIdent(fresh)} RENAME TO ${quoteIdent(db)};`,
+        { step: 'swap', log },
       );
     } catch (e) {
-      await psql(admin, `DROP DATABASE IF EXISTS ${quoteIdent(fresh)}`, {
-        step: 'drop',
-        log,
-      }).catch(() => undefined);
+      await dropDatabase(admin, fresh, log).catch(() => undefined);
+      if (withFiles) await putBackFiles(cfg, branch, customer).catch(() => undefined);
       throw e;
     }
     const swapMs = Date.now() - swapStart;
-    if (withFiles) await linkFiles(cfg, branch, customer, log);
-    if (had)
-      await psql(admin, `DROP DATABASE IF EXISTS ${quoteIdent(old)}`, {
-        step: `drop yesterday's copy`,
-        log,
-      });
     const site = state.branches[branch]!;
     const migrate = deploymentStep(cfg, 'migrate', branch, () =>
       stepEnv(cfg, site, site.built?.revision),
     );
-    if (migrate) await migrate.run({ log, onUndo: () => undefined, say: () => undefined });
+    try {
+      if (withFiles) await swapFiles(cfg, branch, customer);
+      if (migrate) await migrate.run({ log, onUndo: () => undefined, say: () => undefined });
+    } catch (e) {
+      if (!had) throw e; // nothing to go back to: the new copy stays
+      await putBack(admin, db, log);
+      if (withFiles) await putBackFiles(cfg, branch, customer);
+      throw new KarlstageError(`${briefly(e)}; ${branch} keeps yesterday's data`);
+    }
+    // The commit: once yesterday's copy is dropped, a killed run is not undone any more.
+    if (had) await dropDatabase(admin, old, log);
+    if (withFiles) await commitFiles(cfg, branch, customer);
     return { branch, customer, ok: true, ...finished(started), swapMs };
   } catch (e) {
-    return { branch, customer, ok: false, error: briefly(e), ...finished(started) };
+    // The summary names the branch site already (its deployment steps say it too).
+    const error = briefly(e).replace(new RegExp(`^${branch}: `), '');
+    return { branch, customer, ok: false, error, ...finished(started) };
   } finally {
     await release?.();
   }

@@ -30,6 +30,21 @@ describe('configuration', () => {
     await expect(init({ quiet: true, dir })).rejects.toThrow(/exists already/);
   });
 
+  it('reads true and false as the words (commands) they are, not as booleans', async () => {
+    const dir = await tempDir();
+    const { file } = await init({ quiet: true, dir });
+    const { readFile } = await import('node:fs/promises');
+    await writeFile(
+      file,
+      (await readFile(file, 'utf8'))
+        .replace(/^migrate = .*$/m, 'migrate = false')
+        .replace(/^build = .*$/m, 'build = true'),
+    );
+    const cfg = loadConfig(file);
+    expect(cfg.deployment.migrate).toBe('false');
+    expect(cfg.deployment.build).toBe('true');
+  });
+
   it('init refuses flags that would make a bad file, and writes nothing', async () => {
     const dir = await tempDir();
     await expect(init({ quiet: true, dir, host: 'bad host!' })).rejects.toBeInstanceOf(UsageError);
