@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { execa } from 'execa';
 import { join } from 'node:path';
@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { create } from '../src/commands/create.js';
 import { readState } from '../src/core/state.js';
 import { pgCluster, type PgCluster } from './helpers/pg.js';
-import { killGroup, startCli, waitFor } from './helpers/processes.js';
+import { commandLines, killGroup, startCli, waitFor } from './helpers/processes.js';
 import { gitRepo } from './helpers/repos.js';
 import { stagingServer } from './helpers/staging.js';
 import { tempDir } from './helpers/tmp.js';
@@ -470,17 +470,9 @@ describe('nightly sync on a real PostgreSQL', () => {
         )) === '1',
     );
     // What `ps` shows while the dump runs: the password travels by environment only.
-    const commandLines = readdirSync('/proc')
-      .filter((p) => /^\d+$/.test(p))
-      .map((p) => {
-        try {
-          return readFileSync(`/proc/${p}/cmdline`, 'utf8').replace(/\0/g, ' ');
-        } catch {
-          return '';
-        }
-      });
-    expect(commandLines.some((l) => /pg_dump --format=directory/.test(l))).toBe(true);
-    expect(commandLines.filter((l) => l.includes('superpw'))).toEqual([]);
+    const running = commandLines();
+    expect(running.some((l) => /pg_dump --format=directory/.test(l))).toBe(true);
+    expect(running.filter((l) => l.includes('superpw'))).toEqual([]);
 
     const second = await st.cli(['sync', '--nightly']);
     expect(second.exitCode).toBe(75);
@@ -581,16 +573,7 @@ describe('nightly sync on a real PostgreSQL', () => {
     await setMigrate(st, 'sleep 77');
 
     const run = startCli(st.root, ['sync', '--nightly', '--customers', 'osf']);
-    const migrating = () =>
-      readdirSync('/proc').some((p) => {
-        try {
-          return (
-            /^\d+$/.test(p) && readFileSync(`/proc/${p}/cmdline`, 'utf8') === 'sleep\u000077\u0000'
-          );
-        } catch {
-          return false;
-        }
-      });
+    const migrating = () => commandLines().includes('sleep 77');
     await waitFor('the migrate step', migrating);
     killGroup(run.pid);
     await run;

@@ -1,5 +1,5 @@
 import { execa, type ExecaChildProcess } from 'execa';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { BIN } from './staging.js';
 import { onCleanup } from './tmp.js';
@@ -57,4 +57,17 @@ export async function blackhole(): Promise<{ port: number }> {
     await new Promise((r) => server.close(r));
   });
   return { port: (server.address() as { port: number }).port };
+}
+
+/** Every running process's command line, its arguments joined by spaces: what `ps` shows. */
+export function commandLines(): string[] {
+  return readdirSync('/proc')
+    .filter((p) => /^\d+$/.test(p))
+    .map((p) => {
+      try {
+        return readFileSync(`/proc/${p}/cmdline`, 'utf8').replace(/\0/g, ' ').trim();
+      } catch {
+        return ''; // ended meanwhile
+      }
+    });
 }
