@@ -397,16 +397,18 @@ async function syncBranch(
       waitSeconds: 600,
     });
     // Everything is prepared under temporary names first: nothing the site serves changes yet.
-    await psql(admin, endSessions([golden]), { step: 'end sessions on the golden copy', log });
-    await psql(
-      admin,
-      `CREATE DATABASE ${quoteIdent(fresh)} TEMPLATE ${quoteIdent(golden)} STRATEGY FILE_COPY`,
-      { step: 'copy the golden copy', log },
-    );
-    if (withFiles) await stageFiles(cfg, branch, customer, log);
-    const had = await exists(admin, db, log);
-    const swapStart = Date.now();
+    let had = false;
+    let swapStart = 0;
     try {
+      await psql(admin, endSessions([golden]), { step: 'end sessions on the golden copy', log });
+      await psql(
+        admin,
+        `CREATE DATABASE ${quoteIdent(fresh)} TEMPLATE ${quoteIdent(golden)} STRATEGY FILE_COPY`,
+        { step: 'copy the golden copy', log },
+      );
+      if (withFiles) await stageFiles(cfg, branch, customer, log);
+      had = await exists(admin, db, log);
+      swapStart = Date.now();
       await psql(
         admin,
         `${endSessions([db])} ${had ? `ALTER DATABASE ${quoteIdent(db)} RENAME TO ${quoteIdent(old)};` : ''} ALTER DATABASE ${quoteIdent(fresh)} RENAME TO ${quoteIdent(db)};`,
