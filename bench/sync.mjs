@@ -7,10 +7,10 @@
 //   - pg_dump compression: -Z0, -Z1 and the default, time and size
 // Targets (issue 4): 4-branch sync <= 0.4x naive; each extra branch <= 0.2x a full restore;
 // unavailability < 1 s; karlstage's memory flat (the data streams through the PostgreSQL tools).
-// Needs root (initdb runs as the postgres user), PostgreSQL 15+ and ~4x BENCH_MB of disk.
-import { execFile, execFileSync, spawn } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, readdirSync, readFileSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+// Needs a PostgreSQL 15+ server installed (as root, initdb runs as the postgres user) and ~4x BENCH_MB of disk.
+import { execFile, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -26,31 +26,16 @@ const BRANCHES = 4;
 const run = promisify(execFile);
 
 const { makeGitSample, makeSkeleton } = await import(join(dist, 'demo', 'sample-repos.js'));
-const { freeBasePort } = await import(join(dist, 'demo', 'ports.js'));
+const { startCluster } = await import(join(dist, 'demo', 'pg-cluster.js'));
 const { create } = await import(join(dist, 'commands', 'create.js'));
 
-const pgBin = (() => {
-  const v = readdirSync('/usr/lib/postgresql')
-    .filter((d) => existsSync(`/usr/lib/postgresql/${d}/bin/initdb`))
-    .sort((a, b) => b - a)[0];
-  return `/usr/lib/postgresql/${v}/bin`;
-})();
-
 const dir = await mkdtemp(join(tmpdir(), 'ks-bench-sync-'));
-chmodSync(dir, 0o755);
-const data = join(dir, 'pgdata');
-const uid = Number(execFileSync('id', ['-u', 'postgres']));
-const gid = Number(execFileSync('id', ['-g', 'postgres']));
-chownSync(dir, uid, gid);
-const asPostgres = (cmd, args) =>
-  run('runuser', ['-u', 'postgres', '--', cmd, ...args], { cwd: '/' });
-const port = (await freeBasePort(1)) + 1;
-const env = {
-  PGHOST: '127.0.0.1',
-  PGPORT: String(port),
-  PGUSER: 'postgres',
-  PGPASSWORD: 'benchpw',
-};
+const pg = await startCluster('benchpw', [
+  'shared_buffers=256MB',
+  'max_wal_size=4GB',
+  'synchronous_commit=off',
+]);
+const { port, env } = pg;
 const sql = async (db, q) =>
   (
     await run('psql', ['-X', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-d', db, '-c', q], {
@@ -64,34 +49,6 @@ const timed = async (fn) => {
 };
 
 try {
-  await writeFile(join(dir, 'pw'), 'benchpw\n');
-  chownSync(join(dir, 'pw'), uid, gid);
-  await asPostgres(`${pgBin}/initdb`, [
-    '-D',
-    data,
-    '-U',
-    'postgres',
-    '--pwfile',
-    join(dir, 'pw'),
-    '-A',
-    'scram-sha-256',
-    '--no-sync',
-    '-E',
-    'UTF8',
-    '--locale',
-    'C',
-  ]);
-  await asPostgres(`${pgBin}/pg_ctl`, [
-    '-D',
-    data,
-    '-w',
-    '-l',
-    join(dir, 'pg.log'),
-    '-o',
-    `-c listen_addresses=127.0.0.1 -c port=${port} -c unix_socket_directories=${dir} -c shared_buffers=256MB -c max_wal_size=4GB -c synchronous_commit=off`,
-    'start',
-  ]);
-
   console.log(`making ${MB} MB of incompressible production data...`);
   await sql('postgres', 'CREATE DATABASE prod_osf');
   await sql(
@@ -175,7 +132,7 @@ try {
     clearInterval(sampler);
     if (code !== 0) throw new Error(`karlstage ${args.join(' ')} failed:\n${out}`);
     // From the summary lines ("ok  osf → branch1 (2.1 s, unavailable 70 ms)"), one per branch site.
-    const swaps = [...out.matchAll(/→ branch\d+ \([\d.]+ s, unavailable (\d+) ms\)/g)].map((m) =>
+    const swaps = [...out.matchAll(/→ branch\d+ \([^)]*unavailable (\d+) ms\)/g)].map((m) =>
       Number(m[1]),
     );
     return { ms: performance.now() - t, peakMB: peak / 1024, swaps };
@@ -230,8 +187,6 @@ try {
       `    ${c.label.padEnd(8)} ${fmt(c.ms).padStart(7)}  ${c.mb.toFixed(0).padStart(5)} MB`,
     );
 } finally {
-  await asPostgres(`${pgBin}/pg_ctl`, ['-D', data, '-m', 'immediate', 'stop']).catch(
-    () => undefined,
-  );
+  await pg.stop('immediate');
   await rm(dir, { recursive: true, force: true });
 }

@@ -20,8 +20,8 @@ for pair in "${wanted[@]}"; do
   program=${pair%%:*} package=${pair#*:}
   command -v "$program" >/dev/null 2>&1 || missing+=("$package")
 done
-# The sync tests start throwaway PostgreSQL clusters (initdb is not on PATH).
-if [ "$purpose" = test ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+# The demo and the sync tests start throwaway PostgreSQL clusters (initdb is not on PATH).
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   missing+=(postgresql)
 fi
 if ((${#missing[@]})); then

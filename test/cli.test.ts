@@ -1,6 +1,6 @@
 import { execa } from 'execa';
-import { existsSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { existsSync, readdirSync } from 'node:fs';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { selfSignedCert } from './helpers/nginx.js';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -160,10 +160,24 @@ describe('the built binary, end to end', () => {
     const result = JSON.parse(r.stdout) as {
       root: string;
       sites: { branch: string; customer: string; answer: string }[];
+      data: { branch: string; customer: string; docs: number; sanitized: number }[];
+      postgres: { dir: string; stop: string };
     };
     onCleanup(async () => {
       for (const b of ['branch1', 'branch2']) await karlstage(['destroy', b, '--yes'], result.root);
+      await execa('sh', ['-c', result.postgres.stop]);
+      await rm(result.postgres.dir, { recursive: true, force: true });
     });
+    // The nightly sync ran: production's rows in every branch site's database, sanitized.
+    expect(result.data).toEqual([
+      { branch: 'branch1', customer: 'osf', docs: 500, sanitized: 500 },
+      { branch: 'branch1', customer: 'another', docs: 120, sanitized: 120 },
+      { branch: 'branch2', customer: 'osf', docs: 500, sanitized: 500 },
+      { branch: 'branch2', customer: 'another', docs: 120, sanitized: 120 },
+    ]);
+    expect(readdirSync(join(result.root, 'branch1', 'var', 'blobs', 'osf', '0a'))).toEqual([
+      '0001.blob',
+    ]);
     expect(result.sites.map((s) => `${s.branch}/${s.customer}`)).toEqual([
       'branch1/osf',
       'branch1/another',

@@ -181,7 +181,8 @@ export async function doctor(opts: GlobalOptions & { minFreeGb?: number }): Prom
 
   out.result({ ok: checks.every((c) => c.level !== 'fail'), checks });
   const mark = { ok: out.c.green('ok  '), warn: out.c.yellow('warn'), fail: out.c.red('FAIL') };
-  for (const c of checks) out.line(`${mark[c.level]}  ${c.name.padEnd(14)} ${c.detail}`);
+  const width = Math.max(...checks.map((c) => c.name.length));
+  for (const c of checks) out.line(`${mark[c.level]}  ${c.name.padEnd(width)}  ${c.detail}`);
   const failed = checks.filter((c) => c.level === 'fail');
   if (failed.length)
     throw new KarlstageError(
