@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { create } from '../src/commands/create.js';
 import { readState } from '../src/core/state.js';
 import { serverSource } from '../src/demo/sample-app.js';
-import { blackhole, killGroup, startCli, waitFor } from './helpers/processes.js';
+import { blackhole, commandLines, killGroup, startCli, waitFor } from './helpers/processes.js';
 import { gitRepo, svnRepo, svnServe } from './helpers/repos.js';
 import { ask, buildCount, stagingServer } from './helpers/staging.js';
 
@@ -106,6 +106,33 @@ describe.each(['git', 'svn'] as const)('killed midway (%s)', (vcs) => {
     const b = (await readState(st.root)).branches.branch1!;
     expect(b.built?.revision).toBe(next);
     expect(await ask(b.port, 'osf')).toContain('version=2.0');
+  });
+});
+
+describe('a run killed alone (kill -9 of karlstage, not of its process group)', () => {
+  it('the next run stops the build it left running before building', async () => {
+    const repo = await gitRepo();
+    const st = await stagingServer(repo);
+    await create({ ...st.g, branch: 'branch1' });
+    const next = await repo.commit(
+      repo.defaultRef,
+      { 'server.mjs': serverSource('2.0') },
+      'Release 2.0',
+    );
+    const run = startCli(st.root, ['update', 'branch1'], { DEMO_BUILD_SLEEP: '293' });
+    const orphan = () => commandLines().includes('sleep 293');
+    await waitFor('the build script to run', orphan);
+    process.kill(run.pid!, 'SIGKILL');
+    await run;
+    expect(orphan()).toBe(true); // the build runs on without its karlstage
+    const left = join(st.root, '.karlstage', 'runs', `${run.pid}.children`);
+    expect(await readFile(left, 'utf8')).toMatch(/^\d+ \d+$/m); // what it had started, written down
+
+    const again = await st.cli(['update', 'branch1']);
+    expect(again.exitCode, again.stderr).toBe(0);
+    expect(orphan()).toBe(false);
+    expect((await readState(st.root)).branches.branch1!.built?.revision).toBe(next);
+    expect(existsSync(left)).toBe(false);
   });
 });
 

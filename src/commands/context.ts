@@ -3,6 +3,7 @@ import { loadConfig, type Config } from '../core/config.js';
 import { EXIT, KarlstageError, LockedError, UsageError } from '../core/errors.js';
 import { Output } from '../core/output.js';
 import { traceCommands } from '../core/runner.js';
+import { recordChildrenUnder } from '../core/children.js';
 import type { JobResult } from '../core/plan.js';
 
 /** Options every command takes (DESIGN.md: Commands). */
@@ -32,6 +33,7 @@ export async function commandContext(g: GlobalOptions): Promise<CommandContext> 
   const out = await outputFor(g);
   if (g.verbose) traceCommands((t) => out.debug(t));
   const cfg = loadConfig(g.config, g.cwd ?? process.cwd());
+  recordChildrenUnder(cfg.root);
   return { cfg, out, g };
 }
 

@@ -6,6 +6,8 @@ export const layout = {
   state: (root: string) => join(root, '.karlstage', 'state.json'),
   locks: (root: string) => join(root, '.karlstage', 'locks'),
   logs: (root: string) => join(root, '.karlstage', 'logs'),
+  /** What each running karlstage has started (pids), for the run that takes over a dead one's lock. */
+  runs: (root: string) => join(root, '.karlstage', 'runs'),
   pending: (root: string, branch: string) => join(root, '.karlstage', 'pending', `${branch}.json`),
   pendingDir: (root: string) => join(root, '.karlstage', 'pending'),
   branch: (root: string, branch: string) => join(root, branch),

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { link, mkdir, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { stopLeftovers } from './children.js';
 import { LockedError } from './errors.js';
 import { layout } from './layout.js';
 
@@ -94,6 +95,8 @@ export async function acquireLock(root: string, name: string, opts: LockOptions)
       }
       const holder = await readOwner(file);
       if (holder && isStale(holder)) {
+        // What the dead run left running (a build, say) must not race this one.
+        await stopLeftovers(root, holder.pid);
         await takeOver(file, holder);
         continue;
       }

@@ -1,6 +1,7 @@
 import { appendFile } from 'node:fs/promises';
 import { parseArgsStringToArgv } from 'string-argv';
 import { StepError, UsageError } from './errors.js';
+import { childEnded, childStarted } from './children.js';
 import { redact } from './redact.js';
 
 /**
@@ -91,7 +92,9 @@ export async function run(
         );
       }, opts.timeoutMs),
     );
+  void childStarted(child.pid);
   const result = await child.finally(() => timers.forEach(clearTimeout));
+  await childEnded(child.pid);
   trace?.(
     `  ${opts.step}: exit status ${result.exitCode ?? result.signal} in ${Date.now() - started} ms`,
   );

@@ -1,0 +1,112 @@
+import { readdirSync, readFileSync, unlinkSync } from 'node:fs';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { layout } from './layout.js';
+
+/**
+ * The programs a run has started, written down so that if the run is killed
+ * alone (kill -9 of karlstage, not of its process group), the next run that
+ * takes over its lock can stop what it left running: a build still writing
+ * into a branch site must not race the new build. A child is recorded with its
+ * start time, so a reused pid is never mistaken for it.
+ */
+let registry: string | undefined;
+const running = new Map<number, string>(); // pid → start time
+
+/** Linux: the start time of a process (clock ticks since boot), or undefined when it is gone. */
+function startTime(pid: number): string | undefined {
+  try {
+    // Field 22; the name (field 2) may hold spaces and parentheses, so count after its last ")".
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
+}
+
+function parentOf(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  } catch {
+    return undefined;
+  }
+}
+
+const fileFor = (root: string, pid: number) => join(layout.runs(root), `${pid}.children`);
+
+/** Record this run's children under the staging root (from the command context on). */
+export function recordChildrenUnder(root: string): void {
+  if (!registry)
+    process.once('exit', () => {
+      try {
+        unlinkSync(registry!);
+      } catch {
+        // never written, or already gone
+      }
+    });
+  registry = fileFor(root, process.pid);
+}
+
+// One write at a time, each of the map as it is then.
+let saving: Promise<void> = Promise.resolve();
+function save(): Promise<void> {
+  const write = async () => {
+    if (!registry) return;
+    await mkdir(join(registry, '..'), { recursive: true });
+    await writeFile(registry, [...running].map(([pid, t]) => `${pid} ${t}\n`).join(''));
+  };
+  saving = saving.then(write, write);
+  return saving;
+}
+
+export async function childStarted(pid: number | undefined): Promise<void> {
+  const t = pid && registry ? startTime(pid) : undefined;
+  if (!pid || !t) return;
+  running.set(pid, t);
+  await save().catch(() => undefined);
+}
+
+export async function childEnded(pid: number | undefined): Promise<void> {
+  if (!pid || !running.delete(pid)) return;
+  await save().catch(() => undefined);
+}
+
+/**
+ * Stop what a dead run left running: each recorded child still alive (same
+ * start time) and all its descendants, children first. Returns their pids.
+ */
+export async function stopLeftovers(root: string, deadPid: number): Promise<number[]> {
+  const file = fileFor(root, deadPid);
+  const text = await readFile(file, 'utf8').catch(() => '');
+  const roots = text
+    .split('\n')
+    .map((l) => l.split(' '))
+    .filter(([pid, t]) => pid && t && startTime(Number(pid)) === t)
+    .map(([pid]) => Number(pid));
+  const all = new Set<number>(roots);
+  if (roots.length) {
+    const pids = readdirSync('/proc')
+      .filter((p) => /^\d+$/.test(p))
+      .map(Number);
+    // Descendants: whoever's parent is already in the set, until nothing is added.
+    for (let grew = true; grew;) {
+      grew = false;
+      for (const p of pids)
+        if (!all.has(p) && all.has(parentOf(p) ?? -1)) {
+          all.add(p);
+          grew = true;
+        }
+    }
+  }
+  const stopped = [...all].reverse();
+  for (const pid of stopped) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone meanwhile
+    }
+  }
+  await rm(file, { force: true });
+  return stopped;
+}
