@@ -4,7 +4,10 @@ import { execa } from 'execa';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { create } from '../src/commands/create.js';
+import { parseDsn } from '../src/core/dsn.js';
+import { run } from '../src/core/runner.js';
 import { readState } from '../src/core/state.js';
+import { productionEnv } from '../src/sync/pg.js';
 import { pgCluster, type PgCluster } from './helpers/pg.js';
 import { commandLines, killGroup, startCli, waitFor } from './helpers/processes.js';
 import { gitRepo } from './helpers/repos.js';
@@ -596,5 +599,18 @@ describe('nightly sync on a real PostgreSQL', () => {
     expect(
       await pg.sql('postgres', "SELECT count(*) FROM pg_database WHERE datname ~ '_(new|old)$'"),
     ).toBe('0');
+  });
+
+  it("production sessions are read-only: the server refuses a write made through the sync's connection settings", async () => {
+    const pg = await pgCluster();
+    await production(pg, 'prod_osf', 5);
+    const attempt = run('psql', ['-X', '-v', 'ON_ERROR_STOP=1', '-c', 'DELETE FROM docs'], {
+      step: 'write to production',
+      env: productionEnv(parseDsn(pg.dsn('prod_osf'))),
+    });
+    await expect(attempt).rejects.toMatchObject({
+      outputTail: expect.stringMatching(/cannot execute DELETE in a read-only transaction/),
+    });
+    expect(await pg.sql('prod_osf', 'SELECT count(*) FROM docs')).toBe('5');
   });
 });
