@@ -613,4 +613,28 @@ describe('nightly sync on a real PostgreSQL', () => {
     });
     expect(await pg.sql('prod_osf', 'SELECT count(*) FROM docs')).toBe('5');
   });
+
+  it('sync --dry-run and hold --dry-run print the plan and change nothing', async () => {
+    const { pg, st } = await syncStaging();
+    const databases = () =>
+      pg.sql('postgres', "SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database");
+    const before = await databases();
+    const files = await st.snapshot();
+
+    const r = await st.cli(['sync', '--nightly', '--dry-run']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stdout).toContain('nothing is changed');
+    expect(r.stdout).toMatch(
+      /\$ pg_dump --format=directory --compress=1 .*\(PGOPTIONS=-c default_transaction_read_only=on\)/,
+    );
+    expect(r.stdout).toContain('CREATE DATABASE ks_branch1_osf_new TEMPLATE ks_golden_osf');
+    expect(r.stdout).not.toContain('superpw');
+    const h = await st.cli(['hold', 'branch2', '--dry-run']);
+    expect(h.exitCode, h.stderr).toBe(0);
+    expect(h.stdout).toContain('Dry run: would hold branch2');
+
+    expect(await databases()).toBe(before);
+    expect(await st.snapshot()).toBe(files);
+    expect(existsSync(join(st.root, 'dumps'))).toBe(false);
+  });
 });
