@@ -123,10 +123,22 @@ describe('nightly sync on a real PostgreSQL', () => {
     const r = await st.cli(['create', 'branch3', '--customers', 'osf']);
     expect(r.exitCode, r.stderr).toBe(0);
     expect(await pg.sql('ks_branch3_osf', 'SELECT count(*) FROM docs')).toBe('50');
+    // What a sync killed mid-migrate leaves: yesterday's copy kept as the _old twin.
+    await pg.sql('postgres', 'CREATE DATABASE ks_branch3_osf_old');
     expect((await st.cli(['destroy', 'branch3', '--yes'])).exitCode).toBe(0);
     expect(
-      await pg.sql('postgres', "SELECT count(*) FROM pg_database WHERE datname = 'ks_branch3_osf'"),
+      await pg.sql('postgres', "SELECT count(*) FROM pg_database WHERE datname LIKE 'ks_branch3%'"),
     ).toBe('0');
+    // So a new site of the same name starts from the golden copy, and no sync resurrects the old twin.
+    await pg.sql('postgres', 'CREATE DATABASE ks_branch3_osf_old');
+    expect((await st.cli(['create', 'branch3', '--customers', 'osf'])).exitCode).toBe(0);
+    expect(
+      await pg.sql(
+        'postgres',
+        "SELECT string_agg(datname, ',') FROM pg_database WHERE datname LIKE 'ks_branch3%'",
+      ),
+    ).toBe('ks_branch3_osf');
+    expect((await st.cli(['destroy', 'branch3', '--yes'])).exitCode).toBe(0);
     // A create that fails after making its databases drops them again.
     const bad = await st.cli(['create', 'branch4', '--customers', 'osf'], {
       DEMO_BUILD_SLEEP: 'not-a-number',

@@ -15,3 +15,7 @@ export function syncTargets(customer: string, branches: string[]): string[] {
   }
   return names;
 }
+
+/** A branch site's databases with the sync's temporary twins, which may outlive a killed sync. */
+export const withTwins = (names: string[]): string[] =>
+  names.flatMap((db) => [db, suffixed(db, '_new'), suffixed(db, '_old')]);

@@ -3,7 +3,7 @@ import { parseDsn, withDatabase } from '../core/dsn.js';
 import { UsageError } from '../core/errors.js';
 import { stagingDatabaseName } from '../instances/databases.js';
 import { dropDatabase, psql, quoteIdent, quoteLiteral, sameDatabase } from './pg.js';
-import { goldenName } from './names.js';
+import { goldenName, withTwins } from './names.js';
 
 /**
  * A branch site's own databases, one per customer, on the [staging] database
@@ -18,7 +18,7 @@ export function guardStagingNames(cfg: Config, names: string[]): void {
   for (const c of cfg.customers) {
     if (!c.production) continue;
     const production = parseDsn(c.production);
-    for (const db of names)
+    for (const db of withTwins(names))
       if (sameDatabase(withDatabase(staging, db), production))
         throw new UsageError(
           `refusing: the staging database "${db}" would be ${c.name}'s production database: fix [staging] database or [customer:${c.name}] production`,
@@ -44,11 +44,9 @@ export async function createStagingDatabases(
           { step: 'look up the golden copy', log },
         )
       ).stdout.trim() === '1';
-    // A database of this name without a registered branch site is a leftover of an interrupted create.
-    await psql(admin(cfg), `DROP DATABASE IF EXISTS ${quoteIdent(db)}`, {
-      step: `${branch}: drop a leftover database`,
-      log,
-    });
+    // A database of this name without a registered branch site is a leftover of an interrupted
+    // create, or (with its twins) of a destroyed site of the same name: a sync would take them for its own.
+    for (const leftover of withTwins([db])) await dropDatabase(admin(cfg), leftover, log);
     await psql(
       admin(cfg),
       `CREATE DATABASE ${quoteIdent(db)}${hasGolden ? ` TEMPLATE ${quoteIdent(golden)} STRATEGY FILE_COPY` : ''}`,
@@ -64,5 +62,6 @@ export async function dropStagingDatabases(
   names: string[],
   log: string,
 ): Promise<void> {
-  for (const db of names) await dropDatabase(admin(cfg), db, log);
+  // The twins too: a killed sync's _old copy must not come back in a new site of the same name.
+  for (const db of withTwins(names)) await dropDatabase(admin(cfg), db, log);
 }
