@@ -649,4 +649,29 @@ describe('nightly sync on a real PostgreSQL', () => {
     expect(await st.snapshot()).toBe(files);
     expect(existsSync(join(st.root, 'dumps'))).toBe(false);
   });
+
+  it('a failing sanitize script lets no unsanitized data reach a branch site or the golden copy', async () => {
+    const { pg, st } = await syncStaging({
+      sanitizeSql:
+        "UPDATE docs SET owner_email = 'tester@staging.invalid';\nUPDATE no_such_table SET x = 1;\n",
+    });
+    const r = await st.cli(['sync', '--nightly', '--customers', 'osf']);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toMatch(/osf: sanitize failed: exit status 3/);
+    expect(r.stderr).toMatch(/relation "no_such_table" does not exist/);
+    // psql -1: the script's first UPDATE is rolled back with the rest, and the copy is dropped.
+    expect(
+      await pg.sql(
+        'postgres',
+        "SELECT count(*) FROM pg_database WHERE datname LIKE 'ks_golden_osf%'",
+      ),
+    ).toBe('0');
+    for (const b of ['branch1', 'branch2'])
+      expect(
+        await pg.sql(`ks_${b}_osf`, "SELECT count(*) FROM pg_tables WHERE tablename = 'docs'"),
+      ).toBe('0');
+    expect((await st.cli(['status'])).stdout).toMatch(
+      /^branch1\s+osf\s+no copy yet\s+.*failed after .*: sanitize failed: exit status 3 \(.*no_such_table/m,
+    );
+  });
 });
