@@ -191,13 +191,7 @@ describe('nightly sync on a real PostgreSQL', () => {
     const backups = await tempDir('ks-backups-');
     const dumpTo = (file: string) =>
       execa('pg_dump', ['--format=custom', `--file=${join(backups, file)}`], {
-        env: {
-          PGHOST: '127.0.0.1',
-          PGPORT: String(pg.port),
-          PGUSER: 'postgres',
-          PGPASSWORD: 'superpw',
-          PGDATABASE: 'prod_osf',
-        },
+        env: { ...pg.env, PGDATABASE: 'prod_osf' },
       });
     await dumpTo('osf-monday.dump');
     await pg.sql('prod_osf', "INSERT INTO docs (title) VALUES ('tuesday')");
@@ -222,6 +216,9 @@ describe('nightly sync on a real PostgreSQL', () => {
       ),
     ).toBe('0');
     expect((await readState(st.root)).branches.branch1!.data?.osf?.dump).toBe('osf-tuesday.dump');
+    expect((await st.cli(['doctor'])).stdout).toMatch(
+      /^ok\s+backup osf\s+\/.*\/osf-tuesday\.dump of \d{4}-\d\d-\d\dT/m,
+    );
   });
 
   it("one customer's unreachable production fails that customer only; the others sync; exit 1 names it", async () => {

@@ -4,6 +4,8 @@ import { onCleanup } from './tmp.js';
 
 export interface PgCluster {
   port: number;
+  /** The superuser's connection as PG* environment variables. */
+  env: Record<string, string>;
   /** Superuser connection string (keyword form) for database `db`. */
   dsn(db?: string): string;
   /** Run SQL as the superuser; returns psql's unaligned output. */
@@ -50,5 +52,12 @@ export async function pgCluster(): Promise<PgCluster> {
     onCleanup(release);
     return { release };
   };
-  return { port, dsn: cluster.dsn, sql, hold, stop: () => cluster.stop('immediate') };
+  return {
+    port,
+    env: cluster.env,
+    dsn: cluster.dsn,
+    sql,
+    hold,
+    stop: () => cluster.stop('immediate'),
+  };
 }
