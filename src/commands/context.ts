@@ -33,7 +33,7 @@ export async function commandContext(g: GlobalOptions): Promise<CommandContext> 
   const out = await outputFor(g);
   if (g.verbose) traceCommands((t) => out.debug(t));
   const cfg = loadConfig(g.config, g.cwd ?? process.cwd());
-  recordChildrenUnder(cfg.root);
+  if (!g.dryRun) recordChildrenUnder(cfg.root); // a dry run takes no lock, and writes nothing
   return { cfg, out, g };
 }
 

@@ -83,7 +83,7 @@ export async function stagingServer(repo: SampleRepo, opts: StagingOptions = {})
     }
   });
   const snapshot = async () => {
-    // Logs and lock folders come and go with every run; they are not the site's content.
+    // Logs, locks and the runs' child lists come and go with every run; they are not the site's content.
     const r = await execa(
       'find',
       [
@@ -94,6 +94,9 @@ export async function stagingServer(repo: SampleRepo, opts: StagingOptions = {})
         '-not',
         '-path',
         '*/.karlstage/locks*',
+        '-not',
+        '-path',
+        '*/.karlstage/runs*',
         '-printf',
         '%P %s %T@\n',
       ],
