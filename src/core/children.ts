@@ -53,6 +53,7 @@ let saving: Promise<void> = Promise.resolve();
 function save(): Promise<void> {
   const write = async () => {
     if (!registry) return;
+    if (running.size === 0) return rm(registry, { force: true }); // nothing running: no file
     await mkdir(join(registry, '..'), { recursive: true });
     await writeFile(registry, [...running].map(([pid, t]) => `${pid} ${t}\n`).join(''));
   };
