@@ -75,6 +75,26 @@ async function exists(admin: Dsn, db: string, log: string): Promise<boolean> {
 }
 
 /**
+ * The swap: in one transaction (its sessions ended first), the live database
+ * becomes `outgoing` (when there is one) and `incoming` becomes the live one,
+ * so the site never lacks its database.
+ */
+async function swapIn(
+  admin: Dsn,
+  live: string,
+  { incoming, outgoing, liveExists }: { incoming: string; outgoing: string; liveExists: boolean },
+  step: string,
+  log: string,
+): Promise<void> {
+  const moveOut = `ALTER DATABASE ${quoteIdent(live)} RENAME TO ${quoteIdent(outgoing)};`;
+  await psql(
+    admin,
+    `${endSessions([live, incoming])} ${liveExists ? moveOut : ''} ALTER DATABASE ${quoteIdent(incoming)} RENAME TO ${quoteIdent(live)};`,
+    { step, log },
+  );
+}
+
+/**
  * Put yesterday's copy (LIVE_old) back under its live name. One transaction
  * renames tonight's copy (if any) out of the way and the old one in, so the
  * site never lacks its database; tonight's is then dropped.
@@ -84,10 +104,12 @@ async function putBack(admin: Dsn, live: string, log: string): Promise<void> {
   const fresh = suffixed(live, '_new');
   await dropDatabase(admin, fresh, log);
   const hasLive = await exists(admin, live, log);
-  await psql(
+  await swapIn(
     admin,
-    `${endSessions([live, old])} ${hasLive ? `ALTER DATABASE ${quoteIdent(live)} RENAME TO ${quoteIdent(fresh)};` : ''} ALTER DATABASE ${quoteIdent(old)} RENAME TO ${quoteIdent(live)};`,
-    { step: `put back yesterday's ${live}`, log },
+    live,
+    { incoming: old, outgoing: fresh, liveExists: hasLive },
+    `put back yesterday's ${live}`,
+    log,
   );
   await dropDatabase(admin, fresh, log);
 }
@@ -298,10 +320,12 @@ export async function syncJobs(
         ],
         run: async (ctx) => {
           const had = await exists(admin, golden, ctx.log);
-          await psql(
+          await swapIn(
             admin,
-            `${endSessions([golden, goldenNew])} ${had ? `ALTER DATABASE ${quoteIdent(golden)} RENAME TO ${quoteIdent(goldenOld)};` : ''} ALTER DATABASE ${quoteIdent(goldenNew)} RENAME TO ${quoteIdent(golden)};`,
-            { step: 'swap the golden copy', log: ctx.log },
+            golden,
+            { incoming: goldenNew, outgoing: goldenOld, liveExists: had },
+            'swap the golden copy',
+            ctx.log,
           );
           if (had) await dropDatabase(admin, goldenOld, ctx.log);
           Object.assign(record, { dump, asOf: taken.toISOString() });
@@ -409,11 +433,7 @@ async function syncBranch(
       if (withFiles) await stageFiles(cfg, branch, customer, log);
       had = await exists(admin, db, log);
       swapStart = Date.now();
-      await psql(
-        admin,
-        `${endSessions([db])} ${had ? `ALTER DATABASE ${quoteIdent(db)} RENAME TO ${quoteIdent(old)};` : ''} ALTER DATABASE ${quoteIdent(fresh)} RENAME TO ${quoteIdent(db)};`,
-        { step: 'swap', log },
-      );
+      await swapIn(admin, db, { incoming: fresh, outgoing: old, liveExists: had }, 'swap', log);
     } catch (e) {
       await dropDatabase(admin, fresh, log).catch(() => undefined);
       if (withFiles) await putBackFiles(cfg, branch, customer).catch(() => undefined);
