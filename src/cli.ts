@@ -45,7 +45,7 @@ export function buildProgram(): Command {
     .option('-n, --dry-run', 'print the plan (each command line, each file) and change nothing')
     .option('--json', 'print one JSON document on stdout')
     .option('-q, --quiet', 'print only errors')
-    .option('-v, --verbose', 'print more detail')
+    .option('-v, --verbose', 'also print each program run and how it ended (on stderr)')
     .option('--no-color', 'no colours (also: NO_COLOR=1)')
     .addOption(
       new Option(
@@ -148,7 +148,9 @@ export function buildProgram(): Command {
 
   program
     .command('status')
-    .description('one line per branch site: ref, revision, last update, port, customers, mail')
+    .description(
+      'one line per branch site: ref, revision, upstream, last update, last sync, port, customers, mail; then the data each holds per customer',
+    )
     .action(async (_o, cmd: Command) => {
       const { status } = await import('./commands/status.js');
       await status(globals(cmd));
@@ -236,7 +238,9 @@ export function buildProgram(): Command {
 
   program
     .command('doctor')
-    .description('check tools and versions, configuration, repositories and disk room')
+    .description(
+      'check tools and versions, configuration, repositories, databases (staging, production read-only), certificate and disk room',
+    )
     .action(async (_o, cmd: Command) => {
       const { doctor } = await import('./commands/doctor.js');
       await doctor(globals(cmd));
@@ -267,6 +271,11 @@ export function buildProgram(): Command {
 
 /** The one top-level handler: maps errors to exit statuses and prints them once. */
 export async function main(argv: string[]): Promise<number> {
+  // `karlstage status | head`: a reader that went away is not an error.
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(0);
+    throw e;
+  });
   const program = buildProgram();
   try {
     await program.parseAsync(argv);

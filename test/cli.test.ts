@@ -20,6 +20,11 @@ async function karlstage(args: string[], cwd: string, env: Record<string, string
 
 describe('the built binary, end to end', () => {
   it('--help, --version, and bad usage (exit 2)', async () => {
+    // A reader that stops early (| head) ends the output quietly.
+    const piped = await execa('sh', ['-c', `node ${BIN} --help | head -1`]);
+    expect(piped.stdout).toBe('Usage: karlstage [options] [command]');
+    expect(piped.stderr).toBe('');
+
     const dir = await tempDir();
     const help = await karlstage(['--help'], dir);
     expect(help.exitCode).toBe(0);
