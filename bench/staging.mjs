@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 const dist = join(fileURLToPath(new URL('.', import.meta.url)), '..', 'dist');
 const { freeBasePort } = await import(join(dist, 'demo', 'ports.js'));
 const { init } = await import(join(dist, 'commands', 'init.js'));
+const { makeGitSample, makeSkeleton } = await import(join(dist, 'demo', 'sample-repos.js'));
 
 /**
  * opts: { root, vcs, url, skeleton, defaultRef, sites, database?, drop?: keys whose lines are
@@ -30,4 +31,24 @@ export async function benchStagingRoot(opts) {
     text = text.replace(new RegExp(`^${key} = .*$`, 'm'), `${key} = ${value}`);
   await writeFile(file, text);
   return file;
+}
+
+/**
+ * The common case: a sample git repository and skeleton in `dir`, and a staging root in
+ * dir/staging. opts: as benchStagingRoot, without root/vcs/url/skeleton/defaultRef.
+ * Returns { file, root, repo }.
+ */
+export async function benchGitStaging(dir, opts) {
+  const repo = await makeGitSample(join(dir, 'repos'));
+  const skeleton = await makeSkeleton(join(dir, 'skeleton'));
+  const root = join(dir, 'staging');
+  const file = await benchStagingRoot({
+    ...opts,
+    root,
+    vcs: 'git',
+    url: repo.url,
+    skeleton,
+    defaultRef: 'main',
+  });
+  return { file, root, repo };
 }

@@ -8,27 +8,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { benchStagingRoot } from './staging.mjs';
+import { benchGitStaging } from './staging.mjs';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const bin = join(here, '..', 'bin', 'karlstage.js');
 const dist = join(here, '..', 'dist');
 const ROUNDS = Number(process.env.ROUNDS ?? 25);
 
-const { makeGitSample, makeSkeleton } = await import(join(dist, 'demo', 'sample-repos.js'));
 const { create } = await import(join(dist, 'commands', 'create.js'));
 
 const dir = await mkdtemp(join(tmpdir(), 'ks-bench-'));
 try {
-  const repo = await makeGitSample(join(dir, 'repos'));
-  const skeleton = await makeSkeleton(join(dir, 'skeleton'));
-  const root = join(dir, 'staging');
-  const file = await benchStagingRoot({
-    root,
-    vcs: 'git',
-    url: repo.url,
-    skeleton,
-    defaultRef: 'main',
+  const { file, root } = await benchGitStaging(dir, {
     sites: 4,
   });
   for (const b of ['branch1', 'branch2', 'branch3', 'branch4'])

@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { benchStagingRoot } from './staging.mjs';
+import { benchGitStaging } from './staging.mjs';
 import { promisify } from 'node:util';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
@@ -25,7 +25,6 @@ const MB = Number(process.env.BENCH_MB ?? 300);
 const BRANCHES = 4;
 const run = promisify(execFile);
 
-const { makeGitSample, makeSkeleton } = await import(join(dist, 'demo', 'sample-repos.js'));
 const { startCluster } = await import(join(dist, 'demo', 'pg-cluster.js'));
 const { create } = await import(join(dist, 'commands', 'create.js'));
 
@@ -63,15 +62,7 @@ try {
   const size = await sql('prod_osf', "SELECT pg_size_pretty(pg_database_size('prod_osf'))");
 
   // A staging root with 4 branch sites serving osf; no apps, databases managed.
-  const repo = await makeGitSample(join(dir, 'repo'));
-  const skeleton = await makeSkeleton(join(dir, 'skeleton'));
-  const root = join(dir, 'staging');
-  const file = await benchStagingRoot({
-    root,
-    vcs: 'git',
-    url: repo.url,
-    skeleton,
-    defaultRef: 'main',
+  const { file, root } = await benchGitStaging(dir, {
     sites: BRANCHES,
     database: `host=127.0.0.1 port=${port} user=postgres password=benchpw`,
     drop: ['start', 'restart', 'stop'],

@@ -13,25 +13,18 @@ import { layout } from './layout.js';
 let registry: string | undefined;
 const running = new Map<number, string>(); // pid → start time
 
-/** Linux: the start time of a process (clock ticks since boot), or undefined when it is gone. */
-function startTime(pid: number): string | undefined {
+/** Linux: a process's parent and start time (clock ticks since boot), or undefined when it is gone. */
+function procStat(pid: number): { ppid: number; start: string } | undefined {
   try {
-    // Field 22; the name (field 2) may hold spaces and parentheses, so count after its last ")".
+    // The name (field 2) may hold spaces and parentheses: count the fields after its last ")".
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // from field 3 (state) on
+    return { ppid: Number(fields[1]), start: fields[19]! };
   } catch {
     return undefined;
   }
 }
-
-function parentOf(pid: number): number | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-  } catch {
-    return undefined;
-  }
-}
+const startTime = (pid: number) => procStat(pid)?.start;
 
 const fileFor = (root: string, pid: number) => join(layout.runs(root), `${pid}.children`);
 
@@ -94,7 +87,7 @@ export async function stopLeftovers(root: string, deadPid: number): Promise<numb
     for (let grew = true; grew;) {
       grew = false;
       for (const p of pids)
-        if (!all.has(p) && all.has(parentOf(p) ?? -1)) {
+        if (!all.has(p) && all.has(procStat(p)?.ppid ?? -1)) {
           all.add(p);
           grew = true;
         }
