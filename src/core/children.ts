@@ -1,6 +1,6 @@
-import { readdirSync, readFileSync, unlinkSync } from 'node:fs';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdirSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { readFile, rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { layout } from './layout.js';
 
 /**
@@ -41,29 +41,31 @@ export function recordChildrenUnder(root: string): void {
   registry = fileFor(root, process.pid);
 }
 
-// One write at a time, each of the map as it is then.
-let saving: Promise<void> = Promise.resolve();
-function save(): Promise<void> {
-  const write = async () => {
-    if (!registry) return;
-    if (running.size === 0) return rm(registry, { force: true }); // nothing running: no file
-    await mkdir(join(registry, '..'), { recursive: true });
-    await writeFile(registry, [...running].map(([pid, t]) => `${pid} ${t}\n`).join(''));
-  };
-  saving = saving.then(write, write);
-  return saving;
+// Written synchronously, in the tick that spawned the child: a kill a moment later must
+// still find it in the file (an asynchronous write lost that race in CI).
+function save(): void {
+  if (!registry) return;
+  try {
+    if (running.size === 0)
+      rmSync(registry, { force: true }); // nothing running: no file
+    else {
+      mkdirSync(dirname(registry), { recursive: true });
+      writeFileSync(registry, [...running].map(([pid, t]) => `${pid} ${t}\n`).join(''));
+    }
+  } catch {
+    // bookkeeping must never fail a run
+  }
 }
 
-export async function childStarted(pid: number | undefined): Promise<void> {
+export function childStarted(pid: number | undefined): void {
   const t = pid && registry ? startTime(pid) : undefined;
   if (!pid || !t) return;
   running.set(pid, t);
-  await save().catch(() => undefined);
+  save();
 }
 
-export async function childEnded(pid: number | undefined): Promise<void> {
-  if (!pid || !running.delete(pid)) return;
-  await save().catch(() => undefined);
+export function childEnded(pid: number | undefined): void {
+  if (pid && running.delete(pid)) save();
 }
 
 /**

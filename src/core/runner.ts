@@ -92,9 +92,9 @@ export async function run(
         );
       }, opts.timeoutMs),
     );
-  void childStarted(child.pid);
+  childStarted(child.pid);
   const result = await child.finally(() => timers.forEach(clearTimeout));
-  await childEnded(child.pid);
+  childEnded(child.pid);
   trace?.(
     `  ${opts.step}: exit status ${result.exitCode ?? result.signal} in ${Date.now() - started} ms`,
   );
