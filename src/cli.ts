@@ -85,7 +85,7 @@ export function buildProgram(): Command {
     )
     .option('--customers <list>', 'comma-separated customers (default: every [customer:NAME])')
     .action(async (branch: string, o: { ref?: string; customers?: string }, cmd: Command) => {
-      const { parseCustomerList } = await import('./core/names.js');
+      const { parseCustomerList } = await import('./config/names.js');
       const { create } = await import('./commands/create.js');
       await create({
         ...globals(cmd),
@@ -184,7 +184,7 @@ export function buildProgram(): Command {
     .option('--nightly', 'every branch site not held (what cron runs)')
     .action(
       async (branches: string[], o: { customers?: string; nightly?: boolean }, cmd: Command) => {
-        const { parseCustomerList } = await import('./core/names.js');
+        const { parseCustomerList } = await import('./config/names.js');
         const { sync } = await import('./commands/sync.js');
         await sync({
           ...globals(cmd),

@@ -7,7 +7,7 @@ import { create } from '../src/commands/create.js';
 import { parseDsn } from '../src/core/dsn.js';
 import { run } from '../src/core/runner.js';
 import { readState } from '../src/core/state.js';
-import { productionEnv } from '../src/sync/pg.js';
+import { productionEnv } from '../src/db/pg.js';
 import { pgCluster, type PgCluster } from './helpers/pg.js';
 import { commandLines, killGroup, startCli, waitFor } from './helpers/processes.js';
 import { gitRepo } from './helpers/repos.js';
@@ -41,11 +41,14 @@ async function syncStaging(opts: { anotherPort?: number; sanitizeSql?: string } 
       /^database = .*$/m,
       `database = host=127.0.0.1 port=${pg.port} user=postgres password=superpw`,
     )
-    .replace(/^production = .*$/m, `production = ${pg.dsn('prod_osf')}\nsanitize = ${sanitize}`)
+    .replace(
+      /^production = .*$/m,
+      `production = ${pg.dsn('prod_osf')}\nstaging_on_production_server = yes\nsanitize = ${sanitize}`,
+    )
     .replace(/^dumps = .*$/m, `dumps = ${join(st.root, 'dumps')}`);
   await writeFile(
     st.config,
-    `${ini}\n[customer:another]\nmail_branch = branch2\nproduction = host=localhost port=${opts.anotherPort ?? pg.port} user=postgres password=superpw dbname=prod_another\n`,
+    `${ini}\n[customer:another]\nmail_branch = branch2\nstaging_on_production_server = yes\nproduction = host=localhost port=${opts.anotherPort ?? pg.port} user=postgres password=superpw dbname=prod_another\n`,
   );
   await create({ ...st.g, branch: 'branch1' });
   await create({ ...st.g, branch: 'branch2', customers: ['osf'] });
@@ -89,7 +92,7 @@ describe('nightly sync on a real PostgreSQL', () => {
         'postgres',
         "SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database WHERE datname LIKE 'ks_%'",
       ),
-    ).toBe('ks_branch1_another,ks_branch1_osf,ks_branch2_osf,ks_golden_another,ks_golden_osf');
+    ).toBe('ks__golden_another,ks__golden_osf,ks_branch1_another,ks_branch1_osf,ks_branch2_osf');
     expect(
       (await readdir(join(st.root, 'dumps', 'osf'))).filter((f) => f.endsWith('.dump')),
     ).toHaveLength(1);
@@ -124,13 +127,13 @@ describe('nightly sync on a real PostgreSQL', () => {
     expect(r.exitCode, r.stderr).toBe(0);
     expect(await pg.sql('ks_branch3_osf', 'SELECT count(*) FROM docs')).toBe('50');
     // What a sync killed mid-migrate leaves: yesterday's copy kept as the _old twin.
-    await pg.sql('postgres', 'CREATE DATABASE ks_branch3_osf_old');
+    await pg.sql('postgres', 'CREATE DATABASE ks_branch3_osf__old');
     expect((await st.cli(['destroy', 'branch3', '--yes'])).exitCode).toBe(0);
     expect(
       await pg.sql('postgres', "SELECT count(*) FROM pg_database WHERE datname LIKE 'ks_branch3%'"),
     ).toBe('0');
     // So a new site of the same name starts from the golden copy, and no sync resurrects the old twin.
-    await pg.sql('postgres', 'CREATE DATABASE ks_branch3_osf_old');
+    await pg.sql('postgres', 'CREATE DATABASE ks_branch3_osf__old');
     expect((await st.cli(['create', 'branch3', '--customers', 'osf'])).exitCode).toBe(0);
     expect(
       await pg.sql(
@@ -226,9 +229,12 @@ describe('nightly sync on a real PostgreSQL', () => {
     const r = await st.cli(['sync', '--nightly']);
     expect(r.exitCode).toBe(1);
     expect(r.stderr).toMatch(/sync: 1 of 2 customers failed/);
-    expect(r.stderr).toMatch(/another: dump production failed: exit status 1/);
+    // Its production cannot be asked who it is: nothing of its is written on a guess.
+    expect(r.stderr).toMatch(
+      /another: cannot tell whether the staging server is another's production server \(.*port 1 failed: Connection refused/,
+    );
     expect(r.stderr).not.toContain('superpw');
-    expect(r.stdout).toMatch(/failed\s+another → branch1: dump production failed/);
+    expect(r.stdout).toMatch(/failed\s+another → branch1: cannot tell whether/);
 
     // status: per branch site and customer, the data's date and how the last sync went.
     const status = await st.cli(['status']);
@@ -239,22 +245,46 @@ describe('nightly sync on a real PostgreSQL', () => {
       /^branch1\s+osf\s+\d{4}-\d\d-\d\d \d\d:\d\d\s+\d{4}-\d\d-\d\d \d\d:\d\d\s+ok in \d+\.\d s$/m,
     );
     expect(status.stdout).toMatch(
-      /^branch1\s+another\s+no copy yet\s+\d{4}-\d\d-\d\d \d\d:\d\d\s+failed after \d+\.\d s: dump production failed: exit status 1 \(pg_dump: error: .*port 1 failed: Connection refused/m,
+      /^branch1\s+another\s+no copy yet\s+\d{4}-\d\d-\d\d \d\d:\d\d\s+failed after \d+\.\d s: cannot tell whether the staging server is another's production server \(.*port 1 failed: Connection refused/m,
     );
     expect(status.stdout).not.toContain('superpw');
     const json = JSON.parse((await st.cli(['status', '--json'])).stdout);
     expect(json.branches[0].data.another.lastSync).toMatchObject({
       result: 'failed',
       durationMs: expect.any(Number),
-      error: expect.stringMatching(/^dump production failed/),
+      error: expect.stringMatching(
+        /^cannot tell whether the staging server is another's production/,
+      ),
     });
     expect(await pg.sql('ks_branch1_osf', 'SELECT count(*) FROM docs')).toBe('50');
     expect(
       await pg.sql(
         'postgres',
-        "SELECT count(*) FROM pg_database WHERE datname LIKE 'ks_golden_another%'",
+        "SELECT count(*) FROM pg_database WHERE datname LIKE 'ks__golden_another%'",
       ),
     ).toBe('0');
+  });
+
+  it('a branch site named "golden" has its own database; osf\'s golden copy keeps its own name', async () => {
+    const { pg, st } = await syncStaging();
+    // A golden copy made before the "__" naming is renamed once by the next sync.
+    await pg.sql('postgres', 'CREATE DATABASE ks_golden_osf');
+    let r = await st.cli(['sync', '--nightly', '--customers', 'osf']);
+    expect(r.exitCode, r.stderr + r.stdout).toBe(0);
+    expect(r.stdout).toContain('cleaned up: ks_golden_osf → ks__golden_osf');
+    const c = await st.cli(['create', 'golden', '--customers', 'osf']);
+    expect(c.exitCode, c.stderr).toBe(0);
+    // The new site got a copy of the golden copy, under its own name.
+    expect(await pg.sql('ks_golden_osf', 'SELECT count(*) FROM docs')).toBe('50');
+    r = await st.cli(['destroy', 'golden', '--yes']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(
+      await pg.sql(
+        'postgres',
+        "SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database WHERE datname LIKE '%golden%'",
+      ),
+    ).toBe('ks__golden_osf');
+    expect(await pg.sql('ks__golden_osf', 'SELECT count(*) FROM docs')).toBe('50');
   });
 
   it('refuses, before anything runs, a staging database that resolves to production', async () => {
@@ -271,7 +301,7 @@ describe('nightly sync on a real PostgreSQL', () => {
     const r = await st.cli(['sync', '--nightly']);
     expect(r.exitCode).toBe(2);
     expect(r.stderr).toMatch(
-      /refusing to sync osf: the staging database "ks_branch1_osf" would be its production database/,
+      /refusing: the staging database "ks_branch1_osf" would be osf's production database \(\[customer:osf\] production = user=postgres password=\*\*\* host=localhost port=\d+ dbname=ks_branch1_osf\): fix \[staging\] database or that setting$/m,
     );
     expect(existsSync(join(st.root, 'dumps'))).toBe(false);
   });
@@ -334,7 +364,7 @@ describe('nightly sync on a real PostgreSQL', () => {
     expect(
       await pg.sql(
         'postgres',
-        "SELECT count(*) FROM pg_database WHERE datname = 'ks_golden_osf_new'",
+        "SELECT count(*) FROM pg_database WHERE datname = 'ks__golden_osf__new'",
       ),
     ).toBe('1');
     expect(await pg.sql('ks_branch1_osf', 'SELECT count(*) FROM docs')).toBe('50');
@@ -345,7 +375,7 @@ describe('nightly sync on a real PostgreSQL', () => {
     );
     const again = await st.cli(['sync', '--nightly', '--customers', 'osf']);
     expect(again.exitCode, again.stderr).toBe(0);
-    expect(again.stdout).toMatch(/cleaned up: .*ks_golden_osf_new/);
+    expect(again.stdout).toMatch(/cleaned up: .*ks__golden_osf__new/);
     expect(await pg.sql('ks_branch1_osf', 'SELECT count(*) FROM docs')).toBe('51');
     expect(
       await pg.sql(
@@ -369,15 +399,15 @@ describe('nightly sync on a real PostgreSQL', () => {
     },
     {
       point: 'during the swap of the golden copy',
-      blocker: ['postgres', "COMMENT ON DATABASE ks_golden_osf IS 'busy'"],
+      blocker: ['postgres', "COMMENT ON DATABASE ks__golden_osf IS 'busy'"],
       waiting: "query LIKE '%RENAME TO%'",
       stagingSession: true,
       after: { branch1: '50', branch2: '50' },
-      leftover: /ks_golden_osf_new/,
+      leftover: /ks__golden_osf__new/,
     },
     {
       point: "during branch2's clone (branch1 done)",
-      blocker: ['postgres', 'ALTER DATABASE spare RENAME TO ks_branch2_osf_new'],
+      blocker: ['postgres', 'ALTER DATABASE spare RENAME TO ks_branch2_osf__new'],
       waiting: "query LIKE 'CREATE DATABASE%'",
       stagingSession: true,
       after: { branch1: '51', branch2: '50' },
@@ -389,7 +419,7 @@ describe('nightly sync on a real PostgreSQL', () => {
       waiting: "query LIKE '%RENAME TO%'",
       stagingSession: true,
       after: { branch1: '50', branch2: '50' },
-      leftover: /ks_branch1_osf_new/,
+      leftover: /ks_branch1_osf__new/,
     },
   ] as const;
 
@@ -448,8 +478,8 @@ describe('nightly sync on a real PostgreSQL', () => {
     const { pg, st } = await syncStaging();
     expect((await st.cli(['sync', '--nightly', '--customers', 'osf'])).exitCode).toBe(0);
     // What a swap interrupted between its two renames would leave: the live names gone, yesterday's data under _old.
-    await pg.sql('postgres', 'ALTER DATABASE ks_branch1_osf RENAME TO ks_branch1_osf_old');
-    await pg.sql('postgres', 'ALTER DATABASE ks_golden_osf RENAME TO ks_golden_osf_old');
+    await pg.sql('postgres', 'ALTER DATABASE ks_branch1_osf RENAME TO ks_branch1_osf__old');
+    await pg.sql('postgres', 'ALTER DATABASE ks__golden_osf RENAME TO ks__golden_osf__old');
     await writeFile(
       st.config,
       (await readFile(st.config, 'utf8')).replace(
@@ -458,10 +488,14 @@ describe('nightly sync on a real PostgreSQL', () => {
       ),
     );
 
+    // Production cannot be asked who it is: the repair is guarded by its identity as last asked.
     const r = await st.cli(['sync', '--nightly', '--customers', 'osf']);
     expect(r.exitCode).toBe(1);
     expect(r.stdout).toContain(
-      'cleaned up: ks_golden_osf_old → ks_golden_osf, ks_branch1_osf_old → ks_branch1_osf',
+      'cleaned up: ks__golden_osf__old → ks__golden_osf, ks_branch1_osf__old → ks_branch1_osf',
+    );
+    expect(r.stderr).toMatch(
+      /osf: cannot tell whether the staging server is osf's production server/,
     );
     expect(await pg.sql('ks_branch1_osf', 'SELECT count(*) FROM docs')).toBe('50');
     expect(
@@ -506,9 +540,15 @@ describe('nightly sync on a real PostgreSQL', () => {
   it('doctor checks the staging server (version, may create databases) and each production, read-only', async () => {
     const { pg, st } = await syncStaging({ anotherPort: 1 });
     const r = await st.cli(['doctor']);
-    expect(r.stdout).toMatch(/^ok\s+staging db\s+PostgreSQL 1\d\.\d+, may create databases$/m);
     expect(r.stdout).toMatch(
-      /^ok\s+production osf\s+PostgreSQL 1\d\.\d+, reachable read-only; pg_dump 1\d can dump it$/m,
+      /^ok\s+staging db\s+PostgreSQL 1\d\.\d+, may create databases; cluster (\d+)$/m,
+    );
+    const cluster = /cluster (\d+)$/m.exec(r.stdout)![1];
+    expect(r.stdout).toMatch(
+      new RegExp(
+        `^ok\\s+production osf\\s+PostgreSQL 1\\d\\.\\d+, reachable read-only; pg_dump 1\\d can dump it; cluster ${cluster}, database prod_osf \\(OID \\d+\\), same cluster as staging \\(allowed: staging_on_production_server = yes\\)$`,
+        'm',
+      ),
     );
     expect(r.stdout).toMatch(
       /^warn\s+production another\s+connect to another's production database \(read-only\) failed: .*Connection refused/m,
@@ -590,12 +630,12 @@ describe('nightly sync on a real PostgreSQL', () => {
     killGroup(run.pid);
     await run;
     // Killed after branch1's swap: it holds tonight's unmigrated data until the next run.
-    expect(await pg.sql('ks_branch1_osf_old', 'SELECT count(*) FROM docs')).toBe('50');
+    expect(await pg.sql('ks_branch1_osf__old', 'SELECT count(*) FROM docs')).toBe('50');
 
     await writeFile(st.config, config);
     const again = await st.cli(['sync', '--nightly', '--customers', 'osf']);
     expect(again.exitCode, again.stderr).toBe(0);
-    expect(again.stdout).toMatch(/cleaned up: .*ks_branch1_osf_old → ks_branch1_osf/);
+    expect(again.stdout).toMatch(/cleaned up: .*ks_branch1_osf__old → ks_branch1_osf/);
     expect(again.stdout).toMatch(/cleaned up: .*osf\.karlstage-old → .*branch1\/var\/blobs\/osf/);
     for (const b of ['branch1', 'branch2']) {
       expect(await pg.sql(`ks_${b}_osf`, 'SELECT count(*) FROM docs')).toBe('51');
@@ -636,7 +676,7 @@ describe('nightly sync on a real PostgreSQL', () => {
     expect(r.stdout).toMatch(
       /\$ pg_dump --format=directory --compress=1 .*\(PGOPTIONS=-c default_transaction_read_only=on\)/,
     );
-    expect(r.stdout).toContain('CREATE DATABASE ks_branch1_osf_new TEMPLATE ks_golden_osf');
+    expect(r.stdout).toContain('CREATE DATABASE ks_branch1_osf__new TEMPLATE ks__golden_osf');
     expect(r.stdout).not.toContain('superpw');
     const h = await st.cli(['hold', 'branch2', '--dry-run']);
     expect(h.exitCode, h.stderr).toBe(0);
@@ -660,7 +700,7 @@ describe('nightly sync on a real PostgreSQL', () => {
     expect(
       await pg.sql(
         'postgres',
-        "SELECT count(*) FROM pg_database WHERE datname LIKE 'ks_golden_osf%'",
+        "SELECT count(*) FROM pg_database WHERE datname LIKE 'ks__golden_osf%'",
       ),
     ).toBe('0');
     for (const b of ['branch1', 'branch2'])

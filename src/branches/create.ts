@@ -2,19 +2,16 @@ import { existsSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import writeFileAtomic from 'write-file-atomic';
-import type { Config } from '../core/config.js';
+import type { Config } from '../config/config.js';
 import { UsageError } from '../core/errors.js';
 import { layout } from '../core/layout.js';
-import { checkName } from '../core/names.js';
+import { checkName } from '../config/names.js';
 import type { Plan, Step } from '../core/plan.js';
 import { freeSlot, readState, updateState } from '../core/state.js';
 import { renderTemplate } from '../core/templates.js';
-import { stagingDatabaseName, stagingDsn } from '../instances/databases.js';
-import {
-  createStagingDatabases,
-  dropStagingDatabases,
-  guardStagingNames,
-} from '../sync/staging-databases.js';
+import { ProductionGuard } from '../db/guard.js';
+import { goldenName, stagingDatabaseName, stagingDsn, withTwins } from '../db/names.js';
+import { StagingServer } from '../db/staging.js';
 import { clearPending, markPending, readPending } from './pending.js';
 import { copySkeleton, skeletonPreview } from './skeleton.js';
 import { deploymentStep, stepCommand, stepEnv, type SiteIdentity } from './steps.js';
@@ -141,17 +138,33 @@ export async function planCreate(cfg: Config, req: CreateRequest): Promise<Plan>
   );
   const env = () => stepEnv(cfg, site, revision);
   if (cfg.staging.manageDatabases) {
-    const names = customers.map((c) => stagingDatabaseName(branch, c));
-    guardStagingNames(cfg, names);
+    // Asked of the servers before anything exists: a read, so --dry-run asks too.
+    const guard = await ProductionGuard.establish(cfg, { memory: layout.productions(root) });
+    // A customer whose production cannot be asked gets no database on a guess: the sync makes it later.
+    const unknown = customers.flatMap((c) => {
+      const why = guard.unknown(c);
+      return why
+        ? [`no database for ${c} yet: ${why}; the nightly sync makes it once that server answers`]
+        : [];
+    });
+    const made = customers.filter((c) => !guard.unknown(c));
+    const names = made.map((c) => stagingDatabaseName(branch, c));
+    await guard.refuseProduction([...withTwins(names), ...made.map(goldenName)]);
     steps.push({
       title: 'create the staging databases',
-      preview: customers.map(
-        (c) =>
-          `CREATE DATABASE ${stagingDatabaseName(branch, c)} (TEMPLATE ks_golden_${c} STRATEGY FILE_COPY when that golden copy exists)`,
-      ),
+      preview: [
+        ...made.map(
+          (c) =>
+            `CREATE DATABASE ${stagingDatabaseName(branch, c)} (TEMPLATE ${goldenName(c)} STRATEGY FILE_COPY when that golden copy exists)`,
+        ),
+        ...unknown,
+      ],
       run: async (ctx) => {
-        ctx.onUndo(() => dropStagingDatabases(cfg, names, ctx.log));
-        await createStagingDatabases(cfg, branch, customers, ctx.log);
+        await guard.remember();
+        const db = new StagingServer(cfg, guard, ctx.log);
+        ctx.onUndo(() => db.dropWithTwins(names));
+        await db.createSiteDatabases(branch, made);
+        for (const line of unknown) ctx.warn(line);
       },
     });
   }

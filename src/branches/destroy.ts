@@ -1,18 +1,35 @@
 import { existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
-import type { Config } from '../core/config.js';
+import type { Config } from '../config/config.js';
 import { layout } from '../core/layout.js';
 import type { Plan, StepContext } from '../core/plan.js';
-import { stagingDatabaseName } from '../instances/databases.js';
+import { KarlstageError } from '../core/errors.js';
+import { ProductionGuard } from '../db/guard.js';
+import { stagingDatabaseName, withTwins } from '../db/names.js';
+import { StagingServer } from '../db/staging.js';
 import { readInstances } from '../instances/instances-file.js';
-import { dropStagingDatabases, guardStagingNames } from '../sync/staging-databases.js';
 import { updateState, type BranchState } from '../core/state.js';
 import { clearPending, markPending } from './pending.js';
 import { deploymentStep, stepEnv } from './steps.js';
 
 /** Stop the app, remove the folder, forget the site. A site whose stop fails is still removed. */
-export function planDestroy(cfg: Config, b: BranchState): Plan {
+export async function planDestroy(cfg: Config, b: BranchState): Promise<Plan> {
   const dir = layout.branch(cfg.root, b.name);
+  let drop: { names: string[]; guard: ProductionGuard } | undefined;
+  if (cfg.staging.manageDatabases) {
+    // The customers it serves; every configured one when its instances.ini is unreadable.
+    const served = await readInstances(layout.instancesIni(cfg.root, b.name))
+      .then((list) => list.map((i) => i.name))
+      .catch(() => cfg.customers.map((c) => c.name));
+    const guard = await ProductionGuard.establish(cfg, { memory: layout.productions(cfg.root) });
+    for (const c of served) {
+      const unknown = guard.unknown(c);
+      if (unknown) throw new KarlstageError(`${unknown}: nothing was removed`);
+    }
+    const names = served.map((c) => stagingDatabaseName(b.name, c));
+    await guard.refuseProduction(withTwins(names));
+    drop = { names, guard };
+  }
   const stop = deploymentStep(cfg, 'stop', b.name, () => stepEnv(cfg, b, b.revision));
   return {
     command: `destroy ${b.name}`,
@@ -33,22 +50,14 @@ export function planDestroy(cfg: Config, b: BranchState): Plan {
                 },
               ]
             : []),
-          ...(cfg.staging.manageDatabases
+          ...(drop
             ? [
                 {
                   title: 'drop the staging databases',
-                  preview: [
-                    `DROP DATABASE ${stagingDatabaseName(b.name, 'CUSTOMER')} for each customer it serves`,
-                  ],
+                  preview: withTwins(drop.names).map((db) => `DROP DATABASE IF EXISTS ${db}`),
                   run: async (ctx: StepContext) => {
                     await markPending(cfg.root, b.name, 'destroy');
-                    // The customers it serves; every configured one when its instances.ini is unreadable.
-                    const served = await readInstances(layout.instancesIni(cfg.root, b.name))
-                      .then((list) => list.map((i) => i.name))
-                      .catch(() => cfg.customers.map((c) => c.name));
-                    const names = served.map((c) => stagingDatabaseName(b.name, c));
-                    guardStagingNames(cfg, names);
-                    await dropStagingDatabases(cfg, names, ctx.log);
+                    await new StagingServer(cfg, drop!.guard, ctx.log).dropWithTwins(drop!.names);
                   },
                 },
               ]

@@ -1,4 +1,4 @@
-import type { Config } from '../core/config.js';
+import type { Config } from '../config/config.js';
 import { layout } from '../core/layout.js';
 import type { BranchState, PollRecord } from '../core/state.js';
 import { sourceVcs, whyFailed } from './vcs.js';

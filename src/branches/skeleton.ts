@@ -1,6 +1,6 @@
 import { cp } from 'node:fs/promises';
-import type { Config } from '../core/config.js';
-import { isRemoteLocation } from '../core/config.js';
+import type { Config } from '../config/config.js';
+import { isRemoteLocation } from '../config/config.js';
 import { redact } from '../core/redact.js';
 import { GitVcs } from './git.js';
 

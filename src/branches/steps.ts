@@ -1,5 +1,5 @@
 import { isAbsolute, join, resolve } from 'node:path';
-import type { Config } from '../core/config.js';
+import type { Config } from '../config/config.js';
 import type { Step } from '../core/plan.js';
 import { commandLine, run, splitCommand } from '../core/runner.js';
 

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import writeFileAtomic from 'write-file-atomic';
 import { readInstances, setInstanceKeys } from '../instances/instances-file.js';
-import type { Config } from '../core/config.js';
+import type { Config } from '../config/config.js';
 import { KarlstageError, LockedError, UsageError } from '../core/errors.js';
 import { layout } from '../core/layout.js';
 import { acquireLock, type Release } from '../core/lock.js';

@@ -1,4 +1,4 @@
-import type { VcsKind } from '../core/config.js';
+import type { VcsKind } from '../config/config.js';
 import { StepError, UsageError } from '../core/errors.js';
 import { redact } from '../core/redact.js';
 

@@ -1,5 +1,5 @@
 import { formatDuration } from '../core/format.js';
-import { loadConfig, type Config } from '../core/config.js';
+import { loadConfig, type Config } from '../config/config.js';
 import { EXIT, KarlstageError, LockedError, UsageError } from '../core/errors.js';
 import { Output } from '../core/output.js';
 import { traceCommands } from '../core/runner.js';

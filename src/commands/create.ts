@@ -1,7 +1,7 @@
 import { planCreate } from '../branches/create.js';
 import { branchLock } from '../branches/update.js';
 import { withLocks } from '../core/lock.js';
-import { checkName } from '../core/names.js';
+import { checkName } from '../config/names.js';
 import { executePlan } from '../core/plan.js';
 import { readState } from '../core/state.js';
 import {

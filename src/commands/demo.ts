@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { messageOf, UsageError } from '../core/errors.js';
 import { run } from '../core/runner.js';
-import { stagingDatabaseName } from '../instances/databases.js';
+import { stagingDatabaseName } from '../db/names.js';
 import { startCluster, type PgCluster } from '../demo/pg-cluster.js';
 import { sync } from './sync.js';
 import { makeGitSample, makeSkeleton, makeSvnSample } from '../demo/sample-repos.js';
@@ -119,12 +119,16 @@ export async function demo(opts: DemoOptions): Promise<DemoResult> {
   if (pg) {
     const production = await sampleProduction(pg, dir);
     ini = ini
-      .replace(/^production = .*$/m, `production = ${production.osf}`)
+      .replace(
+        /^production = .*$/m,
+        // One throwaway cluster plays production and staging: the operator's written permission.
+        `production = ${production.osf}\nstaging_on_production_server = yes`,
+      )
       .replace(/^# production_files = .*$/m, `production_files = ${production.files}`)
       .replace(/^# sanitize = .*$/m, `sanitize = ${production.sanitize}`)
       .replace(/^dumps = .*$/m, 'dumps = dumps')
       .replace(/^files = .*$/m, 'files = files');
-    ini += `\n[customer:another]\nmail_branch = branch2\nproduction = ${production.another}\nsanitize = ${production.sanitize}\n`;
+    ini += `\n[customer:another]\nmail_branch = branch2\nproduction = ${production.another}\nstaging_on_production_server = yes\nsanitize = ${production.sanitize}\n`;
   } else {
     ini = ini.replace('manage_databases = yes', 'manage_databases = no');
     ini += '\n[customer:another]\nmail_branch = branch2\n';

@@ -2,7 +2,7 @@ import { planDestroy } from '../branches/destroy.js';
 import { branchLock } from '../branches/update.js';
 import { UsageError } from '../core/errors.js';
 import { withLocks } from '../core/lock.js';
-import { checkName } from '../core/names.js';
+import { checkName } from '../config/names.js';
 import { executePlan } from '../core/plan.js';
 import { readState } from '../core/state.js';
 import {
@@ -31,7 +31,7 @@ export async function destroy(opts: DestroyOptions) {
   const work = async () => {
     const site = (await readState(cfg.root)).branches[opts.branch];
     if (!site) throw new UsageError(`there is no branch site "${opts.branch}"`);
-    const results = await executePlan(planDestroy(cfg, site), {
+    const results = await executePlan(await planDestroy(cfg, site), {
       out,
       root: cfg.root,
       dryRun: g.dryRun,

@@ -1,10 +1,11 @@
 import { constants, existsSync } from 'node:fs';
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { access, readFile, statfs } from 'node:fs/promises';
-import { isRemoteLocation } from '../core/config.js';
+import { isRemoteLocation } from '../config/config.js';
 import { briefly, KarlstageError } from '../core/errors.js';
 import { parseDsn, withDatabase } from '../core/dsn.js';
-import { productionEnv, psql, serverVersion, stagingEnv, toolMajor } from '../sync/pg.js';
+import { askIdentity, type Identity } from '../db/guard.js';
+import { productionEnv, psql, serverVersion, stagingEnv, toolMajor } from '../db/pg.js';
 import { newestMatch } from '../sync/sync.js';
 import { readState } from '../core/state.js';
 import { run } from '../core/runner.js';
@@ -108,12 +109,14 @@ export async function doctor(opts: GlobalOptions & { minFreeGb?: number }): Prom
     return `${vcs.describeRef(cfg.source.default)} exists`;
   });
 
+  let stagingId: Identity | undefined;
   if (cfg.staging.database)
     await check(
       'staging db',
       async () => {
         const admin = withDatabase(parseDsn(cfg.staging.database), 'postgres');
         const v = await serverVersion(stagingEnv(admin), 'connect to the staging database server');
+        stagingId = await askIdentity(stagingEnv(admin), 'ask the staging server who it is');
         if (v < 150000)
           throw new Error(
             `PostgreSQL ${versionText(v)}: the staging server needs 15 or later (clones use STRATEGY FILE_COPY)`,
@@ -127,7 +130,7 @@ export async function doctor(opts: GlobalOptions & { minFreeGb?: number }): Prom
           throw new Error(
             `PostgreSQL ${versionText(v)}, but this user may not create databases: ALTER ROLE … CREATEDB`,
           );
-        return `PostgreSQL ${versionText(v)}, may create databases`;
+        return `PostgreSQL ${versionText(v)}, may create databases; cluster ${stagingId.system}`;
       },
       cfg.staging.manageDatabases ? 'fail' : 'warn',
     );
@@ -141,12 +144,28 @@ export async function doctor(opts: GlobalOptions & { minFreeGb?: number }): Prom
             env,
             `connect to ${c.name}'s production database (read-only)`,
           );
+          const id = await askIdentity(env, `ask ${c.name}'s production server who it is`);
+          const where = `cluster ${id.system}, database ${id.database} (OID ${id.oid})`;
+          if (id.system === stagingId?.system) {
+            // The same server as staging: the guard refuses every write unless the operator allowed it.
+            if (!c.stagingOnProductionServer)
+              return {
+                level: 'fail',
+                detail: `${where}: the SAME cluster as the staging server; karlstage refuses to write there unless [customer:${c.name}] says staging_on_production_server = yes`,
+              };
+          }
           const dumpMajor = await toolMajor('pg_dump');
           if (Math.floor(v / 10000) > dumpMajor)
             throw new Error(
               `PostgreSQL ${versionText(v)} is newer than pg_dump ${dumpMajor}: install the client tools of ${Math.floor(v / 10000)}`,
             );
-          return `PostgreSQL ${versionText(v)}, reachable read-only; pg_dump ${dumpMajor} can dump it`;
+          const shared =
+            id.system === stagingId?.system
+              ? 'same cluster as staging (allowed: staging_on_production_server = yes)'
+              : stagingId
+                ? 'not the staging cluster'
+                : 'the staging cluster could not be asked';
+          return `PostgreSQL ${versionText(v)}, reachable read-only; pg_dump ${dumpMajor} can dump it; ${where}, ${shared}`;
           // A warning: the sites work without it; only the nightly sync of this customer would fail.
         },
         'warn',

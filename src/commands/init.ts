@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import writeFileAtomic from 'write-file-atomic';
-import { CONFIG_NAME, parseConfig } from '../core/config.js';
+import { CONFIG_NAME, parseConfig } from '../config/config.js';
 import { UsageError } from '../core/errors.js';
 import { renderTemplate } from '../core/templates.js';
 import { outputFor, type GlobalOptions } from './context.js';

@@ -1,11 +1,11 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import writeFileAtomic from 'write-file-atomic';
-import { parseConfig } from '../core/config.js';
+import { parseConfig } from '../config/config.js';
 import { UsageError } from '../core/errors.js';
 import { setSectionKeys } from '../core/ini-edit.js';
 import { withLocks } from '../core/lock.js';
-import { checkName } from '../core/names.js';
+import { checkName } from '../config/names.js';
 import { readState } from '../core/state.js';
 import { readInstances } from '../instances/instances-file.js';
 import { layout } from '../core/layout.js';

@@ -3,7 +3,7 @@ import { knownBranch, updateJob } from '../branches/update.js';
 import { sourceVcs } from '../branches/vcs.js';
 import { EXIT, KarlstageError } from '../core/errors.js';
 import { tidyLogs } from '../core/logs.js';
-import { checkName } from '../core/names.js';
+import { checkName } from '../config/names.js';
 import { executePlan, type JobResult } from '../core/plan.js';
 import { readState, updateState, type BranchState, type PollRecord } from '../core/state.js';
 import { afterChange, commandContext, jobsAsJson, type GlobalOptions } from './context.js';

@@ -1,11 +1,13 @@
 import { formatDuration } from '../core/format.js';
 import { knownBranch } from '../branches/update.js';
 import { briefly, EXIT, KarlstageError, UsageError } from '../core/errors.js';
+import { layout } from '../core/layout.js';
 import { withLocks } from '../core/lock.js';
-import { checkName } from '../core/names.js';
+import { checkName } from '../config/names.js';
 import { executePlan } from '../core/plan.js';
 import { readState, updateState, type BranchState } from '../core/state.js';
-import { syncJobs, type SyncOutcome } from '../sync/sync.js';
+import { ProductionGuard } from '../db/guard.js';
+import { syncJobs, syncTargetsOf, type SyncOutcome } from '../sync/sync.js';
 import { afterChange, commandContext, type GlobalOptions } from './context.js';
 
 export interface SyncOptions extends GlobalOptions {
@@ -53,8 +55,13 @@ export async function sync(opts: SyncOptions): Promise<SyncOutcome> {
 
   const outcome: SyncOutcome = { customers: {}, branches: [], held };
   const command = opts.nightly ? 'sync --nightly' : `sync ${opts.branches.join(' ')}`.trim();
+  const req = { branches, customers, held, command };
+  // Who is production and who is staging is asked of the servers before anything (a lock too) is written.
+  const guard = await ProductionGuard.establish(cfg, { memory: layout.productions(cfg.root) });
+  await guard.refuseProduction(await syncTargetsOf(cfg, req));
   const work = async () => {
-    const jobs = await syncJobs(cfg, state, { branches, customers, held, command }, outcome);
+    if (!g.dryRun) await guard.remember();
+    const jobs = await syncJobs(cfg, state, req, guard, outcome);
     const results = await executePlan({ command, jobs }, { out, root: cfg.root, dryRun: g.dryRun });
     if (g.dryRun) return outcome;
     // A customer that failed before its branch sites' turn (dump, restore, sanitize) failed for each of them.

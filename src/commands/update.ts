@@ -1,7 +1,7 @@
 import { knownBranch, updateJob } from '../branches/update.js';
 import { sourceVcs } from '../branches/vcs.js';
 import { UsageError } from '../core/errors.js';
-import { checkName } from '../core/names.js';
+import { checkName } from '../config/names.js';
 import { executePlan } from '../core/plan.js';
 import { readState } from '../core/state.js';
 import {

@@ -11,6 +11,9 @@ import { layout } from './layout.js';
  * start time, so a reused pid is never mistaken for it.
  */
 let registry: string | undefined;
+// Written only once the run holds a lock: before that nobody could take it over, and a
+// refused command (which never gets one) must leave no trace.
+let armed = false;
 const running = new Map<number, string>(); // pid → start time
 
 /** Linux: a process's parent and start time (clock ticks since boot), or undefined when it is gone. */
@@ -44,7 +47,7 @@ export function recordChildrenUnder(root: string): void {
 // Written synchronously, in the tick that spawned the child: a kill a moment later must
 // still find it in the file (an asynchronous write lost that race in CI).
 function save(): void {
-  if (!registry) return;
+  if (!registry || !armed) return;
   try {
     if (running.size === 0)
       rmSync(registry, { force: true }); // nothing running: no file
@@ -55,6 +58,13 @@ function save(): void {
   } catch {
     // bookkeeping must never fail a run
   }
+}
+
+/** The run now holds a lock: from here on its children are written down (those running now too). */
+export function armChildRecord(): void {
+  if (armed) return;
+  armed = true;
+  save();
 }
 
 export function childStarted(pid: number | undefined): void {

@@ -13,4 +13,6 @@ export const layout = {
   branch: (root: string, branch: string) => join(root, branch),
   instancesIni: (root: string, branch: string) => join(root, branch, 'etc', 'instances.ini'),
   allowList: (root: string) => join(root, '.karlstage', 'mail-allow-list.txt'),
+  /** Each production server's identity as last asked: the guard for repairs on a night it cannot be asked. */
+  productions: (root: string) => join(root, '.karlstage', 'productions.json'),
 };

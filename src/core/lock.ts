@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { link, mkdir, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { stopLeftovers } from './children.js';
+import { armChildRecord, stopLeftovers } from './children.js';
 import { LockedError } from './errors.js';
 import { layout } from './layout.js';
 
@@ -86,6 +86,7 @@ export async function acquireLock(root: string, name: string, opts: LockOptions)
     for (;;) {
       try {
         await link(draft, file);
+        armChildRecord();
         return async () => {
           const current = await readOwner(file);
           if (current?.token === owner.token) await unlink(file).catch(() => undefined);

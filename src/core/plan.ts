@@ -17,6 +17,8 @@ export interface StepContext {
   onUndo(fn: () => Promise<void>): void;
   /** Report progress within a step (shown live on a terminal, as a line in cron). */
   say(text: string): void;
+  /** Something the operator must hear even though the job goes on: printed on stderr after the run, logged. */
+  warn(text: string): void;
 }
 
 export interface Step {
@@ -40,6 +42,7 @@ export interface JobResult {
   skipped?: string;
   error?: KarlstageError;
   durationMs: number;
+  warnings?: string[];
 }
 
 export interface Plan {
@@ -87,7 +90,16 @@ export async function newLogFile(root: string, command: string): Promise<string>
 async function runJob(job: Job, log: string, say: (t: string) => void): Promise<JobResult> {
   const started = Date.now();
   const undo: (() => Promise<void>)[] = [];
-  const ctx: StepContext = { log, onUndo: (fn) => undo.push(fn), say };
+  const warnings: string[] = [];
+  const ctx: StepContext = {
+    log,
+    onUndo: (fn) => undo.push(fn),
+    say,
+    warn: (text) => {
+      warnings.push(text);
+      void logLine(log, `warning: ${text}`);
+    },
+  };
   let result: JobResult;
   try {
     let skipped: string | undefined;
@@ -111,6 +123,7 @@ async function runJob(job: Job, log: string, say: (t: string) => void): Promise<
     }
     result = { name: job.name, ok: false, error, durationMs: Date.now() - started };
   }
+  if (warnings.length) result.warnings = warnings;
   if (job.finally) await job.finally(result).catch((e) => logLine(log, `!! ${messageOf(e)}`));
   return result;
 }
@@ -152,6 +165,7 @@ export async function executePlan(plan: Plan, opts: ExecuteOptions): Promise<Job
     },
   );
   await list.run().catch(() => undefined);
+  for (const r of results) for (const w of r.warnings ?? []) out.warn(`${r.name}: ${w}`);
   // Report in plan order, not completion order.
   return plan.jobs.map((j) => results.find((r) => r.name === j.name)!);
 }

@@ -13,7 +13,9 @@ export function addSecret(secret: string | undefined): void {
 // scheme://user:password@host → scheme://user:***@host
 const URL_PASSWORD = /([a-z][a-z0-9+.-]*:\/\/[^\s:/@]*:)([^\s@/]+)(@)/gi;
 // password=secret, password = 'a b', PGPASSWORD=secret
-const KEYWORD_PASSWORD = /(\b(?:password|PGPASSWORD)\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s'"]+)/gi;
+// (A value already masked is left alone: "password=***)" keeps its parenthesis.)
+const KEYWORD_PASSWORD =
+  /(\b(?:password|PGPASSWORD)\s*=\s*)(?!\*\*\*)('(?:[^'\\]|\\.)*'|[^\s'"]+)/gi;
 
 export function redact(text: string): string {
   let out = text.replace(URL_PASSWORD, `$1${MASK}$3`).replace(KEYWORD_PASSWORD, `$1${MASK}`);

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { parse } from 'ini';
 import { UsageError } from '../core/errors.js';
 import { KEY, SECTION, setSectionKeys } from '../core/ini-edit.js';
-import { nameProblem } from '../core/names.js';
+import { nameProblem } from '../config/names.js';
 
 /**
  * etc/instances.ini in karlserve's format: one [instance:NAME] section per

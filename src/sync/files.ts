@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import type { Config } from '../core/config.js';
+import type { Config } from '../config/config.js';
 import { run } from '../core/runner.js';
 
 /**

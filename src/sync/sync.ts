@@ -1,31 +1,28 @@
 import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import type { Config, CustomerConfig } from '../core/config.js';
-import { parseDsn, withDatabase, type Dsn } from '../core/dsn.js';
-import { briefly, KarlstageError, UsageError } from '../core/errors.js';
+import type { Config, CustomerConfig } from '../config/config.js';
+import { parseDsn } from '../core/dsn.js';
+import { briefly, KarlstageError } from '../core/errors.js';
 import { layout } from '../core/layout.js';
 import { acquireLock } from '../core/lock.js';
 import type { Job, Step, StepContext } from '../core/plan.js';
 import { commitFiles, mirrorFiles, putBackFiles, stageFiles, swapFiles } from './files.js';
 import { run } from '../core/runner.js';
 import type { BranchState, State } from '../core/state.js';
-import { stagingDatabaseName } from '../instances/databases.js';
+import {
+  goldenName,
+  legacyGoldenName,
+  stagingDatabaseName,
+  syncTargets,
+  twin,
+} from '../db/names.js';
+import type { ProductionGuard } from '../db/guard.js';
+import { StagingServer } from '../db/staging.js';
 import { readInstances } from '../instances/instances-file.js';
 import { branchLock } from '../branches/update.js';
 import { deploymentStep, stepEnv } from '../branches/steps.js';
-import {
-  databaseNames,
-  dropDatabase,
-  endSessions,
-  productionEnv,
-  psql,
-  psqlFile,
-  quoteIdent,
-  sameDatabase,
-  stagingEnv,
-} from './pg.js';
+import { productionEnv } from '../db/pg.js';
 import { datesToKeep, parseKeep } from './retention.js';
-import { goldenName, suffixed, syncTargets } from './names.js';
 
 /**
  * The nightly sync, per customer so the cost does not grow with the branches:
@@ -70,80 +67,43 @@ const stamp = (d: Date) =>
 const fromStamp = (s: string) =>
   new Date(s.replace(/^(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d)Z$/, '$1-$2-$3T$4:$5:$6Z'));
 
-async function exists(admin: Dsn, db: string, log: string): Promise<boolean> {
-  return (await databaseNames(admin, log)).has(db);
-}
-
-/**
- * The swap: in one transaction (its sessions ended first), the live database
- * becomes `outgoing` (when there is one) and `incoming` becomes the live one,
- * so the site never lacks its database.
- */
-async function swapIn(
-  admin: Dsn,
-  live: string,
-  { incoming, outgoing, liveExists }: { incoming: string; outgoing: string; liveExists: boolean },
-  step: string,
-  log: string,
-): Promise<void> {
-  const moveOut = `ALTER DATABASE ${quoteIdent(live)} RENAME TO ${quoteIdent(outgoing)};`;
-  await psql(
-    admin,
-    `${endSessions([live, incoming])} ${liveExists ? moveOut : ''} ALTER DATABASE ${quoteIdent(incoming)} RENAME TO ${quoteIdent(live)};`,
-    { step, log },
-  );
-}
-
-/**
- * Put yesterday's copy (LIVE_old) back under its live name. One transaction
- * renames tonight's copy (if any) out of the way and the old one in, so the
- * site never lacks its database; tonight's is then dropped.
- */
-async function putBack(admin: Dsn, live: string, log: string): Promise<void> {
-  const old = suffixed(live, '_old');
-  const fresh = suffixed(live, '_new');
-  await dropDatabase(admin, fresh, log);
-  const hasLive = await exists(admin, live, log);
-  await swapIn(
-    admin,
-    live,
-    { incoming: old, outgoing: fresh, liveExists: hasLive },
-    `put back yesterday's ${live}`,
-    log,
-  );
-  await dropDatabase(admin, fresh, log);
-}
-
 /**
  * Repair what a killed run left. The rule: a sync of a database commits by
- * dropping its _old twin, so an _old database found here means that sync did
+ * dropping its old twin (NAME__old), so an old twin found here means that sync did
  * not finish (killed mid-swap or mid-migrate): yesterday's copy is put back,
- * with its files. A _new database or file folder is unfinished work: removed.
+ * with its files. A new twin (NAME__new) or file folder is unfinished work: removed.
  */
 async function cleanUp(
   cfg: Config,
-  admin: Dsn,
+  db: StagingServer,
+  state: State,
   customer: string,
   branches: string[],
   dumpDir: string,
-  log: string,
 ): Promise<string[]> {
   const said: string[] = [];
-  const names = await databaseNames(admin, log);
+  let names = await db.names();
   const golden = goldenName(customer);
+  // Golden copies made before the "__" naming: renamed once (a branch site named "golden" keeps its own).
+  const legacy = legacyGoldenName(customer);
+  if (names.has(legacy) && !names.has(golden) && !state.branches.golden) {
+    await db.rename(legacy, golden, `rename ${legacy} to ${golden}`);
+    said.push(`${legacy} → ${golden}`);
+    names = await db.names();
+  }
   for (const live of [golden, ...branches.map((b) => stagingDatabaseName(b, customer))]) {
-    const old = suffixed(live, '_old');
-    const fresh = suffixed(live, '_new');
+    const old = twin(live, 'old');
+    const fresh = twin(live, 'new');
     if (names.has(old)) {
-      await putBack(admin, live, log);
+      await db.putBack(live);
       said.push(`${old} → ${live}`);
     } else if (names.has(fresh)) {
-      await dropDatabase(admin, fresh, log);
+      await db.drop(fresh);
       said.push(fresh);
     }
   }
   for (const b of branches) {
-    const uncommitted = names.has(suffixed(stagingDatabaseName(b, customer), '_old'));
+    const uncommitted = names.has(twin(stagingDatabaseName(b, customer), 'old'));
     said.push(
       ...(uncommitted ? await putBackFiles(cfg, b, customer) : await commitFiles(cfg, b, customer)),
     );
@@ -175,30 +135,24 @@ async function servedBy(cfg: Config, branches: BranchState[], customer: string):
   return out;
 }
 
-/** Before anything runs: no database the sync may write is the production one (after resolving defaults). */
-export async function guardProduction(cfg: Config, req: SyncRequest): Promise<void> {
-  const staging = parseDsn(cfg.staging.database);
-  for (const c of req.customers) {
-    if (!c.production) continue; // syncing from a backup file: no live production to guard
-    const production = parseDsn(c.production);
-    const branches = await servedBy(cfg, req.branches, c.name);
-    for (const db of [...syncTargets(c.name, branches), 'postgres'])
-      if (sameDatabase(withDatabase(staging, db), production))
-        throw new UsageError(
-          `refusing to sync ${c.name}: the staging database "${db}" would be its production database (${c.name}'s [customer:${c.name}] production): fix [staging] database or the production setting`,
-        );
-  }
+/** Every database the sync may write: the production guard checks them all before anything runs. */
+export async function syncTargetsOf(cfg: Config, req: SyncRequest): Promise<string[]> {
+  const targets: string[] = [];
+  for (const c of req.customers)
+    targets.push(
+      ...syncTargets(c.name, await servedBy(cfg, req.branches, c.name)),
+      legacyGoldenName(c.name),
+    );
+  return targets;
 }
 
 export async function syncJobs(
   cfg: Config,
   state: State,
   req: SyncRequest,
+  guard: ProductionGuard,
   outcome: SyncOutcome,
 ): Promise<Job[]> {
-  await guardProduction(cfg, req);
-  const staging = parseDsn(cfg.staging.database);
-  const admin = withDatabase(staging, 'postgres');
   const jobsN = String(cfg.sync.jobs);
   const jobs: Job[] = [];
   for (const c of req.customers) {
@@ -206,25 +160,46 @@ export async function syncJobs(
     const branches = await servedBy(cfg, req.branches, c.name);
     const dumpDir = join(cfg.sync.dumps, c.name);
     const golden = goldenName(c.name);
-    const goldenNew = suffixed(golden, '_new');
-    const goldenOld = suffixed(golden, '_old');
+    const goldenNew = twin(golden, 'new');
+    const goldenOld = twin(golden, 'old');
     let dump = '';
     let dumpPath = '';
     let taken = new Date();
     const record: CustomerSync = (outcome.customers[c.name] = { branches });
-    const steps: Step[] = [
-      {
-        title: 'clean up what an interrupted run left',
-        preview: [
-          `put back any *_old database (a sync that did not finish) with its files; drop leftover *_new databases and files; remove ${dumpDir}/*.partial`,
-        ],
-        run: async (ctx) => {
-          record.startedAt = Date.now();
-          await mkdir(dumpDir, { recursive: true });
-          const left = await cleanUp(cfg, admin, c.name, branches, dumpDir, ctx.log);
-          if (left.length) ctx.say(`cleaned up: ${left.join(', ')}`);
-        },
+    const stagingDb = (log: string) => new StagingServer(cfg, guard, log);
+    const cleanUpStep: Step = {
+      title: 'clean up what an interrupted run left',
+      preview: [
+        `put back any *__old database (a sync that did not finish) with its files; drop leftover *__new databases and files; remove ${dumpDir}/*.partial`,
+      ],
+      run: async (ctx) => {
+        record.startedAt = Date.now();
+        await mkdir(dumpDir, { recursive: true });
+        const left = await cleanUp(cfg, stagingDb(ctx.log), state, c.name, branches, dumpDir);
+        if (left.length) ctx.say(`cleaned up: ${left.join(', ')}`);
       },
+    };
+    const unknown = guard.unknown(c.name);
+    if (unknown) {
+      // Nothing of this customer's is written on a guess; the other customers go on. Repairs
+      // (putting back yesterday's copy) still run when its identity is known from the last time.
+      jobs.push({
+        name: c.name,
+        steps: [
+          ...(guard.canRepair(c.name) ? [cleanUpStep] : []),
+          {
+            title: "make sure the staging server is not this customer's production",
+            preview: [unknown],
+            run: async () => {
+              throw new KarlstageError(unknown);
+            },
+          },
+        ],
+      });
+      continue;
+    }
+    const steps: Step[] = [
+      cleanUpStep,
       c.productionDump
         ? {
             title: 'take the newest backup',
@@ -281,11 +256,9 @@ export async function syncJobs(
           `$ pg_restore --jobs=${jobsN} --no-owner --no-privileges --dbname=${goldenNew} ${dumpDir}/DUMP`,
         ],
         run: async (ctx) => {
-          ctx.onUndo(() => dropDatabase(admin, goldenNew, ctx.log).catch(() => undefined));
-          await psql(admin, `CREATE DATABASE ${quoteIdent(goldenNew)}`, {
-            step: 'create the new golden copy',
-            log: ctx.log,
-          });
+          const db = stagingDb(ctx.log);
+          ctx.onUndo(() => db.drop(goldenNew).catch(() => undefined));
+          await db.create(goldenNew, undefined, 'create the new golden copy');
           await run(
             'pg_restore',
             [
@@ -300,16 +273,12 @@ export async function syncJobs(
               step: 'restore',
               log: ctx.log,
               timeoutMs: cfg.deployment.timeout * 1000,
-              env: stagingEnv(withDatabase(staging, goldenNew)),
+              env: db.envFor(goldenNew),
             },
           );
           if (c.sanitize) {
             ctx.say(`sanitize with ${c.sanitize}`);
-            await psqlFile(withDatabase(staging, goldenNew), c.sanitize, {
-              step: 'sanitize',
-              log: ctx.log,
-              timeoutMs: cfg.deployment.timeout * 1000,
-            });
+            await db.runFile(goldenNew, c.sanitize, 'sanitize', cfg.deployment.timeout * 1000);
           }
         },
       },
@@ -319,15 +288,14 @@ export async function syncJobs(
           `ALTER DATABASE ${golden} RENAME TO ${goldenOld}; ALTER DATABASE ${goldenNew} RENAME TO ${golden}; DROP DATABASE ${goldenOld}`,
         ],
         run: async (ctx) => {
-          const had = await exists(admin, golden, ctx.log);
-          await swapIn(
-            admin,
+          const db = stagingDb(ctx.log);
+          const had = await db.exists(golden);
+          await db.swapIn(
             golden,
             { incoming: goldenNew, outgoing: goldenOld, liveExists: had },
             'swap the golden copy',
-            ctx.log,
           );
-          if (had) await dropDatabase(admin, goldenOld, ctx.log);
+          if (had) await db.drop(goldenOld);
           Object.assign(record, { dump, asOf: taken.toISOString() });
         },
       },
@@ -347,22 +315,20 @@ export async function syncJobs(
         title: `copy it to ${branches.length ? branches.join(', ') : 'no branch site'}`,
         preview: branches.map(
           (b) =>
-            `${b}: CREATE DATABASE ${suffixed(stagingDatabaseName(b, c.name), '_new')} TEMPLATE ${golden} STRATEGY FILE_COPY; swap by rename; migrate (if it fails, yesterday's copy goes back); drop yesterday's copy`,
+            `${b}: CREATE DATABASE ${twin(stagingDatabaseName(b, c.name), 'new')} TEMPLATE ${golden} STRATEGY FILE_COPY; swap by rename; migrate (if it fails, yesterday's copy goes back); drop yesterday's copy`,
         ),
         run: async (ctx) => {
           const failed: string[] = [];
           for (const b of branches) {
-            const r = await syncBranch(
-              cfg,
-              state,
-              admin,
+            const r = await syncBranch(cfg, state, {
+              db: stagingDb(ctx.log),
               golden,
-              b,
-              c.name,
-              ctx.log,
-              Boolean(c.productionFiles),
-              record.startedAt ?? Date.now(),
-            );
+              branch: b,
+              customer: c.name,
+              log: ctx.log,
+              withFiles: Boolean(c.productionFiles),
+              started: record.startedAt ?? Date.now(),
+            });
             outcome.branches.push(r);
             ctx.say(`${b}: ${r.ok ? `done (unavailable ${r.swapMs} ms)` : `failed: ${r.error}`}`);
             if (!r.ok) failed.push(`${b}: ${r.error}`);
@@ -399,20 +365,31 @@ export async function syncJobs(
   return jobs;
 }
 
+interface BranchSyncRequest {
+  db: StagingServer;
+  golden: string;
+  branch: string;
+  customer: string;
+  log: string;
+  /** The customer has production files: stage, swap and commit them with the database. */
+  withFiles: boolean;
+  /** When the customer's sync started (its dump), for the duration shown. */
+  started: number;
+}
+
+/**
+ * One branch site × customer: clone the golden copy under a temporary name,
+ * swap it in, migrate; yesterday's copy is dropped only after the migrate
+ * worked (the commit), and put back if it failed.
+ */
 async function syncBranch(
   cfg: Config,
   state: State,
-  admin: Dsn,
-  golden: string,
-  branch: string,
-  customer: string,
-  log: string,
-  withFiles: boolean,
-  started: number,
+  { db, golden, branch, customer, log, withFiles, started }: BranchSyncRequest,
 ): Promise<BranchSyncResult> {
-  const db = stagingDatabaseName(branch, customer);
-  const fresh = suffixed(db, '_new');
-  const old = suffixed(db, '_old');
+  const live = stagingDatabaseName(branch, customer);
+  const fresh = twin(live, 'new');
+  const old = twin(live, 'old');
   let release: (() => Promise<void>) | undefined;
   try {
     // An update of this branch site runs its own migrate: one at a time.
@@ -424,18 +401,13 @@ async function syncBranch(
     let had = false;
     let swapStart = 0;
     try {
-      await psql(admin, endSessions([golden]), { step: 'end sessions on the golden copy', log });
-      await psql(
-        admin,
-        `CREATE DATABASE ${quoteIdent(fresh)} TEMPLATE ${quoteIdent(golden)} STRATEGY FILE_COPY`,
-        { step: 'copy the golden copy', log },
-      );
+      await db.create(fresh, golden, 'copy the golden copy');
       if (withFiles) await stageFiles(cfg, branch, customer, log);
-      had = await exists(admin, db, log);
+      had = await db.exists(live);
       swapStart = Date.now();
-      await swapIn(admin, db, { incoming: fresh, outgoing: old, liveExists: had }, 'swap', log);
+      await db.swapIn(live, { incoming: fresh, outgoing: old, liveExists: had }, 'swap');
     } catch (e) {
-      await dropDatabase(admin, fresh, log).catch(() => undefined);
+      await db.drop(fresh).catch(() => undefined);
       if (withFiles) await putBackFiles(cfg, branch, customer).catch(() => undefined);
       throw e;
     }
@@ -446,15 +418,21 @@ async function syncBranch(
     );
     try {
       if (withFiles) await swapFiles(cfg, branch, customer);
-      if (migrate) await migrate.run({ log, onUndo: () => undefined, say: () => undefined });
+      if (migrate)
+        await migrate.run({
+          log,
+          onUndo: () => undefined,
+          say: () => undefined,
+          warn: () => undefined,
+        });
     } catch (e) {
       if (!had) throw e; // nothing to go back to: the new copy stays
-      await putBack(admin, db, log);
+      await db.putBack(live);
       if (withFiles) await putBackFiles(cfg, branch, customer);
       throw new KarlstageError(`${briefly(e)}; ${branch} keeps yesterday's data`);
     }
     // The commit: once yesterday's copy is dropped, a killed run is not undone any more.
-    if (had) await dropDatabase(admin, old, log);
+    if (had) await db.drop(old);
     if (withFiles) await commitFiles(cfg, branch, customer);
     return { branch, customer, ok: true, ...finished(started), swapMs };
   } catch (e) {

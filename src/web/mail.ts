@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import writeFileAtomic from 'write-file-atomic';
-import type { Config } from '../core/config.js';
+import type { Config } from '../config/config.js';
 import { layout } from '../core/layout.js';
 import { run } from '../core/runner.js';
 import type { State } from '../core/state.js';

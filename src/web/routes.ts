@@ -3,7 +3,7 @@ import { copyFile, mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promise
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import writeFileAtomic from 'write-file-atomic';
-import type { Config } from '../core/config.js';
+import type { Config } from '../config/config.js';
 import { KarlstageError, UsageError } from '../core/errors.js';
 import { layout } from '../core/layout.js';
 import type { Step } from '../core/plan.js';

@@ -1,5 +1,5 @@
 import { describePoll } from '../branches/poll.js';
-import type { Config } from '../core/config.js';
+import type { Config } from '../config/config.js';
 import { layout } from '../core/layout.js';
 import type { BranchState, State } from '../core/state.js';
 import { readInstances } from '../instances/instances-file.js';

@@ -1,7 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import writeFileAtomic from 'write-file-atomic';
-import type { Config } from '../core/config.js';
+import type { Config } from '../config/config.js';
 import { layout } from '../core/layout.js';
 import { upstreamState, type UpstreamState } from '../branches/poll.js';
 import { readState, type BranchState } from '../core/state.js';

@@ -15,9 +15,12 @@ export interface PgCluster {
   stop(): Promise<void>;
 }
 
-/** The demo's throwaway cluster (superuser password "superpw"), stopped and removed after the test. */
-export async function pgCluster(): Promise<PgCluster> {
-  const cluster = await startCluster('superpw');
+/**
+ * The demo's throwaway cluster (superuser password "superpw"), stopped and removed after the test.
+ * `settings`: more server settings (a later listen_addresses wins over the default 127.0.0.1).
+ */
+export async function pgCluster(settings: string[] = []): Promise<PgCluster & { dir: string }> {
+  const cluster = await startCluster('superpw', settings);
   onCleanup(() => cluster.stop('immediate'));
   const { port } = cluster;
   const sql = async (db: string, query: string) =>
@@ -54,6 +57,7 @@ export async function pgCluster(): Promise<PgCluster> {
   };
   return {
     port,
+    dir: cluster.dir,
     env: cluster.env,
     dsn: cluster.dsn,
     sql,

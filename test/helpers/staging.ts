@@ -83,11 +83,14 @@ export async function stagingServer(repo: SampleRepo, opts: StagingOptions = {})
     }
   });
   const snapshot = async () => {
-    // Logs, locks and the runs' child lists come and go with every run; they are not the site's content.
+    // Logs, locks and the runs' child lists come and go with every run; they are not the site's
+    // content (nor is the bare .karlstage folder they live in).
     const r = await execa(
       'find',
       [
         root,
+        '-mindepth',
+        '1',
         '-not',
         '-path',
         '*/.karlstage/logs*',
@@ -97,6 +100,9 @@ export async function stagingServer(repo: SampleRepo, opts: StagingOptions = {})
         '-not',
         '-path',
         '*/.karlstage/runs*',
+        '-not',
+        '-path',
+        `${root}/.karlstage`,
         '-printf',
         '%P %s %T@\n',
       ],

@@ -1,7 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { findConfig, loadConfig, parseConfig } from '../../src/core/config.js';
+import { findConfig, loadConfig, parseConfig } from '../../src/config/config.js';
 import { init } from '../../src/commands/init.js';
 import { UsageError } from '../../src/core/errors.js';
 import { tempDir } from '../helpers/tmp.js';

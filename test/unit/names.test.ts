@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { checkName, parseCustomerList } from '../../src/core/names.js';
+import { checkName, parseCustomerList } from '../../src/config/names.js';
 import { UsageError } from '../../src/core/errors.js';
 
 describe('branch and customer names', () => {

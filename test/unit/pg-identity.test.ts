@@ -1,10 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { parseDsn } from '../../src/core/dsn.js';
-import { pgEnv, quoteIdent, sameDatabase } from '../../src/sync/pg.js';
+import { spelledAlike } from '../../src/db/guard.js';
+import { pgEnv, quoteIdent } from '../../src/db/pg.js';
 
-const same = (a: string, b: string) => sameDatabase(parseDsn(a), parseDsn(b));
+const same = (a: string, b: string) => spelledAlike(parseDsn(a), parseDsn(b));
 
-describe('which database a connection string means', () => {
+// Only the fast first check: the guard asks the servers who they are (test/production-guard.test.ts).
+describe('which database a connection string is spelled to mean', () => {
   it('resolves localhost, 127.0.0.1, ::1 and a socket to one host, and the default port', () => {
     expect(same('host=localhost dbname=karl', 'host=127.0.0.1 port=5432 dbname=karl')).toBe(true);
     expect(same('host=/var/run/postgresql dbname=karl', 'host=::1 dbname=karl')).toBe(true);

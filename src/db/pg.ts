@@ -1,4 +1,4 @@
-import type { Dsn } from '../core/dsn.js';
+import { dsnEnv, type Dsn } from '../core/dsn.js';
 import { run, type RunResult } from '../core/runner.js';
 
 /**
@@ -6,27 +6,8 @@ import { run, type RunResult } from '../core/runner.js';
  * Connection settings (the password included) travel in PG* environment
  * variables, never as arguments that `ps` would show.
  */
-const ENV: Record<string, string> = {
-  host: 'PGHOST',
-  hostaddr: 'PGHOSTADDR',
-  port: 'PGPORT',
-  dbname: 'PGDATABASE',
-  user: 'PGUSER',
-  password: 'PGPASSWORD',
-  passfile: 'PGPASSFILE',
-  sslmode: 'PGSSLMODE',
-  sslrootcert: 'PGSSLROOTCERT',
-  sslcert: 'PGSSLCERT',
-  sslkey: 'PGSSLKEY',
-  connect_timeout: 'PGCONNECT_TIMEOUT',
-  application_name: 'PGAPPNAME',
-  options: 'PGOPTIONS',
-};
-
 export function pgEnv(dsn: Dsn, extra: Record<string, string> = {}): Record<string, string> {
-  const env: Record<string, string> = { PGCONNECT_TIMEOUT: '10', PGAPPNAME: 'karlstage' };
-  for (const [k, v] of Object.entries(dsn)) if (ENV[k]) env[ENV[k]] = v;
-  return { ...env, ...extra };
+  return { PGCONNECT_TIMEOUT: '10', PGAPPNAME: 'karlstage', ...dsnEnv(dsn), ...extra };
 }
 
 /** Sessions on production: read-only, so even a bug cannot write there. */
@@ -66,41 +47,19 @@ export interface PgRunOptions {
   env?: Record<string, string>;
 }
 
-/** psql on the staging server. */
-export function psql(dsn: Dsn, sql: string, o: PgRunOptions): Promise<RunResult> {
-  return run('psql', ['-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-c', sql], {
+/**
+ * psql on the staging server. Several statements are run in order in one
+ * session (each -c its own transaction; a multi-statement -c is one), and the
+ * first error stops it.
+ */
+export function psql(dsn: Dsn, sql: string | string[], o: PgRunOptions): Promise<RunResult> {
+  const commands = (Array.isArray(sql) ? sql : [sql]).filter(Boolean).flatMap((c) => ['-c', c]);
+  return run('psql', ['-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', ...commands], {
     step: o.step,
     log: o.log,
     timeoutMs: o.timeoutMs,
     env: stagingEnv(dsn, o.env),
   });
-}
-
-export function psqlFile(dsn: Dsn, file: string, o: PgRunOptions): Promise<RunResult> {
-  return run('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-1', '-f', file], {
-    step: o.step,
-    log: o.log,
-    timeoutMs: o.timeoutMs,
-    env: stagingEnv(dsn, o.env),
-  });
-}
-
-/** Same database? Compared after resolving defaults: localhost = 127.0.0.1 = ::1 = a socket, port 5432, dbname = user. */
-export function databaseIdentity(dsn: Dsn): string {
-  const rawHost = (dsn.host ?? dsn.hostaddr ?? '').split(',')[0]!.trim().toLowerCase();
-  const local =
-    rawHost === '' ||
-    rawHost.startsWith('/') ||
-    ['localhost', '127.0.0.1', '::1', '[::1]', 'localhost.localdomain'].includes(rawHost);
-  const host = local ? 'local' : rawHost;
-  const port = (dsn.port ?? '5432').split(',')[0]!.trim() || '5432';
-  const user = dsn.user ?? process.env.PGUSER ?? process.env.USER ?? '';
-  const dbname = dsn.dbname ?? user;
-  return `${host}:${port}/${dbname}`;
-}
-
-export function sameDatabase(a: Dsn, b: Dsn): boolean {
-  return databaseIdentity(a) === databaseIdentity(b);
 }
 
 /** The server's version as a number (150004 for 15.4), asked with the given connection environment. */
@@ -122,12 +81,6 @@ export async function toolMajor(tool: string): Promise<number> {
 /** SQL that ends every other session on these databases (a rename or drop needs them gone). */
 export const endSessions = (dbs: string[]) =>
   `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname IN (${dbs.map(quoteLiteral).join(', ')}) AND pid <> pg_backend_pid();`;
-
-/** End its sessions and drop it. Separate calls: DROP DATABASE cannot run inside a multi-statement -c. */
-export async function dropDatabase(admin: Dsn, db: string, log?: string): Promise<void> {
-  await psql(admin, endSessions([db]), { step: `end sessions on ${db}`, log });
-  await psql(admin, `DROP DATABASE IF EXISTS ${quoteIdent(db)}`, { step: `drop ${db}`, log });
-}
 
 /** The names of the databases on a server. */
 export async function databaseNames(admin: Dsn, log?: string): Promise<Set<string>> {

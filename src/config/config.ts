@@ -1,14 +1,14 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
-import { scheduleProblem } from './cron-schedule.js';
-import { duplicateKeys } from './ini-edit.js';
+import { scheduleProblem } from '../core/cron-schedule.js';
+import { duplicateKeys } from '../core/ini-edit.js';
 import { parseKeep } from '../sync/retention.js';
 import { parse } from 'ini';
-import { UsageError } from './errors.js';
+import { UsageError } from '../core/errors.js';
 import { nameProblem } from './names.js';
-import { addSecret } from './redact.js';
-import { parseDsn } from './dsn.js';
+import { addSecret } from '../core/redact.js';
+import { parseDsn } from '../core/dsn.js';
 
 export const CONFIG_NAME = 'karlstage.ini';
 
@@ -22,6 +22,8 @@ export interface CustomerConfig {
   productionFiles?: string;
   sanitize?: string;
   mailBranch: string;
+  /** The operator allows staging databases on this customer's production cluster (checked by OID). */
+  stagingOnProductionServer: boolean;
 }
 
 export interface Config {
@@ -301,6 +303,9 @@ export function parseConfig(text: string, file: string): Config {
       }
     }
     const sanitize = opt(s, name, 'sanitize');
+    const shared = str(s, name, 'staging_on_production_server', 'no');
+    if (shared !== 'yes' && shared !== 'no')
+      problems.push(`${at(name, 'staging_on_production_server')} = ${shared}: expected yes or no`);
     cfg.customers.push({
       name: customer,
       production,
@@ -308,6 +313,7 @@ export function parseConfig(text: string, file: string): Config {
       productionDump: ((d) => d && path(d))(opt(s, name, 'production_dump')),
       sanitize: sanitize && path(sanitize),
       mailBranch,
+      stagingOnProductionServer: shared === 'yes',
     });
   }
 

@@ -1,4 +1,4 @@
-import { UsageError } from './errors.js';
+import { UsageError } from '../core/errors.js';
 
 /** Branch and customer names become URL segments, folder names and parts of database names. */
 const NAME = /^[a-z][a-z0-9-]{0,30}$/;
