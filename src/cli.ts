@@ -1,5 +1,5 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import type { GlobalOptions } from './commands/context.js';
+import type { GlobalOptions } from './context/context.js';
 
 /**
  * The commander program. Each action only turns flags into a typed options
@@ -18,6 +18,9 @@ function positive(value: string): number {
     throw new InvalidArgumentError('expected a whole number of at least 1');
   return n;
 }
+
+/** The running command's result: printed as the one JSON document with --json. */
+let outcome: unknown;
 
 function globals(cmd: Command): GlobalOptions {
   const o = cmd.optsWithGlobals() as Record<string, unknown>;
@@ -73,7 +76,7 @@ export function buildProgram(): Command {
     .option('--force', 'overwrite an existing karlstage.ini')
     .action(async (dir: string | undefined, o, cmd: Command) => {
       const { init } = await import('./commands/init.js');
-      await init({ ...globals(cmd), dir, ...o });
+      outcome = await init({ ...globals(cmd), dir, ...o });
     });
 
   program
@@ -87,7 +90,7 @@ export function buildProgram(): Command {
     .action(async (branch: string, o: { ref?: string; customers?: string }, cmd: Command) => {
       const { parseCustomerList } = await import('./config/names.js');
       const { create } = await import('./commands/create.js');
-      await create({
+      outcome = await create({
         ...globals(cmd),
         branch,
         ref: o.ref,
@@ -101,7 +104,7 @@ export function buildProgram(): Command {
     .option('-f, --force', 'discard local changes in the working copy')
     .action(async (branch: string, ref: string, o: { force?: boolean }, cmd: Command) => {
       const { switchBranch } = await import('./commands/switch.js');
-      await switchBranch({ ...globals(cmd), branch, ref, force: o.force });
+      outcome = await switchBranch({ ...globals(cmd), branch, ref, force: o.force });
     });
 
   program
@@ -119,7 +122,7 @@ export function buildProgram(): Command {
         cmd: Command,
       ) => {
         const { update } = await import('./commands/update.js');
-        await update({ ...globals(cmd), branches, ...o });
+        outcome = await update({ ...globals(cmd), branches, ...o });
       },
     );
 
@@ -132,7 +135,7 @@ export function buildProgram(): Command {
     .option('-j, --jobs <n>', 'branch sites built at once (default: [staging] jobs)', positive)
     .action(async (branches: string[], o: { build?: boolean; jobs?: number }, cmd: Command) => {
       const { poll } = await import('./commands/poll.js');
-      await poll({ ...globals(cmd), branches, ...o });
+      outcome = await poll({ ...globals(cmd), branches, ...o });
     });
 
   program
@@ -143,7 +146,7 @@ export function buildProgram(): Command {
     .option('--install', 'write them to [cron] file (default /etc/cron.d/karlstage)')
     .action(async (o: { install?: boolean }, cmd: Command) => {
       const { cron } = await import('./commands/cron.js');
-      await cron({ ...globals(cmd), install: o.install });
+      outcome = await cron({ ...globals(cmd), install: o.install });
     });
 
   program
@@ -153,7 +156,7 @@ export function buildProgram(): Command {
     )
     .action(async (_o, cmd: Command) => {
       const { status } = await import('./commands/status.js');
-      await status(globals(cmd));
+      outcome = await status(globals(cmd));
     });
 
   program
@@ -169,7 +172,7 @@ export function buildProgram(): Command {
     .option('-o, --output <file>', 'write it to this file (atomically) instead of stdout')
     .action(async (o: { format: string; output?: string }, cmd: Command) => {
       const { sites } = await import('./commands/sites.js');
-      await sites({ ...globals(cmd), format: o.format, output: o.output });
+      outcome = await sites({ ...globals(cmd), format: o.format, output: o.output });
     });
 
   program
@@ -186,7 +189,7 @@ export function buildProgram(): Command {
       async (branches: string[], o: { customers?: string; nightly?: boolean }, cmd: Command) => {
         const { parseCustomerList } = await import('./config/names.js');
         const { sync } = await import('./commands/sync.js');
-        await sync({
+        outcome = await sync({
           ...globals(cmd),
           branches,
           nightly: o.nightly,
@@ -204,7 +207,7 @@ export function buildProgram(): Command {
     .option('--reason <text>', 'why, for the others')
     .action(async (branch: string, o: { release?: boolean; reason?: string }, cmd: Command) => {
       const { hold } = await import('./commands/sync.js');
-      await hold({ ...globals(cmd), branch, ...o });
+      outcome = await hold({ ...globals(cmd), branch, ...o });
     });
 
   program
@@ -214,7 +217,7 @@ export function buildProgram(): Command {
     )
     .action(async (_o, cmd: Command) => {
       const { routes } = await import('./commands/routes.js');
-      await routes(globals(cmd));
+      outcome = await routes(globals(cmd));
     });
 
   program
@@ -224,7 +227,7 @@ export function buildProgram(): Command {
     )
     .action(async (customer: string, branch: string, _o, cmd: Command) => {
       const { mail } = await import('./commands/mail.js');
-      await mail({ ...globals(cmd), customer, branch });
+      outcome = await mail({ ...globals(cmd), customer, branch });
     });
 
   program
@@ -233,7 +236,7 @@ export function buildProgram(): Command {
     .option('-y, --yes', 'really remove it')
     .action(async (branch: string, o: { yes?: boolean }, cmd: Command) => {
       const { destroy } = await import('./commands/destroy.js');
-      await destroy({ ...globals(cmd), branch, yes: o.yes });
+      outcome = await destroy({ ...globals(cmd), branch, yes: o.yes });
     });
 
   program
@@ -243,7 +246,7 @@ export function buildProgram(): Command {
     )
     .action(async (_o, cmd: Command) => {
       const { doctor } = await import('./commands/doctor.js');
-      await doctor(globals(cmd));
+      outcome = await doctor(globals(cmd));
     });
 
   program
@@ -261,24 +264,33 @@ export function buildProgram(): Command {
         o: { vcs: 'git' | 'svn'; basePort?: number },
         cmd: Command,
       ) => {
-        const { demo } = await import('./commands/demo.js');
-        await demo({ ...globals(cmd), dir, vcs: o.vcs, basePort: o.basePort });
+        const { demo } = await import('./demo/demo.js');
+        outcome = await demo({ ...globals(cmd), dir, vcs: o.vcs, basePort: o.basePort });
       },
     );
 
   return program;
 }
 
-/** The one top-level handler: maps errors to exit statuses and prints them once. */
+/**
+ * The one top-level handler: prints the command's result as one JSON document
+ * with --json, maps errors to exit statuses and prints them once — on stderr
+ * for people, and with --json also as the one document on stdout.
+ */
 export async function main(argv: string[]): Promise<number> {
   // `karlstage status | head`: a reader that went away is not an error.
   process.stdout.on('error', (e: NodeJS.ErrnoException) => {
     if (e.code === 'EPIPE') process.exit(0);
     throw e;
   });
+  const json = argv.includes('--json');
+  const { redact } = await import('./core/redact.js');
+  const document = (value: unknown) =>
+    process.stdout.write(redact(JSON.stringify(value, null, 2)) + '\n');
   const program = buildProgram();
   try {
     await program.parseAsync(argv);
+    if (json) document(outcome ?? { ok: true });
     return 0;
   } catch (e) {
     if (e instanceof CommanderError) {
@@ -288,19 +300,36 @@ export async function main(argv: string[]): Promise<number> {
         e.code === 'commander.help'
       )
         return 0;
-      return 2; // commander has printed the problem already
+      // commander has printed the problem already
+      if (json) document({ ok: false, exitCode: 2, error: e.message.replace(/^error: /, '') });
+      return 2;
     }
-    const { isKarlstageError } = await import('./core/errors.js');
+    const { isKarlstageError, StepError } = await import('./core/errors.js');
     const { Output } = await import('./core/output.js');
     const noColor = argv.includes('--no-color');
     const out = await Output.create({ color: !noColor }, process.stderr);
     if (isKarlstageError(e)) {
       out.error(e.message, e.details);
+      if (json)
+        document({
+          ok: false,
+          exitCode: e.exitCode,
+          error: e.message,
+          ...(e instanceof StepError ? { step: e.step, command: e.commandLine } : {}),
+          details: e.details,
+          ...(e.result ?? {}),
+        });
       return e.exitCode;
     }
     out.error(`internal error, please report it: ${(e as Error)?.message ?? String(e)}`, [
       String((e as Error)?.stack ?? ''),
     ]);
+    if (json)
+      document({
+        ok: false,
+        exitCode: 1,
+        error: `internal error: ${(e as Error)?.message ?? String(e)}`,
+      });
     return 1;
   }
 }

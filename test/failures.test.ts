@@ -3,7 +3,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { create } from '../src/commands/create.js';
-import { readState } from '../src/core/state.js';
+import { readState } from '../src/model/state.js';
 import { serverSource } from '../src/demo/sample-app.js';
 import { blackhole, commandLines, killGroup, startCli, waitFor } from './helpers/processes.js';
 import { gitRepo, svnRepo, svnServe } from './helpers/repos.js';

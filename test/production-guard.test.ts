@@ -243,17 +243,13 @@ describe('production is recognised by asking the servers', () => {
     });
     const cfg = loadConfig(st.config);
     const guard = await ProductionGuard.establish(cfg);
+    const { exec } = await import('../src/core/command.js');
     const db = new StagingServer(cfg, guard);
     for (const attempt of [
-      () => db.drop('ks_branch2_osf'),
-      () => db.rename('ks_branch2_osf', 'ks_branch2_osf__old', 'rename'),
-      () =>
-        db.swapIn(
-          'ks_branch2_osf',
-          { incoming: 'nothing', outgoing: 'x', liveExists: true },
-          'swap',
-        ),
-      () => db.create('ks_anything', 'ks_branch2_osf'),
+      () => exec(db.drop('ks_branch2_osf')),
+      () => exec(db.rename('ks_branch2_osf', 'ks_branch2_osf__old', 'rename')),
+      () => exec(db.swapIn('ks_branch2_osf', 'nothing', 'x', 'swap')),
+      () => exec(db.create('ks_anything', 'ks_branch2_osf')),
     ])
       await expect(attempt()).rejects.toThrow(
         /karlstage refuses to write "ks_branch2_osf": it is a production database/,

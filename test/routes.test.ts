@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { create } from '../src/commands/create.js';
 import { destroy } from '../src/commands/destroy.js';
-import { readState } from '../src/core/state.js';
+import { readState } from '../src/model/state.js';
 import { curl, eventually, nginxServer, selfSignedCert } from './helpers/nginx.js';
 import { gitRepo } from './helpers/repos.js';
 import { stagingServer } from './helpers/staging.js';

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { create } from '../src/commands/create.js';
 import { parseDsn } from '../src/core/dsn.js';
 import { run } from '../src/core/runner.js';
-import { readState } from '../src/core/state.js';
+import { readState } from '../src/model/state.js';
 import { productionEnv } from '../src/db/pg.js';
 import { pgCluster, type PgCluster } from './helpers/pg.js';
 import { commandLines, killGroup, startCli, waitFor } from './helpers/processes.js';

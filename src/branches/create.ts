@@ -3,21 +3,22 @@ import { mkdir, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import writeFileAtomic from 'write-file-atomic';
 import type { Config } from '../config/config.js';
-import { UsageError } from '../core/errors.js';
-import { layout } from '../core/layout.js';
 import { checkName } from '../config/names.js';
+import { UsageError } from '../core/errors.js';
 import type { Plan, Step } from '../core/plan.js';
-import { freeSlot, readState, updateState } from '../core/state.js';
+import { portIsFree } from '../core/ports.js';
 import { renderTemplate } from '../core/templates.js';
 import { ProductionGuard } from '../db/guard.js';
 import { goldenName, stagingDatabaseName, stagingDsn, withTwins } from '../db/names.js';
 import { StagingServer } from '../db/staging.js';
-import { clearPending, markPending, readPending } from './pending.js';
-import { copySkeleton, skeletonPreview } from './skeleton.js';
-import { deploymentStep, stepCommand, stepEnv, type SiteIdentity } from './steps.js';
-import { run } from '../core/runner.js';
-import { describeBuild, sourceVcs } from './vcs.js';
-import { writeAllowList } from '../web/mail.js';
+import { layout } from '../model/layout.js';
+import { writeAllowList } from '../model/mail-safety.js';
+import { clearPending, markPending, readPending } from '../model/pending.js';
+import { readState, updateState, type State } from '../model/state.js';
+import { deploymentCommand, stepArgv, stepEnv, type SiteIdentity } from '../model/steps.js';
+import type { BuildFacts } from '../vcs/vcs.js';
+import { skeletonStep } from './skeleton.js';
+import { siteVcs, storeStep } from './source.js';
 
 export interface CreateRequest {
   branch: string;
@@ -41,6 +42,17 @@ export async function renderInstances(
   });
 }
 
+/**
+ * The smallest slot not taken whose port nothing listens on: slots (and
+ * ports) are reused after destroy, and a port another program took is passed
+ * over, not handed to a branch site that then cannot start.
+ */
+async function freeSlot(cfg: Config, state: State): Promise<number> {
+  const used = new Set(Object.values(state.branches).map((b) => b.slot));
+  for (let slot = 1; ; slot++)
+    if (!used.has(slot) && (await portIsFree(cfg.staging.basePort + slot))) return slot;
+}
+
 /** Work out a create: every check that can fail on input runs here, before anything changes. */
 export async function planCreate(cfg: Config, req: CreateRequest): Promise<Plan> {
   const branch = checkName('branch', req.branch);
@@ -61,71 +73,84 @@ export async function planCreate(cfg: Config, req: CreateRequest): Promise<Plan>
     throw new UsageError(
       'no customers: add a [customer:NAME] section to karlstage.ini or pass --customers a,b',
     );
-  customers.forEach((c) => checkName('customer', c));
+  for (const c of customers)
+    if (!cfg.customers.some((x) => x.name === checkName('customer', c)))
+      throw new UsageError(
+        `there is no [customer:${c}] in ${cfg.file}: add its section first, or leave it out of --customers`,
+      );
   const ref = req.ref ?? cfg.source.default;
-  const probe = await sourceVcs(cfg);
-  probe.validateRef(ref);
-  for (const key of ['build', 'start', 'stop'] as const) stepCommand(cfg, key, dir);
-  await probe.checkRef(ref); // a read: also runs in --dry-run, so a bad ref fails before anything exists
+  const vcs = await siteVcs(cfg);
+  vcs.validateRef(ref);
+  for (const key of ['build', 'start', 'stop'] as const) stepArgv(cfg, key, dir);
+  const skeleton = skeletonStep(cfg, dir, branch);
+  // A read: also in --dry-run, so a ref that is not there fails before anything exists.
+  const kind = await vcs.checkRef(ref);
 
-  const slot = freeSlot(state);
+  const slot = await freeSlot(cfg, state);
   const site: SiteIdentity = { name: branch, slot, port: cfg.staging.basePort + slot };
   const sourceDir = join(dir, cfg.source.path);
   const instancesFile = layout.instancesIni(root, branch);
   let revision: string | undefined;
-  let about: Awaited<ReturnType<typeof describeBuild>> = {};
+  let about: BuildFacts = {};
+  const env = () => stepEnv(cfg, site, revision);
+  const command = `create ${branch}`;
 
   const steps: Step[] = [];
   if (leftover) {
+    const stop = deploymentCommand(cfg, 'stop', branch, env);
     steps.push({
       title: 'remove what an interrupted create left',
-      preview: [`remove ${dir}/ (left by pid ${leftover.pid} at ${leftover.started})`],
+      commands: stop ? [{ ...stop, when: 'when the folder is there' }] : [],
+      effects: [`remove ${dir}/ (left by pid ${leftover.pid} at ${leftover.started})`],
       run: async (ctx) => {
-        const argv = existsSync(dir) ? stepCommand(cfg, 'stop', dir) : undefined;
-        if (argv) {
-          const [program, ...args] = argv as [string, ...string[]];
-          await run(program, args, {
-            step: `${branch}: stop`,
-            cwd: dir,
-            env: stepEnv(cfg, site),
-            timeoutMs: cfg.deployment.timeout * 1000,
-            log: ctx.log,
-          }).catch(() => undefined);
-        }
+        if (stop && existsSync(dir)) await ctx.exec(stop).catch(() => undefined);
         await rm(dir, { recursive: true, force: true });
       },
     });
   }
+  // git: one fetch into the shared store, before anything of the site exists; a commit id is
+  // looked up there (it cannot be asked of the server without fetching).
+  const store = storeStep(cfg, vcs, command);
+  if (store) steps.push(store);
+  const locate = vcs.locate(ref, kind);
+  if (locate)
+    steps.push({
+      title: `find ${ref}`,
+      commands: locate.commands,
+      run: (ctx) => locate.run(ctx.exec),
+    });
   steps.push(
     {
-      title: 'copy the deployment skeleton',
-      preview: skeletonPreview(cfg, dir),
+      ...skeleton,
       run: async (ctx) => {
         await markPending(root, branch, 'create');
         ctx.onUndo(() => rm(dir, { recursive: true, force: true }));
-        await copySkeleton(cfg, dir, ctx.log);
+        await skeleton.run(ctx);
         if (existsSync(sourceDir))
           throw new UsageError(
             `the skeleton already has ${cfg.source.path}: remove it there, karlstage checks the source out itself`,
           );
       },
     },
-    {
-      title: `check out ${ref}`,
-      preview: probe.preview('checkout', ref, sourceDir),
-      run: async (ctx) => {
-        await mkdir(dirname(sourceDir), { recursive: true });
-        const vcs = await sourceVcs(cfg, ctx.log);
-        revision = await vcs.checkout(ref, sourceDir);
-        about = await describeBuild(vcs, sourceDir, ref, cfg.source.default);
-        ctx.say(`checked out ${ref} at ${revision}`);
-      },
-    },
+    ((): Step => {
+      const checkout = vcs.checkout(ref, kind, sourceDir, branch);
+      const describe = vcs.describeBuild(sourceDir, ref, cfg.source.default);
+      return {
+        title: `check out ${ref}`,
+        commands: [...checkout.commands, ...describe.commands],
+        run: async (ctx) => {
+          await mkdir(dirname(sourceDir), { recursive: true });
+          revision = await checkout.run(ctx.exec);
+          about = await describe.run(ctx.exec);
+          ctx.say(`checked out ${ref} at ${revision}`);
+        },
+      };
+    })(),
     {
       title: 'write etc/instances.ini',
-      preview: [
+      effects: [
         `write ${instancesFile} (customers: ${customers.join(', ')})`,
-        `write ${layout.allowList(root)} if missing`,
+        `write ${layout.allowList(root)}`,
       ],
       run: async () => {
         await mkdir(dirname(instancesFile), { recursive: true });
@@ -136,7 +161,6 @@ export async function planCreate(cfg: Config, req: CreateRequest): Promise<Plan>
       },
     },
   );
-  const env = () => stepEnv(cfg, site, revision);
   if (cfg.staging.manageDatabases) {
     // Asked of the servers before anything exists: a read, so --dry-run asks too.
     const guard = await ProductionGuard.establish(cfg, { memory: layout.productions(root) });
@@ -150,39 +174,44 @@ export async function planCreate(cfg: Config, req: CreateRequest): Promise<Plan>
     const made = customers.filter((c) => !guard.unknown(c));
     const names = made.map((c) => stagingDatabaseName(branch, c));
     await guard.refuseProduction([...withTwins(names), ...made.map(goldenName)]);
+    const db = new StagingServer(cfg, guard);
+    const make = db.siteDatabases(branch, made);
+    const undo = db.dropWithTwins(names);
     steps.push({
       title: 'create the staging databases',
-      preview: [
-        ...made.map(
-          (c) =>
-            `CREATE DATABASE ${stagingDatabaseName(branch, c)} (TEMPLATE ${goldenName(c)} STRATEGY FILE_COPY when that golden copy exists)`,
-        ),
-        ...unknown,
-      ],
+      commands: [...make.commands, ...undo.map((c) => ({ ...c, when: 'when a later step fails' }))],
+      effects: unknown,
       run: async (ctx) => {
         await guard.remember();
-        const db = new StagingServer(cfg, guard, ctx.log);
-        ctx.onUndo(() => db.dropWithTwins(names));
-        await db.createSiteDatabases(branch, made);
+        ctx.onUndo(async () => {
+          for (const c of undo) await ctx.exec(c);
+        });
+        await make.run(ctx.exec);
         for (const line of unknown) ctx.warn(line);
       },
     });
   }
-  const build = deploymentStep(cfg, 'build', branch, env);
-  if (build) steps.push(build);
-  const start = deploymentStep(cfg, 'start', branch, env);
-  const stop = deploymentStep(cfg, 'stop', branch, env);
+  const build = deploymentCommand(cfg, 'build', branch, env);
+  if (build)
+    steps.push({
+      title: 'build',
+      commands: [build],
+      run: async (ctx) => void (await ctx.exec(build)),
+    });
+  const start = deploymentCommand(cfg, 'start', branch, env);
+  const stop = deploymentCommand(cfg, 'stop', branch, env);
   if (start)
     steps.push({
-      ...start,
+      title: 'start',
+      commands: [start, ...(stop ? [{ ...stop, when: 'when a later step fails' }] : [])],
       run: async (ctx) => {
-        if (stop) ctx.onUndo(async () => void (await stop.run(ctx)));
-        await start.run(ctx);
+        if (stop) ctx.onUndo(async () => void (await ctx.exec(stop)));
+        await ctx.exec(start);
       },
     });
   steps.push({
     title: 'record the branch site',
-    preview: [`write ${layout.state(root)} (slot ${slot}, port ${site.port})`],
+    effects: [`write ${layout.state(root)} (slot ${slot}, port ${site.port})`],
     run: async () => {
       const now = new Date().toISOString();
       await updateState(root, (s) => {
@@ -192,6 +221,7 @@ export async function planCreate(cfg: Config, req: CreateRequest): Promise<Plan>
           port: site.port,
           vcs: cfg.source.vcs,
           ref,
+          refKind: kind,
           createdAt: now,
           revision,
           built: revision ? { revision, ref, at: now, ...about } : undefined,
@@ -201,7 +231,7 @@ export async function planCreate(cfg: Config, req: CreateRequest): Promise<Plan>
   });
 
   return {
-    command: `create ${branch}`,
+    command,
     jobs: [{ name: branch, steps, finally: () => clearPending(root, branch) }],
   };
 }

@@ -1,7 +1,9 @@
 import type { Config } from '../config/config.js';
-import { layout } from '../core/layout.js';
-import type { BranchState, PollRecord } from '../core/state.js';
-import { sourceVcs, whyFailed } from './vcs.js';
+import { layout } from '../model/layout.js';
+import type { BranchState, PollRecord } from '../model/state.js';
+import { whyFailed } from '../vcs/failures.js';
+import { sourceVcs } from '../vcs/open.js';
+import { siteVcs } from './source.js';
 
 /**
  * Ask upstream for the head of every branch site's ref without fetching code
@@ -13,7 +15,7 @@ export async function pollBranches(
   cfg: Config,
   sites: BranchState[],
 ): Promise<Map<string, PollRecord>> {
-  const vcs = await sourceVcs(cfg);
+  const vcs = await siteVcs(cfg);
   const heads = await vcs.remoteHeads([...new Set(sites.map((s) => s.ref))]);
   const at = new Date().toISOString();
   const records = new Map<string, PollRecord>();
@@ -50,26 +52,11 @@ async function countNew(
   from: string,
   to: string,
 ): Promise<number | undefined> {
-  const vcs = await sourceVcs({ source: { ...cfg.source, retries: 0 } });
+  const vcs = await sourceVcs(cfg, { retries: 0, store: layout.gitStore(cfg.root) });
   const dir = `${layout.branch(cfg.root, site.name)}/${cfg.source.path}`;
   try {
     return await vcs.commitsBetween(dir, from, to, site.ref);
   } catch {
     return undefined;
   }
-}
-
-export type UpstreamState =
-  'up to date' | 'behind' | 'gone upstream' | 'not polled' | 'poll failed';
-
-export function upstreamState(p: PollRecord | undefined): UpstreamState {
-  if (!p) return 'not polled';
-  if (p.error) return 'poll failed';
-  if (p.remote === null) return 'gone upstream';
-  return p.behind ? 'behind' : 'up to date';
-}
-
-export function describePoll(p: PollRecord | undefined): string {
-  const state = upstreamState(p);
-  return state === 'behind' && p?.newCommits !== undefined ? `behind (${p.newCommits} new)` : state;
 }

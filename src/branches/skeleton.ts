@@ -1,38 +1,42 @@
+import { existsSync, statSync } from 'node:fs';
 import { cp } from 'node:fs/promises';
 import type { Config } from '../config/config.js';
 import { isRemoteLocation } from '../config/config.js';
-import { redact } from '../core/redact.js';
-import { GitVcs } from './git.js';
+import { UsageError } from '../core/errors.js';
+import type { Step } from '../core/plan.js';
+import { GitVcs } from '../vcs/git.js';
 
-/** The deployment skeleton (the buildout): a local folder is copied, a git URL cloned. */
-export function skeletonPreview(cfg: Config, dest: string): string[] {
+/**
+ * The deployment skeleton (the buildout) every branch site starts from: a
+ * local folder is copied, a git URL cloned. Checked when the plan is made: a
+ * missing folder is one line, not a stack trace.
+ */
+export function skeletonStep(cfg: Config, dest: string, branch: string): Step {
   const s = cfg.deployment.skeleton;
-  return isRemoteLocation(s)
-    ? [`$ git clone -- ${redact(gitUrl(s))} ${dest}`]
-    : [`copy ${s}/ to ${dest}/`];
-}
-
-function gitUrl(location: string): string {
-  return location.replace(/^git\+/, '');
-}
-
-export async function copySkeleton(cfg: Config, dest: string, log: string): Promise<void> {
-  const s = cfg.deployment.skeleton;
+  const title = 'copy the deployment skeleton';
   if (isRemoteLocation(s)) {
-    const git = new GitVcs({
-      url: gitUrl(s),
+    const clone = new GitVcs({
+      url: s.replace(/^git\+/, ''),
       timeoutMs: cfg.source.timeout * 1000,
       retries: cfg.source.retries,
-      log,
-    });
-    await git.clone(dest);
-    return;
+    }).clonePlain(dest);
+    return { title, commands: clone.commands, run: (ctx) => clone.run(ctx.exec) };
   }
-  await cp(s, dest, {
-    recursive: true,
-    errorOnExist: true,
-    force: false,
-    preserveTimestamps: true,
-    verbatimSymlinks: true,
-  });
+  if (!existsSync(s) || !statSync(s).isDirectory())
+    throw new UsageError(
+      `[deployment] skeleton = ${s}: there is no such folder; fix the setting in ${cfg.file} before creating ${branch}`,
+    );
+  return {
+    title,
+    effects: [`copy ${s}/ to ${dest}/`],
+    run: async () => {
+      await cp(s, dest, {
+        recursive: true,
+        errorOnExist: true,
+        force: false,
+        preserveTimestamps: true,
+        verbatimSymlinks: true,
+      });
+    },
+  };
 }

@@ -1,22 +1,20 @@
-import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
-import writeFileAtomic from 'write-file-atomic';
-import { readInstances, setInstanceKeys } from '../instances/instances-file.js';
 import type { Config } from '../config/config.js';
-import { KarlstageError, LockedError, UsageError } from '../core/errors.js';
-import { layout } from '../core/layout.js';
-import { acquireLock, type Release } from '../core/lock.js';
+import { LockedError } from '../core/errors.js';
 import type { Job, Step } from '../core/plan.js';
-import { readState, updateState, type BranchState } from '../core/state.js';
-import { clearPending, markPending, readPending } from './pending.js';
-import { deploymentStep, stepEnv } from './steps.js';
-import { describeBuild, sourceVcs, type Vcs } from './vcs.js';
+import { layout } from '../model/layout.js';
+import { acquireLock, branchLock, type Release } from '../model/locks.js';
+import { ensureMailSafety } from '../model/mail-safety.js';
+import { clearPending, markPending, readPending } from '../model/pending.js';
+import { localChanges, siteProblem } from '../model/sites.js';
+import { readState, updateState, type BranchState } from '../model/state.js';
+import { deploymentStep, stepEnv } from '../model/steps.js';
+import type { BuildFacts, RefKind, Vcs } from '../vcs/vcs.js';
 
 export interface UpdateRequest {
   /** Rebuild even when the revision is already built; update over local changes. */
   force?: boolean;
-  /** switch: the ref to move to before updating. */
-  switchTo?: string;
+  /** switch: the ref to move to, and what it is (read upstream when the plan was made). */
+  switchTo?: { ref: string; kind: RefKind };
   /** Seconds to wait for this branch's lock. */
   waitSeconds?: number;
   /** poll --build: a branch whose update is already running is skipped, not waited on. */
@@ -24,63 +22,68 @@ export interface UpdateRequest {
   command: string;
 }
 
-export const branchLock = (branch: string) => `branch-${branch}`;
-
-/** Read a branch site's record, or say clearly that there is none. */
-export async function knownBranch(root: string, branch: string): Promise<BranchState> {
-  const b = (await readState(root)).branches[branch];
-  if (!b)
-    throw new UsageError(`there is no branch site "${branch}": "karlstage status" lists them`);
-  if (!existsSync(layout.branch(root, branch)))
-    throw new KarlstageError(
-      `${layout.branch(root, branch)} is missing: destroy "${branch}" and create it again`,
-    );
-  await readInstances(layout.instancesIni(root, branch)); // missing or malformed: a usage error, before anything runs
-  return b;
-}
-
-/**
- * Every staging instance must keep mail_white_list (a copy of production data
- * must never mail real people); put it back where someone removed it, and
- * change nothing else in the file.
- */
-async function ensureMailSafety(root: string, branch: string): Promise<string[]> {
-  const file = layout.instancesIni(root, branch);
-  const instances = await readInstances(file);
-  const unsafe = instances.filter((i) => !i.values.mail_white_list).map((i) => i.name);
-  if (unsafe.length === 0) return [];
-  let text = await readFile(file, 'utf8');
-  for (const name of unsafe)
-    text = setInstanceKeys(text, name, { mail_white_list: layout.allowList(root) });
-  await writeFileAtomic(file, text, { mode: 0o600 });
-  return unsafe;
+/** What a site's ref is: recorded when it was chosen; asked upstream for sites recorded before that. */
+export async function refKindOf(vcs: Vcs, site: BranchState): Promise<RefKind> {
+  return site.refKind ?? (await vcs.checkRef(site.ref));
 }
 
 /**
  * One branch site's update (or switch): VCS update, then build, migrate and
- * restart, skipped when that revision is already built. The state changes only
- * at the end: the last good revision stays recorded when a step fails.
+ * restart, skipped when that revision is already built — unless an earlier
+ * change of this site was interrupted, which is always finished. The state
+ * changes only at the end: the last good revision stays recorded when a step
+ * fails, and a result that cannot be recorded fails the job (the pending
+ * marker stays, so the next run redoes it).
  */
-export function updateJob(cfg: Config, known: BranchState, probe: Vcs, req: UpdateRequest): Job {
+export function updateJob(
+  cfg: Config,
+  known: BranchState,
+  vcs: Vcs,
+  kind: RefKind,
+  req: UpdateRequest,
+): Job {
   const branch = known.name;
   const { root } = cfg;
   const dir = layout.branch(root, branch);
   const sourceDir = `${dir}/${cfg.source.path}`;
+  const ref = req.switchTo?.ref ?? known.ref;
+  const refKind = req.switchTo?.kind ?? kind;
   let release: Release | undefined;
-  let site: BranchState | undefined;
+  let site: BranchState = known;
   let revision: string | undefined;
   let note: string | undefined;
   let skipped = false;
-  let vcsChanged = false;
-  let about: Awaited<ReturnType<typeof describeBuild>> = {};
-  const ref = () => req.switchTo ?? site?.ref ?? '';
+  let moved = false;
+  let interrupted = false;
+  let about: BuildFacts = {};
+
+  const dirty = vcs.isDirty(sourceDir);
+  const discard = vcs.discardChanges(sourceDir);
+  const repair = vcs.repair(sourceDir);
+  const move = req.switchTo
+    ? (() => {
+        const p = vcs.switchTo(sourceDir, ref, refKind, branch);
+        return {
+          ...p,
+          run: async (run: Parameters<typeof p.run>[0]) => ({ revision: await p.run(run) }),
+        };
+      })()
+    : vcs.update(sourceDir, ref, refKind, branch);
+  const describe = vcs.describeBuild(sourceDir, ref, cfg.source.default);
+  const when = (w: string) => (c: (typeof dirty.commands)[number]) => ({ ...c, when: w });
 
   const steps: Step[] = [
     {
       title: 'lock and check',
-      preview: [
+      commands: [
+        ...repair.commands.map(when('when an earlier run was interrupted')),
+        ...dirty.commands,
+        ...discard.commands.map(when('when there are local changes and --force is given')),
+      ],
+      effects: [
         `lock ${branch} (${layout.locks(root)}/${branchLock(branch)}.lock)`,
-        `check ${sourceDir} for local changes; put back a missing mail_white_list in etc/instances.ini`,
+        ...(repair.effects?.map((e) => `${e} [when an earlier run was interrupted]`) ?? []),
+        `put back a missing mail_white_list in ${layout.instancesIni(root, branch)}`,
       ],
       run: async (ctx) => {
         try {
@@ -93,60 +96,54 @@ export function updateJob(cfg: Config, known: BranchState, probe: Vcs, req: Upda
             return { skipRest: `skipped, already being updated (${e.message})` };
           throw e;
         }
-        site = await knownBranch(root, branch);
+        // Read again under the lock: another run may have changed it since the plan was made.
+        const now = (await readState(root)).branches[branch];
+        const broken = now ? await siteProblem(root, branch) : undefined;
+        if (!now || broken) {
+          await release();
+          release = undefined; // nothing of ours to record
+          throw broken ?? new LockedError(`${branch} was destroyed meanwhile`);
+        }
+        site = now;
         const leftover = await readPending(root, branch);
-        await markPending(root, branch, 'update');
+        await markPending(root, branch, req.switchTo ? 'switch' : 'update');
         if (leftover) {
-          ctx.say(`repairing after an interrupted ${leftover.op} (pid ${leftover.pid})`);
-          await (await sourceVcs(cfg, ctx.log)).repair(sourceDir);
+          interrupted = true;
+          ctx.say(
+            `finishing an interrupted ${leftover.op} (pid ${leftover.pid}, ${leftover.started})`,
+          );
+          await repair.run(ctx.exec);
         }
         const fixed = await ensureMailSafety(root, branch);
         if (fixed.length)
           ctx.say(`restored mail_white_list for ${fixed.join(', ')} in etc/instances.ini`);
-        const vcs = await sourceVcs(cfg, ctx.log);
-        if (await vcs.isDirty(sourceDir)) {
-          if (!req.force)
-            throw new KarlstageError(
-              `${sourceDir} has local changes: commit or revert them, or pass --force to discard them`,
-            );
+        if (await dirty.run(ctx.exec)) {
+          if (!req.force) throw localChanges(sourceDir);
           ctx.say('discarding local changes (--force)');
-          await vcs.discardChanges(sourceDir);
+          await discard.run(ctx.exec);
         }
       },
     },
     {
-      title: req.switchTo ? `switch to ${req.switchTo}` : 'update the source',
-      preview: probe.preview(
-        req.switchTo ? 'switch' : 'update',
-        req.switchTo ?? known.ref,
-        sourceDir,
-      ),
+      title: req.switchTo ? `switch to ${ref}` : 'update the source',
+      commands: [...move.commands, ...describe.commands.map(when('when it is not built yet'))],
+      effects: move.effects,
       run: async (ctx) => {
-        const vcs = await sourceVcs(cfg, ctx.log);
-        if (req.switchTo) {
-          revision = await vcs.switchTo(sourceDir, req.switchTo);
-        } else {
-          const outcome = await vcs.update(sourceDir, ref());
-          revision = outcome.revision;
-          note = outcome.note;
-          if (note) ctx.say(note);
-        }
-        vcsChanged = true;
-        if (
-          !req.force &&
-          !req.switchTo &&
-          site?.built?.revision === revision &&
-          site.built.ref === ref()
-        ) {
+        const outcome = await move.run(ctx.exec);
+        revision = outcome.revision;
+        note = 'note' in outcome ? (outcome.note as string | undefined) : undefined;
+        if (note) ctx.say(note);
+        moved = true;
+        const built = site.built?.revision === revision && site.built.ref === ref;
+        if (built && !req.force && !req.switchTo && !interrupted) {
           skipped = true;
           return { skipRest: `already built at ${revision}` };
         }
-        about = await describeBuild(vcs, sourceDir, ref(), cfg.source.default);
+        about = await describe.run(ctx.exec);
       },
     },
   ];
-  // Runs after the lock step, which reads the site's record.
-  const env = () => stepEnv(cfg, site!, revision);
+  const env = () => stepEnv(cfg, site, revision);
   for (const key of ['build', 'migrate'] as const) {
     const step = deploymentStep(cfg, key, branch, env);
     if (step) steps.push(step);
@@ -159,13 +156,14 @@ export function updateJob(cfg: Config, known: BranchState, probe: Vcs, req: Upda
     name: branch,
     steps,
     finally: async (result) => {
+      if (!release) return; // never got the lock: nothing of ours to record
       try {
-        if (!release) return; // never got the lock: nothing of ours to record
         const now = new Date().toISOString();
         await updateState(root, (s) => {
           const b = s.branches[branch];
           if (!b) return;
-          if (vcsChanged && req.switchTo) b.ref = req.switchTo;
+          if (moved && req.switchTo) Object.assign(b, { ref, refKind });
+          else if (!b.refKind) b.refKind = refKind;
           if (revision) b.revision = revision;
           if (result.ok && !skipped && revision)
             b.built = { revision, ref: b.ref, at: now, ...about };
@@ -180,9 +178,10 @@ export function updateJob(cfg: Config, known: BranchState, probe: Vcs, req: Upda
               : {}),
           };
         });
+        // Only once the result is recorded: a marker left here makes the next run redo the work.
         await clearPending(root, branch);
       } finally {
-        await release?.();
+        await release();
       }
     },
   };

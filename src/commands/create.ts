@@ -1,16 +1,11 @@
 import { planCreate } from '../branches/create.js';
-import { branchLock } from '../branches/update.js';
-import { withLocks } from '../core/lock.js';
 import { checkName } from '../config/names.js';
-import { executePlan } from '../core/plan.js';
-import { readState } from '../core/state.js';
-import {
-  afterChange,
-  commandContext,
-  finishJobs,
-  jobsAsJson,
-  type GlobalOptions,
-} from './context.js';
+import { afterChange } from '../context/after-change.js';
+import { commandContext, type GlobalOptions } from '../context/context.js';
+import { carryOut, dryRun, finishJobs, jobsAsJson } from '../context/report.js';
+import { branchLock, LOCKS, withLocks } from '../model/locks.js';
+import { readState } from '../model/state.js';
+import { publicBase } from '../model/views.js';
 
 export interface CreateOptions extends GlobalOptions {
   branch: string;
@@ -22,29 +17,24 @@ export async function create(opts: CreateOptions) {
   const ctx = await commandContext(opts);
   const { cfg, out, g } = ctx;
   checkName('branch', opts.branch);
-  const work = async () => {
-    const plan = await planCreate(cfg, {
-      branch: opts.branch,
-      ref: opts.ref,
-      customers: opts.customers,
-    });
-    const results = await executePlan(plan, { out, root: cfg.root, dryRun: g.dryRun });
-    if (g.dryRun) return undefined;
-    await afterChange(ctx, { routes: true });
-    const site = (await readState(cfg.root)).branches[opts.branch];
-    out.result({ ok: results.every((r) => r.ok), jobs: jobsAsJson(results), site });
-    finishJobs(out, results, 'create');
-    out.line(
-      `created ${opts.branch}: ${site?.ref} at ${site?.revision}, app on 127.0.0.1:${site?.port}, https://${cfg.staging.host}/${opts.branch}/`,
-    );
-    return site;
-  };
-  if (g.dryRun) return work();
+  const request = { branch: opts.branch, ref: opts.ref, customers: opts.customers };
+  if (g.dryRun) return dryRun(ctx, await planCreate(cfg, request));
   // "layout" serialises creates and destroys: slots and ports are handed out under it.
   return withLocks(
     cfg.root,
-    ['layout', branchLock(opts.branch)],
+    [LOCKS.layout, branchLock(opts.branch)],
     { command: `create ${opts.branch}`, waitSeconds: g.wait },
-    work,
+    async () => {
+      const results = await carryOut(ctx, await planCreate(cfg, request));
+      const ok = results.every((r) => r.ok);
+      await afterChange(ctx, { routes: true, changeFailed: !ok });
+      const site = (await readState(cfg.root)).branches[opts.branch];
+      const result = { ok, jobs: jobsAsJson(results), site };
+      finishJobs(ctx, results, 'create', result);
+      out.line(
+        `created ${opts.branch}: ${site?.ref} at ${site?.revision}, app on 127.0.0.1:${site?.port}, ${publicBase(cfg)}/${opts.branch}/`,
+      );
+      return result;
+    },
   );
 }

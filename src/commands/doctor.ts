@@ -6,12 +6,13 @@ import { briefly, KarlstageError } from '../core/errors.js';
 import { parseDsn, withDatabase } from '../core/dsn.js';
 import { askIdentity, type Identity } from '../db/guard.js';
 import { productionEnv, psql, serverVersion, stagingEnv, toolMajor } from '../db/pg.js';
-import { newestMatch } from '../sync/sync.js';
-import { readState } from '../core/state.js';
+import { newestMatch } from '../sync/backups.js';
+import { readState } from '../model/state.js';
 import { run } from '../core/runner.js';
-import { sourceVcs } from '../branches/vcs.js';
-import { GitVcs } from '../branches/git.js';
-import { commandContext, type GlobalOptions } from './context.js';
+import { sourceVcs } from '../vcs/open.js';
+import { GitVcs } from '../vcs/git.js';
+import { commandContext, type GlobalOptions } from '../context/context.js';
+import { withResult } from '../context/report.js';
 
 export interface Check {
   name: string;
@@ -30,7 +31,7 @@ async function version(cmd: string, args: string[]): Promise<string> {
 }
 
 /** Checks tools and versions, the configuration, the repositories, and disk room. Read-only. */
-export async function doctor(opts: GlobalOptions & { minFreeGb?: number }): Promise<Check[]> {
+export async function doctor(opts: GlobalOptions & { minFreeGb?: number }) {
   const { cfg, out } = await commandContext(opts);
   const checks: Check[] = [];
   const check = async (
@@ -100,7 +101,7 @@ export async function doctor(opts: GlobalOptions & { minFreeGb?: number }): Prom
       timeoutMs: cfg.source.timeout * 1000,
       retries: 0,
     });
-    await git.remoteHead('HEAD');
+    await git.reachable();
     return `${s} is reachable`;
   });
   await check('source', async () => {
@@ -198,14 +199,17 @@ export async function doctor(opts: GlobalOptions & { minFreeGb?: number }): Prom
     return days < 14 ? { level: 'warn', detail: `${text}: renew it` } : text;
   });
 
-  out.result({ ok: checks.every((c) => c.level !== 'fail'), checks });
+  const result = { ok: checks.every((c) => c.level !== 'fail'), checks };
   const mark = { ok: out.c.green('ok  '), warn: out.c.yellow('warn'), fail: out.c.red('FAIL') };
   const width = Math.max(...checks.map((c) => c.name.length));
   for (const c of checks) out.line(`${mark[c.level]}  ${c.name.padEnd(width)}  ${c.detail}`);
   const failed = checks.filter((c) => c.level === 'fail');
   if (failed.length)
-    throw new KarlstageError(
-      `doctor: ${failed.length} check(s) failed: ${failed.map((c) => c.name).join(', ')}`,
+    throw withResult(
+      new KarlstageError(
+        `doctor: ${failed.length} check(s) failed: ${failed.map((c) => c.name).join(', ')}`,
+      ),
+      result,
     );
-  return checks;
+  return result;
 }

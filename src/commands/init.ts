@@ -4,8 +4,9 @@ import { join, resolve } from 'node:path';
 import writeFileAtomic from 'write-file-atomic';
 import { CONFIG_NAME, parseConfig } from '../config/config.js';
 import { UsageError } from '../core/errors.js';
+import { planAsJson, printPlan, type Step } from '../core/plan.js';
 import { renderTemplate } from '../core/templates.js';
-import { outputFor, type GlobalOptions } from './context.js';
+import { outputFor, type GlobalOptions } from '../context/context.js';
 
 export interface InitOptions extends GlobalOptions {
   dir?: string;
@@ -39,14 +40,27 @@ export async function init(opts: InitOptions) {
     skeleton: opts.skeleton ?? 'git+https://git.example.org/karl-buildout.git',
   });
   parseConfig(text, file); // flags that make a bad file are refused before anything is written
+  const write: Step = {
+    title: `write ${CONFIG_NAME}`,
+    effects: [
+      `write ${file}:`,
+      ...text
+        .trimEnd()
+        .split('\n')
+        .map((l) => `  ${l}`),
+    ],
+    run: async () => {
+      await mkdir(dir, { recursive: true });
+      await writeFileAtomic(file, text);
+    },
+  };
+  const plan = { command: 'init', jobs: [{ name: dir, steps: [write] }] };
   if (opts.dryRun) {
-    out.line(`Dry run: would write ${file}:`);
-    out.line(text);
-    return { file, dryRun: true };
+    if (!out.json) printPlan(plan, out);
+    return { file, ...planAsJson(plan) };
   }
-  await mkdir(dir, { recursive: true });
-  await writeFileAtomic(file, text);
-  out.result({ file });
+  // No run log: there is no staging root yet to keep one in.
+  await write.run({} as never);
   out.line(`wrote ${file}: review it, then "karlstage doctor" checks it`);
   return { file };
 }

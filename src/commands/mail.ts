@@ -2,17 +2,21 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import writeFileAtomic from 'write-file-atomic';
 import { parseConfig } from '../config/config.js';
+import { checkName } from '../config/names.js';
+import { commandContext, type GlobalOptions } from '../context/context.js';
+import { carryOut, dryRun, finishJobs } from '../context/report.js';
 import { UsageError } from '../core/errors.js';
 import { setSectionKeys } from '../core/ini-edit.js';
-import { withLocks } from '../core/lock.js';
-import { checkName } from '../config/names.js';
-import { readState } from '../core/state.js';
-import { readInstances } from '../instances/instances-file.js';
-import { layout } from '../core/layout.js';
-import { refreshSiteList } from '../web/site-list.js';
-import { writeAllowList, writeTransport } from '../web/mail.js';
-import { commandContext, type GlobalOptions } from './context.js';
-import { renderCrontab } from './cron.js';
+import { readInstances } from '../model/instances.js';
+import { layout } from '../model/layout.js';
+import { LOCKS, withLocks } from '../model/locks.js';
+import { writeAllowList } from '../model/mail-safety.js';
+import { knownSite } from '../model/sites.js';
+import { readState } from '../model/state.js';
+import { branchViews } from '../model/views.js';
+import { installCrontab, renderCrontab } from '../publish/crontab.js';
+import { transportFile, writeTransport } from '../publish/mail.js';
+import { refreshSiteList } from '../publish/site-list.js';
 
 export interface MailOptions extends GlobalOptions {
   customer: string;
@@ -25,7 +29,8 @@ export interface MailOptions extends GlobalOptions {
  * transport map (and its postmap database), the installed cron lines, the site list.
  */
 export async function mail(opts: MailOptions) {
-  const { cfg, out, g } = await commandContext(opts);
+  const ctx = await commandContext(opts);
+  const { cfg, out, g } = ctx;
   const customer = checkName('customer', opts.customer);
   const branch = checkName('branch', opts.branch);
   const c = cfg.customers.find((x) => x.name === customer);
@@ -34,9 +39,7 @@ export async function mail(opts: MailOptions) {
     throw new UsageError(
       `${cfg.file}: set [staging] mail_domain first: staged mail for ${customer} goes to ${customer}.MAIL_DOMAIN`,
     );
-  const state = await readState(cfg.root);
-  if (!state.branches[branch])
-    throw new UsageError(`there is no branch site "${branch}": "karlstage status" lists them`);
+  await knownSite(cfg.root, branch);
   const served = (await readInstances(layout.instancesIni(cfg.root, branch))).map((i) => i.name);
   if (!served.includes(customer))
     throw new UsageError(
@@ -47,32 +50,52 @@ export async function mail(opts: MailOptions) {
     mail_branch: branch,
   });
   const next = parseConfig(text, cfg.file);
-  if (g.dryRun) {
-    out.line(
-      `Dry run: would set [customer:${customer}] mail_branch = ${branch} in ${cfg.file}, and rewrite the transport map${existsSync(cfg.cron.file) ? `, ${cfg.cron.file}` : ''} and the site list`,
-    );
-    return { customer, from: c.mailBranch, to: branch };
-  }
+  const views = await branchViews(next, await readState(cfg.root));
+  const cronInstalled = existsSync(next.cron.file);
+  const result = {
+    customer,
+    from: c.mailBranch,
+    to: branch,
+    domain: `${customer}.${cfg.staging.mailDomain}`,
+  };
+  const plan = {
+    command: `mail ${customer} ${branch}`,
+    jobs: [
+      {
+        name: customer,
+        steps: [
+          {
+            title: `move ${customer}'s staged mail to ${branch}`,
+            effects: [
+              `write ${cfg.file} ([customer:${customer}] mail_branch = ${branch}; nothing else changes)`,
+              `write ${layout.allowList(cfg.root)}`,
+              `write ${transportFile(cfg.root)} (and its postmap database)`,
+              ...(cronInstalled ? [`write ${next.cron.file}`] : []),
+              `write ${layout.sites(cfg.root)}/`,
+            ],
+            run: async () => {
+              await writeFileAtomic(cfg.file, text);
+              await writeAllowList(next);
+              const { file, postmapped } = await writeTransport(next, views);
+              if (!postmapped)
+                out.warn(
+                  `postfix's postmap is not installed: ${file} was written but not compiled`,
+                );
+              if (cronInstalled) await installCrontab(next, await renderCrontab(next, views));
+              await refreshSiteList(next, views);
+            },
+          },
+        ],
+      },
+    ],
+  };
+  if (g.dryRun) return dryRun(ctx, plan);
   return withLocks(
     cfg.root,
-    ['mail'],
-    { command: `mail ${customer} ${branch}`, waitSeconds: g.wait ?? 30 },
+    [LOCKS.mail],
+    { command: plan.command, waitSeconds: g.wait ?? 30 },
     async () => {
-      await writeFileAtomic(cfg.file, text);
-      await writeAllowList(next);
-      const { file, postmapped } = await writeTransport(next, state);
-      if (!postmapped)
-        out.warn(`postfix's postmap is not installed: ${file} was written but not compiled`);
-      if (existsSync(next.cron.file))
-        await writeFileAtomic(next.cron.file, await renderCrontab(next), { mode: 0o644 });
-      await refreshSiteList(next);
-      const result = {
-        customer,
-        from: c.mailBranch,
-        to: branch,
-        domain: `${customer}.${cfg.staging.mailDomain}`,
-      };
-      out.result(result);
+      finishJobs(ctx, await carryOut(ctx, plan), 'mail', result);
       out.line(
         `staged mail for ${customer} (*@${result.domain}) now goes to ${branch} (was ${c.mailBranch})`,
       );

@@ -1,13 +1,17 @@
-import { describePoll, pollBranches } from '../branches/poll.js';
-import { knownBranch, updateJob } from '../branches/update.js';
-import { sourceVcs } from '../branches/vcs.js';
+import { pollBranches } from '../branches/poll.js';
+import { siteVcs, storeStep } from '../branches/source.js';
+import { refKindOf, updateJob } from '../branches/update.js';
+import { checkName } from '../config/names.js';
+import { afterChange } from '../context/after-change.js';
+import { commandContext, type GlobalOptions } from '../context/context.js';
+import { carryOut, dryRun, jobsAsJson, withResult, type DryRunResult } from '../context/report.js';
 import { EXIT, KarlstageError } from '../core/errors.js';
 import { tidyLogs } from '../core/logs.js';
-import { checkName } from '../config/names.js';
-import { executePlan, type JobResult } from '../core/plan.js';
-import { readState, updateState, type BranchState, type PollRecord } from '../core/state.js';
-import { afterChange, commandContext, jobsAsJson, type GlobalOptions } from './context.js';
-import { shortRevision } from '../web/site-data.js';
+import type { JobResult, Plan } from '../core/plan.js';
+import { layout } from '../model/layout.js';
+import { knownSite } from '../model/sites.js';
+import { readState, updateState, type BranchState, type PollRecord } from '../model/state.js';
+import { describePoll, shortRevision } from '../model/views.js';
 
 export interface PollOptions extends GlobalOptions {
   branches: string[];
@@ -18,6 +22,8 @@ export interface PollOptions extends GlobalOptions {
 export interface PollResult {
   branches: ({ name: string; ref: string; built?: string; state: string } & PollRecord)[];
   builds: ReturnType<typeof jobsAsJson>;
+  /** With --build --dry-run: the plan of the builds. */
+  plan?: DryRunResult;
 }
 
 /**
@@ -29,20 +35,18 @@ export async function poll(opts: PollOptions): Promise<PollResult> {
   const ctx = await commandContext(opts);
   const { cfg, out, g } = ctx;
   // The cron line of poll appends to cron.log every few minutes: keep it from growing without end.
-  if (!g.dryRun) await tidyLogs(cfg.root).catch(() => undefined);
+  if (!g.dryRun) await tidyLogs(layout.logs(cfg.root)).catch(() => undefined);
   const state = await readState(cfg.root);
   let sites: BranchState[];
   if (opts.branches.length) {
     sites = [];
-    for (const n of opts.branches) sites.push(await knownBranch(cfg.root, checkName('branch', n)));
+    for (const n of opts.branches) sites.push(await knownSite(cfg.root, checkName('branch', n)));
   } else {
     sites = Object.values(state.branches).sort((a, b) => a.slot - b.slot);
     if (sites.length === 0) {
       // Not an error: cron may be installed before the first branch site exists.
       out.line('no branch sites to poll yet');
-      const empty: PollResult = { branches: [], builds: [] };
-      out.result(empty);
-      return empty;
+      return { branches: [], builds: [] } satisfies PollResult;
     }
   }
 
@@ -72,18 +76,24 @@ export async function poll(opts: PollOptions): Promise<PollResult> {
   }
 
   let builds: JobResult[] = [];
+  let plan: DryRunResult | undefined;
   const behind = sites.filter((s) => records.get(s.name)?.behind);
   if (opts.build && behind.length) {
-    const probe = await sourceVcs(cfg);
+    const vcs = await siteVcs(cfg);
     const command = `poll --build (update ${behind.map((s) => s.name).join(' ')})`;
-    builds = await executePlan(
-      {
-        command,
-        concurrency: opts.jobs ?? cfg.staging.jobs,
-        jobs: behind.map((site) => updateJob(cfg, site, probe, { command, skipIfLocked: true })),
-      },
-      { out, root: cfg.root, dryRun: g.dryRun },
-    );
+    const store = storeStep(cfg, vcs, command);
+    const updates: Plan = {
+      command,
+      concurrency: opts.jobs ?? cfg.staging.jobs,
+      ...(store ? { before: { name: 'store', steps: [store] } } : {}),
+      jobs: await Promise.all(
+        behind.map(async (site) =>
+          updateJob(cfg, site, vcs, await refKindOf(vcs, site), { command, skipIfLocked: true }),
+        ),
+      ),
+    };
+    if (g.dryRun) plan = dryRun(ctx, updates);
+    else builds = await carryOut(ctx, updates);
   }
   // The site list shows upstream state: refresh it when that changed or something was built.
   const changed =
@@ -99,8 +109,11 @@ export async function poll(opts: PollOptions): Promise<PollResult> {
       );
     });
   if (changed) await afterChange(ctx, { routes: false });
-  const result: PollResult = { branches: rows, builds: jobsAsJson(builds) };
-  out.result(result);
+  const result: PollResult = {
+    branches: rows,
+    builds: jobsAsJson(builds),
+    ...(plan ? { plan } : {}),
+  };
 
   const failures = [
     ...rows.filter((r) => r.error).map((r) => `${r.name}: poll failed: ${r.error}`),
@@ -112,10 +125,13 @@ export async function poll(opts: PollOptions): Promise<PollResult> {
   for (const b of builds)
     if (b.ok) out.line(`${out.c.green('built')}   ${b.name}${b.skipped ? `: ${b.skipped}` : ''}`);
   if (failures.length)
-    throw new KarlstageError(
-      `poll: ${failures.length} problem${failures.length > 1 ? 's' : ''}`,
-      EXIT.failure,
-      failures,
+    throw withResult(
+      new KarlstageError(
+        `poll: ${failures.length} problem${failures.length > 1 ? 's' : ''}`,
+        EXIT.failure,
+        failures,
+      ),
+      result,
     );
   return result;
 }

@@ -1,8 +1,10 @@
 import { resolve } from 'node:path';
 import writeFileAtomic from 'write-file-atomic';
+import { commandContext, type GlobalOptions } from '../context/context.js';
 import { UsageError } from '../core/errors.js';
-import { collectSiteList, refreshSiteList, renderHtml, renderText } from '../web/site-list.js';
-import { commandContext, type GlobalOptions } from './context.js';
+import { readState } from '../model/state.js';
+import { branchViews } from '../model/views.js';
+import { collectSiteList, refreshSiteList, renderHtml, renderText } from '../publish/site-list.js';
 
 export interface SitesOptions extends GlobalOptions {
   format?: string;
@@ -10,12 +12,13 @@ export interface SitesOptions extends GlobalOptions {
 }
 
 /** The site list as html, json or text, on stdout or into --output; also refreshes .karlstage/sites/. */
-export async function sites(opts: SitesOptions): Promise<string> {
+export async function sites(opts: SitesOptions) {
   const { cfg, out, g } = await commandContext(opts);
   const format = opts.format ?? 'text';
   if (!['html', 'json', 'text'].includes(format))
     throw new UsageError(`--format ${format}: use html, json or text`);
-  const list = g.dryRun ? await collectSiteList(cfg) : await refreshSiteList(cfg);
+  const views = await branchViews(cfg, await readState(cfg.root));
+  const list = g.dryRun ? collectSiteList(cfg, views) : await refreshSiteList(cfg, views);
   const text =
     format === 'json'
       ? JSON.stringify(list, null, 2) + '\n'
@@ -26,6 +29,6 @@ export async function sites(opts: SitesOptions): Promise<string> {
     const file = resolve(opts.cwd ?? process.cwd(), opts.output);
     await writeFileAtomic(file, text, { mode: 0o644 });
     out.line(`wrote ${file}`);
-  } else if (!out.quiet) process.stdout.write(text);
-  return text;
+  } else if (!out.quiet && !out.json) process.stdout.write(text);
+  return list;
 }

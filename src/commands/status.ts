@@ -1,8 +1,8 @@
-import { listPending } from '../branches/pending.js';
-import { readState } from '../core/state.js';
-import { branchViews, shortRevision } from '../web/site-data.js';
+import { listPending } from '../model/pending.js';
+import { readState } from '../model/state.js';
+import { branchViews, shortRevision } from '../model/views.js';
 import { formatDuration, formatWhen } from '../core/format.js';
-import { commandContext, type GlobalOptions } from './context.js';
+import { commandContext, type GlobalOptions } from '../context/context.js';
 
 export interface BranchStatus {
   name: string;
@@ -56,7 +56,6 @@ export async function status(opts: GlobalOptions): Promise<StatusResult> {
     .filter(([name, p]) => p.op === 'create' && !state.branches[name])
     .map(([branch, p]) => ({ branch, op: p.op, started: p.started }));
   const result = { branches, interrupted };
-  out.result(result);
   if (out.json) return result;
 
   if (views.length === 0 && interrupted.length === 0) {

@@ -1,16 +1,13 @@
-import { knownBranch, updateJob } from '../branches/update.js';
-import { sourceVcs } from '../branches/vcs.js';
-import { UsageError } from '../core/errors.js';
-import { layout } from '../core/layout.js';
+import { siteVcs, storeStep } from '../branches/source.js';
+import { updateJob } from '../branches/update.js';
 import { checkName } from '../config/names.js';
-import { executePlan } from '../core/plan.js';
-import {
-  afterChange,
-  commandContext,
-  finishJobs,
-  jobsAsJson,
-  type GlobalOptions,
-} from './context.js';
+import { afterChange } from '../context/after-change.js';
+import { commandContext, type GlobalOptions } from '../context/context.js';
+import { carryOut, dryRun, finishJobs, jobsAsJson } from '../context/report.js';
+import type { Plan } from '../core/plan.js';
+import { layout } from '../model/layout.js';
+import { knownSite, localChanges, siteProblem } from '../model/sites.js';
+import { direct } from '../vcs/vcs.js';
 
 export interface SwitchOptions extends GlobalOptions {
   branch: string;
@@ -21,33 +18,36 @@ export interface SwitchOptions extends GlobalOptions {
 export async function switchBranch(opts: SwitchOptions) {
   const ctx = await commandContext(opts);
   const { cfg, out, g } = ctx;
-  checkName('branch', opts.branch);
-  const site = await knownBranch(cfg.root, opts.branch);
-  const vcs = await sourceVcs(cfg);
+  const site = await knownSite(cfg.root, checkName('branch', opts.branch));
+  const broken = await siteProblem(cfg.root, site.name);
+  if (broken) throw broken;
+  const vcs = await siteVcs(cfg);
   vcs.validateRef(opts.ref);
-  await vcs.checkRef(opts.ref);
-  const sourceDir = `${layout.branch(cfg.root, opts.branch)}/${cfg.source.path}`;
-  if (!opts.force && (await vcs.isDirty(sourceDir)))
-    throw new UsageError(
-      `${sourceDir} has local changes: commit or revert them, or pass --force to discard them`,
-    );
+  const kind = await vcs.checkRef(opts.ref); // a read: also in --dry-run
+  // Local changes refuse the switch before anything runs (checked again under the lock).
+  const sourceDir = `${layout.branch(cfg.root, site.name)}/${cfg.source.path}`;
+  if (!opts.force && (await vcs.isDirty(sourceDir).run(direct())))
+    throw localChanges(sourceDir);
   const command = `switch ${opts.branch} ${opts.ref}`;
-  const plan = {
+  const store = storeStep(cfg, vcs, command);
+  const plan: Plan = {
     command,
+    ...(store ? { before: { name: 'store', steps: [store] } } : {}),
     jobs: [
-      updateJob(cfg, site, vcs, { switchTo: opts.ref, force: true, waitSeconds: g.wait, command }),
+      updateJob(cfg, site, vcs, kind, {
+        switchTo: { ref: opts.ref, kind },
+        force: opts.force,
+        waitSeconds: g.wait,
+        command,
+      }),
     ],
   };
-  const results = await executePlan(plan, { out, root: cfg.root, dryRun: g.dryRun });
-  if (g.dryRun) return results;
-  await afterChange(ctx, { routes: true });
-  out.result({
-    ok: results.every((r) => r.ok),
-    from: site.ref,
-    to: opts.ref,
-    jobs: jobsAsJson(results),
-  });
-  finishJobs(out, results, 'switch');
+  if (g.dryRun) return dryRun(ctx, plan);
+  const results = await carryOut(ctx, plan);
+  const ok = results.every((r) => r.ok);
+  await afterChange(ctx, { routes: true, changeFailed: !ok });
+  const result = { ok, from: site.ref, to: opts.ref, jobs: jobsAsJson(results) };
+  finishJobs(ctx, results, 'switch', result);
   out.line(`switched ${opts.branch} from ${site.ref} to ${opts.ref}`);
-  return results;
+  return result;
 }

@@ -1,14 +1,15 @@
 import { formatDuration } from '../core/format.js';
-import { knownBranch } from '../branches/update.js';
+import { knownSite } from '../model/sites.js';
 import { briefly, EXIT, KarlstageError, UsageError } from '../core/errors.js';
-import { layout } from '../core/layout.js';
-import { withLocks } from '../core/lock.js';
+import { layout } from '../model/layout.js';
+import { withLocks } from '../model/locks.js';
 import { checkName } from '../config/names.js';
-import { executePlan } from '../core/plan.js';
-import { readState, updateState, type BranchState } from '../core/state.js';
+import { readState, updateState, type BranchState } from '../model/state.js';
 import { ProductionGuard } from '../db/guard.js';
 import { syncJobs, syncTargetsOf, type SyncOutcome } from '../sync/sync.js';
-import { afterChange, commandContext, type GlobalOptions } from './context.js';
+import { afterChange } from '../context/after-change.js';
+import { commandContext, type GlobalOptions } from '../context/context.js';
+import { carryOut, dryRun, finishJobs, withResult } from '../context/report.js';
 
 export interface SyncOptions extends GlobalOptions {
   branches: string[];
@@ -20,7 +21,7 @@ export interface SyncOptions extends GlobalOptions {
  * production → staging data, per customer. With --nightly (cron): every branch
  * site not held, every customer with a production database, a summary at the end.
  */
-export async function sync(opts: SyncOptions): Promise<SyncOutcome> {
+export async function sync(opts: SyncOptions) {
   const ctx = await commandContext(opts);
   const { cfg, out, g } = ctx;
   if (opts.nightly && opts.branches.length)
@@ -31,8 +32,7 @@ export async function sync(opts: SyncOptions): Promise<SyncOutcome> {
   let branches: BranchState[];
   if (opts.branches.length) {
     branches = [];
-    for (const n of opts.branches)
-      branches.push(await knownBranch(cfg.root, checkName('branch', n)));
+    for (const n of opts.branches) branches.push(await knownSite(cfg.root, checkName('branch', n)));
   } else branches = Object.values(state.branches).sort((a, b) => a.slot - b.slot);
   // A held branch site keeps its data: skipped unless named explicitly.
   const held = opts.branches.length ? [] : branches.filter((b) => b.hold).map((b) => b.name);
@@ -61,9 +61,9 @@ export async function sync(opts: SyncOptions): Promise<SyncOutcome> {
   await guard.refuseProduction(await syncTargetsOf(cfg, req));
   const work = async () => {
     if (!g.dryRun) await guard.remember();
-    const jobs = await syncJobs(cfg, state, req, guard, outcome);
-    const results = await executePlan({ command, jobs }, { out, root: cfg.root, dryRun: g.dryRun });
-    if (g.dryRun) return outcome;
+    const plan = { command, jobs: await syncJobs(cfg, state, req, guard, outcome) };
+    if (g.dryRun) return dryRun(ctx, plan);
+    const results = await carryOut(ctx, plan);
     // A customer that failed before its branch sites' turn (dump, restore, sanitize) failed for each of them.
     for (const r of results) {
       if (r.ok) continue;
@@ -101,13 +101,13 @@ export async function sync(opts: SyncOptions): Promise<SyncOutcome> {
     });
     await afterChange(ctx, { routes: false });
 
-    out.result({
+    const result = {
       ok: results.every((r) => r.ok),
       ...outcome,
       customersFailed: results
         .filter((r) => !r.ok)
         .map((r) => ({ name: r.name, error: r.error?.message, details: r.error?.details })),
-    });
+    };
     for (const h of held) out.line(`held    ${h}: kept its data (held out of the nightly sync)`);
     for (const r of outcome.branches)
       out.line(
@@ -115,15 +115,18 @@ export async function sync(opts: SyncOptions): Promise<SyncOutcome> {
       );
     const failed = results.filter((r) => !r.ok);
     if (failed.length)
-      throw new KarlstageError(
-        `sync: ${failed.length} of ${results.length} customer${results.length > 1 ? 's' : ''} failed`,
-        EXIT.failure,
-        failed.flatMap((r) => [
-          `${r.name}: ${r.error?.message}`,
-          ...(r.error?.details ?? []).map((d) => `  ${d}`),
-        ]),
+      throw withResult(
+        new KarlstageError(
+          `sync: ${failed.length} of ${results.length} customer${results.length > 1 ? 's' : ''} failed`,
+          EXIT.failure,
+          failed.flatMap((r) => [
+            `${r.name}: ${r.error?.message}`,
+            ...(r.error?.details ?? []).map((d) => `  ${d}`),
+          ]),
+        ),
+        result,
       );
-    return outcome;
+    return result;
   };
   if (g.dryRun) return work();
   return withLocks(cfg.root, ['sync'], { command, waitSeconds: g.wait }, work);
@@ -135,27 +138,43 @@ export async function hold(
 ) {
   const ctx = await commandContext(opts);
   const { cfg, out, g } = ctx;
-  const site = await knownBranch(cfg.root, checkName('branch', opts.branch));
-  if (g.dryRun) {
-    out.line(`Dry run: would ${opts.release ? 'release' : 'hold'} ${site.name}`);
-    return;
-  }
+  const site = await knownSite(cfg.root, checkName('branch', opts.branch));
   const { userInfo } = await import('node:os');
-  await updateState(cfg.root, (s) => {
-    const b = s.branches[site.name];
-    if (!b) return;
-    if (opts.release) delete b.hold;
-    else
-      b.hold = {
-        since: new Date().toISOString(),
-        by: userInfo().username,
-        ...(opts.reason ? { reason: opts.reason } : {}),
-      };
-  });
+  const plan = {
+    command: `hold ${site.name}`,
+    jobs: [
+      {
+        name: site.name,
+        steps: [
+          {
+            title: opts.release ? 'release it' : 'hold it out of the nightly sync',
+            effects: [`write ${layout.state(cfg.root)}`],
+            run: async () =>
+              void (await updateState(cfg.root, (s) => {
+                const b = s.branches[site.name];
+                if (!b) return;
+                if (opts.release) delete b.hold;
+                else
+                  b.hold = {
+                    since: new Date().toISOString(),
+                    by: userInfo().username,
+                    ...(opts.reason ? { reason: opts.reason } : {}),
+                  };
+              })),
+          },
+        ],
+      },
+    ],
+  };
+  if (g.dryRun) return dryRun(ctx, plan);
+  const results = await carryOut(ctx, plan);
   await afterChange(ctx, { routes: false });
+  const result = { branch: site.name, held: !opts.release };
+  finishJobs(ctx, results, 'hold', result);
   out.line(
     opts.release
       ? `${site.name} takes part in the nightly sync again`
       : `${site.name} is held out of the nightly sync; "karlstage hold ${site.name} --release" ends that`,
   );
+  return result;
 }

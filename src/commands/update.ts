@@ -1,16 +1,13 @@
-import { knownBranch, updateJob } from '../branches/update.js';
-import { sourceVcs } from '../branches/vcs.js';
-import { UsageError } from '../core/errors.js';
+import { siteVcs, storeStep } from '../branches/source.js';
+import { refKindOf, updateJob } from '../branches/update.js';
 import { checkName } from '../config/names.js';
-import { executePlan } from '../core/plan.js';
-import { readState } from '../core/state.js';
-import {
-  afterChange,
-  commandContext,
-  finishJobs,
-  jobsAsJson,
-  type GlobalOptions,
-} from './context.js';
+import { afterChange } from '../context/after-change.js';
+import { commandContext, type GlobalOptions } from '../context/context.js';
+import { carryOut, dryRun, finishJobs, jobsAsJson } from '../context/report.js';
+import { UsageError } from '../core/errors.js';
+import type { Plan } from '../core/plan.js';
+import { noSuchSite } from '../model/sites.js';
+import { readState } from '../model/state.js';
 
 export interface UpdateOptions extends GlobalOptions {
   branches: string[];
@@ -21,7 +18,7 @@ export interface UpdateOptions extends GlobalOptions {
 
 export async function update(opts: UpdateOptions) {
   const ctx = await commandContext(opts);
-  const { cfg, out, g } = ctx;
+  const { cfg, g } = ctx;
   const state = await readState(cfg.root);
   let names = opts.branches;
   if (opts.all) {
@@ -32,24 +29,34 @@ export async function update(opts: UpdateOptions) {
   } else if (names.length === 0) {
     throw new UsageError('name the branch sites to update, or pass --all');
   }
-  const sites = [];
-  for (const n of names) {
-    checkName('branch', n);
-    sites.push(await knownBranch(cfg.root, n));
-  }
-  const probe = await sourceVcs(cfg);
+  const sites = names.map((n) => state.branches[checkName('branch', n)] ?? throwNoSite(n));
+  const vcs = await siteVcs(cfg);
   const command = `update ${names.join(' ')}`;
-  const plan = {
+  const store = storeStep(cfg, vcs, command);
+  const plan: Plan = {
     command,
     concurrency: opts.jobs ?? cfg.staging.jobs,
-    jobs: sites.map((site) =>
-      updateJob(cfg, site, probe, { force: opts.force, waitSeconds: g.wait, command }),
+    // One fetch into the shared store for every site of this run (git).
+    ...(store ? { before: { name: 'store', steps: [store] } } : {}),
+    jobs: await Promise.all(
+      sites.map(async (site) =>
+        updateJob(cfg, site, vcs, await refKindOf(vcs, site), {
+          force: opts.force,
+          waitSeconds: g.wait,
+          command,
+        }),
+      ),
     ),
   };
-  const results = await executePlan(plan, { out, root: cfg.root, dryRun: g.dryRun });
-  if (g.dryRun) return results;
+  if (g.dryRun) return dryRun(ctx, plan);
+  const results = await carryOut(ctx, plan);
   await afterChange(ctx, { routes: false });
-  out.result({ ok: results.every((r) => r.ok), jobs: jobsAsJson(results) });
-  finishJobs(out, results, 'update');
-  return results;
+  return finishJobs(ctx, results, 'update', {
+    ok: results.every((r) => r.ok),
+    jobs: jobsAsJson(results),
+  });
+}
+
+function throwNoSite(name: string): never {
+  throw noSuchSite(name);
 }

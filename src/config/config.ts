@@ -3,7 +3,7 @@ import { userInfo } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { scheduleProblem } from '../core/cron-schedule.js';
 import { duplicateKeys } from '../core/ini-edit.js';
-import { parseKeep } from '../sync/retention.js';
+import { parseKeep } from './keep.js';
 import { parse } from 'ini';
 import { UsageError } from '../core/errors.js';
 import { nameProblem } from './names.js';

@@ -1,7 +1,6 @@
 import { mkdirSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { layout } from './layout.js';
 
 /**
  * The programs a run has started, written down so that if the run is killed
@@ -29,10 +28,10 @@ function procStat(pid: number): { ppid: number; start: string } | undefined {
 }
 const startTime = (pid: number) => procStat(pid)?.start;
 
-const fileFor = (root: string, pid: number) => join(layout.runs(root), `${pid}.children`);
+const fileFor = (runs: string, pid: number) => join(runs, `${pid}.children`);
 
-/** Record this run's children under the staging root (from the command context on). */
-export function recordChildrenUnder(root: string): void {
+/** Record this run's children in the folder `runs` (from the command context on). */
+export function recordChildrenIn(runs: string): void {
   if (!registry)
     process.once('exit', () => {
       try {
@@ -41,7 +40,7 @@ export function recordChildrenUnder(root: string): void {
         // never written, or already gone
       }
     });
-  registry = fileFor(root, process.pid);
+  registry = fileFor(runs, process.pid);
 }
 
 // Written synchronously, in the tick that spawned the child: a kill a moment later must
@@ -82,14 +81,21 @@ export function childEnded(pid: number | undefined): void {
  * Stop what a dead run left running: each recorded child still alive (same
  * start time) and all its descendants, children first. Returns their pids.
  */
-export async function stopLeftovers(root: string, deadPid: number): Promise<number[]> {
-  const file = fileFor(root, deadPid);
+export async function stopLeftovers(runs: string, deadPid: number): Promise<number[]> {
+  const file = fileFor(runs, deadPid);
   const text = await readFile(file, 'utf8').catch(() => '');
   const roots = text
     .split('\n')
     .map((l) => l.split(' '))
     .filter(([pid, t]) => pid && t && startTime(Number(pid)) === t)
     .map(([pid]) => Number(pid));
+  const stopped = signalTree(roots, 'SIGKILL');
+  await rm(file, { force: true });
+  return stopped;
+}
+
+/** These processes and all their descendants (Linux /proc), parents first. */
+export function withDescendants(roots: number[]): number[] {
   const all = new Set<number>(roots);
   if (roots.length) {
     const pids = readdirSync('/proc')
@@ -105,14 +111,22 @@ export async function stopLeftovers(root: string, deadPid: number): Promise<numb
         }
     }
   }
-  const stopped = [...all].reverse();
-  for (const pid of stopped) {
+  return [...all];
+}
+
+/**
+ * Signal processes and every descendant, children first: a program that
+ * timed out must not leave a grandchild (git's remote helper, say) running
+ * and holding its output pipes. Returns the pids signalled.
+ */
+export function signalTree(roots: number[], signal: NodeJS.Signals): number[] {
+  const tree = withDescendants(roots).reverse();
+  for (const pid of tree) {
     try {
-      process.kill(pid, 'SIGKILL');
+      process.kill(pid, signal);
     } catch {
       // gone meanwhile
     }
   }
-  await rm(file, { force: true });
-  return stopped;
+  return tree;
 }

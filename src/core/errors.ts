@@ -3,6 +3,9 @@ export const EXIT = { ok: 0, failure: 1, usage: 2, locked: 75 } as const;
 
 /** An error the user can act on: printed as one line (plus details), never as a stack. */
 export class KarlstageError extends Error {
+  /** What the command got done before it failed: part of the JSON document with --json. */
+  result?: object;
+
   constructor(
     message: string,
     readonly exitCode: number = EXIT.failure,
@@ -24,6 +27,14 @@ export class UsageError extends KarlstageError {
 export class LockedError extends KarlstageError {
   constructor(message: string) {
     super(message, EXIT.locked);
+  }
+}
+
+/** A bug in karlstage, not a problem the operator can fix: shown with its stack and a request to report it. */
+export class InternalError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'InternalError';
   }
 }
 

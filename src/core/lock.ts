@@ -4,7 +4,6 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { armChildRecord, stopLeftovers } from './children.js';
 import { LockedError } from './errors.js';
-import { layout } from './layout.js';
 
 /**
  * Named locks under .karlstage/locks/. A lock is a file holding its owner
@@ -29,6 +28,12 @@ export interface LockOptions {
 }
 
 export type Release = () => Promise<void>;
+
+/** Where locks live, and where each run writes down the programs it started (children.ts). */
+export interface LockRoom {
+  locks: string;
+  runs: string;
+}
 
 function isAlive(pid: number): boolean {
   try {
@@ -67,9 +72,13 @@ async function takeOver(file: string, judged: LockOwner): Promise<void> {
   await unlink(aside).catch(() => undefined);
 }
 
-export async function acquireLock(root: string, name: string, opts: LockOptions): Promise<Release> {
+export async function acquireLock(
+  room: LockRoom,
+  name: string,
+  opts: LockOptions,
+): Promise<Release> {
   if (!/^[a-z][a-z0-9-]*$/.test(name)) throw new Error(`bad lock name ${JSON.stringify(name)}`);
-  const dir = layout.locks(root);
+  const dir = room.locks;
   await mkdir(dir, { recursive: true });
   const file = join(dir, `${name}.lock`);
   const owner: LockOwner = {
@@ -97,7 +106,7 @@ export async function acquireLock(root: string, name: string, opts: LockOptions)
       const holder = await readOwner(file);
       if (holder && isStale(holder)) {
         // What the dead run left running (a build, say) must not race this one.
-        await stopLeftovers(root, holder.pid);
+        await stopLeftovers(room.runs, holder.pid);
         await takeOver(file, holder);
         continue;
       }
@@ -116,7 +125,7 @@ export async function acquireLock(root: string, name: string, opts: LockOptions)
 
 /** Run fn while holding every named lock (taken in a fixed order, so two runs cannot deadlock). */
 export async function withLocks<T>(
-  root: string,
+  room: LockRoom,
   names: string[],
   opts: LockOptions,
   fn: () => Promise<T>,
@@ -124,7 +133,7 @@ export async function withLocks<T>(
   const releases: Release[] = [];
   try {
     for (const name of [...new Set(names)].sort())
-      releases.push(await acquireLock(root, name, opts));
+      releases.push(await acquireLock(room, name, opts));
     return await fn();
   } finally {
     for (const release of releases.reverse()) await release();

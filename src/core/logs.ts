@@ -1,6 +1,5 @@
 import { readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { layout } from './layout.js';
 
 const DAY = 86_400_000;
 export const KEEP_RUN_LOGS_DAYS = 30;
@@ -12,8 +11,7 @@ export const ROTATE_CRON_LOG_BYTES = 10 * 1024 * 1024;
  * becomes cron.log.1 (one older generation kept). The cron line appends with
  * `>>`, so the shell of the next run simply starts a new cron.log.
  */
-export async function tidyLogs(root: string, now = Date.now()): Promise<string[]> {
-  const dir = layout.logs(root);
+export async function tidyLogs(dir: string, now = Date.now()): Promise<string[]> {
   const removed: string[] = [];
   for (const f of await readdir(dir).catch(() => [] as string[])) {
     const path = join(dir, f);

@@ -20,9 +20,10 @@ export interface OutputOptions {
 }
 
 /**
- * The one way karlstage prints. Human lines go to stdout (errors and warnings
- * to stderr); with --json, stdout carries exactly one JSON document and human
- * lines are suppressed. Everything passes through redact().
+ * The one way karlstage prints for people. Human lines go to stdout (errors
+ * and warnings to stderr); with --json they are suppressed, and stdout carries
+ * only the one JSON document the CLI prints from the command's result (cli.ts).
+ * Everything passes through redact().
  */
 export class Output {
   readonly json: boolean;
@@ -76,9 +77,5 @@ export class Output {
   error(text: string, details: string[] = []): void {
     process.stderr.write(this.c.red('error: ') + redact(text) + '\n');
     for (const d of details) process.stderr.write(this.c.dim(redact(d)) + '\n');
-  }
-
-  result(value: unknown): void {
-    if (this.json) process.stdout.write(redact(JSON.stringify(value, null, 2)) + '\n');
   }
 }

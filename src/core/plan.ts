@@ -1,18 +1,22 @@
 import { tidyLogs } from './logs.js';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { isKarlstageError, KarlstageError, messageOf } from './errors.js';
-import { layout } from './layout.js';
+import { argvOf, exec, plannedArgv, previewOf, type Command } from './command.js';
+import { EXIT, InternalError, isKarlstageError, KarlstageError, messageOf } from './errors.js';
 import type { Output } from './output.js';
-import { logLine } from './runner.js';
+import { logLine, type RunResult } from './runner.js';
 
 /**
  * A command first works out its plan: jobs (usually one per branch site), each
- * a list of steps that say what they will run or write. --dry-run prints the
- * plan; a real run carries it out. One plan, two uses.
+ * a list of steps. A step declares the programs it runs (commands, as values:
+ * core/command.ts) and what else it changes (effects: files written, folders
+ * removed). --dry-run prints exactly that; a real run carries the steps out,
+ * and a step can run no program it did not declare. One plan, two uses.
  */
 export interface StepContext {
   log: string;
+  /** Run one of this step's declared commands (any other is refused: the preview would have lied). */
+  exec(command: Command): Promise<RunResult>;
   /** Register how to remove what this step created, if a later step fails. */
   onUndo(fn: () => Promise<void>): void;
   /** Report progress within a step (shown live on a terminal, as a line in cron). */
@@ -23,11 +27,19 @@ export interface StepContext {
 
 export interface Step {
   title: string;
-  /** What it does: "$ command line" for programs, "write PATH" for files. */
-  preview: string[];
+  /** The programs it runs, in order (some only `when` something holds). */
+  commands?: Command[];
+  /** What else it changes: "write FILE", "remove DIR/". */
+  effects?: string[];
   /** Return skipRest to end the job early and successfully (e.g. "already built"). */
   run(ctx: StepContext): Promise<void | { skipRest: string }>;
 }
+
+/** Everything a step would do, as the dry run prints it. */
+export const previewOfStep = (step: Step): string[] => [
+  ...(step.commands ?? []).map(previewOf),
+  ...(step.effects ?? []),
+];
 
 export interface Job {
   name: string;
@@ -47,23 +59,28 @@ export interface JobResult {
 
 export interface Plan {
   command: string;
+  /** Runs first, alone (e.g. one fetch for every branch site); if it fails, no job starts. */
+  before?: Job;
   jobs: Job[];
   concurrency?: number;
 }
 
+/** The jobs in the order a dry run shows them. */
+const allJobs = (plan: Plan): Job[] => [...(plan.before ? [plan.before] : []), ...plan.jobs];
+
 export interface ExecuteOptions {
   out: Output;
-  root: string;
-  dryRun?: boolean;
+  /** The folder of the run logs. */
+  logs: string;
 }
 
 export function printPlan(plan: Plan, out: Output): void {
   out.line(out.c.bold(`Dry run: ${plan.command} would do this (nothing is changed):`));
-  for (const job of plan.jobs) {
+  for (const job of allJobs(plan)) {
     out.line(`${job.name}:`);
     for (const step of job.steps) {
       out.line(`  ${step.title}`);
-      for (const p of step.preview) out.line(out.c.dim(`    ${p}`));
+      for (const p of previewOfStep(step)) out.line(out.c.dim(`    ${p}`));
     }
   }
 }
@@ -72,27 +89,68 @@ export function planAsJson(plan: Plan) {
   return {
     dryRun: true,
     command: plan.command,
-    jobs: plan.jobs.map((j) => ({
+    jobs: allJobs(plan).map((j) => ({
       name: j.name,
-      steps: j.steps.map((s) => ({ title: s.title, preview: s.preview })),
+      steps: j.steps.map((s) => ({
+        title: s.title,
+        preview: previewOfStep(s),
+        commands: (s.commands ?? []).map((c) => ({
+          argv: [c.program, ...plannedArgv(c)],
+          ...(c.cwd ? { cwd: c.cwd } : {}),
+          ...(c.when ? { when: c.when } : {}),
+        })),
+        effects: s.effects ?? [],
+      })),
     })),
   };
 }
 
-export async function newLogFile(root: string, command: string): Promise<string> {
-  const dir = layout.logs(root);
+/** What ran, step by step: for tests that compare a real run with its dry run. */
+export interface StepRun {
+  job: string;
+  step: string;
+  argv: string[];
+  cwd?: string;
+}
+let observer: ((run: StepRun) => void) | undefined;
+export function observeSteps(fn: ((run: StepRun) => void) | undefined): void {
+  observer = fn;
+}
+
+export async function newLogFile(dir: string, command: string): Promise<string> {
   await mkdir(dir, { recursive: true });
-  await tidyLogs(root).catch(() => undefined); // housekeeping must never stop a run
+  await tidyLogs(dir).catch(() => undefined); // housekeeping must never stop a run
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   return join(dir, `${stamp}-${command.split(' ')[0]}-${process.pid}.log`);
 }
+
+/** The same program with the same argument list in the same folder (a `when` note aside). */
+const sameCommand = (a: Command, b: Command) =>
+  a === b ||
+  (a.program === b.program &&
+    a.cwd === b.cwd &&
+    plannedArgv(a).join('\0') === plannedArgv(b).join('\0'));
 
 async function runJob(job: Job, log: string, say: (t: string) => void): Promise<JobResult> {
   const started = Date.now();
   const undo: (() => Promise<void>)[] = [];
   const warnings: string[] = [];
+  let current: Step | undefined;
   const ctx: StepContext = {
     log,
+    exec: (command) => {
+      if (!current?.commands?.some((declared) => sameCommand(declared, command)))
+        throw new InternalError(
+          `step "${current?.title}" ran a program it did not declare: ${previewOf(command)}`,
+        );
+      observer?.({
+        job: job.name,
+        step: current.title,
+        argv: [command.program, ...argvOf(command)],
+        ...(command.cwd ? { cwd: command.cwd } : {}),
+      });
+      return exec(command, log);
+    },
     onUndo: (fn) => undo.push(fn),
     say,
     warn: (text) => {
@@ -104,6 +162,7 @@ async function runJob(job: Job, log: string, say: (t: string) => void): Promise<
   try {
     let skipped: string | undefined;
     for (const step of job.steps) {
+      current = step;
       say(step.title);
       await logLine(log, `## ${job.name}: ${step.title}`);
       const r = await step.run(ctx);
@@ -116,7 +175,11 @@ async function runJob(job: Job, log: string, say: (t: string) => void): Promise<
   } catch (e) {
     const error = isKarlstageError(e)
       ? e
-      : new KarlstageError(messageOf(e), 1, [String((e as Error)?.stack ?? '')]);
+      : new KarlstageError(
+          `${e instanceof InternalError ? 'internal error, please report it: ' : ''}${messageOf(e)}`,
+          1,
+          [String((e as Error)?.stack ?? '')],
+        );
     await logLine(log, `!! ${job.name}: ${error.message}\n${error.details.join('\n')}`);
     for (const fn of undo.reverse()) {
       await fn().catch((u) => logLine(log, `!! undo failed: ${messageOf(u)}`));
@@ -124,20 +187,41 @@ async function runJob(job: Job, log: string, say: (t: string) => void): Promise<
     result = { name: job.name, ok: false, error, durationMs: Date.now() - started };
   }
   if (warnings.length) result.warnings = warnings;
-  if (job.finally) await job.finally(result).catch((e) => logLine(log, `!! ${messageOf(e)}`));
+  if (job.finally) {
+    const done = result;
+    await job.finally(done).catch(async (e: unknown) => {
+      // The work ran, but what it did is not written down: never report that as a success.
+      await logLine(log, `!! ${job.name}: recording the result failed: ${messageOf(e)}`);
+      result = {
+        ...done,
+        ok: false,
+        error: new KarlstageError(
+          `${done.ok ? 'the work is done' : (done.error?.message ?? 'it failed')}, but its result could not be recorded: ${messageOf(e)}; the next run finishes it`,
+          isKarlstageError(e) && e.exitCode !== EXIT.usage ? e.exitCode : EXIT.failure,
+        ),
+      };
+    });
+  }
   return result;
 }
 
 /** Carry out a plan; jobs run in parallel up to `concurrency`, steps within a job in order. */
 export async function executePlan(plan: Plan, opts: ExecuteOptions): Promise<JobResult[]> {
-  const { out, root } = opts;
-  if (opts.dryRun) {
-    if (out.json) out.result(planAsJson(plan));
-    else printPlan(plan, out);
-    return plan.jobs.map((j) => ({ name: j.name, ok: true, skipped: 'dry run', durationMs: 0 }));
-  }
-  const log = await newLogFile(root, plan.command);
+  const { out, logs } = opts;
+  const log = await newLogFile(logs, plan.command);
   await logLine(log, `# karlstage ${plan.command} (pid ${process.pid})`);
+  if (plan.before) {
+    const first = await runJob(plan.before, log, (t) => out.progress(`${plan.before!.name}: ${t}`));
+    if (!first.ok) {
+      // Nothing else starts; each job says why.
+      const error = new KarlstageError(
+        `${first.name}: ${first.error?.message}`,
+        first.error?.exitCode,
+        first.error?.details,
+      );
+      return plan.jobs.map((j) => ({ name: j.name, ok: false, error, durationMs: 0 }));
+    }
+  }
   const results: JobResult[] = [];
   const { Listr, PRESET_TIMESTAMP } = await import('listr2');
   const silent = out.json || out.quiet;

@@ -1,7 +1,7 @@
 import { appendFile } from 'node:fs/promises';
 import { parseArgsStringToArgv } from 'string-argv';
 import { StepError, UsageError } from './errors.js';
-import { childEnded, childStarted } from './children.js';
+import { childEnded, childStarted, signalTree } from './children.js';
 import { redact } from './redact.js';
 
 /**
@@ -14,6 +14,8 @@ export interface RunOptions {
   step: string;
   cwd?: string;
   env?: Record<string, string | undefined>;
+  /** Inherit no environment: `env` is all of it. */
+  cleanEnv?: boolean;
   timeoutMs?: number;
   log?: string;
   input?: string;
@@ -69,24 +71,26 @@ export async function run(
   const child = execa(cmd, [...args], {
     cwd: opts.cwd,
     env: opts.env,
-    extendEnv: true,
+    extendEnv: !opts.cleanEnv,
     reject: false,
     all: true,
     stripFinalNewline: false,
     ...(opts.input !== undefined ? { input: opts.input } : { stdin: 'ignore' as const }),
   });
-  // Our own timeout: SIGTERM, then SIGKILL 2 s later for a program that ignores it.
+  // Our own timeout: SIGTERM to the program and everything it started (a grandchild such as
+  // git's remote helper must not live on holding the pipes), then SIGKILL 2 s later.
   let timedOut = false;
   const timers: NodeJS.Timeout[] = [];
+  const stop = (signal: NodeJS.Signals) => (child.pid ? signalTree([child.pid], signal) : []);
   if (opts.timeoutMs)
     timers.push(
       setTimeout(() => {
         timedOut = true;
-        child.kill('SIGTERM');
+        stop('SIGTERM');
         timers.push(
           setTimeout(() => {
-            child.kill('SIGKILL');
-            // A grandchild may still hold the output pipes open: stop waiting for them.
+            stop('SIGKILL');
+            // Whatever still holds the output pipes open: stop waiting for it.
             for (const stream of [child.stdout, child.stderr, child.all]) stream?.destroy();
           }, 2000),
         );

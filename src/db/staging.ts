@@ -1,151 +1,152 @@
 import type { Config } from '../config/config.js';
-import { parseDsn, withDatabase, type Dsn } from '../core/dsn.js';
+import type { Command } from '../core/command.js';
+import { parseDsn, withDatabase } from '../core/dsn.js';
 import { StepError, UsageError } from '../core/errors.js';
-import { run, type RunResult } from '../core/runner.js';
 import { stagingAdmin, type ProductionGuard } from './guard.js';
 import { goldenName, stagingDatabaseName, twin, withTwins } from './names.js';
-import { endSessions, psql, quoteIdent, quoteLiteral, stagingEnv } from './pg.js';
+import { endSessions, quoteIdent, quoteLiteral, stagingEnv } from './pg.js';
 
 /** The guard's own words when its check stopped a statement: a refusal (exit 2), not a failure. */
-function refusal(e: unknown): UsageError | undefined {
-  const said =
-    e instanceof StepError ? /karlstage refuses to write .*/.exec(e.outputTail)?.[0] : undefined;
+function refusal(e: StepError): Error | undefined {
+  const said = /karlstage refuses to write .*/.exec(e.outputTail)?.[0];
   return said ? new UsageError(`${said}; nothing was written`) : undefined;
 }
 
 /**
  * The staging database server, as karlstage writes it: the only place where
- * databases are created, renamed, dropped, or have their sessions ended, and
- * each such statement runs behind the production guard's check in the same
- * session. Reads (which databases exist) need no guard.
+ * statements that create, rename or drop databases (or end their sessions) are
+ * made, each as a command whose first statement is the production guard's
+ * check, in the same session. The commands are values: a plan declares them,
+ * a dry run shows them, a run executes them.
  */
 export class StagingServer {
-  readonly admin: Dsn;
-
   constructor(
     private readonly cfg: Config,
     private readonly guard: ProductionGuard,
-    private readonly log?: string,
+  ) {}
+
+  /** psql on the maintenance database: the statements in order, in one session; the first error stops it. */
+  private psql(statements: string[], step: string, more: Partial<Command> = {}): Command {
+    return {
+      program: 'psql',
+      args: [
+        '-X',
+        '-q',
+        '-A',
+        '-t',
+        '-v',
+        'ON_ERROR_STOP=1',
+        ...statements.filter(Boolean).flatMap((s) => ['-c', s]),
+      ],
+      step,
+      env: () => stagingEnv(stagingAdmin(this.cfg)),
+      timeoutMs: 10 * 60_000,
+      explain: refusal,
+      ...more,
+    };
+  }
+
+  private write(
+    targets: string[],
+    statements: string[],
+    step: string,
+    more: Partial<Command> = {},
   ) {
-    this.admin = stagingAdmin(cfg);
+    return this.psql([this.guard.statement(targets), ...statements], step, more);
   }
 
-  /** Another log for the same server (each run has its own). */
-  logTo(log: string): StagingServer {
-    return new StagingServer(this.cfg, this.guard, log);
-  }
-
-  private async write(targets: string[], sql: string[], step: string): Promise<RunResult> {
-    try {
-      return await psql(this.admin, [this.guard.statement(targets), ...sql], {
-        step,
-        log: this.log,
-      });
-    } catch (e) {
-      throw refusal(e) ?? e;
-    }
-  }
-
-  async names(): Promise<Set<string>> {
-    const r = await psql(this.admin, 'SELECT datname FROM pg_database', {
-      step: 'list the databases',
-      log: this.log,
-    });
-    return new Set(r.stdout.split('\n').filter(Boolean));
-  }
-
-  async exists(db: string): Promise<boolean> {
-    const r = await psql(
-      this.admin,
-      `SELECT 1 FROM pg_database WHERE datname = ${quoteLiteral(db)}`,
-      { step: `look up ${db}`, log: this.log },
+  /** Which of these databases exist (a read: one name per line). */
+  lookUp(names: string[], step = 'look up the databases'): Command {
+    return this.psql(
+      [`SELECT datname FROM pg_database WHERE datname IN (${names.map(quoteLiteral).join(', ')})`],
+      step,
     );
-    return r.stdout.trim() === '1';
   }
 
   /** A new database, empty or a file copy of `template` (whose sessions are ended first). */
-  async create(db: string, template?: string, step = `create ${db}`): Promise<void> {
-    const targets = template ? [db, template] : [db];
-    await this.write(
-      targets,
+  create(db: string, template?: string, step = `create ${db}`, when?: string): Command {
+    return this.write(
+      template ? [db, template] : [db],
       [
         ...(template ? [endSessions([template])] : []),
         `CREATE DATABASE ${quoteIdent(db)}${template ? ` TEMPLATE ${quoteIdent(template)} STRATEGY FILE_COPY` : ''}`,
       ],
       step,
+      when ? { when } : {},
     );
   }
 
-  /** End its sessions and drop it (if it exists). DROP DATABASE needs its own -c: no transaction. */
-  async drop(db: string): Promise<void> {
-    await this.write(
+  /** End its sessions and drop it if it exists (DROP DATABASE needs its own -c: no transaction). */
+  drop(db: string, when?: string): Command {
+    return this.write(
       [db],
       [endSessions([db]), `DROP DATABASE IF EXISTS ${quoteIdent(db)}`],
       `drop ${db}`,
+      when ? { when } : {},
     );
   }
 
   /**
-   * The swap: in one transaction (sessions ended first), the live database
-   * becomes `outgoing` (when there is one) and `incoming` becomes the live one,
-   * so the site never lacks its database.
+   * The swap, in one transaction (sessions ended first): the live database, if
+   * there is one, becomes `outgoing`, and `incoming` becomes the live one — so
+   * the site never lacks its database.
    */
-  async swapIn(
-    live: string,
-    { incoming, outgoing, liveExists }: { incoming: string; outgoing: string; liveExists: boolean },
-    step: string,
-  ): Promise<void> {
-    const moveOut = liveExists
-      ? `ALTER DATABASE ${quoteIdent(live)} RENAME TO ${quoteIdent(outgoing)}; `
-      : '';
-    await this.write(
+  swapIn(live: string, incoming: string, outgoing: string, step: string, when?: string): Command {
+    const rename = (a: string, b: string) =>
+      `EXECUTE ${quoteLiteral(`ALTER DATABASE ${quoteIdent(a)} RENAME TO ${quoteIdent(b)}`)};`;
+    return this.write(
       [live, incoming, outgoing],
       [
-        `${endSessions([live, incoming])} ${moveOut}ALTER DATABASE ${quoteIdent(incoming)} RENAME TO ${quoteIdent(live)};`,
+        `${endSessions([live, incoming])} DO $swap$ BEGIN IF EXISTS (SELECT 1 FROM pg_database WHERE datname = ${quoteLiteral(live)}) THEN ${rename(live, outgoing)} END IF; ${rename(incoming, live)} END $swap$;`,
       ],
       step,
+      when ? { when } : {},
     );
   }
 
   /** Rename a database (its sessions ended first). */
-  async rename(from: string, to: string, step: string): Promise<void> {
-    await this.write(
+  rename(from: string, to: string, step: string, when?: string): Command {
+    return this.write(
       [from, to],
       [`${endSessions([from])} ALTER DATABASE ${quoteIdent(from)} RENAME TO ${quoteIdent(to)};`],
       step,
+      when ? { when } : {},
     );
   }
 
   /**
-   * Put yesterday's copy (LIVE's old twin) back under the live name. One
-   * transaction renames tonight's copy (if any) out of the way and the old one
-   * in, so the site never lacks its database; tonight's is then dropped.
+   * Put yesterday's copy (LIVE__old) back under the live name: tonight's copy,
+   * if any, is swapped out to LIVE__new and dropped. Three commands.
    */
-  async putBack(live: string): Promise<void> {
+  putBack(live: string, when?: string): Command[] {
     const fresh = twin(live, 'new');
-    await this.drop(fresh);
-    const liveExists = await this.exists(live);
-    await this.swapIn(
-      live,
-      { incoming: twin(live, 'old'), outgoing: fresh, liveExists },
-      `put back yesterday's ${live}`,
-    );
-    await this.drop(fresh);
+    return [
+      this.drop(fresh, when),
+      this.swapIn(live, twin(live, 'old'), fresh, `put back yesterday's ${live}`, when),
+      this.drop(fresh, when),
+    ];
   }
 
   /** Run an SQL file in one transaction in `db`, after the guard's check in the same session. */
-  async runFile(db: string, file: string, step: string, timeoutMs: number): Promise<void> {
+  runFile(db: string, file: string, step: string, timeoutMs: number): Command {
     const guard = this.guard.statement([db]);
-    await run(
-      'psql',
-      ['-X', '-q', '-v', 'ON_ERROR_STOP=1', ...(guard ? ['-c', guard] : []), '-1', '-f', file],
-      {
-        step,
-        log: this.log,
-        timeoutMs,
-        env: stagingEnv(withDatabase(parseDsn(this.cfg.staging.database), db)),
-      },
-    );
+    return {
+      program: 'psql',
+      args: [
+        '-X',
+        '-q',
+        '-v',
+        'ON_ERROR_STOP=1',
+        ...(guard ? ['-c', guard] : []),
+        '-1',
+        '-f',
+        file,
+      ],
+      step,
+      env: () => this.envFor(db),
+      timeoutMs,
+      explain: refusal,
+    };
   }
 
   /** The connection to one of its databases, as PG* variables (for pg_restore). */
@@ -158,24 +159,40 @@ export class StagingServer {
    * when there is one, else empty. Leftovers of that name (an interrupted
    * create, or with their twins a destroyed site of the same name) go first.
    */
-  async createSiteDatabases(branch: string, customers: string[]): Promise<string[]> {
-    const made: string[] = [];
-    for (const customer of customers) {
+  siteDatabases(branch: string, customers: string[]) {
+    const goldens = customers.map(goldenName);
+    const look = this.lookUp(goldens, 'look up the golden copies');
+    const per = customers.map((customer) => {
       const db = stagingDatabaseName(branch, customer);
       const golden = goldenName(customer);
-      for (const leftover of withTwins([db])) await this.drop(leftover);
-      await this.create(
+      return {
+        customer,
         db,
-        (await this.exists(golden)) ? golden : undefined,
-        `${branch}: create the database of ${customer}`,
-      );
-      made.push(db);
-    }
-    return made;
+        drops: withTwins([db]).map((x) => this.drop(x)),
+        copy: this.create(db, golden, `${branch}: copy ${golden}`, 'when that golden copy exists'),
+        empty: this.create(
+          db,
+          undefined,
+          `${branch}: create ${db}`,
+          'when there is no golden copy yet',
+        ),
+      };
+    });
+    return {
+      commands: [look, ...per.flatMap((p) => [...p.drops, p.copy, p.empty])],
+      run: async (run: (c: Command) => Promise<{ stdout: string }>) => {
+        const have = new Set((await run(look)).stdout.split('\n').filter(Boolean));
+        for (const p of per) {
+          for (const d of p.drops) await run(d);
+          await run(have.has(goldenName(p.customer)) ? p.copy : p.empty);
+        }
+        return per.map((p) => p.db);
+      },
+    };
   }
 
   /** Drop databases and their twins: a killed sync's old copy must not come back in a new site of the same name. */
-  async dropWithTwins(names: string[]): Promise<void> {
-    for (const db of withTwins(names)) await this.drop(db);
+  dropWithTwins(names: string[]): Command[] {
+    return withTwins(names).map((db) => this.drop(db));
   }
 }

@@ -1,7 +1,7 @@
 import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { gitClient } from '../branches/git-client.js';
+import { gitClient } from './git-client.js';
 import { run } from '../core/runner.js';
 import { serverSource, SKELETON } from './sample-app.js';
 

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Config } from '../config/config.js';
-import { run } from '../core/runner.js';
+import type { Command } from '../core/command.js';
 
 /**
  * Blobs are written once and never changed, so they are copied once per
@@ -12,18 +12,12 @@ import { run } from '../core/runner.js';
 export const mirrorOf = (cfg: Config, customer: string) => join(cfg.sync.files, customer);
 
 /** rsync production_files (a local path or host:path, read only) into the customer's mirror. */
-export async function mirrorFiles(
-  cfg: Config,
-  customer: string,
-  source: string,
-  log: string,
-): Promise<void> {
+export function mirrorCommand(cfg: Config, customer: string, source: string): Command {
   const mirror = mirrorOf(cfg, customer);
-  await mkdir(mirror, { recursive: true });
   const from = source.endsWith('/') ? source : `${source}/`;
-  await run(
-    'rsync',
-    [
+  return {
+    program: 'rsync',
+    args: [
       '--archive',
       '--delete',
       '--partial-dir=.rsync-partial',
@@ -33,12 +27,9 @@ export async function mirrorFiles(
       from,
       `${mirror}/`,
     ],
-    {
-      step: 'copy the files',
-      log,
-      timeoutMs: cfg.deployment.timeout * 1000,
-    },
-  );
+    step: 'copy the files',
+    timeoutMs: cfg.deployment.timeout * 1000,
+  };
 }
 
 /** A branch site's copy of a customer's files, tonight's being prepared, and yesterday's until the sync commits. */
@@ -48,20 +39,20 @@ function blobDirs(cfg: Config, branch: string, customer: string) {
 }
 
 /** Hard-link the mirror into the branch site under a temporary name (nothing it serves changes yet). */
-export async function stageFiles(
-  cfg: Config,
-  branch: string,
-  customer: string,
-  log: string,
-): Promise<void> {
+export function linkCommand(cfg: Config, branch: string, customer: string): Command {
+  return {
+    program: 'cp',
+    args: ['-al', '--', mirrorOf(cfg, customer), blobDirs(cfg, branch, customer).fresh],
+    step: 'link the files',
+    timeoutMs: cfg.deployment.timeout * 1000,
+  };
+}
+
+/** Before linking: no half-linked copy of an earlier run in the way, and the folder above there. */
+export async function clearStaged(cfg: Config, branch: string, customer: string): Promise<void> {
   const { target, fresh } = blobDirs(cfg, branch, customer);
   await rm(fresh, { recursive: true, force: true });
   await mkdir(dirname(target), { recursive: true });
-  await run('cp', ['-al', '--', mirrorOf(cfg, customer), fresh], {
-    step: 'link the files',
-    log,
-    timeoutMs: cfg.deployment.timeout * 1000,
-  });
 }
 
 /** Swap the staged files in by rename; yesterday's stay beside them until commitFiles. */

@@ -1,14 +1,11 @@
-import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { mkdir, readdir, rename, rm } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 import type { Config, CustomerConfig } from '../config/config.js';
+import { later, type Command } from '../core/command.js';
 import { parseDsn } from '../core/dsn.js';
 import { briefly, KarlstageError } from '../core/errors.js';
-import { layout } from '../core/layout.js';
-import { acquireLock } from '../core/lock.js';
 import type { Job, Step, StepContext } from '../core/plan.js';
-import { commitFiles, mirrorFiles, putBackFiles, stageFiles, swapFiles } from './files.js';
-import { run } from '../core/runner.js';
-import type { BranchState, State } from '../core/state.js';
+import type { ProductionGuard } from '../db/guard.js';
 import {
   goldenName,
   legacyGoldenName,
@@ -16,20 +13,29 @@ import {
   syncTargets,
   twin,
 } from '../db/names.js';
-import type { ProductionGuard } from '../db/guard.js';
-import { StagingServer } from '../db/staging.js';
-import { readInstances } from '../instances/instances-file.js';
-import { branchLock } from '../branches/update.js';
-import { deploymentStep, stepEnv } from '../branches/steps.js';
 import { productionEnv } from '../db/pg.js';
-import { datesToKeep, parseKeep } from './retention.js';
+import { StagingServer } from '../db/staging.js';
+import { readInstances } from '../model/instances.js';
+import { layout } from '../model/layout.js';
+import { acquireLock, branchLock } from '../model/locks.js';
+import { readState, type BranchState, type State } from '../model/state.js';
+import { deploymentCommand, stepEnv } from '../model/steps.js';
+import { dumpName, newestMatch, pruneDumps } from './backups.js';
+import {
+  clearStaged,
+  commitFiles,
+  linkCommand,
+  mirrorCommand,
+  putBackFiles,
+  swapFiles,
+} from './files.js';
 
 /**
  * The nightly sync, per customer so the cost does not grow with the branches:
  * dump production once (read-only session) into dumps/, restore it into a new
  * golden database, sanitize it, swap it in by rename; then per branch site,
  * clone the golden copy (CREATE DATABASE … TEMPLATE … STRATEGY FILE_COPY) under
- * a temporary name and swap it in by rename, and run the migrate step. Until a
+ * a temporary name, swap it in by rename, and run the migrate step. Until a
  * swap, every site keeps serving yesterday's data; a failure leaves it as it was.
  */
 export interface BranchSyncResult {
@@ -59,63 +65,6 @@ export interface SyncOutcome {
   held: string[];
 }
 
-const stamp = (d: Date) =>
-  d
-    .toISOString()
-    .replace(/[-:]/g, '')
-    .replace(/\.\d+Z$/, 'Z'); // 20261123T020000Z
-const fromStamp = (s: string) =>
-  new Date(s.replace(/^(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d)Z$/, '$1-$2-$3T$4:$5:$6Z'));
-
-/**
- * Repair what a killed run left. The rule: a sync of a database commits by
- * dropping its old twin (NAME__old), so an old twin found here means that sync did
- * not finish (killed mid-swap or mid-migrate): yesterday's copy is put back,
- * with its files. A new twin (NAME__new) or file folder is unfinished work: removed.
- */
-async function cleanUp(
-  cfg: Config,
-  db: StagingServer,
-  state: State,
-  customer: string,
-  branches: string[],
-  dumpDir: string,
-): Promise<string[]> {
-  const said: string[] = [];
-  let names = await db.names();
-  const golden = goldenName(customer);
-  // Golden copies made before the "__" naming: renamed once (a branch site named "golden" keeps its own).
-  const legacy = legacyGoldenName(customer);
-  if (names.has(legacy) && !names.has(golden) && !state.branches.golden) {
-    await db.rename(legacy, golden, `rename ${legacy} to ${golden}`);
-    said.push(`${legacy} → ${golden}`);
-    names = await db.names();
-  }
-  for (const live of [golden, ...branches.map((b) => stagingDatabaseName(b, customer))]) {
-    const old = twin(live, 'old');
-    const fresh = twin(live, 'new');
-    if (names.has(old)) {
-      await db.putBack(live);
-      said.push(`${old} → ${live}`);
-    } else if (names.has(fresh)) {
-      await db.drop(fresh);
-      said.push(fresh);
-    }
-  }
-  for (const b of branches) {
-    const uncommitted = names.has(twin(stagingDatabaseName(b, customer), 'old'));
-    said.push(
-      ...(uncommitted ? await putBackFiles(cfg, b, customer) : await commitFiles(cfg, b, customer)),
-    );
-  }
-  for (const f of await readdir(dumpDir).catch(() => [] as string[]))
-    if (f.endsWith('.partial')) {
-      await rm(join(dumpDir, f), { recursive: true, force: true });
-      said.push(f);
-    }
-  return said;
-}
-
 export interface SyncRequest {
   branches: BranchState[];
   customers: CustomerConfig[];
@@ -123,7 +72,7 @@ export interface SyncRequest {
   command: string;
 }
 
-/** Which branch sites serve which customer (their instances.ini). */
+/** Which branch sites serve a customer (their instances.ini). */
 async function servedBy(cfg: Config, branches: BranchState[], customer: string): Promise<string[]> {
   const out: string[] = [];
   for (const b of branches) {
@@ -146,6 +95,85 @@ export async function syncTargetsOf(cfg: Config, req: SyncRequest): Promise<stri
   return targets;
 }
 
+const finished = (started: number) => ({
+  at: new Date().toISOString(),
+  durationMs: Date.now() - started,
+});
+
+/**
+ * Repair what a killed run left. The rule: a sync of a database commits by
+ * dropping its old twin (NAME__old), so an old twin found here means that sync
+ * did not finish (killed mid-swap or mid-migrate): yesterday's copy is put
+ * back, with its files. A new twin (NAME__new) or file folder is unfinished
+ * work: removed. A golden copy of the naming before "__" is renamed once.
+ */
+function cleanUpStep(
+  cfg: Config,
+  db: StagingServer,
+  state: State,
+  customer: string,
+  branches: string[],
+  dumpDir: string,
+  started: () => void,
+): Step {
+  const golden = goldenName(customer);
+  const legacy = legacyGoldenName(customer);
+  const lives = [golden, ...branches.map((b) => stagingDatabaseName(b, customer))];
+  const look = db.lookUp([legacy, ...lives.flatMap((l) => [l, twin(l, 'new'), twin(l, 'old')])]);
+  const adopt = db.rename(
+    legacy,
+    golden,
+    `rename ${legacy} to ${golden}`,
+    `when ${legacy} is there`,
+  );
+  const repairs = lives.map((live) => ({
+    live,
+    back: db.putBack(live, `when ${twin(live, 'old')} is there`),
+    drop: db.drop(twin(live, 'new'), `when only ${twin(live, 'new')} is there`),
+  }));
+  return {
+    title: 'clean up what an interrupted run left',
+    commands: [look, adopt, ...repairs.flatMap((r) => [...r.back, r.drop])],
+    effects: [
+      `put back or remove each branch site's staged files (…${cfg.deployment.blobs}/${customer}.karlstage-old/-new)`,
+      `remove ${dumpDir}/*.partial`,
+    ],
+    run: async (ctx) => {
+      started();
+      await mkdir(dumpDir, { recursive: true });
+      const said: string[] = [];
+      const names = new Set((await ctx.exec(look)).stdout.split('\n').filter(Boolean));
+      if (names.has(legacy) && !names.has(golden) && !state.branches.golden) {
+        await ctx.exec(adopt);
+        said.push(`${legacy} → ${golden}`);
+      }
+      for (const r of repairs) {
+        if (names.has(twin(r.live, 'old'))) {
+          for (const c of r.back) await ctx.exec(c);
+          said.push(`${twin(r.live, 'old')} → ${r.live}`);
+        } else if (names.has(twin(r.live, 'new'))) {
+          await ctx.exec(r.drop);
+          said.push(twin(r.live, 'new'));
+        }
+      }
+      for (const b of branches) {
+        const uncommitted = names.has(twin(stagingDatabaseName(b, customer), 'old'));
+        said.push(
+          ...(uncommitted
+            ? await putBackFiles(cfg, b, customer)
+            : await commitFiles(cfg, b, customer)),
+        );
+      }
+      for (const f of await readdir(dumpDir).catch(() => [] as string[]))
+        if (f.endsWith('.partial')) {
+          await rm(join(dumpDir, f), { recursive: true, force: true });
+          said.push(f);
+        }
+      if (said.length) ctx.say(`cleaned up: ${said.join(', ')}`);
+    },
+  };
+}
+
 export async function syncJobs(
   cfg: Config,
   state: State,
@@ -154,6 +182,8 @@ export async function syncJobs(
   outcome: SyncOutcome,
 ): Promise<Job[]> {
   const jobsN = String(cfg.sync.jobs);
+  const timeoutMs = cfg.deployment.timeout * 1000;
+  const db = new StagingServer(cfg, guard);
   const jobs: Job[] = [];
   for (const c of req.customers) {
     const production = c.production ? parseDsn(c.production) : {};
@@ -166,19 +196,9 @@ export async function syncJobs(
     let dumpPath = '';
     let taken = new Date();
     const record: CustomerSync = (outcome.customers[c.name] = { branches });
-    const stagingDb = (log: string) => new StagingServer(cfg, guard, log);
-    const cleanUpStep: Step = {
-      title: 'clean up what an interrupted run left',
-      preview: [
-        `put back any *__old database (a sync that did not finish) with its files; drop leftover *__new databases and files; remove ${dumpDir}/*.partial`,
-      ],
-      run: async (ctx) => {
-        record.startedAt = Date.now();
-        await mkdir(dumpDir, { recursive: true });
-        const left = await cleanUp(cfg, stagingDb(ctx.log), state, c.name, branches, dumpDir);
-        if (left.length) ctx.say(`cleaned up: ${left.join(', ')}`);
-      },
-    };
+    const cleanUp = cleanUpStep(cfg, db, state, c.name, branches, dumpDir, () => {
+      record.startedAt = Date.now();
+    });
     const unknown = guard.unknown(c.name);
     if (unknown) {
       // Nothing of this customer's is written on a guess; the other customers go on. Repairs
@@ -186,10 +206,10 @@ export async function syncJobs(
       jobs.push({
         name: c.name,
         steps: [
-          ...(guard.canRepair(c.name) ? [cleanUpStep] : []),
+          ...(guard.canRepair(c.name) ? [cleanUp] : []),
           {
             title: "make sure the staging server is not this customer's production",
-            preview: [unknown],
+            effects: [unknown],
             run: async () => {
               throw new KarlstageError(unknown);
             },
@@ -198,12 +218,53 @@ export async function syncJobs(
       });
       continue;
     }
+
+    const pgDump: Command = {
+      program: 'pg_dump',
+      args: [
+        '--format=directory',
+        // Measured by bench/sync.mjs on 324 MB of incompressible data: default level
+        // 34.6 s / 342 MB, -Z1 13.3 s / 351 MB, -Z0 3.8 s / 600 MB. Level 1: fast, and
+        // nearly as small (the dumps are kept as snapshots, so size counts too).
+        '--compress=1',
+        `--jobs=${jobsN}`,
+        '--no-owner',
+        '--no-privileges',
+        later('--file=DUMP.partial', () => `--file=${dumpPath}.partial`),
+      ],
+      step: 'dump production',
+      env: () => productionEnv(production),
+      timeoutMs,
+    };
+    const createGolden = db.create(goldenNew, undefined, 'create the new golden copy');
+    const restore: Command = {
+      program: 'pg_restore',
+      args: [
+        `--jobs=${jobsN}`,
+        '--no-owner',
+        '--no-privileges',
+        '--exit-on-error',
+        `--dbname=${goldenNew}`,
+        later('DUMP', () => dumpPath),
+      ],
+      step: 'restore',
+      env: () => db.envFor(goldenNew),
+      timeoutMs,
+    };
+    const sanitize = c.sanitize
+      ? db.runFile(goldenNew, c.sanitize, 'sanitize', timeoutMs)
+      : undefined;
+    const dropGoldenNew = db.drop(goldenNew, 'when a later step fails');
+    const swapGolden = db.swapIn(golden, goldenNew, goldenOld, 'swap the golden copy');
+    const dropGoldenOld = db.drop(goldenOld);
+    const mirror = c.productionFiles ? mirrorCommand(cfg, c.name, c.productionFiles) : undefined;
+
     const steps: Step[] = [
-      cleanUpStep,
+      cleanUp,
       c.productionDump
         ? {
             title: 'take the newest backup',
-            preview: [`the newest file matching ${c.productionDump}`],
+            effects: [`the newest file matching ${c.productionDump}`],
             run: async (ctx) => {
               const newest = await newestMatch(c.productionDump!);
               if (!newest)
@@ -216,147 +277,77 @@ export async function syncJobs(
           }
         : {
             title: 'dump production (read-only)',
-            preview: [
-              `$ pg_dump --format=directory --compress=1 --jobs=${jobsN} --no-owner --no-privileges --file=${dumpDir}/${c.name}-STAMP.dump.partial   (PGOPTIONS=-c default_transaction_read_only=on)`,
-              `rename it to ${c.name}-STAMP.dump when complete`,
+            commands: [pgDump],
+            effects: [
+              `rename ${dumpDir}/DUMP.partial to DUMP (${c.name}-STAMP.dump) when complete`,
             ],
             run: async (ctx) => {
               taken = new Date();
-              dump = `${c.name}-${stamp(taken)}.dump`;
-              const partial = join(dumpDir, `${dump}.partial`);
-              ctx.onUndo(() => rm(partial, { recursive: true, force: true }));
-              await run(
-                'pg_dump',
-                [
-                  '--format=directory',
-                  // Measured by bench/sync.mjs on 324 MB of incompressible data: default level
-                  // 34.6 s / 342 MB, -Z1 13.3 s / 351 MB, -Z0 3.8 s / 600 MB. Level 1: fast, and
-                  // nearly as small (the dumps are kept as snapshots, so size counts too).
-                  '--compress=1',
-                  `--jobs=${jobsN}`,
-                  '--no-owner',
-                  '--no-privileges',
-                  `--file=${partial}`,
-                ],
-                {
-                  step: `dump production`,
-                  log: ctx.log,
-                  timeoutMs: cfg.deployment.timeout * 1000,
-                  env: productionEnv(production),
-                },
-              );
+              dump = dumpName(dumpDir, c.name, taken);
               dumpPath = join(dumpDir, dump);
-              await rename(partial, dumpPath);
+              ctx.onUndo(() => rm(`${dumpPath}.partial`, { recursive: true, force: true }));
+              await ctx.exec(pgDump);
+              await rename(`${dumpPath}.partial`, dumpPath);
             },
           },
       {
         title: 'restore into a new golden copy',
-        preview: [
-          `CREATE DATABASE ${goldenNew}`,
-          `$ pg_restore --jobs=${jobsN} --no-owner --no-privileges --dbname=${goldenNew} ${dumpDir}/DUMP`,
-        ],
+        commands: [createGolden, restore, ...(sanitize ? [sanitize] : []), dropGoldenNew],
         run: async (ctx) => {
-          const db = stagingDb(ctx.log);
-          ctx.onUndo(() => db.drop(goldenNew).catch(() => undefined));
-          await db.create(goldenNew, undefined, 'create the new golden copy');
-          await run(
-            'pg_restore',
-            [
-              `--jobs=${jobsN}`,
-              '--no-owner',
-              '--no-privileges',
-              '--exit-on-error',
-              `--dbname=${goldenNew}`,
-              dumpPath,
-            ],
-            {
-              step: 'restore',
-              log: ctx.log,
-              timeoutMs: cfg.deployment.timeout * 1000,
-              env: db.envFor(goldenNew),
-            },
-          );
-          if (c.sanitize) {
+          ctx.onUndo(async () => void (await ctx.exec(dropGoldenNew).catch(() => undefined)));
+          await ctx.exec(createGolden);
+          await ctx.exec(restore);
+          if (sanitize) {
             ctx.say(`sanitize with ${c.sanitize}`);
-            await db.runFile(goldenNew, c.sanitize, 'sanitize', cfg.deployment.timeout * 1000);
+            await ctx.exec(sanitize);
           }
         },
       },
       {
         title: 'swap in the new golden copy',
-        preview: [
-          `ALTER DATABASE ${golden} RENAME TO ${goldenOld}; ALTER DATABASE ${goldenNew} RENAME TO ${golden}; DROP DATABASE ${goldenOld}`,
-        ],
+        commands: [swapGolden, dropGoldenOld],
         run: async (ctx) => {
-          const db = stagingDb(ctx.log);
-          const had = await db.exists(golden);
-          await db.swapIn(
-            golden,
-            { incoming: goldenNew, outgoing: goldenOld, liveExists: had },
-            'swap the golden copy',
-          );
-          if (had) await db.drop(goldenOld);
+          await ctx.exec(swapGolden);
+          await ctx.exec(dropGoldenOld);
           Object.assign(record, { dump, asOf: taken.toISOString() });
         },
       },
-      ...(c.productionFiles
+      ...(mirror
         ? [
             {
               title: 'copy the files (blobs)',
-              preview: [
-                `$ rsync --archive --delete -- ${c.productionFiles}/ ${cfg.sync.files}/${c.name}/`,
-              ],
-              run: async (ctx: StepContext) =>
-                mirrorFiles(cfg, c.name, c.productionFiles!, ctx.log),
+              commands: [mirror],
+              run: async (ctx: StepContext) => {
+                await mkdir(join(cfg.sync.files, c.name), { recursive: true });
+                await ctx.exec(mirror);
+              },
             },
           ]
         : []),
+      ...branches.map((b) =>
+        branchStep(cfg, db, {
+          golden,
+          branch: b,
+          customer: c.name,
+          withFiles: Boolean(mirror),
+          started: () => record.startedAt ?? Date.now(),
+          done: (r) => outcome.branches.push(r),
+        }),
+      ),
       {
-        title: `copy it to ${branches.length ? branches.join(', ') : 'no branch site'}`,
-        preview: branches.map(
-          (b) =>
-            `${b}: CREATE DATABASE ${twin(stagingDatabaseName(b, c.name), 'new')} TEMPLATE ${golden} STRATEGY FILE_COPY; swap by rename; migrate (if it fails, yesterday's copy goes back); drop yesterday's copy`,
-        ),
+        title: 'prune old dumps',
+        effects: [`keep ${cfg.sync.keep} in ${dumpDir}`],
         run: async (ctx) => {
-          const failed: string[] = [];
-          for (const b of branches) {
-            const r = await syncBranch(cfg, state, {
-              db: stagingDb(ctx.log),
-              golden,
-              branch: b,
-              customer: c.name,
-              log: ctx.log,
-              withFiles: Boolean(c.productionFiles),
-              started: record.startedAt ?? Date.now(),
-            });
-            outcome.branches.push(r);
-            ctx.say(`${b}: ${r.ok ? `done (unavailable ${r.swapMs} ms)` : `failed: ${r.error}`}`);
-            if (!r.ok) failed.push(`${b}: ${r.error}`);
-          }
+          const pruned = await pruneDumps(dumpDir, cfg.sync.keep);
+          if (pruned.length) ctx.say(`pruned ${pruned.length} old dump(s)`);
+          // The customer's job fails when any of its branch sites did (each is in the summary).
+          const failed = outcome.branches.filter((r) => r.customer === c.name && !r.ok);
           if (failed.length)
             throw new KarlstageError(
               `${c.name}: ${failed.length} of ${branches.length} branch sites failed`,
               1,
-              failed,
+              failed.map((r) => `${r.branch}: ${r.error}`),
             );
-        },
-      },
-      {
-        title: 'prune old dumps',
-        preview: [`keep ${cfg.sync.keep} in ${dumpDir}`],
-        run: async (ctx) => {
-          const names = (await readdir(dumpDir)).filter((f) => /^.+-\d{8}T\d{6}Z\.dump$/.test(f));
-          const dated = names.map((f) => ({
-            f,
-            d: fromStamp(/(\d{8}T\d{6}Z)\.dump$/.exec(f)![1]!),
-          }));
-          const keep = datesToKeep(
-            dated.map((x) => x.d),
-            parseKeep(cfg.sync.keep),
-          );
-          const prune = dated.filter((x) => !keep.has(x.d));
-          for (const x of prune) await rm(join(dumpDir, x.f), { recursive: true, force: true });
-          if (prune.length) ctx.say(`pruned ${prune.length} old dump(s)`);
         },
       },
     ];
@@ -366,105 +357,111 @@ export async function syncJobs(
 }
 
 interface BranchSyncRequest {
-  db: StagingServer;
   golden: string;
   branch: string;
   customer: string;
-  log: string;
   /** The customer has production files: stage, swap and commit them with the database. */
   withFiles: boolean;
   /** When the customer's sync started (its dump), for the duration shown. */
-  started: number;
+  started: () => number;
+  done: (result: BranchSyncResult) => void;
 }
 
 /**
  * One branch site × customer: clone the golden copy under a temporary name,
  * swap it in, migrate; yesterday's copy is dropped only after the migrate
- * worked (the commit), and put back if it failed.
+ * worked (the commit), and put back if it failed. Its failure is recorded and
+ * does not stop the other branch sites.
  */
-async function syncBranch(
-  cfg: Config,
-  state: State,
-  { db, golden, branch, customer, log, withFiles, started }: BranchSyncRequest,
-): Promise<BranchSyncResult> {
+function branchStep(cfg: Config, db: StagingServer, req: BranchSyncRequest): Step {
+  const { golden, branch, customer, withFiles } = req;
   const live = stagingDatabaseName(branch, customer);
   const fresh = twin(live, 'new');
   const old = twin(live, 'old');
-  let release: (() => Promise<void>) | undefined;
-  try {
-    // An update of this branch site runs its own migrate: one at a time.
-    release = await acquireLock(cfg.root, branchLock(branch), {
-      command: `sync ${customer} into ${branch}`,
-      waitSeconds: 600,
-    });
-    // Everything is prepared under temporary names first: nothing the site serves changes yet.
-    let had = false;
-    let swapStart = 0;
-    try {
-      await db.create(fresh, golden, 'copy the golden copy');
-      if (withFiles) await stageFiles(cfg, branch, customer, log);
-      had = await db.exists(live);
-      swapStart = Date.now();
-      await db.swapIn(live, { incoming: fresh, outgoing: old, liveExists: had }, 'swap');
-    } catch (e) {
-      await db.drop(fresh).catch(() => undefined);
-      if (withFiles) await putBackFiles(cfg, branch, customer).catch(() => undefined);
-      throw e;
-    }
-    const swapMs = Date.now() - swapStart;
-    const site = state.branches[branch]!;
-    const migrate = deploymentStep(cfg, 'migrate', branch, () =>
-      stepEnv(cfg, site, site.built?.revision),
-    );
-    try {
-      if (withFiles) await swapFiles(cfg, branch, customer);
-      if (migrate)
-        await migrate.run({
-          log,
-          onUndo: () => undefined,
-          say: () => undefined,
-          warn: () => undefined,
-        });
-    } catch (e) {
-      if (!had) throw e; // nothing to go back to: the new copy stays
-      await db.putBack(live);
-      if (withFiles) await putBackFiles(cfg, branch, customer);
-      throw new KarlstageError(`${briefly(e)}; ${branch} keeps yesterday's data`);
-    }
-    // The commit: once yesterday's copy is dropped, a killed run is not undone any more.
-    if (had) await db.drop(old);
-    if (withFiles) await commitFiles(cfg, branch, customer);
-    return { branch, customer, ok: true, ...finished(started), swapMs };
-  } catch (e) {
-    // The summary names the branch site already (its deployment steps say it too).
-    const error = briefly(e).replace(new RegExp(`^${branch}: `), '');
-    return { branch, customer, ok: false, error, ...finished(started) };
-  } finally {
-    await release?.();
-  }
-}
-
-const finished = (started: number) => ({
-  at: new Date().toISOString(),
-  durationMs: Date.now() - started,
-});
-
-/** The newest file matching a path whose last part may hold * and ? (a backup's name pattern). */
-export async function newestMatch(
-  pattern: string,
-): Promise<{ path: string; mtime: Date } | undefined> {
-  const dir = dirname(pattern);
-  const re = new RegExp(
-    `^${basename(pattern)
-      .replace(/[.+^${}()|[\]\\]/g, '\\$&')
-      .replace(/\*/g, '.*')
-      .replace(/\?/g, '.')}$`,
+  let site: BranchState | undefined;
+  const look = db.lookUp([live], `look up ${live}`);
+  const clone = db.create(fresh, golden, 'copy the golden copy');
+  const dropFresh = db.drop(fresh, 'when the copy fails');
+  const link = linkCommand(cfg, branch, customer);
+  const swap = db.swapIn(live, fresh, old, 'swap');
+  const migrate = deploymentCommand(cfg, 'migrate', branch, () =>
+    stepEnv(cfg, site!, site!.built?.revision),
   );
-  let best: { path: string; mtime: Date } | undefined;
-  for (const f of await readdir(dir).catch(() => [] as string[])) {
-    if (!re.test(f) || f.endsWith('.partial')) continue;
-    const st = await stat(join(dir, f));
-    if (!best || st.mtime > best.mtime) best = { path: join(dir, f), mtime: st.mtime };
-  }
-  return best;
+  const putBack = db.putBack(live, 'when the migrate fails');
+  const commit = db.drop(old, 'when there was a copy before');
+  return {
+    title: `${branch}: copy, swap, migrate`,
+    commands: [
+      look,
+      clone,
+      dropFresh,
+      ...(withFiles ? [link] : []),
+      swap,
+      ...(migrate ? [migrate] : []),
+      ...putBack,
+      commit,
+    ],
+    effects: [
+      `lock ${branch}`,
+      ...(withFiles
+        ? [`swap the linked files in by rename; yesterday's kept until the commit`]
+        : []),
+    ],
+    run: async (ctx) => {
+      const started = req.started();
+      let release: (() => Promise<void>) | undefined;
+      try {
+        // An update of this branch site runs its own migrate: one at a time.
+        release = await acquireLock(cfg.root, branchLock(branch), {
+          command: `sync ${customer} into ${branch}`,
+          waitSeconds: 600,
+        });
+        // Read again under the lock: a site destroyed (or changed) meanwhile gets no data.
+        site = (await readState(cfg.root)).branches[branch];
+        const served = await readInstances(layout.instancesIni(cfg.root, branch)).catch(() => []);
+        if (!site || !served.some((i) => i.name === customer)) {
+          ctx.say(`${branch}: skipped, destroyed (or no longer serving ${customer}) meanwhile`);
+          return;
+        }
+        // Everything is prepared under temporary names first: nothing the site serves changes yet.
+        const had = (await ctx.exec(look)).stdout.trim() === live;
+        let swapStart = 0;
+        try {
+          await ctx.exec(clone);
+          if (withFiles) {
+            await clearStaged(cfg, branch, customer);
+            await ctx.exec(link);
+          }
+          swapStart = Date.now();
+          await ctx.exec(swap);
+        } catch (e) {
+          await ctx.exec(dropFresh).catch(() => undefined);
+          if (withFiles) await putBackFiles(cfg, branch, customer).catch(() => undefined);
+          throw e;
+        }
+        const swapMs = Date.now() - swapStart;
+        try {
+          if (withFiles) await swapFiles(cfg, branch, customer);
+          if (migrate) await ctx.exec(migrate);
+        } catch (e) {
+          if (!had) throw e; // nothing to go back to: the new copy stays
+          for (const c of putBack) await ctx.exec(c);
+          if (withFiles) await putBackFiles(cfg, branch, customer);
+          throw new KarlstageError(`${briefly(e)}; ${branch} keeps yesterday's data`);
+        }
+        // The commit: once yesterday's copy is dropped, a killed run is not undone any more.
+        if (had) await ctx.exec(commit);
+        if (withFiles) await commitFiles(cfg, branch, customer);
+        req.done({ branch, customer, ok: true, ...finished(started), swapMs });
+        ctx.say(`${branch}: done (unavailable ${swapMs} ms)`);
+      } catch (e) {
+        // The summary names the branch site already (its deployment steps say it too).
+        const error = briefly(e).replace(new RegExp(`^${branch}: `), '');
+        req.done({ branch, customer, ok: false, error, ...finished(started) });
+        ctx.say(`${branch}: failed: ${error}`);
+      } finally {
+        await release?.();
+      }
+    },
+  };
 }

@@ -2,10 +2,10 @@ import { appendFile, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { init } from '../../src/commands/init.js';
-import type { GlobalOptions } from '../../src/commands/context.js';
+import type { GlobalOptions } from '../../src/context/context.js';
 import { makeSkeleton, type SampleRepo } from '../../src/demo/sample-repos.js';
 import { freeBasePort } from '../../src/demo/ports.js';
-import { readState } from '../../src/core/state.js';
+import { readState } from '../../src/model/state.js';
 import { onCleanup, tempDir } from './tmp.js';
 
 export const BIN = join(import.meta.dirname, '..', '..', 'bin', 'karlstage.js');

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseInstances, setInstanceKeys } from '../../src/instances/instances-file.js';
+import { parseInstances, setInstanceKeys } from '../../src/model/instances.js';
 
 const FILE = `# Our instances; do not remove this comment
 [instance:osf]

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { datesToKeep, parseKeep, periodOf } from '../../src/sync/retention.js';
+import { parseKeep } from '../../src/config/keep.js';
+import { datesToKeep, periodOf } from '../../src/sync/retention.js';
 
 const day = (iso: string) => new Date(`${iso}T02:00:00Z`);
 const kept = (dates: Date[], policy: string) =>

@@ -1,8 +1,7 @@
-import { describePoll } from '../branches/poll.js';
 import type { Config } from '../config/config.js';
-import { layout } from '../core/layout.js';
-import type { BranchState, State } from '../core/state.js';
-import { readInstances } from '../instances/instances-file.js';
+import { layout } from './layout.js';
+import type { BranchState, PollRecord, State } from './state.js';
+import { readInstances } from './instances.js';
 
 /**
  * What is known of each branch site, read from state.json and each site's
@@ -53,4 +52,19 @@ export function shortRevision(rev: string | undefined, vcs: string): string {
 /** https://HOST, with the port when it is not 443. */
 export function publicBase(cfg: Config): string {
   return `https://${cfg.staging.host}${cfg.staging.httpsPort === 443 ? '' : `:${cfg.staging.httpsPort}`}`;
+}
+
+export type UpstreamState =
+  'up to date' | 'behind' | 'gone upstream' | 'not polled' | 'poll failed';
+
+export function upstreamState(p: PollRecord | undefined): UpstreamState {
+  if (!p) return 'not polled';
+  if (p.error) return 'poll failed';
+  if (p.remote === null) return 'gone upstream';
+  return p.behind ? 'behind' : 'up to date';
+}
+
+export function describePoll(p: PollRecord | undefined): string {
+  const state = upstreamState(p);
+  return state === 'behind' && p?.newCommits !== undefined ? `behind (${p.newCommits} new)` : state;
 }

@@ -3,10 +3,9 @@ import { mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import writeFileAtomic from 'write-file-atomic';
 import type { Config } from '../config/config.js';
-import { layout } from '../core/layout.js';
-import { run } from '../core/runner.js';
-import type { State } from '../core/state.js';
-import { branchViews } from './site-data.js';
+import { layout } from '../model/layout.js';
+import { exec } from '../core/command.js';
+import type { BranchView } from '../model/views.js';
 
 /**
  * Staged mail: for each customer, only its mail branch receives mail for
@@ -24,9 +23,8 @@ export interface MailRoute {
 export const transportFile = (root: string) => join(layout.meta(root), 'mail', 'transport');
 
 /** The mail routes that are live: the mail branch exists and serves the customer. */
-export async function mailRoutes(cfg: Config, state: State): Promise<MailRoute[]> {
+export function mailRoutes(cfg: Config, views: BranchView[]): MailRoute[] {
   if (!cfg.staging.mailDomain) return [];
-  const views = await branchViews(cfg, state);
   return cfg.customers.flatMap((c) => {
     const view = views.find((v) => v.site.name === c.mailBranch);
     return view && view.customers.includes(c.name)
@@ -53,25 +51,14 @@ export function renderTransport(routes: MailRoute[]): string {
 /** Write the transport map and, where postfix is installed, its postmap database. */
 export async function writeTransport(
   cfg: Config,
-  state: State,
+  views: BranchView[],
   log?: string,
 ): Promise<{ file: string; postmapped: boolean }> {
   const file = transportFile(cfg.root);
   await mkdir(dirname(file), { recursive: true });
-  await writeFileAtomic(file, renderTransport(await mailRoutes(cfg, state)), { mode: 0o644 });
+  await writeFileAtomic(file, renderTransport(mailRoutes(cfg, views)), { mode: 0o644 });
   const postmap = ['/usr/sbin/postmap', '/usr/bin/postmap'].find((p) => existsSync(p));
   if (!postmap) return { file, postmapped: false };
-  await run(postmap, [`hash:${file}`], { step: 'postmap', timeoutMs: 30_000, log });
+  await exec({ program: postmap, args: [`hash:${file}`], step: 'postmap', timeoutMs: 30_000 }, log);
   return { file, postmapped: true };
-}
-
-/** The allow-list every instance's mail_white_list names: the testers from [staging] mail_allow. */
-export async function writeAllowList(cfg: Config): Promise<void> {
-  const file = layout.allowList(cfg.root);
-  await mkdir(dirname(file), { recursive: true });
-  const header =
-    '# Generated from [staging] mail_allow in karlstage.ini: the only addresses staging may mail.\n';
-  await writeFileAtomic(file, header + cfg.staging.mailAllow.map((a) => `${a}\n`).join(''), {
-    mode: 0o644,
-  });
 }

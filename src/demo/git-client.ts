@@ -1,5 +1,6 @@
 import { simpleGit, type SimpleGit } from 'simple-git';
 
+// (The demo builds its sample repositories with simple-git; karlstage itself runs git through the runner.)
 // Programs git would start to talk to a person: never wanted here (cron has no terminal).
 const INTERACTIVE = /^(GIT_)?(EDITOR|VISUAL|PAGER|SEQUENCE_EDITOR|ASKPASS)$|^SSH_ASKPASS$/i;
 

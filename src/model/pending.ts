@@ -1,5 +1,5 @@
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { layout } from '../core/layout.js';
+import { layout } from './layout.js';
 
 /**
  * A marker written before a branch site is changed and removed when the change
@@ -8,7 +8,7 @@ import { layout } from '../core/layout.js';
  * clean up. Only read or written while holding that branch's lock.
  */
 export interface Pending {
-  op: 'create' | 'update' | 'destroy';
+  op: 'create' | 'update' | 'switch' | 'destroy';
   pid: number;
   started: string;
 }

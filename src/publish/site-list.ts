@@ -2,11 +2,11 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import writeFileAtomic from 'write-file-atomic';
 import type { Config } from '../config/config.js';
-import { layout } from '../core/layout.js';
-import { upstreamState, type UpstreamState } from '../branches/poll.js';
-import { readState, type BranchState } from '../core/state.js';
+import { layout } from '../model/layout.js';
+import { upstreamState, type UpstreamState } from '../model/views.js';
+import type { BranchState } from '../model/state.js';
 import { renderTemplate } from '../core/templates.js';
-import { branchViews, shortRevision } from './site-data.js';
+import { shortRevision, type BranchView } from '../model/views.js';
 
 /**
  * The site list the customer reads: which branch sites exist, what code and
@@ -43,8 +43,7 @@ export interface SiteList {
   branches: SiteListEntry[];
 }
 
-export async function collectSiteList(cfg: Config): Promise<SiteList> {
-  const views = await branchViews(cfg, await readState(cfg.root));
+export function collectSiteList(cfg: Config, views: BranchView[]): SiteList {
   return {
     version: SITE_LIST_VERSION,
     generatedAt: new Date().toISOString(),
@@ -157,9 +156,9 @@ export async function renderHtml(list: SiteList): Promise<string> {
 export const SITE_FILES = { html: 'index.html', json: 'sites.json', text: 'sites.txt' } as const;
 
 /** Regenerate .karlstage/sites/ (each file atomically); routes serve this folder at /. */
-export async function refreshSiteList(cfg: Config): Promise<SiteList> {
-  const list = await collectSiteList(cfg);
-  const dir = join(layout.meta(cfg.root), 'sites');
+export async function refreshSiteList(cfg: Config, views: BranchView[]): Promise<SiteList> {
+  const list = collectSiteList(cfg, views);
+  const dir = layout.sites(cfg.root);
   await mkdir(dir, { recursive: true });
   await writeFileAtomic(join(dir, SITE_FILES.html), await renderHtml(list), { mode: 0o644 });
   await writeFileAtomic(join(dir, SITE_FILES.json), JSON.stringify(list, null, 2) + '\n', {

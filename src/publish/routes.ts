@@ -5,10 +5,11 @@ import { dirname, join } from 'node:path';
 import writeFileAtomic from 'write-file-atomic';
 import type { Config } from '../config/config.js';
 import { KarlstageError, UsageError } from '../core/errors.js';
-import { layout } from '../core/layout.js';
-import type { Step } from '../core/plan.js';
-import { commandLine, run, splitCommand } from '../core/runner.js';
-import type { State } from '../core/state.js';
+import { layout } from '../model/layout.js';
+import { later, type Command } from '../core/command.js';
+import type { Plan, Step } from '../core/plan.js';
+import { splitCommand } from '../core/runner.js';
+import type { BranchView } from '../model/views.js';
 import { renderTemplate } from '../core/templates.js';
 
 /** A path as one nginx word; characters that would end or open a directive are refused. */
@@ -20,7 +21,7 @@ function nginxPath(path: string, key: string): string {
   return path;
 }
 
-export async function renderRoutes(cfg: Config, state: State): Promise<string> {
+export async function renderRoutes(cfg: Config, views: BranchView[]): Promise<string> {
   if (!cfg.staging.tlsCertificate || !cfg.staging.tlsKey)
     throw new UsageError(
       `${cfg.file}: [staging] tls_certificate and tls_key are needed for the routes`,
@@ -33,10 +34,12 @@ export async function renderRoutes(cfg: Config, state: State): Promise<string> {
     https_suffix: cfg.staging.httpsPort === 443 ? '' : `:${cfg.staging.httpsPort}`,
     certificate: nginxPath(cfg.staging.tlsCertificate, '[staging] tls_certificate'),
     key: nginxPath(cfg.staging.tlsKey, '[staging] tls_key'),
-    sites: nginxPath(join(layout.meta(cfg.root), 'sites'), 'the staging root'),
-    branches: Object.values(state.branches)
-      .sort((a, b) => a.slot - b.slot)
-      .map((b) => ({ name: b.name, port: b.port, ref: b.ref.replace(/[\r\n]/g, ' ') })),
+    sites: nginxPath(layout.sites(cfg.root), 'the staging root'),
+    branches: views.map(({ site: b }) => ({
+      name: b.name,
+      port: b.port,
+      ref: b.ref.replace(/[\r\n]/g, ' '),
+    })),
   });
 }
 
@@ -44,41 +47,69 @@ export async function renderRoutes(cfg: Config, state: State): Promise<string> {
  * Install routes safely: write the new file beside the installed one, check it
  * with `nginx -t` (a throwaway main configuration that includes only it), swap
  * it in with a rename, reload; if the reload fails, put the old file back.
+ * Runs under the routes lock (two runs must not swap files at once).
  */
-export function installSteps(cfg: Config, text: () => string): Step[] {
+export function routesPlan(cfg: Config, text: string, command = 'routes'): Plan {
   const target = nginxPath(cfg.staging.nginxConf, '[staging] nginx_conf');
   const fresh = `${target}.karlstage-new`;
   const previous = `${target}.karlstage-previous`;
-  const nginx = splitCommand(cfg.staging.nginx, '[staging] nginx');
-  const reload = splitCommand(cfg.staging.reload, '[staging] reload');
-  return [
+  const [nginx, ...nginxArgs] = splitCommand(cfg.staging.nginx, '[staging] nginx') as [
+    string,
+    ...string[],
+  ];
+  const [reload, ...reloadArgs] = splitCommand(cfg.staging.reload, '[staging] reload') as [
+    string,
+    ...string[],
+  ];
+  let tmp = '';
+  const check: Command = {
+    program: nginx,
+    args: [
+      ...nginxArgs,
+      '-t',
+      '-q',
+      '-p',
+      later('TMP', () => tmp),
+      '-c',
+      later('TMP/check.conf', () => join(tmp, 'check.conf')),
+    ],
+    step: 'nginx -t',
+    timeoutMs: 30_000,
+  };
+  const reloadCmd: Command = {
+    program: reload,
+    args: reloadArgs,
+    step: 'reload nginx',
+    timeoutMs: 60_000,
+  };
+  const reloadOld: Command = {
+    ...reloadCmd,
+    step: 'reload nginx with the old routes',
+    when: 'when the reload failed',
+  };
+  const steps: Step[] = [
     {
       title: 'write the new routes beside the installed ones',
-      preview: [`write ${fresh}`],
+      effects: [`write ${fresh}`],
       run: async (ctx) => {
         await mkdir(dirname(target), { recursive: true });
-        await writeFileAtomic(fresh, text(), { mode: 0o644 });
+        await writeFileAtomic(fresh, text, { mode: 0o644 });
         ctx.onUndo(() => rm(fresh, { force: true }));
       },
     },
     {
       title: 'check them with nginx -t',
-      preview: [
-        `$ ${commandLine(nginx[0]!, [...nginx.slice(1), '-t', '-q', '-p', 'TMP', '-c', 'TMP/check.conf'])}   (check.conf includes only ${fresh})`,
-      ],
+      commands: [check],
+      effects: [`write TMP/check.conf (it includes only ${fresh}), removed afterwards`],
       run: async (ctx) => {
-        const tmp = await mkdtemp(join(tmpdir(), 'karlstage-nginx-'));
+        tmp = await mkdtemp(join(tmpdir(), 'karlstage-nginx-'));
         try {
           await mkdir(join(tmp, 'logs'));
           await writeFile(
             join(tmp, 'check.conf'),
             `pid ${tmp}/nginx.pid;\nerror_log ${tmp}/logs/error.log;\nevents {}\nhttp {\n    include ${fresh};\n}\n`,
           );
-          await run(
-            nginx[0]!,
-            [...nginx.slice(1), '-t', '-q', '-p', tmp, '-c', join(tmp, 'check.conf')],
-            { step: 'nginx -t', timeoutMs: 30_000, log: ctx.log },
-          );
+          await ctx.exec(check);
         } finally {
           await rm(tmp, { recursive: true, force: true });
         }
@@ -86,28 +117,18 @@ export function installSteps(cfg: Config, text: () => string): Step[] {
     },
     {
       title: `install ${target} and reload`,
-      preview: [
-        `rename ${fresh} to ${target} (the old one kept as ${previous})`,
-        `$ ${commandLine(reload[0]!, reload.slice(1))}`,
-      ],
+      commands: [reloadCmd, reloadOld],
+      effects: [`rename ${fresh} to ${target} (the old one kept as ${previous})`],
       run: async (ctx) => {
         const hadOld = existsSync(target);
         if (hadOld) await copyFile(target, previous);
         await rename(fresh, target);
         try {
-          await run(reload[0]!, reload.slice(1), {
-            step: 'reload nginx',
-            timeoutMs: 60_000,
-            log: ctx.log,
-          });
+          await ctx.exec(reloadCmd);
         } catch (e) {
           if (hadOld) await rename(previous, target);
           else await rm(target, { force: true });
-          await run(reload[0]!, reload.slice(1), {
-            step: 'reload nginx with the old routes',
-            timeoutMs: 60_000,
-            log: ctx.log,
-          }).catch(() => undefined);
+          await ctx.exec(reloadOld).catch(() => undefined);
           if (e instanceof KarlstageError) throw e;
           throw new KarlstageError(
             `reload failed: ${(e as Error).message}; the old routes are back`,
@@ -116,4 +137,5 @@ export function installSteps(cfg: Config, text: () => string): Step[] {
       },
     },
   ];
+  return { command, jobs: [{ name: 'routes', steps }] };
 }

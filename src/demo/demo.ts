@@ -6,14 +6,14 @@ import { join, resolve } from 'node:path';
 import { messageOf, UsageError } from '../core/errors.js';
 import { run } from '../core/runner.js';
 import { stagingDatabaseName } from '../db/names.js';
-import { startCluster, type PgCluster } from '../demo/pg-cluster.js';
-import { sync } from './sync.js';
-import { makeGitSample, makeSkeleton, makeSvnSample } from '../demo/sample-repos.js';
-import { freeBasePort } from '../demo/ports.js';
-import { create } from './create.js';
-import { outputFor, type GlobalOptions } from './context.js';
-import { init } from './init.js';
-import { status } from './status.js';
+import { startCluster, type PgCluster } from './pg-cluster.js';
+import { sync } from '../commands/sync.js';
+import { makeGitSample, makeSkeleton, makeSvnSample } from './sample-repos.js';
+import { freeBasePort } from './ports.js';
+import { create } from '../commands/create.js';
+import { outputFor, type GlobalOptions } from '../context/context.js';
+import { init } from '../commands/init.js';
+import { status } from '../commands/status.js';
 
 export interface DemoOptions extends GlobalOptions {
   dir?: string;
@@ -185,7 +185,6 @@ export async function demo(opts: DemoOptions): Promise<DemoResult> {
     data,
     ...(pg ? { postgres: { port: pg.port, dir: pg.dir, stop: pg.stopCommand } } : {}),
   };
-  out.result(result);
 
   out.line();
   out.line(out.c.bold('Made:'));

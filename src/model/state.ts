@@ -1,9 +1,9 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import writeFileAtomic from 'write-file-atomic';
-import { KarlstageError } from './errors.js';
+import { KarlstageError } from '../core/errors.js';
 import { layout } from './layout.js';
-import { acquireLock } from './lock.js';
+import { acquireLock, LOCKS } from './locks.js';
 
 /** What karlstage knows about each branch site; .karlstage/state.json. */
 export interface UpdateRecord {
@@ -31,6 +31,8 @@ export interface BranchState {
   port: number;
   vcs: 'git' | 'svn';
   ref: string;
+  /** What the ref is (git: branch, tag or commit; svn: a path), read upstream when it was chosen. */
+  refKind?: 'branch' | 'tag' | 'commit' | 'path';
   createdAt: string;
   /** The revision checked out in the working copy. */
   revision?: string;
@@ -96,7 +98,10 @@ export async function readState(root: string): Promise<State> {
  */
 export async function updateState(root: string, change: (state: State) => void): Promise<State> {
   await mkdir(dirname(layout.state(root)), { recursive: true });
-  const release = await acquireLock(root, 'state', { command: 'state update', waitSeconds: 30 });
+  const release = await acquireLock(root, LOCKS.state, {
+    command: 'state update',
+    waitSeconds: 30,
+  });
   try {
     const state = await readState(root);
     change(state);

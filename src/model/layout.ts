@@ -12,7 +12,11 @@ export const layout = {
   pendingDir: (root: string) => join(root, '.karlstage', 'pending'),
   branch: (root: string, branch: string) => join(root, branch),
   instancesIni: (root: string, branch: string) => join(root, branch, 'etc', 'instances.ini'),
+  /** The site list (served at / by the routes). */
+  sites: (root: string) => join(root, '.karlstage', 'sites'),
   allowList: (root: string) => join(root, '.karlstage', 'mail-allow-list.txt'),
   /** Each production server's identity as last asked: the guard for repairs on a night it cannot be asked. */
   productions: (root: string) => join(root, '.karlstage', 'productions.json'),
+  /** The bare git repository every git branch site takes its objects from. */
+  gitStore: (root: string) => join(root, '.karlstage', 'git', 'source.git'),
 };

@@ -1,0 +1,71 @@
+import { EXIT, KarlstageError, messageOf } from '../core/errors.js';
+import { executePlan } from '../core/plan.js';
+import { layout } from '../model/layout.js';
+import { LOCKS, withLocks } from '../model/locks.js';
+import { readState } from '../model/state.js';
+import { branchViews, type BranchView } from '../model/views.js';
+import { writeTransport } from '../publish/mail.js';
+import { renderRoutes, routesPlan } from '../publish/routes.js';
+import { refreshSiteList } from '../publish/site-list.js';
+import type { CommandContext } from './context.js';
+
+/**
+ * Render, check (nginx -t), install and reload the routes, under the routes
+ * lock, from the views given (or read now, with the site list they serve at /).
+ */
+export async function installRoutes(
+  ctx: CommandContext,
+  opts: { views?: BranchView[]; command?: string } = {},
+): Promise<void> {
+  const { cfg, out, g } = ctx;
+  const command = opts.command ?? 'routes';
+  await withLocks(cfg.root, [LOCKS.routes], { command, waitSeconds: g.wait ?? 60 }, async () => {
+    let views = opts.views;
+    if (!views) {
+      views = await branchViews(cfg, await readState(cfg.root));
+      await refreshSiteList(cfg, views); // the routes serve it at "/"
+    }
+    const [r] = await executePlan(routesPlan(cfg, await renderRoutes(cfg, views), command), {
+      out,
+      logs: layout.logs(cfg.root),
+    });
+    if (r && !r.ok && r.error) throw r.error;
+  });
+}
+
+/**
+ * After a change to the branch sites: the state and every instances.ini are
+ * read once, and the site list, the mail transport map and (with [staging]
+ * routes = auto) the routes are brought up to date from that one reading. A
+ * site list or mail map that cannot be written is a warning; routes that
+ * cannot be installed fail the command — unless the change itself failed, whose
+ * error stays the last word (the routes' trouble is then a warning).
+ */
+export async function afterChange(
+  ctx: CommandContext,
+  opts: { routes: boolean; changeFailed?: boolean },
+): Promise<void> {
+  const { cfg, out, g } = ctx;
+  if (g.dryRun) return;
+  const views = await branchViews(cfg, await readState(cfg.root));
+  await refreshSiteList(cfg, views).catch((e: Error) =>
+    out.warn(`could not refresh the site list: ${e.message}`),
+  );
+  if (cfg.staging.mailDomain)
+    // A created or destroyed site can start or end a customer's staged mail route.
+    await writeTransport(cfg, views).catch((e: Error) =>
+      out.warn(`could not write the mail transport map: ${e.message}`),
+    );
+  if (!opts.routes || cfg.staging.routes !== 'auto') return;
+  try {
+    await installRoutes(ctx, { views, command: 'routes (after a change)' });
+  } catch (e) {
+    const why = `the routes were not updated: ${messageOf(e)}; fix that, then run "karlstage routes"`;
+    if (opts.changeFailed) return out.warn(why);
+    throw new KarlstageError(
+      `the change is made, but ${why}`,
+      EXIT.failure,
+      e instanceof KarlstageError ? e.details : [],
+    );
+  }
+}

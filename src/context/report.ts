@@ -1,0 +1,77 @@
+import { EXIT, KarlstageError, LockedError, UsageError } from '../core/errors.js';
+import { formatDuration } from '../core/format.js';
+import { executePlan, planAsJson, printPlan, type JobResult, type Plan } from '../core/plan.js';
+import { layout } from '../model/layout.js';
+import type { CommandContext } from './context.js';
+
+/**
+ * The one reporter of a command: what it prints for people while it runs,
+ * and the one result it returns — which the CLI prints as the one JSON
+ * document with --json (a failure carries its result the same way).
+ */
+
+export type DryRunResult = ReturnType<typeof planAsJson>;
+
+/** --dry-run: print the plan for people (nothing for --json) and return it as the result. */
+export function dryRun(ctx: CommandContext, plan: Plan): DryRunResult {
+  if (!ctx.out.json) printPlan(plan, ctx.out);
+  return planAsJson(plan);
+}
+
+/** Carry a plan out, logging to this staging root's run logs. */
+export function carryOut(ctx: CommandContext, plan: Plan): Promise<JobResult[]> {
+  return executePlan(plan, { out: ctx.out, logs: layout.logs(ctx.cfg.root) });
+}
+
+export function jobsAsJson(results: JobResult[]) {
+  return results.map((r) => ({
+    name: r.name,
+    ok: r.ok,
+    ...(r.skipped ? { skipped: r.skipped } : {}),
+    ...(r.error ? { error: r.error.message, details: r.error.details } : {}),
+    ...(r.warnings ? { warnings: r.warnings } : {}),
+    durationMs: r.durationMs,
+  }));
+}
+
+/** An error that also carries the command's result, for the JSON document. */
+export function withResult<E extends KarlstageError>(e: E, result: object): E {
+  return Object.assign(e, { result });
+}
+
+/**
+ * After jobs ran: one line each, then fail if any failed. A single job's error
+ * is passed on as it is (its exit status and details); several are summed up,
+ * naming each failure. Exit 75 when every failure was a held lock, 2 when
+ * every one was bad input. The returned (or carried) result is `result`.
+ */
+export function finishJobs<T extends object>(
+  ctx: CommandContext,
+  results: JobResult[],
+  what: string,
+  result: T,
+): T {
+  const { out } = ctx;
+  const failed = results.filter((r) => !r.ok);
+  if (results.length === 1 && failed[0]?.error) throw withResult(failed[0].error, result);
+  for (const r of results) {
+    const took = formatDuration(r.durationMs);
+    if (r.ok)
+      out.line(`${out.c.green('ok')}      ${r.name}${r.skipped ? `: ${r.skipped}` : ''} (${took})`);
+    else out.line(`${out.c.red('failed')}  ${r.name}: ${r.error?.message} (${took})`);
+  }
+  if (failed.length === 0) return result;
+  const code = failed.every((r) => r.error instanceof LockedError)
+    ? EXIT.locked
+    : failed.every((r) => r.error instanceof UsageError)
+      ? EXIT.usage
+      : EXIT.failure;
+  throw withResult(
+    new KarlstageError(
+      `${what}: ${failed.length} of ${results.length} failed`,
+      code,
+      failed.map((r) => `${r.name}: ${r.error?.message}`),
+    ),
+    result,
+  );
+}

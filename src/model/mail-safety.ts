@@ -1,0 +1,40 @@
+import { mkdir, readFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import writeFileAtomic from 'write-file-atomic';
+import type { Config } from '../config/config.js';
+import { readInstances, setInstanceKeys } from './instances.js';
+import { layout } from './layout.js';
+
+/*
+ * A staging copy of production data must never mail real people. Every
+ * instance's mail_white_list names one allow-list file, written from
+ * [staging] mail_allow; karlstage keeps the key in every instances.ini.
+ */
+
+/**
+ * Every staging instance must keep mail_white_list (a copy of production data
+ * must never mail real people); put it back where someone removed it, and
+ * change nothing else in the file.
+ */
+export async function ensureMailSafety(root: string, branch: string): Promise<string[]> {
+  const file = layout.instancesIni(root, branch);
+  const instances = await readInstances(file);
+  const unsafe = instances.filter((i) => !i.values.mail_white_list).map((i) => i.name);
+  if (unsafe.length === 0) return [];
+  let text = await readFile(file, 'utf8');
+  for (const name of unsafe)
+    text = setInstanceKeys(text, name, { mail_white_list: layout.allowList(root) });
+  await writeFileAtomic(file, text, { mode: 0o600 });
+  return unsafe;
+}
+
+/** The allow-list every instance's mail_white_list names: the testers from [staging] mail_allow. */
+export async function writeAllowList(cfg: Config): Promise<void> {
+  const file = layout.allowList(cfg.root);
+  await mkdir(dirname(file), { recursive: true });
+  const header =
+    '# Generated from [staging] mail_allow in karlstage.ini: the only addresses staging may mail.\n';
+  await writeFileAtomic(file, header + cfg.staging.mailAllow.map((a) => `${a}\n`).join(''), {
+    mode: 0o644,
+  });
+}

@@ -1,0 +1,85 @@
+import { isAbsolute, join, resolve } from 'node:path';
+import type { Config } from '../config/config.js';
+import type { Command } from '../core/command.js';
+import type { Step } from '../core/plan.js';
+import { splitCommand } from '../core/runner.js';
+
+/**
+ * The deployment steps of karlstage.ini ([deployment] build, migrate, start,
+ * restart, stop): command lines run in a branch site's folder without a shell,
+ * each told about its site in the environment.
+ */
+export type DeploymentStep = 'build' | 'migrate' | 'start' | 'restart' | 'stop';
+
+export interface SiteIdentity {
+  name: string;
+  slot: number;
+  port: number;
+}
+
+/** What every deployment step is told about its branch site. */
+export function stepEnv(
+  cfg: Config,
+  site: SiteIdentity,
+  revision?: string,
+): Record<string, string> {
+  return {
+    KARLSTAGE_BRANCH: site.name,
+    KARLSTAGE_SLOT: String(site.slot),
+    KARLSTAGE_PORT: String(site.port),
+    KARLSTAGE_HOST: cfg.staging.host,
+    KARLSTAGE_PREFIX: `/${site.name}`,
+    KARLSTAGE_ROOT: cfg.root,
+    KARLSTAGE_SOURCE: join(cfg.root, site.name, cfg.source.path),
+    ...(revision ? { KARLSTAGE_REVISION: revision } : {}),
+  };
+}
+
+/** The configured command line as an argument array; a relative program is found in the branch site. */
+export function stepArgv(cfg: Config, key: DeploymentStep, dir: string): string[] | undefined {
+  const text = cfg.deployment[key];
+  if (!text) return undefined;
+  const [program, ...args] = splitCommand(text, `[deployment] ${key}`) as [string, ...string[]];
+  return [program.includes('/') && !isAbsolute(program) ? resolve(dir, program) : program, ...args];
+}
+
+/**
+ * One deployment step of a branch site as a command; undefined when the key is
+ * not set. The environment is computed when it runs: the revision (and for an
+ * update the site's record) is only known by then.
+ */
+export function deploymentCommand(
+  cfg: Config,
+  key: DeploymentStep,
+  branch: string,
+  env: () => Record<string, string>,
+): Command | undefined {
+  const dir = join(cfg.root, branch);
+  const argv = stepArgv(cfg, key, dir);
+  if (!argv) return undefined;
+  const [program, ...args] = argv as [string, ...string[]];
+  return {
+    program,
+    args,
+    step: `${branch}: ${key}`,
+    cwd: dir,
+    env,
+    timeoutMs: cfg.deployment.timeout * 1000,
+  };
+}
+
+/** A plan step that runs one deployment step; undefined when the key is not set. */
+export function deploymentStep(
+  cfg: Config,
+  key: DeploymentStep,
+  branch: string,
+  env: () => Record<string, string>,
+): Step | undefined {
+  const command = deploymentCommand(cfg, key, branch, env);
+  if (!command) return undefined;
+  return {
+    title: key,
+    commands: [command],
+    run: async (ctx) => void (await ctx.exec(command)),
+  };
+}
