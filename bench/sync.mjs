@@ -67,7 +67,8 @@ try {
     database: `host=127.0.0.1 port=${port} user=postgres password=benchpw`,
     drop: ['start', 'restart', 'stop'],
     set: {
-      production: `host=127.0.0.1 port=${port} user=postgres password=benchpw dbname=prod_osf`,
+      // One throwaway cluster plays production and staging: the operator's written permission.
+      production: `host=127.0.0.1 port=${port} user=postgres password=benchpw dbname=prod_osf\nstaging_on_production_server = yes`,
       dumps: join(dir, 'dumps'),
     },
   });

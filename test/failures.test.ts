@@ -102,7 +102,7 @@ describe.each(['git', 'svn'] as const)('killed midway (%s)', (vcs) => {
     // No --wait: the dead run's lock is taken over at once.
     const again = await st.cli(['update', 'branch1']);
     expect(again.exitCode, again.stderr).toBe(0);
-    expect(again.stdout).toMatch(/repairing after an interrupted update/);
+    expect(again.stdout).toMatch(/finishing an interrupted update/);
     const b = (await readState(st.root)).branches.branch1!;
     expect(b.built?.revision).toBe(next);
     expect(await ask(b.port, 'osf')).toContain('version=2.0');

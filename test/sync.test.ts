@@ -45,7 +45,7 @@ async function syncStaging(opts: { anotherPort?: number; sanitizeSql?: string } 
       /^production = .*$/m,
       `production = ${pg.dsn('prod_osf')}\nstaging_on_production_server = yes\nsanitize = ${sanitize}`,
     )
-    .replace(/^dumps = .*$/m, `dumps = ${join(st.root, 'dumps')}`);
+    .replace(/^dumps = .*$/m, `dumps = ${join(st.root, '.karlstage', 'dumps')}`);
   await writeFile(
     st.config,
     `${ini}\n[customer:another]\nmail_branch = branch2\nstaging_on_production_server = yes\nproduction = host=localhost port=${opts.anotherPort ?? pg.port} user=postgres password=superpw dbname=prod_another\n`,
@@ -94,7 +94,9 @@ describe('nightly sync on a real PostgreSQL', () => {
       ),
     ).toBe('ks__golden_another,ks__golden_osf,ks_branch1_another,ks_branch1_osf,ks_branch2_osf');
     expect(
-      (await readdir(join(st.root, 'dumps', 'osf'))).filter((f) => f.endsWith('.dump')),
+      (await readdir(join(st.root, '.karlstage', 'dumps', 'osf'))).filter((f) =>
+        f.endsWith('.dump'),
+      ),
     ).toHaveLength(1);
     expect(await readFile(join(st.root, 'branch1', 'var', 'migrations'), 'utf8')).toContain(
       'evolve --latest',
@@ -130,8 +132,11 @@ describe('nightly sync on a real PostgreSQL', () => {
     await pg.sql('postgres', 'CREATE DATABASE ks_branch3_osf__old');
     expect((await st.cli(['destroy', 'branch3', '--yes'])).exitCode).toBe(0);
     expect(
-      await pg.sql('postgres', "SELECT count(*) FROM pg_database WHERE datname LIKE 'ks_branch3%'"),
-    ).toBe('0');
+      await pg.sql(
+        'postgres',
+        "SELECT string_agg(datname, ',') FROM pg_database WHERE datname LIKE 'ks_branch3%'",
+      ),
+    ).toBe('');
     // So a new site of the same name starts from the golden copy, and no sync resurrects the old twin.
     await pg.sql('postgres', 'CREATE DATABASE ks_branch3_osf__old');
     expect((await st.cli(['create', 'branch3', '--customers', 'osf'])).exitCode).toBe(0);
@@ -303,7 +308,7 @@ describe('nightly sync on a real PostgreSQL', () => {
     expect(r.stderr).toMatch(
       /refusing: the staging database "ks_branch1_osf" would be osf's production database \(\[customer:osf\] production = user=postgres password=\*\*\* host=localhost port=\d+ dbname=ks_branch1_osf\): fix \[staging\] database or that setting$/m,
     );
-    expect(existsSync(join(st.root, 'dumps'))).toBe(false);
+    expect(existsSync(join(st.root, '.karlstage', 'dumps'))).toBe(false);
   });
 
   it('a held branch site keeps its data; status and the summary say so', async () => {
@@ -453,7 +458,9 @@ describe('nightly sync on a real PostgreSQL', () => {
       expect(await pg.sql('ks_branch2_osf', 'SELECT count(*) FROM docs')).toBe(after.branch2);
       const temporaries = async () =>
         [
-          ...(await readdir(join(st.root, 'dumps', 'osf'))).filter((f) => f.endsWith('.partial')),
+          ...(await readdir(join(st.root, '.karlstage', 'dumps', 'osf'))).filter((f) =>
+            f.endsWith('.partial'),
+          ),
           ...(
             await pg.sql(
               'postgres',
@@ -674,17 +681,20 @@ describe('nightly sync on a real PostgreSQL', () => {
     expect(r.exitCode, r.stderr).toBe(0);
     expect(r.stdout).toContain('nothing is changed');
     expect(r.stdout).toMatch(
-      /\$ pg_dump --format=directory --compress=1 .*\(PGOPTIONS=-c default_transaction_read_only=on\)/,
+      /\$ pg_dump --format=directory --compress=1 --jobs=2 --no-owner --no-privileges '<--file=DUMP.partial>'$/m,
     );
-    expect(r.stdout).toContain('CREATE DATABASE ks_branch1_osf__new TEMPLATE ks__golden_osf');
+    expect(r.stdout).toContain(
+      `CREATE DATABASE "ks_branch1_osf__new" TEMPLATE "ks__golden_osf" STRATEGY FILE_COPY`,
+    );
     expect(r.stdout).not.toContain('superpw');
     const h = await st.cli(['hold', 'branch2', '--dry-run']);
     expect(h.exitCode, h.stderr).toBe(0);
-    expect(h.stdout).toContain('Dry run: would hold branch2');
+    expect(h.stdout).toContain('Dry run: hold branch2 would do this (nothing is changed):');
+    expect(h.stdout).toContain('hold it out of the nightly sync');
 
     expect(await databases()).toBe(before);
     expect(await st.snapshot()).toBe(files);
-    expect(existsSync(join(st.root, 'dumps'))).toBe(false);
+    expect(existsSync(join(st.root, '.karlstage', 'dumps'))).toBe(false);
   });
 
   it('a failing sanitize script lets no unsanitized data reach a branch site or the golden copy', async () => {

@@ -2,7 +2,7 @@ import { constants, existsSync } from 'node:fs';
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { access, readFile, statfs } from 'node:fs/promises';
 import { isRemoteLocation } from '../config/config.js';
-import { briefly, KarlstageError } from '../core/errors.js';
+import { briefly, KarlstageError, UsageError } from '../core/errors.js';
 import { parseDsn, withDatabase } from '../core/dsn.js';
 import { askIdentity, type Identity } from '../db/guard.js';
 import { productionEnv, psql, serverVersion, stagingEnv, toolMajor } from '../db/pg.js';
@@ -11,7 +11,9 @@ import { readState } from '../model/state.js';
 import { run } from '../core/runner.js';
 import { sourceVcs } from '../vcs/open.js';
 import { GitVcs } from '../vcs/git.js';
-import { commandContext, type GlobalOptions } from '../context/context.js';
+import type { Config } from '../config/config.js';
+import { commandContext, outputFor, type GlobalOptions } from '../context/context.js';
+import type { Output } from '../core/output.js';
 import { withResult } from '../context/report.js';
 
 export interface Check {
@@ -30,9 +32,24 @@ async function version(cmd: string, args: string[]): Promise<string> {
   return (stdout || stderr).trim().split('\n')[0] ?? '';
 }
 
+function report(out: Output, checks: Check[]): void {
+  const mark = { ok: out.c.green('ok  '), warn: out.c.yellow('warn'), fail: out.c.red('FAIL') };
+  const width = Math.max(...checks.map((c) => c.name.length));
+  for (const c of checks) out.line(`${mark[c.level]}  ${c.name.padEnd(width)}  ${c.detail}`);
+}
+
 /** Checks tools and versions, the configuration, the repositories, and disk room. Read-only. */
 export async function doctor(opts: GlobalOptions & { minFreeGb?: number }) {
-  const { cfg, out } = await commandContext(opts);
+  // A configuration with problems is reported in full, and the tools are still checked.
+  let cfg: Config | undefined;
+  let refused: UsageError | undefined;
+  try {
+    cfg = (await commandContext(opts)).cfg;
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    refused = e;
+  }
+  const out = await outputFor(opts);
   const checks: Check[] = [];
   const check = async (
     name: string,
@@ -53,10 +70,27 @@ export async function doctor(opts: GlobalOptions & { minFreeGb?: number }) {
       throw new Error(`node ${process.versions.node} is too old: karlstage needs node 20 or later`);
     return `node ${process.versions.node}`;
   });
-  await check(
-    'configuration',
-    async () => `${cfg.file}: ${cfg.customers.length} customer(s), ${cfg.source.vcs} source`,
-  );
+  if (refused)
+    for (const problem of refused.details.length ? refused.details : [refused.message])
+      checks.push({ name: 'configuration', level: 'fail', detail: problem });
+  else
+    await check(
+      'configuration',
+      async () => `${cfg!.file}: ${cfg!.customers.length} customer(s), ${cfg!.source.vcs} source`,
+    );
+  if (!cfg) {
+    for (const [tool, args] of [
+      ['git', ['--version']],
+      ['svn', ['--version', '--quiet']],
+      ['psql', ['--version']],
+      ['pg_dump', ['--version']],
+      ['rsync', ['--version']],
+      ['nginx', ['-v']],
+    ] as const)
+      await check(tool, () => version(tool, [...args]), 'warn');
+    report(out, checks);
+    throw withResult(refused!, { ok: false, checks });
+  }
   const needGit = cfg.source.vcs === 'git' || isRemoteLocation(cfg.deployment.skeleton);
   await check('git', () => version('git', ['--version']), needGit ? 'fail' : 'warn');
   await check(
@@ -200,9 +234,7 @@ export async function doctor(opts: GlobalOptions & { minFreeGb?: number }) {
   });
 
   const result = { ok: checks.every((c) => c.level !== 'fail'), checks };
-  const mark = { ok: out.c.green('ok  '), warn: out.c.yellow('warn'), fail: out.c.red('FAIL') };
-  const width = Math.max(...checks.map((c) => c.name.length));
-  for (const c of checks) out.line(`${mark[c.level]}  ${c.name.padEnd(width)}  ${c.detail}`);
+  report(out, checks);
   const failed = checks.filter((c) => c.level === 'fail');
   if (failed.length)
     throw withResult(

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import writeFileAtomic from 'write-file-atomic';
-import { CONFIG_NAME, parseConfig } from '../config/config.js';
+import { CONFIG_NAME, isRemoteLocation, parseConfig } from '../config/config.js';
 import { UsageError } from '../core/errors.js';
 import { planAsJson, printPlan, type Step } from '../core/plan.js';
 import { renderTemplate } from '../core/templates.js';
@@ -20,6 +20,12 @@ export interface InitOptions extends GlobalOptions {
   force?: boolean;
 }
 
+/** A value as an ini value that reads back as written: quoted when a comment sign or spaces would change it. */
+function iniValue(value: string): string {
+  if (!/(^\s|\s$|\s[;#]|^["'])/.test(value)) return value;
+  return value.includes('"') ? `'${value}'` : `"${value}"`;
+}
+
 /** Write a commented karlstage.ini from templates/karlstage.ini, with the flags filled in. */
 export async function init(opts: InitOptions) {
   const out = await outputFor(opts);
@@ -28,18 +34,44 @@ export async function init(opts: InitOptions) {
   if (existsSync(file) && !opts.force)
     throw new UsageError(`${file} exists already: edit it, or pass --force to overwrite it`);
   const vcs = opts.vcs ?? 'svn';
-  const text = await renderTemplate('karlstage.ini', {
+  const given = {
     host: opts.host ?? 'karltest.example.com',
-    base_port: opts.basePort ?? 6500,
     database: opts.database ?? 'host=localhost user=karl',
-    vcs,
     url:
       opts.url ??
       (vcs === 'git' ? 'https://git.example.org/karl.git' : 'svn+ssh://svn.example.org/karl'),
     default_ref: opts.defaultRef ?? (vcs === 'git' ? 'main' : 'trunk'),
     skeleton: opts.skeleton ?? 'git+https://git.example.org/karl-buildout.git',
+  };
+  const flag = (key: string) => `--${key.replace('_', '-')}`;
+  for (const [key, value] of Object.entries(given))
+    if (/[\r\n]/.test(value))
+      throw new UsageError(`${flag(key)}: a value with a line break cannot go into ${CONFIG_NAME}`);
+  const text = await renderTemplate('karlstage.ini', {
+    ...Object.fromEntries(Object.entries(given).map(([k, v]) => [k, iniValue(v)])),
+    base_port: opts.basePort ?? 6500,
+    vcs,
   });
-  parseConfig(text, file); // flags that make a bad file are refused before anything is written
+  // Flags that make a bad file are refused before anything is written; and the file must
+  // read back as exactly what the flags said (no value may turn into a comment or another key).
+  const cfg = parseConfig(text, file);
+  const read = {
+    host: cfg.staging.host,
+    database: cfg.staging.database,
+    url: cfg.source.url,
+    default_ref: cfg.source.default,
+    skeleton: isRemoteLocation(given.skeleton)
+      ? cfg.deployment.skeleton
+      : given.skeleton && resolve(dir, given.skeleton),
+  };
+  for (const [key, value] of Object.entries(given)) {
+    const back = read[key as keyof typeof read];
+    const expected = key === 'skeleton' && !isRemoteLocation(value) ? resolve(dir, value) : value;
+    if (back !== expected)
+      throw new UsageError(
+        `${flag(key)} ${value} would not read back as given from ${CONFIG_NAME}: choose another value`,
+      );
+  }
   const write: Step = {
     title: `write ${CONFIG_NAME}`,
     effects: [

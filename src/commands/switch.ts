@@ -26,8 +26,7 @@ export async function switchBranch(opts: SwitchOptions) {
   const kind = await vcs.checkRef(opts.ref); // a read: also in --dry-run
   // Local changes refuse the switch before anything runs (checked again under the lock).
   const sourceDir = `${layout.branch(cfg.root, site.name)}/${cfg.source.path}`;
-  if (!opts.force && (await vcs.isDirty(sourceDir).run(direct())))
-    throw localChanges(sourceDir);
+  if (!opts.force && (await vcs.isDirty(sourceDir).run(direct()))) throw localChanges(sourceDir);
   const command = `switch ${opts.branch} ${opts.ref}`;
   const store = storeStep(cfg, vcs, command);
   const plan: Plan = {

@@ -1,15 +1,25 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
-import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import leven from 'leven';
 import { scheduleProblem } from '../core/cron-schedule.js';
-import { duplicateKeys } from '../core/ini-edit.js';
-import { parseKeep } from './keep.js';
-import { parse } from 'ini';
-import { UsageError } from '../core/errors.js';
-import { nameProblem } from './names.js';
-import { addSecret } from '../core/redact.js';
 import { parseDsn } from '../core/dsn.js';
+import { UsageError } from '../core/errors.js';
+import { readIni, type IniSection } from '../core/ini-read.js';
+import { addSecret } from '../core/redact.js';
+import { splitCommand } from '../core/runner.js';
+import { userinfo } from '../core/url.js';
+import { parseKeep } from './keep.js';
+import { nameProblem } from './names.js';
+import { CUSTOMER, CUSTOMER_PREFIX, SECTIONS, type KeySpec } from './schema.js';
 
+/**
+ * karlstage.ini, read strictly: every line, section and key is one the schema
+ * (schema.ts) knows, every value is of its kind, and the named rules below
+ * hold — or the file is refused (exit 2) with every problem at once, each
+ * with its file, line, section and key. A configuration means exactly what it
+ * says, or nothing runs.
+ */
 export const CONFIG_NAME = 'karlstage.ini';
 
 export type VcsKind = 'git' | 'svn';
@@ -76,8 +86,6 @@ export interface Config {
   sync: { jobs: number; dumps: string; keep: string; files: string };
 }
 
-type Section = Record<string, unknown>;
-
 /** Where the configuration is: --config, then KARLSTAGE_CONFIG, then this folder and its parents. */
 export function findConfig(explicit?: string, cwd = process.cwd()): string {
   const given = explicit ?? process.env.KARLSTAGE_CONFIG;
@@ -96,6 +104,7 @@ export function findConfig(explicit?: string, cwd = process.cwd()): string {
   );
 }
 
+/** Read, check and return the configuration, its passwords registered to be masked everywhere. */
 export function loadConfig(explicit?: string, cwd = process.cwd()): Config {
   const file = findConfig(explicit, cwd);
   let text: string;
@@ -104,218 +113,257 @@ export function loadConfig(explicit?: string, cwd = process.cwd()): Config {
   } catch (e) {
     throw new UsageError(`cannot read ${file}: ${(e as Error).message}`);
   }
-  return parseConfig(text, file);
+  const cfg = parseConfig(text, file);
+  registerSecrets(cfg);
+  return cfg;
 }
 
-/** Validate the whole file at once: every problem is reported, each with file, section and key. */
-export function parseConfig(text: string, file: string): Config {
-  // ini does not allow a comment after a section header; people write one anyway.
-  const cleaned = text.replace(/^(\s*\[[^\]]*\])\s*[;#].*$/gm, '$1');
-  const raw = parse(cleaned) as Record<string, unknown>;
-  const problems: string[] = [];
-  const root = dirname(file);
-  const at = (section: string, key: string) => `${file}: [${section}] ${key}`;
-
-  const section = (name: string, required: boolean): Section => {
-    const s = raw[name];
-    if (s && typeof s === 'object') return s as Section;
-    if (required) problems.push(`${file}: section [${name}] is missing`);
-    return {};
-  };
-  const str = (s: Section, sec: string, key: string, fallback?: string): string => {
-    const v = s[key];
-    if (v === undefined || v === '') {
-      if (fallback === undefined) problems.push(`${at(sec, key)} is required`);
-      return fallback ?? '';
-    }
-    // The ini parser turns true, false and null into values; here they are words (false is a command).
-    if (typeof v === 'boolean' || v === null) return String(v);
-    if (typeof v !== 'string') {
-      problems.push(`${at(sec, key)} must be a single value`);
-      return fallback ?? '';
-    }
-    return v.trim();
-  };
-  const opt = (s: Section, sec: string, key: string): string | undefined => {
-    const v = str(s, sec, key, '');
-    return v === '' ? undefined : v;
-  };
-  const int = (
-    s: Section,
-    sec: string,
-    key: string,
-    fallback: number,
-    min: number,
-    max: number,
-  ) => {
-    const v = str(s, sec, key, String(fallback));
-    const n = Number(v);
-    if (!/^\d+$/.test(v) || n < min || n > max) {
-      problems.push(`${at(sec, key)} = ${v}: expected a whole number from ${min} to ${max}`);
-      return fallback;
-    }
-    return n;
-  };
-  const path = (p: string) => (isAbsolute(p) ? p : resolve(root, p));
-
-  const st = section('staging', true);
-  const cr = section('cron', false);
-  const sy = section('sync', false);
-  const so = section('source', true);
-  const de = section('deployment', true);
-
-  const host = str(st, 'staging', 'host');
-  if (host && !/^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/i.test(host))
-    problems.push(
-      `${at('staging', 'host')} = ${host}: expected a host name such as karltest.example.com`,
-    );
-  const database = str(st, 'staging', 'database');
-  if (database) {
-    try {
-      const dsn = parseDsn(database);
-      addSecret(dsn.password);
-    } catch (e) {
-      problems.push(`${at('staging', 'database')}: ${(e as Error).message}`);
-    }
+/** Passwords and tokens in connection strings and repository URLs: masked in everything printed or logged. */
+export function registerSecrets(cfg: Config): void {
+  for (const dsn of [cfg.staging.database, ...cfg.customers.map((c) => c.production)])
+    if (dsn) addSecret(parseDsn(dsn).password);
+  for (const url of [cfg.source.url, cfg.deployment.skeleton]) {
+    const u = userinfo(url);
+    addSecret(u?.password);
+    if (u && !u.sshLike) addSecret(u.username);
   }
+}
 
-  const vcs = str(so, 'source', 'vcs', 'git');
-  if (vcs !== 'git' && vcs !== 'svn')
-    problems.push(`${at('source', 'vcs')} = ${vcs}: expected git or svn`);
-  const srcPath = str(so, 'source', 'path', 'src/karl');
-  if (isAbsolute(srcPath) || srcPath.split(/[\\/]/).some((p) => p === '..' || p === ''))
+/** A skeleton or repository given as a URL rather than a local folder. */
+export function isRemoteLocation(location: string): boolean {
+  return /^(git\+)?[a-z][a-z0-9+.-]*:\/\//i.test(location) || /^[\w.-]+@[\w.-]+:/.test(location);
+}
+
+/** " (did you mean X?)" for a near miss among the known names, else "". */
+function didYouMean(word: string, known: string[]): string {
+  const near = known
+    .map((k) => ({ k, d: leven(word.toLowerCase(), k) }))
+    .filter(({ k, d }) => d <= Math.max(1, Math.floor(k.length / 3)))
+    .sort((a, b) => a.d - b.d)[0];
+  return near ? ` (did you mean ${near.k}?)` : '';
+}
+
+/** What is wrong with a value of this kind; undefined when it is fine. */
+function kindProblem(spec: KeySpec, value: string, key: string): string | undefined {
+  switch (spec.kind) {
+    case 'host':
+      return /^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/i.test(value)
+        ? undefined
+        : 'expected a host name such as karltest.example.com';
+    case 'int': {
+      const n = Number(value);
+      return /^\d+$/.test(value) && n >= spec.min! && n <= spec.max!
+        ? undefined
+        : `expected a whole number from ${spec.min} to ${spec.max}`;
+    }
+    case 'yes-no':
+      return value === 'yes' || value === 'no' ? undefined : 'expected yes or no';
+    case 'choice':
+      return spec.choices!.includes(value) ? undefined : `expected ${spec.choices!.join(' or ')}`;
+    case 'dsn':
+      try {
+        parseDsn(value);
+        return undefined;
+      } catch (e) {
+        return (e as Error).message;
+      }
+    case 'relative':
+      return isAbsolute(value) || value.split(/[\\/]/).some((p) => p === '..' || p === '')
+        ? 'expected a relative path inside the branch site'
+        : undefined;
+    case 'command':
+      try {
+        splitCommand(value, key);
+        return undefined;
+      } catch (e) {
+        return (e as Error).message.replace(/^.*?: /, '');
+      }
+    case 'schedule':
+      return scheduleProblem(value);
+    case 'keep':
+      try {
+        parseKeep(value);
+        return undefined;
+      } catch (e) {
+        return (e as Error).message;
+      }
+    case 'addresses': {
+      const bad = value
+        .split(/[\s,]+/)
+        .filter(Boolean)
+        .find((a) => !/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(a));
+      return bad ? `"${bad}" is not a mail address` : undefined;
+    }
+    case 'name':
+      return nameProblem(value);
+    case 'user':
+      return /^[a-z_][a-z0-9_-]*$/i.test(value) ? undefined : 'expected a user name';
+    case 'ref':
+      return /^-|\s/.test(value) ? 'expected a ref: no spaces, not starting with "-"' : undefined;
+    default:
+      return undefined;
+  }
+}
+
+/** The checked values of one section: each key's value, or its default. */
+class Values {
+  constructor(
+    private readonly given: Map<string, string>,
+    private readonly spec: Record<string, KeySpec>,
+  ) {}
+  str(key: string): string {
+    return this.given.get(key) || this.spec[key]?.default || '';
+  }
+  opt(key: string): string | undefined {
+    return this.str(key) || undefined;
+  }
+  int(key: string): number {
+    return Number(this.str(key));
+  }
+  yes(key: string): boolean {
+    return this.str(key) === 'yes';
+  }
+}
+
+/** Validate the whole file at once: every problem is reported, each with file, line, section and key. */
+export function parseConfig(text: string, file: string): Config {
+  const root = dirname(file);
+  const problems: string[] = [];
+  // "FILE:LINE: [section] key" — as much of it as there is.
+  const at = (line: number, section?: string, key?: string) =>
+    [`${file}:${line}:`, section && `[${section}]`, key].filter(Boolean).join(' ');
+  const { sections, problems: unreadable } = readIni(text);
+  for (const p of unreadable)
     problems.push(
-      `${at('source', 'path')} = ${srcPath}: expected a relative path inside the branch site`,
+      p.key === 'mail_branch' && /given twice/.test(p.message)
+        ? `${at(p.line, p.section, p.key)} is given twice: a customer has exactly one mail branch ("karlstage mail CUSTOMER BRANCH" moves it)`
+        : `${at(p.line, p.section, p.key)}${p.section || p.key ? ':' : ''} ${p.message}`,
     );
 
+  const known = [...Object.keys(SECTIONS), `${CUSTOMER_PREFIX}NAME`];
+  const checked = (s: IniSection, spec: Record<string, KeySpec>): Values => {
+    const given = new Map<string, string>();
+    for (const e of s.entries) {
+      const keySpec = spec[e.key];
+      if (!keySpec) {
+        problems.push(
+          `${at(e.line, s.name, e.key)}: not a key of [${s.name.startsWith(CUSTOMER_PREFIX) ? `${CUSTOMER_PREFIX}NAME` : s.name}]${didYouMean(e.key, Object.keys(spec))}`,
+        );
+        continue;
+      }
+      if (e.value !== '') {
+        const problem = kindProblem(keySpec, e.value, `[${s.name}] ${e.key}`);
+        // A connection string or URL may hold a password: never echoed.
+        const shown = keySpec.kind === 'dsn' || keySpec.kind === 'url' ? '' : ` = ${e.value}`;
+        if (problem) problems.push(`${at(e.line, s.name, e.key)}${shown}: ${problem}`);
+      }
+      given.set(e.key, e.value);
+    }
+    for (const [key, keySpec] of Object.entries(spec))
+      if (keySpec.required && !given.get(key))
+        problems.push(`${at(s.line, s.name, key)} is required`);
+    return new Values(given, spec);
+  };
+
+  const bySection = new Map<string, Values>();
+  const customers: CustomerConfig[] = [];
+  const path = (p: string) => (isAbsolute(p) ? p : resolve(root, p));
+  for (const s of sections) {
+    if (s.name.startsWith(CUSTOMER_PREFIX)) {
+      const name = s.name.slice(CUSTOMER_PREFIX.length);
+      const bad = nameProblem(name);
+      if (bad) {
+        problems.push(`${at(s.line, s.name)}: customer name not allowed: ${bad}`);
+        continue;
+      }
+      const v = checked(s, CUSTOMER);
+      customers.push({
+        name,
+        production: v.opt('production'),
+        productionDump: ((d) => d && path(d))(v.opt('production_dump')),
+        productionFiles: v.opt('production_files'),
+        sanitize: ((d) => d && path(d))(v.opt('sanitize')),
+        mailBranch: v.str('mail_branch'),
+        stagingOnProductionServer: v.yes('staging_on_production_server'),
+      });
+      continue;
+    }
+    const spec = SECTIONS[s.name];
+    if (!spec) {
+      problems.push(`${at(s.line, s.name)}: not a known section${didYouMean(s.name, known)}`);
+      continue;
+    }
+    bySection.set(s.name, checked(s, spec));
+  }
+  for (const name of ['staging', 'source', 'deployment'])
+    if (!bySection.has(name)) problems.push(`${file}: section [${name}] is missing`);
+  const sec = (name: string) => bySection.get(name) ?? new Values(new Map(), SECTIONS[name] ?? {});
+
+  const st = sec('staging');
+  const so = sec('source');
+  const de = sec('deployment');
+  const cr = sec('cron');
+  const sy = sec('sync');
+  const vcs = so.str('vcs') === 'svn' ? 'svn' : 'git';
+  const skeleton = de.str('skeleton');
   const cfg: Config = {
     file,
     root,
     staging: {
-      host,
-      basePort: int(st, 'staging', 'base_port', 6500, 1024, 65000),
-      database,
-      httpsPort: int(st, 'staging', 'https_port', 443, 1, 65535),
-      httpPort: int(st, 'staging', 'http_port', 80, 1, 65535),
-      tlsCertificate: opt(st, 'staging', 'tls_certificate'),
-      tlsKey: opt(st, 'staging', 'tls_key'),
-      mailDomain: opt(st, 'staging', 'mail_domain'),
-      nginxConf: str(st, 'staging', 'nginx_conf', '/etc/nginx/conf.d/karlstage.conf'),
-      reload: str(st, 'staging', 'reload', 'nginx -s reload'),
-      nginx: str(st, 'staging', 'nginx', 'nginx'),
-      routes: str(st, 'staging', 'routes', 'auto') === 'manual' ? 'manual' : 'auto',
-      manageDatabases: str(st, 'staging', 'manage_databases', 'yes') !== 'no',
-      mailAllow: str(st, 'staging', 'mail_allow', '')
+      host: st.str('host'),
+      basePort: st.int('base_port'),
+      database: st.str('database'),
+      httpsPort: st.int('https_port'),
+      httpPort: st.int('http_port'),
+      tlsCertificate: ((p) => p && path(p))(st.opt('tls_certificate')),
+      tlsKey: ((p) => p && path(p))(st.opt('tls_key')),
+      mailDomain: st.opt('mail_domain'),
+      nginxConf: path(st.str('nginx_conf')),
+      reload: st.str('reload'),
+      nginx: st.str('nginx'),
+      routes: st.str('routes') === 'manual' ? 'manual' : 'auto',
+      manageDatabases: st.yes('manage_databases'),
+      mailAllow: st
+        .str('mail_allow')
         .split(/[\s,]+/)
         .filter(Boolean),
-      jobs: int(st, 'staging', 'jobs', 2, 1, 64),
+      jobs: st.int('jobs'),
     },
     source: {
-      vcs: vcs === 'svn' ? 'svn' : 'git',
-      url: str(so, 'source', 'url'),
-      path: srcPath,
-      default: str(so, 'source', 'default', vcs === 'svn' ? 'trunk' : 'main'),
-      timeout: int(so, 'source', 'timeout', 120, 1, 86400),
-      retries: int(so, 'source', 'retries', 2, 0, 10),
+      vcs,
+      url: so.str('url'),
+      path: so.str('path'),
+      default: so.str('default') || (vcs === 'svn' ? 'trunk' : 'main'),
+      timeout: so.int('timeout'),
+      retries: so.int('retries'),
     },
     deployment: {
-      skeleton: '',
-      build: opt(de, 'deployment', 'build'),
-      migrate: opt(de, 'deployment', 'migrate'),
-      start: opt(de, 'deployment', 'start'),
-      restart: opt(de, 'deployment', 'restart'),
-      stop: opt(de, 'deployment', 'stop'),
-      mailin: opt(de, 'deployment', 'mailin'),
-      blobs: str(de, 'deployment', 'blobs', 'var/blobs'),
-      timeout: int(de, 'deployment', 'timeout', 3600, 1, 7 * 86400),
+      skeleton: isRemoteLocation(skeleton) ? skeleton : skeleton && path(skeleton),
+      build: de.opt('build'),
+      migrate: de.opt('migrate'),
+      start: de.opt('start'),
+      restart: de.opt('restart'),
+      stop: de.opt('stop'),
+      mailin: de.opt('mailin'),
+      blobs: de.str('blobs'),
+      timeout: de.int('timeout'),
     },
-    customers: [],
+    customers,
     sync: {
-      jobs: int(sy, 'sync', 'jobs', 2, 1, 32),
-      dumps: path(str(sy, 'sync', 'dumps', '.karlstage/dumps')),
-      keep: str(sy, 'sync', 'keep', '3 daily, 2 weekly, 1 monthly, 1 half-yearly, 1 yearly'),
-      files: path(str(sy, 'sync', 'files', '.karlstage/files')),
+      jobs: sy.int('jobs'),
+      dumps: path(sy.str('dumps')),
+      keep: sy.str('keep'),
+      files: path(sy.str('files')),
     },
     cron: {
-      poll: str(cr, 'cron', 'poll', '*/5 * * * *'),
-      sync: str(cr, 'cron', 'sync', '0 2 * * *'),
-      mailin: str(cr, 'cron', 'mailin', '*/2 * * * *'),
-      user: str(cr, 'cron', 'user', userInfo().username),
-      file: str(cr, 'cron', 'file', '/etc/cron.d/karlstage'),
+      poll: cr.str('poll'),
+      sync: cr.str('sync'),
+      mailin: cr.str('mailin'),
+      user: cr.str('user') || userInfo().username,
+      file: path(cr.str('file')),
     },
   };
-  if (isAbsolute(cfg.deployment.blobs) || cfg.deployment.blobs.split('/').includes('..'))
-    problems.push(
-      `${at('deployment', 'blobs')} = ${cfg.deployment.blobs}: expected a relative path inside the branch site`,
-    );
-  const manage = str(st, 'staging', 'manage_databases', 'yes');
-  if (manage !== 'yes' && manage !== 'no')
-    problems.push(`${at('staging', 'manage_databases')} = ${manage}: expected yes or no`);
-  const routes = str(st, 'staging', 'routes', 'auto');
-  if (routes !== 'auto' && routes !== 'manual')
-    problems.push(`${at('staging', 'routes')} = ${routes}: expected auto or manual`);
-  for (const a of cfg.staging.mailAllow)
-    if (!/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(a))
-      problems.push(`${at('staging', 'mail_allow')}: "${a}" is not a mail address`);
-  if (cfg.staging.mailDomain && !/^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/i.test(cfg.staging.mailDomain))
-    problems.push(
-      `${at('staging', 'mail_domain')} = ${cfg.staging.mailDomain}: expected a domain name`,
-    );
-  for (const d of duplicateKeys(cleaned))
-    problems.push(
-      d.key === 'mail_branch'
-        ? `${file}: [${d.section}] mail_branch is given twice: a customer has exactly one mail branch ("karlstage mail CUSTOMER BRANCH" moves it)`
-        : `${file}: [${d.section}] ${d.key} is given twice: keep one`,
-    );
-  try {
-    parseKeep(cfg.sync.keep);
-  } catch (e) {
-    problems.push(`${at('sync', 'keep')} = ${cfg.sync.keep}: ${(e as Error).message}`);
-  }
-  for (const key of ['poll', 'sync', 'mailin'] as const) {
-    const problem = scheduleProblem(cfg.cron[key]);
-    if (problem) problems.push(`${at('cron', key)} = ${cfg.cron[key]}: ${problem}`);
-  }
-  if (!/^[a-z_][a-z0-9_-]*$/i.test(cfg.cron.user))
-    problems.push(`${at('cron', 'user')} = ${cfg.cron.user}: expected a user name`);
-  cfg.cron.file = path(cfg.cron.file);
-  const skeleton = str(de, 'deployment', 'skeleton');
-  cfg.deployment.skeleton = isRemoteLocation(skeleton) ? skeleton : skeleton && path(skeleton);
-
-  for (const [name, value] of Object.entries(raw)) {
-    if (!name.startsWith('customer:') || typeof value !== 'object' || !value) continue;
-    const customer = name.slice('customer:'.length);
-    const problem = nameProblem(customer);
-    if (problem) {
-      problems.push(`${file}: [${name}]: customer name not allowed: ${problem}`);
-      continue;
-    }
-    const s = value as Section;
-    const mailBranch = str(s, name, 'mail_branch', 'branch1');
-    const mp = nameProblem(mailBranch);
-    if (mp) problems.push(`${at(name, 'mail_branch')} = ${mailBranch}: ${mp}`);
-    const production = opt(s, name, 'production');
-    if (production) {
-      try {
-        addSecret(parseDsn(production).password);
-      } catch (e) {
-        problems.push(`${at(name, 'production')}: ${(e as Error).message}`);
-      }
-    }
-    const sanitize = opt(s, name, 'sanitize');
-    const shared = str(s, name, 'staging_on_production_server', 'no');
-    if (shared !== 'yes' && shared !== 'no')
-      problems.push(`${at(name, 'staging_on_production_server')} = ${shared}: expected yes or no`);
-    cfg.customers.push({
-      name: customer,
-      production,
-      productionFiles: opt(s, name, 'production_files'),
-      productionDump: ((d) => d && path(d))(opt(s, name, 'production_dump')),
-      sanitize: sanitize && path(sanitize),
-      mailBranch,
-      stagingOnProductionServer: shared === 'yes',
-    });
-  }
+  for (const rule of RULES) problems.push(...rule(cfg).map((p) => `${file}: ${p}`));
 
   if (problems.length > 0)
     throw new UsageError(
@@ -325,7 +373,45 @@ export function parseConfig(text: string, file: string): Config {
   return cfg;
 }
 
-/** A skeleton or repository given as a URL rather than a local folder. */
-export function isRemoteLocation(location: string): boolean {
-  return /^(git\+)?[a-z][a-z0-9+.-]*:\/\//i.test(location) || /^[\w.-]+@[\w.-]+:/.test(location);
-}
+/**
+ * The named rules: what no single key can say on its own. Each returns its
+ * problems; all of them are reported together with the keys' own.
+ */
+type Rule = (cfg: Config) => string[];
+
+/** A folder karlstage writes inside the staging root must not sit where a branch site could be. */
+const dataFoldersAreNotBranchSites: Rule = (cfg) =>
+  (
+    [
+      ['[sync] dumps', cfg.sync.dumps],
+      ['[sync] files', cfg.sync.files],
+    ] as const
+  ).flatMap(([key, dir]) => {
+    const rel = relative(cfg.root, dir);
+    const first = rel.split(sep)[0] ?? '';
+    if (rel === '' || rel.startsWith('..') || isAbsolute(rel) || nameProblem(first)) return [];
+    return [
+      `${key} = ${dir}: the folder ${first}/ is where a branch site named "${first}" would live; use a folder under .karlstage/ or outside the staging root`,
+    ];
+  });
+
+/** The mail branch is a branch name (checked per key); a mail domain is needed to route mail. */
+const customersAreDistinct: Rule = (cfg) => {
+  const seen = new Set<string>();
+  return cfg.customers.flatMap((c) => {
+    if (seen.has(c.name)) return [`[customer:${c.name}] is given twice: keep one`];
+    seen.add(c.name);
+    return [];
+  });
+};
+
+/** A customer syncs from one source: the live database or a backup, not both. */
+const oneProductionSource: Rule = (cfg) =>
+  cfg.customers
+    .filter((c) => c.production && c.productionDump)
+    .map(
+      (c) =>
+        `[customer:${c.name}] has both production and production_dump: keep the one the nightly sync should read`,
+    );
+
+const RULES: Rule[] = [dataFoldersAreNotBranchSites, customersAreDistinct, oneProductionSource];

@@ -135,17 +135,17 @@ async function runJob(job: Job, log: string, say: (t: string) => void): Promise<
   const started = Date.now();
   const undo: (() => Promise<void>)[] = [];
   const warnings: string[] = [];
-  let current: Step | undefined;
-  const ctx: StepContext = {
+  // Each step gets its own context: an undo it registers runs later, with its own commands.
+  const contextOf = (step: Step): StepContext => ({
     log,
     exec: (command) => {
-      if (!current?.commands?.some((declared) => sameCommand(declared, command)))
+      if (!step.commands?.some((declared) => sameCommand(declared, command)))
         throw new InternalError(
-          `step "${current?.title}" ran a program it did not declare: ${previewOf(command)}`,
+          `step "${step.title}" ran a program it did not declare: ${previewOf(command)}`,
         );
       observer?.({
         job: job.name,
-        step: current.title,
+        step: step.title,
         argv: [command.program, ...argvOf(command)],
         ...(command.cwd ? { cwd: command.cwd } : {}),
       });
@@ -157,15 +157,14 @@ async function runJob(job: Job, log: string, say: (t: string) => void): Promise<
       warnings.push(text);
       void logLine(log, `warning: ${text}`);
     },
-  };
+  });
   let result: JobResult;
   try {
     let skipped: string | undefined;
     for (const step of job.steps) {
-      current = step;
       say(step.title);
       await logLine(log, `## ${job.name}: ${step.title}`);
-      const r = await step.run(ctx);
+      const r = await step.run(contextOf(step));
       if (r && 'skipRest' in r) {
         skipped = r.skipRest;
         break;

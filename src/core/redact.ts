@@ -12,13 +12,18 @@ export function addSecret(secret: string | undefined): void {
 
 // scheme://user:password@host → scheme://user:***@host
 const URL_PASSWORD = /([a-z][a-z0-9+.-]*:\/\/[^\s:/@]*:)([^\s@/]+)(@)/gi;
+// Over http(s) a user name alone is often a token (https://TOKEN@host): masked whole.
+const URL_TOKEN = /(https?:\/\/)([^\s:/@]+)(@)/gi;
 // password=secret, password = 'a b', PGPASSWORD=secret
 // (A value already masked is left alone: "password=***)" keeps its parenthesis.)
 const KEYWORD_PASSWORD =
   /(\b(?:password|PGPASSWORD)\s*=\s*)(?!\*\*\*)('(?:[^'\\]|\\.)*'|[^\s'"]+)/gi;
 
 export function redact(text: string): string {
-  let out = text.replace(URL_PASSWORD, `$1${MASK}$3`).replace(KEYWORD_PASSWORD, `$1${MASK}`);
+  let out = text
+    .replace(URL_PASSWORD, `$1${MASK}$3`)
+    .replace(URL_TOKEN, `$1${MASK}$3`)
+    .replace(KEYWORD_PASSWORD, `$1${MASK}`);
   for (const s of secrets) out = out.split(s).join(MASK);
   return out;
 }

@@ -160,6 +160,7 @@ export class StagingServer {
    * create, or with their twins a destroyed site of the same name) go first.
    */
   siteDatabases(branch: string, customers: string[]) {
+    if (customers.length === 0) return { commands: [], run: async () => [] as string[] };
     const goldens = customers.map(goldenName);
     const look = this.lookUp(goldens, 'look up the golden copies');
     const per = customers.map((customer) => {

@@ -1,5 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { addSecret } from '../core/redact.js';
+import { userinfo } from '../core/url.js';
 
 /**
  * A password or token in a repository URL (https://user:TOKEN@host/x.git,
@@ -18,17 +19,11 @@ export const ASKPASS = fileURLToPath(new URL('../../bin/karlstage-askpass', impo
 
 /** A URL without its secrets, and the credentials it carried (registered as secrets to mask). */
 export function splitCredentials(text: string): { url: string; credentials?: Credentials } {
-  let u: URL;
-  try {
-    u = new URL(text);
-  } catch {
-    return { url: text }; // a local path or git's user@host:path form: nothing secret in it
-  }
-  const username = decodeURIComponent(u.username);
-  const password = decodeURIComponent(u.password);
+  const info = userinfo(text);
+  if (!info) return { url: text }; // a local path, git's user@host:path, or no credentials
+  const { username, password, sshLike, url: u } = info;
   // Over ssh the user name says who to log in as, and is no secret; over http(s) it may be a token.
-  const sshLike = /^(svn\+ssh|ssh|git\+ssh):$/.test(u.protocol);
-  if (!password && (!username || sshLike)) return { url: text };
+  if (!password && sshLike) return { url: text };
   addSecret(password);
   if (!sshLike) addSecret(username);
   u.password = '';

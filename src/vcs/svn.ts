@@ -9,7 +9,7 @@ import type { BuildFacts, Procedure, RefKind, UpdateOutcome, Vcs, VcsOptions } f
 const SEGMENT = /^[A-Za-z0-9][A-Za-z0-9._+-]*$/;
 const URL = /^(svn|svn\+ssh|https?|file):\/\/\S+$/;
 // svn's words for "that path is not in the repository (any more)".
-const NOT_THERE = /W160013|W170000|E170000|E160013|E200009/;
+const NOT_THERE = /W160013|W170000|E170000|E160013|E160005|E200009/;
 
 /**
  * Subversion through the one runner. Refs are trunk, branches/X, tags/X or a

@@ -64,7 +64,7 @@ describe('configuration', () => {
     }
   });
 
-  it('reports every problem at once, each with file, section and key', () => {
+  it('reports every problem at once, each with file, line, section and key', () => {
     const text = `[staging]  ; the server
 host = not a host
 base_port = eighty
@@ -86,16 +86,16 @@ mail_branch = ../x
       expect(err.exitCode).toBe(2);
       expect(err.message).toBe('/etc/ks.ini has 10 problems: fix and run again');
       expect(err.details).toEqual([
-        '/etc/ks.ini: [staging] host = not a host: expected a host name such as karltest.example.com',
-        '/etc/ks.ini: [staging] database: not a connection string: expected keyword=value at "this is wrong"',
-        '/etc/ks.ini: [source] vcs = cvs: expected git or svn',
-        '/etc/ks.ini: [source] path = ../outside: expected a relative path inside the branch site',
-        '/etc/ks.ini: [staging] base_port = eighty: expected a whole number from 1024 to 65000',
-        '/etc/ks.ini: [source] url is required',
-        '/etc/ks.ini: [deployment] timeout = -1: expected a whole number from 1 to 604800',
-        '/etc/ks.ini: [deployment] skeleton is required',
-        '/etc/ks.ini: [customer:Bad]: customer name not allowed: use 1 to 31 lower-case letters, digits and "-", starting with a letter',
-        '/etc/ks.ini: [customer:osf] mail_branch = ../x: names starting with "." are reserved',
+        '/etc/ks.ini:2: [staging] host = not a host: expected a host name such as karltest.example.com',
+        '/etc/ks.ini:3: [staging] base_port = eighty: expected a whole number from 1024 to 65000',
+        '/etc/ks.ini:4: [staging] database: not a connection string: expected keyword=value at "this is wrong"',
+        '/etc/ks.ini:6: [source] vcs = cvs: expected git or svn',
+        '/etc/ks.ini:7: [source] path = ../outside: expected a relative path inside the branch site',
+        '/etc/ks.ini:5: [source] url is required',
+        '/etc/ks.ini:9: [deployment] timeout = -1: expected a whole number from 1 to 604800',
+        '/etc/ks.ini:8: [deployment] skeleton is required',
+        '/etc/ks.ini:10: [customer:Bad]: customer name not allowed: use 1 to 31 lower-case letters, digits and "-", starting with a letter',
+        '/etc/ks.ini:12: [customer:osf] mail_branch = ../x: names starting with "." are reserved',
       ]);
     }
   });

@@ -19,13 +19,13 @@ it('removes run logs older than 30 days and rotates a cron.log past 10 MB', asyn
   await writeFile(join(logs, 'cron.log'), '');
   await truncate(join(logs, 'cron.log'), ROTATE_CRON_LOG_BYTES - 1);
 
-  expect(await tidyLogs(root)).toEqual(['2026-09-01T02-00-00-000Z-sync-123.log']);
+  expect(await tidyLogs(logs)).toEqual(['2026-09-01T02-00-00-000Z-sync-123.log']);
   expect(existsSync(old)).toBe(false);
   expect(existsSync(recent)).toBe(true);
   expect(existsSync(join(logs, 'cron.log'))).toBe(true); // not past the limit yet
 
   await truncate(join(logs, 'cron.log'), ROTATE_CRON_LOG_BYTES + 1);
-  await tidyLogs(root);
+  await tidyLogs(logs);
   expect(existsSync(join(logs, 'cron.log'))).toBe(false); // the next cron line's >> starts a new one
   expect((await stat(join(logs, 'cron.log.1'))).size).toBe(ROTATE_CRON_LOG_BYTES + 1);
 });

@@ -1,0 +1,105 @@
+/**
+ * Every section and key karlstage.ini may hold: its kind, its default, and
+ * whether it is required. A key or section not listed here is refused (with
+ * a "did you mean" for a near miss), so a misspelt key can never leave a
+ * default silently in force. templates/karlstage.ini explains each key, the
+ * README's table lists them all.
+ */
+export type Kind =
+  | 'text' // any single line
+  | 'host' // a host name
+  | 'int'
+  | 'yes-no'
+  | 'choice'
+  | 'dsn' // a libpq connection string
+  | 'path' // relative to the file's folder
+  | 'relative' // a relative path inside a branch site
+  | 'location' // a local folder or a URL
+  | 'url' // a repository URL (or local path for svn file:// / git)
+  | 'command' // a command line, split without a shell
+  | 'schedule' // a cron schedule
+  | 'keep' // a retention policy
+  | 'addresses' // mail addresses, comma-separated
+  | 'name' // a branch or customer name
+  | 'user' // a system user name
+  | 'ref'; // a ref of the source repository
+
+export interface KeySpec {
+  kind: Kind;
+  default?: string;
+  required?: boolean;
+  min?: number;
+  max?: number;
+  choices?: readonly string[];
+}
+
+const int = (def: number, min: number, max: number): KeySpec => ({
+  kind: 'int',
+  default: String(def),
+  min,
+  max,
+});
+
+export const SECTIONS: Record<string, Record<string, KeySpec>> = {
+  staging: {
+    host: { kind: 'host', required: true },
+    base_port: int(6500, 1024, 65000),
+    database: { kind: 'dsn', required: true },
+    tls_certificate: { kind: 'path' },
+    tls_key: { kind: 'path' },
+    mail_domain: { kind: 'host' },
+    https_port: int(443, 1, 65535),
+    http_port: int(80, 1, 65535),
+    nginx_conf: { kind: 'path', default: '/etc/nginx/conf.d/karlstage.conf' },
+    reload: { kind: 'command', default: 'nginx -s reload' },
+    nginx: { kind: 'command', default: 'nginx' },
+    routes: { kind: 'choice', default: 'auto', choices: ['auto', 'manual'] },
+    manage_databases: { kind: 'yes-no', default: 'yes' },
+    mail_allow: { kind: 'addresses', default: '' },
+    jobs: int(2, 1, 64),
+  },
+  source: {
+    vcs: { kind: 'choice', default: 'git', choices: ['git', 'svn'] },
+    url: { kind: 'url', required: true },
+    path: { kind: 'relative', default: 'src/karl' },
+    default: { kind: 'ref' },
+    timeout: int(120, 1, 86400),
+    retries: int(2, 0, 10),
+  },
+  deployment: {
+    skeleton: { kind: 'location', required: true },
+    build: { kind: 'command' },
+    migrate: { kind: 'command' },
+    start: { kind: 'command' },
+    restart: { kind: 'command' },
+    stop: { kind: 'command' },
+    mailin: { kind: 'command' },
+    blobs: { kind: 'relative', default: 'var/blobs' },
+    timeout: int(3600, 1, 7 * 86400),
+  },
+  cron: {
+    poll: { kind: 'schedule', default: '*/5 * * * *' },
+    sync: { kind: 'schedule', default: '0 2 * * *' },
+    mailin: { kind: 'schedule', default: '*/2 * * * *' },
+    user: { kind: 'user' },
+    file: { kind: 'path', default: '/etc/cron.d/karlstage' },
+  },
+  sync: {
+    jobs: int(2, 1, 32),
+    dumps: { kind: 'path', default: '.karlstage/dumps' },
+    keep: { kind: 'keep', default: '3 daily, 2 weekly, 1 monthly, 1 half-yearly, 1 yearly' },
+    files: { kind: 'path', default: '.karlstage/files' },
+  },
+};
+
+/** [customer:NAME]: one per customer. */
+export const CUSTOMER: Record<string, KeySpec> = {
+  production: { kind: 'dsn' },
+  production_dump: { kind: 'path' },
+  production_files: { kind: 'text' },
+  sanitize: { kind: 'path' },
+  mail_branch: { kind: 'name', default: 'branch1' },
+  staging_on_production_server: { kind: 'yes-no', default: 'no' },
+};
+
+export const CUSTOMER_PREFIX = 'customer:';
