@@ -240,6 +240,16 @@ export function buildProgram(): Command {
     });
 
   program
+    .command('repair')
+    .description(
+      "a damaged state.json: put back the last good copy, or rebuild it from the branch sites' folders",
+    )
+    .action(async (_o, cmd: Command) => {
+      const { repair } = await import('./commands/repair.js');
+      outcome = await repair(globals(cmd));
+    });
+
+  program
     .command('doctor')
     .description(
       'check tools and versions, configuration, repositories, databases (staging, production read-only), certificate and disk room',

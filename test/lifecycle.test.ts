@@ -134,7 +134,9 @@ describe.each(['git', 'svn'] as const)('branch-site lifecycle on %s', (vcs) => {
 
     const e = await failure(update({ ...st.g, branches: ['branch1'] }));
     expect(e.exitCode).toBe(1);
-    expect(e.message).toBe('branch1: build failed: exit status 3');
+    expect(e.message).toBe(
+      'branch1: build failed: exit status 3 (Error: the source asks this build to fail (FAIL_BUILD))',
+    );
     expect(e.details[0]).toBe(`$ ${join(st.root, 'branch1', 'bin', 'buildout')} -N`);
     expect(e.details.join('\n')).toContain(
       'Error: the source asks this build to fail (FAIL_BUILD)',
@@ -147,7 +149,8 @@ describe.each(['git', 'svn'] as const)('branch-site lifecycle on %s', (vcs) => {
     expect(b.lastUpdate).toMatchObject({
       result: 'failed',
       revision: bad,
-      error: 'branch1: build failed: exit status 3',
+      error:
+        'branch1: build failed: exit status 3 (Error: the source asks this build to fail (FAIL_BUILD))',
     });
     expect(await ask(b.port, 'osf')).toContain(`revision=${good.revision}`);
     const s = await st.cli(['status']);

@@ -12,7 +12,7 @@ import { pgCluster, type PgCluster } from './helpers/pg.js';
 import { commandLines, killGroup, startCli, waitFor } from './helpers/processes.js';
 import { gitRepo } from './helpers/repos.js';
 import { stagingServer } from './helpers/staging.js';
-import { tempDir } from './helpers/tmp.js';
+import { onCleanup, tempDir } from './helpers/tmp.js';
 
 const CHECKSUM = `SELECT md5(string_agg(d::text, ',' ORDER BY id)) FROM docs d`;
 
@@ -535,8 +535,10 @@ describe('nightly sync on a real PostgreSQL', () => {
       ),
     );
     const waiting = startCli(st.root, ['sync', '--nightly', '--wait', '120']);
-    await new Promise((r) => setTimeout(r, 1000));
-    expect(waiting.exitCode).toBeNull(); // still waiting its turn
+    await waitFor('the second sync to wait for the sync lock', () =>
+      waiting.output().includes('waiting up to 120 s: another karlstage run holds the sync lock'),
+    );
+    expect(waiting.exitCode()).toBeNull(); // still waiting its turn
     await lock.release();
     expect((await first).exitCode).toBe(0);
     const after = await waiting;
@@ -721,4 +723,130 @@ describe('nightly sync on a real PostgreSQL', () => {
       /^branch1\s+osf\s+no copy yet\s+.*failed after .*: sanitize failed: exit status 3 \(.*no_such_table/m,
     );
   });
+
+  it('destroy during a nightly sync: the destroyed site gets no copy of production afterwards', async () => {
+    const { pg, st } = await syncStaging();
+    // The sync is held at its dump; meanwhile branch2 is destroyed.
+    const lock = await pg.hold('prod_osf', 'LOCK TABLE docs IN ACCESS EXCLUSIVE MODE');
+    const sync = startCli(st.root, ['sync', '--nightly', '--customers', 'osf']);
+    await waitFor(
+      'the dump to wait on the lock',
+      async () =>
+        (await pg.sql(
+          'postgres',
+          "SELECT count(*) FROM pg_stat_activity WHERE datname = 'prod_osf' AND wait_event_type = 'Lock'",
+        )) === '1',
+    );
+    const d = await st.cli(['destroy', 'branch2', '--yes']);
+    expect(d.exitCode, d.stderr).toBe(0);
+    await lock.release();
+    const r = await sync;
+    expect(r.exitCode, String(r.stderr)).toBe(0);
+    expect(String(r.stdout)).toMatch(
+      /branch2: skipped, destroyed \(or no longer serving osf\) meanwhile/,
+    );
+    expect(
+      await pg.sql(
+        'postgres',
+        "SELECT count(*) FROM pg_database WHERE datname LIKE 'ks\\_branch2%'",
+      ),
+    ).toBe('0');
+    expect(await pg.sql('ks_branch1_osf', 'SELECT count(*) FROM docs')).toBe('50');
+  });
+
+  it("a bad line in one site's instances.ini fails that site in the nightly sync; the others sync", async () => {
+    const { pg, st } = await syncStaging();
+    await writeFile(
+      join(st.root, 'branch2', 'etc', 'instances.ini'),
+      '[instance:osf]\nthis is not ini\n',
+    );
+    const r = await st.cli(['sync', '--nightly']);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toMatch(/^error: sync: 1 branch site could not be read$/m);
+    expect(r.stderr).toMatch(
+      /branch2: .*instances\.ini is malformed.*; branch2's data was not synced/,
+    );
+    expect(await pg.sql('ks_branch1_osf', 'SELECT count(*) FROM docs')).toBe('50');
+  });
+
+  it('a full disk under the dumps: the one line names it; the next run, with room, completes', async () => {
+    const { pg, st } = await syncStaging();
+    // Production bigger than the room for its dump (hex text, about 2 MB after level-1 compression).
+    await pg.sql(
+      'prod_osf',
+      'CREATE TABLE bulk AS SELECT i, md5(random()::text) || md5(random()::text) AS x FROM generate_series(1, 60000) i',
+    );
+    const small = await smallDisk('1m');
+    await writeFile(
+      st.config,
+      (await readFile(st.config, 'utf8')).replace(/^dumps = .*$/m, `dumps = ${small}`),
+    );
+    const r = await st.cli(['sync', '--nightly', '--customers', 'osf']);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toMatch(
+      /osf: dump production failed: exit status 1 \(.*No space left on device\)/,
+    );
+    expect(
+      await pg.sql('ks_branch1_osf', "SELECT count(*) FROM pg_tables WHERE tablename = 'docs'"),
+    ).toBe('0');
+    await writeFile(
+      st.config,
+      (await readFile(st.config, 'utf8')).replace(
+        /^dumps = .*$/m,
+        `dumps = ${join(st.root, '.karlstage', 'dumps')}`,
+      ),
+    );
+    const again = await st.cli(['sync', '--nightly', '--customers', 'osf']);
+    expect(again.exitCode, again.stderr).toBe(0);
+    expect(await pg.sql('ks_branch1_osf', 'SELECT count(*) FROM docs')).toBe('50');
+  });
+
+  it('production stops during the dump: the one line names why, and every site keeps its data', async () => {
+    const { pg, st } = await syncStaging();
+    expect((await st.cli(['sync', '--nightly', '--customers', 'osf'])).exitCode).toBe(0);
+    // Production on its own cluster now, which stops while the dump waits on a lock there.
+    const prod = await pgCluster();
+    await production(prod, 'prod_osf', 70);
+    await writeFile(
+      st.config,
+      (await readFile(st.config, 'utf8')).replace(
+        /^production = host=127\.0\.0\.1 .*$/m,
+        `production = ${prod.dsn('prod_osf')}`,
+      ),
+    );
+    const lock = await prod.hold('prod_osf', 'LOCK TABLE docs IN ACCESS EXCLUSIVE MODE');
+    const sync = startCli(st.root, ['sync', '--nightly', '--customers', 'osf']);
+    await waitFor(
+      'the dump to wait on the lock',
+      async () =>
+        (await prod.sql(
+          'postgres',
+          "SELECT count(*) FROM pg_stat_activity WHERE datname = 'prod_osf' AND wait_event_type = 'Lock'",
+        )) === '1',
+    );
+    void lock.release().catch(() => undefined);
+    await prod.stop();
+    const r = await sync;
+    expect(r.exitCode, `${r.stdout}\n${r.stderr}`).toBe(1);
+    const logs = join(st.root, '.karlstage', 'logs');
+    const last = (await readdir(logs))
+      .filter((f) => f.includes('sync'))
+      .sort()
+      .at(-1)!;
+    expect(
+      String(r.stderr),
+      JSON.stringify({ ...r, stdout: String(r.stdout).slice(-500) }),
+    ).toMatch(
+      /osf: dump production failed: exit status 1 \(.*(terminating connection due to administrator command|server closed the connection unexpectedly|Connection refused).*\)/,
+    );
+    expect(await pg.sql('ks_branch1_osf', 'SELECT count(*) FROM docs')).toBe('50');
+  });
 });
+
+/** A small filesystem (tmpfs, as root), unmounted after the test: a disk that fills. */
+async function smallDisk(size: string): Promise<string> {
+  const dir = await tempDir('ks-small-');
+  await execa('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', dir]);
+  onCleanup(async () => void (await execa('umount', ['-l', dir], { reject: false })));
+  return dir;
+}

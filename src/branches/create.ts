@@ -14,6 +14,7 @@ import { StagingServer } from '../db/staging.js';
 import { layout } from '../model/layout.js';
 import { writeAllowList } from '../model/mail-safety.js';
 import { clearPending, markPending, readPending } from '../model/pending.js';
+import { writeSiteMarker } from '../model/sites.js';
 import { readState, updateState, type State } from '../model/state.js';
 import { deploymentCommand, stepArgv, stepEnv, type SiteIdentity } from '../model/steps.js';
 import type { BuildFacts } from '../vcs/vcs.js';
@@ -211,10 +212,13 @@ export async function planCreate(cfg: Config, req: CreateRequest): Promise<Plan>
     });
   steps.push({
     title: 'record the branch site',
-    effects: [`write ${layout.state(root)} (slot ${slot}, port ${site.port})`],
+    effects: [
+      `write ${layout.state(root)} (slot ${slot}, port ${site.port})`,
+      `write ${layout.siteMarker(root, branch)}`,
+    ],
     run: async () => {
       const now = new Date().toISOString();
-      await updateState(root, (s) => {
+      const state = await updateState(root, (s) => {
         s.branches[branch] = {
           name: branch,
           slot,
@@ -227,6 +231,7 @@ export async function planCreate(cfg: Config, req: CreateRequest): Promise<Plan>
           built: revision ? { revision, ref, at: now, ...about } : undefined,
         };
       });
+      await writeSiteMarker(root, state.branches[branch]!);
     },
   });
 

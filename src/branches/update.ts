@@ -5,7 +5,7 @@ import { layout } from '../model/layout.js';
 import { acquireLock, branchLock, type Release } from '../model/locks.js';
 import { ensureMailSafety } from '../model/mail-safety.js';
 import { clearPending, markPending, readPending } from '../model/pending.js';
-import { localChanges, siteProblem } from '../model/sites.js';
+import { localChanges, localCommits, siteProblem, writeSiteMarker } from '../model/sites.js';
 import { readState, updateState, type BranchState } from '../model/state.js';
 import { deploymentStep, stepEnv } from '../model/steps.js';
 import type { BuildFacts, RefKind, Vcs } from '../vcs/vcs.js';
@@ -59,6 +59,7 @@ export function updateJob(
 
   const dirty = vcs.isDirty(sourceDir);
   const discard = vcs.discardChanges(sourceDir);
+  const local = vcs.localCommits(sourceDir, branch);
   const repair = vcs.repair(sourceDir);
   const move = req.switchTo
     ? (() => {
@@ -79,6 +80,7 @@ export function updateJob(
         ...repair.commands.map(when('when an earlier run was interrupted')),
         ...dirty.commands,
         ...discard.commands.map(when('when there are local changes and --force is given')),
+        ...local.commands,
       ],
       effects: [
         `lock ${branch} (${layout.locks(root)}/${branchLock(branch)}.lock)`,
@@ -122,6 +124,13 @@ export function updateJob(
           ctx.say('discarding local changes (--force)');
           await discard.run(ctx.exec);
         }
+        const commits = await local.run(ctx.exec);
+        if (commits > 0) {
+          if (!req.force) throw localCommits(sourceDir, commits);
+          ctx.say(
+            `dropping ${commits} local commit${commits > 1 ? 's' : ''} (--force; git's reflog keeps them)`,
+          );
+        }
       },
     },
     {
@@ -159,7 +168,7 @@ export function updateJob(
       if (!release) return; // never got the lock: nothing of ours to record
       try {
         const now = new Date().toISOString();
-        await updateState(root, (s) => {
+        const state = await updateState(root, (s) => {
           const b = s.branches[branch];
           if (!b) return;
           if (moved && req.switchTo) Object.assign(b, { ref, refKind });
@@ -178,6 +187,8 @@ export function updateJob(
               : {}),
           };
         });
+        if (moved && req.switchTo && state.branches[branch])
+          await writeSiteMarker(root, state.branches[branch]);
         // Only once the result is recorded: a marker left here makes the next run redo the work.
         await clearPending(root, branch);
       } finally {

@@ -7,10 +7,14 @@ import { parseDsn, withDatabase } from '../core/dsn.js';
 import { askIdentity, type Identity } from '../db/guard.js';
 import { productionEnv, psql, serverVersion, stagingEnv, toolMajor } from '../db/pg.js';
 import { newestMatch } from '../sync/backups.js';
+import { listLocks } from '../core/lock.js';
+import { layout } from '../model/layout.js';
+import { lockRoom } from '../model/locks.js';
 import { readState } from '../model/state.js';
 import { run } from '../core/runner.js';
 import { sourceVcs } from '../vcs/open.js';
 import { GitVcs } from '../vcs/git.js';
+import { direct } from '../vcs/vcs.js';
 import type { Config } from '../config/config.js';
 import { commandContext, outputFor, type GlobalOptions } from '../context/context.js';
 import type { Output } from '../core/output.js';
@@ -109,6 +113,14 @@ export async function doctor(opts: GlobalOptions & { minFreeGb?: number }) {
     'state',
     async () => `${Object.keys((await readState(cfg.root)).branches).length} branch site(s)`,
   );
+  // Locks whose holder cannot be alive: harmless (the next run takes them over), but worth knowing.
+  for (const lock of await listLocks(lockRoom(cfg.root)))
+    if (lock.dead)
+      checks.push({
+        name: `lock ${lock.name}`,
+        level: 'warn',
+        detail: `stuck: ${lock.dead}${lock.owner ? ` (held for "${lock.owner.command}" since ${lock.owner.since})` : ''}; the next run takes it over`,
+      });
   await check('staging root', async () => {
     await access(cfg.root, constants.W_OK);
     return `${cfg.root} is writable`;
@@ -143,6 +155,25 @@ export async function doctor(opts: GlobalOptions & { minFreeGb?: number }) {
     await vcs.checkRef(cfg.source.default);
     return `${vcs.describeRef(cfg.source.default)} exists`;
   });
+  if (cfg.source.vcs === 'git')
+    // The object store every git site shares: whole, and how big (made by the first create).
+    await check(
+      'git store',
+      async () => {
+        const store = layout.gitStore(cfg.root);
+        const git = new GitVcs({
+          url: cfg.source.url,
+          timeoutMs: cfg.source.timeout * 1000,
+          retries: 0,
+          store,
+        });
+        const size = await git.storeCheck().run(direct());
+        return `${store}: whole (fsck), ${size} of packed objects`;
+      },
+      Object.keys((await readState(cfg.root).catch(() => ({ branches: {} }))).branches).length
+        ? 'fail'
+        : 'warn',
+    );
 
   let stagingId: Identity | undefined;
   if (cfg.staging.database)

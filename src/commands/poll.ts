@@ -9,6 +9,7 @@ import { EXIT, KarlstageError } from '../core/errors.js';
 import { tidyLogs } from '../core/logs.js';
 import type { JobResult, Plan } from '../core/plan.js';
 import { layout } from '../model/layout.js';
+import { listPending } from '../model/pending.js';
 import { knownSite } from '../model/sites.js';
 import { readState, updateState, type BranchState, type PollRecord } from '../model/state.js';
 import { describePoll, shortRevision } from '../model/views.js';
@@ -77,7 +78,11 @@ export async function poll(opts: PollOptions): Promise<PollResult> {
 
   let builds: JobResult[] = [];
   let plan: DryRunResult | undefined;
-  const behind = sites.filter((s) => records.get(s.name)?.behind);
+  // Behind upstream, or an update of it was interrupted: finished whatever the revision says.
+  const pending = await listPending(cfg.root);
+  const behind = sites.filter(
+    (s) => records.get(s.name)?.behind || ['update', 'switch'].includes(pending[s.name]?.op ?? ''),
+  );
   if (opts.build && behind.length) {
     const vcs = await siteVcs(cfg);
     const command = `poll --build (update ${behind.map((s) => s.name).join(' ')})`;

@@ -1,4 +1,5 @@
-import { listPending } from '../model/pending.js';
+import { startTime } from '../core/children.js';
+import { listPending, type Pending } from '../model/pending.js';
 import { readState } from '../model/state.js';
 import { branchViews, shortRevision } from '../model/views.js';
 import { formatDuration, formatWhen } from '../core/format.js';
@@ -52,8 +53,9 @@ export async function status(opts: GlobalOptions): Promise<StatusResult> {
     }),
   );
   const pending = await listPending(cfg.root);
+  // A marker whose run is gone: an interrupted create, update, switch or destroy (the next run finishes it).
   const interrupted = Object.entries(pending)
-    .filter(([name, p]) => p.op === 'create' && !state.branches[name])
+    .filter(([, p]) => !runIsAlive(p))
     .map(([branch, p]) => ({ branch, op: p.op, started: p.started }));
   const result = { branches, interrupted };
   if (out.json) return result;
@@ -151,11 +153,21 @@ export async function status(opts: GlobalOptions): Promise<StatusResult> {
   for (const i of interrupted)
     out.line(
       out.c.yellow(
-        `${i.branch}: a create was interrupted (${formatWhen(i.started)}); run "karlstage create ${i.branch}" again to finish it`,
+        `${i.branch}: ${i.op === 'update' ? 'an' : 'a'} ${i.op} was interrupted (${formatWhen(i.started)}); ${finish(i)}`,
       ),
     );
   return result;
 }
+
+/** The one command that finishes an interrupted change. */
+function finish(i: { branch: string; op: string }): string {
+  if (i.op === 'create') return `run "karlstage create ${i.branch}" again to finish it`;
+  if (i.op === 'destroy') return `run "karlstage destroy ${i.branch} --yes" again to finish it`;
+  return `the next "karlstage update ${i.branch}" (or poll --build) finishes it`;
+}
+
+/** The run that wrote the marker still runs (same pid and start time): its change is under way. */
+const runIsAlive = (p: Pending) => Boolean(p.start) && startTime(p.pid) === p.start;
 
 /** Columns padded to their widest cell (colour codes do not count); the last column is not padded. */
 function table(header: string[], rows: string[][]): string[] {

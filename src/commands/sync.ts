@@ -2,7 +2,7 @@ import { formatDuration } from '../core/format.js';
 import { knownSite } from '../model/sites.js';
 import { briefly, EXIT, KarlstageError, UsageError } from '../core/errors.js';
 import { layout } from '../model/layout.js';
-import { withLocks } from '../model/locks.js';
+import { LOCKS, withLocks } from '../model/locks.js';
 import { checkName } from '../config/names.js';
 import { readState, updateState, type BranchState } from '../model/state.js';
 import { ProductionGuard } from '../db/guard.js';
@@ -114,10 +114,22 @@ export async function sync(opts: SyncOptions) {
         `${r.ok ? out.c.green('ok') : out.c.red('failed')}      ${r.customer} → ${r.branch}${r.ok ? ` (${formatDuration(r.durationMs)}, unavailable ${r.swapMs} ms)` : `: ${r.error}`}`,
       );
     const failed = results.filter((r) => !r.ok);
+    const isCustomer = (name: string) => customers.some((c) => c.name === name);
+    const failedCustomers = failed.filter((r) => isCustomer(r.name)).length;
+    const brokenSites = failed.length - failedCustomers;
+    const total = results.filter((r) => isCustomer(r.name)).length;
     if (failed.length)
       throw withResult(
         new KarlstageError(
-          `sync: ${failed.length} of ${results.length} customer${results.length > 1 ? 's' : ''} failed`,
+          [
+            failedCustomers &&
+              `${failedCustomers} of ${total} customer${total > 1 ? 's' : ''} failed`,
+            brokenSites &&
+              `${brokenSites} branch site${brokenSites > 1 ? 's' : ''} could not be read`,
+          ]
+            .filter(Boolean)
+            .join(', ')
+            .replace(/^/, 'sync: '),
           EXIT.failure,
           failed.flatMap((r) => [
             `${r.name}: ${r.error?.message}`,
@@ -129,7 +141,7 @@ export async function sync(opts: SyncOptions) {
     return result;
   };
   if (g.dryRun) return work();
-  return withLocks(cfg.root, ['sync'], { command, waitSeconds: g.wait }, work);
+  return withLocks(cfg.root, [LOCKS.sync], { command, waitSeconds: g.wait }, work);
 }
 
 /** Hold a branch site out of the nightly sync (someone is testing on its data), or release it. */

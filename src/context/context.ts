@@ -1,5 +1,6 @@
 import { loadConfig, type Config } from '../config/config.js';
 import { recordChildrenIn } from '../core/children.js';
+import { onTakeover, onWait } from '../core/lock.js';
 import { Output } from '../core/output.js';
 import { traceCommands } from '../core/runner.js';
 import { layout } from '../model/layout.js';
@@ -31,6 +32,9 @@ export function outputFor(g: GlobalOptions): Promise<Output> {
 export async function commandContext(g: GlobalOptions): Promise<CommandContext> {
   const out = await outputFor(g);
   if (g.verbose) traceCommands((t) => out.debug(t));
+  // A lock whose holder cannot be alive is taken over at once, and the operator is told.
+  onTakeover((t) => out.warn(t));
+  onWait((t) => out.progress(t));
   const cfg = loadConfig(g.config, g.cwd ?? process.cwd());
   if (!g.dryRun) recordChildrenIn(layout.runs(cfg.root)); // a dry run takes no lock, and writes nothing
   return { cfg, out, g };

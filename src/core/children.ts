@@ -26,7 +26,8 @@ function procStat(pid: number): { ppid: number; start: string } | undefined {
     return undefined;
   }
 }
-const startTime = (pid: number) => procStat(pid)?.start;
+/** A process's start time (clock ticks since boot): with the pid, it names one process for ever. */
+export const startTime = (pid: number) => procStat(pid)?.start;
 
 const fileFor = (runs: string, pid: number) => join(runs, `${pid}.children`);
 

@@ -56,18 +56,41 @@ export class StepError extends KarlstageError {
           .map((l) => `  ${l}`),
       );
     if (logFile) details.push(`full output: ${logFile}`);
-    super(`${step} failed: ${reason}`, EXIT.failure, details);
+    const cause = causeOf(outputTail);
+    super(
+      `${step} failed: ${reason}${cause && !reason.includes(cause) ? ` (${cause})` : ''}`,
+      EXIT.failure,
+      details,
+    );
   }
 }
 
 /**
- * One line for a status table: the message and, for a failed program, the
- * last line it printed that reads like an error (a hint often follows it).
+ * The line of a program's output that says why it failed, most telling first:
+ * a full disk or a refused permission beats a follow-up such as "a worker
+ * process died unexpectedly", which beats any line that reads like an error.
  */
+const CAUSES = [
+  /no space left on device|disk quota exceeded|read-only file system/i,
+  /permission denied|authentication failed|password authentication/i,
+  /connection refused|could not connect|could not translate host name|name or service not known|server closed the connection|terminating connection|no route to host|connection timed out/i,
+  /\b(error|fatal|failed)\b/i,
+];
+export function causeOf(output: string): string | undefined {
+  const lines = output
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
+  for (const pattern of CAUSES) {
+    const line = lines.filter((l) => pattern.test(l)).at(pattern === CAUSES.at(-1) ? -1 : 0);
+    if (line) return line.length > 240 ? `${line.slice(0, 237)}...` : line;
+  }
+  return undefined;
+}
+
+/** One line for a status table: the message, which for a failed program names its cause already. */
 export function briefly(e: unknown): string {
-  const lines = e instanceof StepError ? e.outputTail.trim().split('\n') : [];
-  const said = (lines.filter((l) => /error|fatal|failed/i.test(l)).at(-1) ?? lines.at(-1))?.trim();
-  return said ? `${messageOf(e)} (${said})` : messageOf(e);
+  return messageOf(e);
 }
 
 export function isKarlstageError(e: unknown): e is KarlstageError {

@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { link, mkdir, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { armChildRecord, stopLeftovers } from './children.js';
+import { armChildRecord, startTime, stopLeftovers } from './children.js';
 import { LockedError } from './errors.js';
 
 /**
@@ -16,6 +17,8 @@ import { LockedError } from './errors.js';
  */
 export interface LockOwner {
   pid: number;
+  /** The holder's start time (/proc): a pid reused by another program is not the holder. */
+  start?: string;
   host: string;
   command: string;
   since: string;
@@ -44,32 +47,74 @@ function isAlive(pid: number): boolean {
   }
 }
 
-async function readOwner(file: string): Promise<LockOwner | undefined> {
+/** The owner written in a lock file; undefined when the file is gone or holds no owner (damaged). */
+async function readOwner(file: string): Promise<LockOwner | 'gone' | undefined> {
+  let text: string;
   try {
-    return JSON.parse(await readFile(file, 'utf8')) as LockOwner;
+    text = await readFile(file, 'utf8');
+  } catch {
+    return 'gone';
+  }
+  try {
+    const o = JSON.parse(text) as LockOwner;
+    return typeof o?.pid === 'number' && typeof o.token === 'string' ? o : undefined;
   } catch {
     return undefined;
   }
 }
 
-const isStale = (o: LockOwner) => o.host === hostname() && !isAlive(o.pid);
+/**
+ * Why this lock's holder cannot be alive (so the lock is taken over), or
+ * undefined when it may be. Only a holder on this host can be judged.
+ */
+export function deadHolder(o: LockOwner | undefined): string | undefined {
+  if (!o) return 'the lock file is empty or damaged';
+  if (o.host !== hostname()) return undefined;
+  if (!isAlive(o.pid)) return `its holder (pid ${o.pid}) is gone`;
+  if (o.start && startTime(o.pid) !== o.start) return `pid ${o.pid} now belongs to another program`;
+  if (!o.start && !/karlstage/.test(commandLineOf(o.pid))) return `pid ${o.pid} is not karlstage`;
+  return undefined;
+}
 
-function describe(name: string, o: LockOwner | undefined): string {
+const commandLineOf = (pid: number): string => {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
+  } catch {
+    return '';
+  }
+};
+
+/** Where each takeover is told (the command's output warns; a test listens). */
+let takeovers: ((text: string) => void) | undefined;
+export function onTakeover(fn: ((text: string) => void) | undefined): void {
+  takeovers = fn;
+}
+
+/** Where a run says it waits for a lock (--wait): once per lock, naming its holder. */
+let waits: ((text: string) => void) | undefined;
+export function onWait(fn: ((text: string) => void) | undefined): void {
+  waits = fn;
+}
+
+function describe(name: string, o: LockOwner | undefined | 'gone'): string {
+  if (o === 'gone') return `another karlstage run holds the ${name} lock`;
   if (!o) return `another karlstage run holds the ${name} lock`;
   return `another karlstage run holds the ${name} lock: "${o.command}" (pid ${o.pid} on ${o.host}, since ${o.since})`;
 }
 
 /** Move a dead run's lock aside; put it back if, in a race, it was a live one by then. */
-async function takeOver(file: string, judged: LockOwner): Promise<void> {
+async function takeOver(file: string, judged: LockOwner | undefined): Promise<boolean> {
   const aside = `${file}.stale-${randomUUID()}`;
   try {
     await rename(file, aside);
   } catch {
-    return; // someone else took it over first
+    return false; // someone else took it over first
   }
   const moved = await readOwner(aside);
-  if (moved && moved.token !== judged.token) await link(aside, file).catch(() => undefined);
+  const same = judged ? moved !== 'gone' && moved?.token === judged.token : moved === undefined;
+  if (!same) await link(aside, file).catch(() => undefined);
   await unlink(aside).catch(() => undefined);
+  return same;
 }
 
 export async function acquireLock(
@@ -83,6 +128,7 @@ export async function acquireLock(
   const file = join(dir, `${name}.lock`);
   const owner: LockOwner = {
     pid: process.pid,
+    start: startTime(process.pid),
     host: hostname(),
     command: opts.command,
     since: new Date().toISOString(),
@@ -91,6 +137,7 @@ export async function acquireLock(
   const draft = join(dir, `.${name}.${owner.token}`);
   await writeFile(draft, JSON.stringify(owner));
   const deadline = Date.now() + (opts.waitSeconds ?? 0) * 1000;
+  let saidWaiting = false;
   try {
     for (;;) {
       try {
@@ -98,17 +145,27 @@ export async function acquireLock(
         armChildRecord();
         return async () => {
           const current = await readOwner(file);
-          if (current?.token === owner.token) await unlink(file).catch(() => undefined);
+          if (current !== 'gone' && current?.token === owner.token)
+            await unlink(file).catch(() => undefined);
         };
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
       }
       const holder = await readOwner(file);
-      if (holder && isStale(holder)) {
+      if (holder === 'gone') continue; // released meanwhile: try again at once
+      const dead = deadHolder(holder);
+      if (dead) {
         // What the dead run left running (a build, say) must not race this one.
-        await stopLeftovers(room.runs, holder.pid);
-        await takeOver(file, holder);
+        if (holder) await stopLeftovers(room.runs, holder.pid);
+        if (await takeOver(file, holder))
+          takeovers?.(
+            `took over the ${name} lock${holder ? ` of "${holder.command}" (pid ${holder.pid}, since ${holder.since})` : ''}: ${dead}`,
+          );
         continue;
+      }
+      if (Date.now() < deadline && !saidWaiting) {
+        saidWaiting = true;
+        waits?.(`waiting up to ${opts.waitSeconds} s: ${describe(name, holder)}`);
       }
       if (Date.now() >= deadline) {
         const waited = opts.waitSeconds ? ` after waiting ${opts.waitSeconds} s` : '';
@@ -121,6 +178,23 @@ export async function acquireLock(
   } finally {
     await rm(draft, { force: true });
   }
+}
+
+/** Every lock in the room, its holder, and why that holder cannot be alive (doctor's "stuck locks"). */
+export async function listLocks(
+  room: LockRoom,
+): Promise<{ name: string; owner?: LockOwner; dead?: string }[]> {
+  const { readdir } = await import('node:fs/promises');
+  const files = (await readdir(room.locks).catch(() => [] as string[])).filter((f) =>
+    /^[a-z][a-z0-9-]*\.lock$/.test(f),
+  );
+  const locks = [];
+  for (const f of files) {
+    const owner = await readOwner(join(room.locks, f));
+    if (owner === 'gone') continue;
+    locks.push({ name: f.slice(0, -5), owner, dead: deadHolder(owner) });
+  }
+  return locks;
 }
 
 /** Run fn while holding every named lock (taken in a fixed order, so two runs cannot deadlock). */

@@ -165,7 +165,7 @@ async function runJob(job: Job, log: string, say: (t: string) => void): Promise<
       say(step.title);
       await logLine(log, `## ${job.name}: ${step.title}`);
       const r = await step.run(contextOf(step));
-      if (r && 'skipRest' in r) {
+      if (typeof r === 'object' && r !== null && 'skipRest' in r) {
         skipped = r.skipRest;
         break;
       }

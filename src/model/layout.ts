@@ -4,6 +4,10 @@ import { join } from 'node:path';
 export const layout = {
   meta: (root: string) => join(root, '.karlstage'),
   state: (root: string) => join(root, '.karlstage', 'state.json'),
+  /** A copy of the last good state, for "karlstage repair". */
+  stateBackup: (root: string) => join(root, '.karlstage', 'state.json.last-good'),
+  /** What a branch site says of itself (name, slot, port, ref): state.json can be rebuilt from it. */
+  siteMarker: (root: string, branch: string) => join(root, branch, '.karlstage-site.json'),
   locks: (root: string) => join(root, '.karlstage', 'locks'),
   logs: (root: string) => join(root, '.karlstage', 'logs'),
   /** What each running karlstage has started (pids), for the run that takes over a dead one's lock. */

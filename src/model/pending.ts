@@ -1,4 +1,5 @@
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { startTime } from '../core/children.js';
 import { layout } from './layout.js';
 
 /**
@@ -10,12 +11,19 @@ import { layout } from './layout.js';
 export interface Pending {
   op: 'create' | 'update' | 'switch' | 'destroy';
   pid: number;
+  /** The run's start time (/proc), so a reused pid is not taken for it. */
+  start?: string;
   started: string;
 }
 
 export async function markPending(root: string, branch: string, op: Pending['op']): Promise<void> {
   await mkdir(layout.pendingDir(root), { recursive: true });
-  const p: Pending = { op, pid: process.pid, started: new Date().toISOString() };
+  const p: Pending = {
+    op,
+    pid: process.pid,
+    start: startTime(process.pid),
+    started: new Date().toISOString(),
+  };
   await writeFile(layout.pending(root, branch), JSON.stringify(p));
 }
 

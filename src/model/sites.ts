@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import writeFileAtomic from 'write-file-atomic';
 import { KarlstageError, UsageError } from '../core/errors.js';
 import { readInstances } from './instances.js';
 import { layout } from './layout.js';
@@ -35,8 +36,70 @@ export async function siteProblem(
   );
 }
 
+/** What a branch site says of itself, in its own folder: state.json can be rebuilt from it. */
+export interface SiteMarker {
+  name: string;
+  slot: number;
+  port: number;
+  vcs: 'git' | 'svn';
+  ref: string;
+  refKind?: BranchState['refKind'];
+  createdAt: string;
+}
+
+export async function writeSiteMarker(root: string, b: BranchState): Promise<void> {
+  const marker: SiteMarker = {
+    name: b.name,
+    slot: b.slot,
+    port: b.port,
+    vcs: b.vcs,
+    ref: b.ref,
+    ...(b.refKind ? { refKind: b.refKind } : {}),
+    createdAt: b.createdAt,
+  };
+  await writeFileAtomic(layout.siteMarker(root, b.name), JSON.stringify(marker, null, 2) + '\n');
+}
+
+/** Commits made in a working copy that are not upstream: an update would drop them. */
+export const localCommits = (dir: string, n: number) =>
+  new UsageError(
+    `${dir} has ${n} local commit${n > 1 ? 's' : ''} that ${n > 1 ? 'are' : 'is'} not upstream: push ${n > 1 ? 'them' : 'it'}, or pass --force to drop ${n > 1 ? 'them' : 'it'}`,
+  );
+
 /** Local changes in a working copy: the same refusal for switch and update (exit 2, nothing changed). */
 export const localChanges = (dir: string) =>
   new UsageError(
     `${dir} has local changes: commit or revert them, or pass --force to discard them`,
   );
+
+/**
+ * The branch sites as their folders tell them (each folder's .karlstage-site.json):
+ * the state rebuilt when state.json and its last good copy are both damaged.
+ * What was built is not known from a folder, so each site's next update builds it again.
+ */
+export async function sitesFromFolders(root: string): Promise<BranchState[]> {
+  const { readdir, readFile } = await import('node:fs/promises');
+  const found: BranchState[] = [];
+  for (const entry of await readdir(root, { withFileTypes: true })) {
+    if (!entry.isDirectory() || entry.name.startsWith('.')) continue;
+    const text = await readFile(layout.siteMarker(root, entry.name), 'utf8').catch(() => undefined);
+    if (!text) continue;
+    try {
+      const m = JSON.parse(text) as SiteMarker;
+      if (m.name !== entry.name || typeof m.slot !== 'number' || typeof m.port !== 'number')
+        continue;
+      found.push({
+        name: m.name,
+        slot: m.slot,
+        port: m.port,
+        vcs: m.vcs,
+        ref: m.ref,
+        ...(m.refKind ? { refKind: m.refKind } : {}),
+        createdAt: m.createdAt,
+      });
+    } catch {
+      // not ours, or damaged too: left out, and said so by repair
+    }
+  }
+  return found.sort((a, b) => a.slot - b.slot);
+}

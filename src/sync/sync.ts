@@ -16,6 +16,7 @@ import {
 import { productionEnv } from '../db/pg.js';
 import { StagingServer } from '../db/staging.js';
 import { readInstances } from '../model/instances.js';
+import { siteProblem } from '../model/sites.js';
 import { layout } from '../model/layout.js';
 import { acquireLock, branchLock } from '../model/locks.js';
 import { readState, type BranchState, type State } from '../model/state.js';
@@ -185,6 +186,27 @@ export async function syncJobs(
   const timeoutMs = cfg.deployment.timeout * 1000;
   const db = new StagingServer(cfg, guard);
   const jobs: Job[] = [];
+  // A site that cannot say which customers it serves is a failure of that site, never skipped silently.
+  for (const b of req.branches) {
+    const broken = await siteProblem(cfg.root, b.name);
+    if (broken)
+      jobs.push({
+        name: b.name,
+        steps: [
+          {
+            title: 'read which customers it serves',
+            effects: [`read ${layout.instancesIni(cfg.root, b.name)}`],
+            run: async () => {
+              throw new KarlstageError(
+                `${broken.message}; ${b.name}'s data was not synced`,
+                1,
+                broken.details,
+              );
+            },
+          },
+        ],
+      });
+  }
   for (const c of req.customers) {
     const production = c.production ? parseDsn(c.production) : {};
     const branches = await servedBy(cfg, req.branches, c.name);

@@ -372,6 +372,34 @@ export class GitVcs implements Vcs {
     return { commands: [status], run: async (run) => (await run(status)).stdout.trim() !== '' };
   }
 
+  localCommits(dir: string, site: string): Procedure<number> {
+    let kept = '';
+    const keep = this.git(
+      ['-C', this.store, 'rev-parse', '--verify', '--quiet', keepRef(site)],
+      'read what karlstage checked out',
+      { okExitCodes: [1], when: 'when the store exists' },
+    );
+    // On top of what karlstage last checked out: someone's commits. A site made before the
+    // store has no keep-ref: then whatever its remote-tracking refs lack.
+    const onTop = this.git(
+      ['-C', dir, 'rev-list', '--count', later('RANGE', () => `${kept}..HEAD`)],
+      'count local commits',
+      { when: 'when karlstage checked it out from the store' },
+    );
+    const unpushed = this.git(
+      ['-C', dir, 'rev-list', '--count', 'HEAD', '--not', '--remotes'],
+      'count local commits',
+      { when: 'when it was made before the store' },
+    );
+    return {
+      commands: [keep, onTop, unpushed],
+      run: async (run) => {
+        if (this.storeIsWhole()) kept = (await run(keep)).stdout.trim();
+        return Number((await run(kept ? onTop : unpushed)).stdout.trim());
+      },
+    };
+  }
+
   discardChanges(dir: string): Procedure<void> {
     const reset = this.git(['-C', dir, 'reset', '--hard', '-q'], 'discard local changes');
     return { commands: [reset], run: async (run) => void (await run(reset)) };

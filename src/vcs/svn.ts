@@ -1,5 +1,5 @@
 import { KarlstageError, StepError, UsageError } from '../core/errors.js';
-import { exec, type Command } from '../core/command.js';
+import { exec, later, type Arg, type Command } from '../core/command.js';
 import { redact } from '../core/redact.js';
 import { withRetries } from '../core/runner.js';
 import { splitCredentials, type Credentials } from './credentials.js';
@@ -28,7 +28,7 @@ export class SvnVcs implements Vcs {
     this.credentials = split.credentials;
   }
 
-  private svn(args: string[], step: string, more: Partial<Command> = {}): Command {
+  private svn(args: Arg[], step: string, more: Partial<Command> = {}): Command {
     const c = this.credentials;
     const auth = c?.username || c?.password ? ['--no-auth-cache'] : [];
     if (c?.username) auth.push('--username', c.username);
@@ -125,19 +125,16 @@ export class SvnVcs implements Vcs {
       ['info', '--show-item', 'repos-root-url', '--', dir],
       'read the repository root',
     );
-    const relocate = {
-      ...this.svn(['relocate', '--', '<OLD ROOT>', this.root, dir], 'follow [source] url'),
-      when: 'when [source] url changed',
-    };
+    const relocate = this.svn(
+      ['relocate', '--', later('OLD ROOT', () => from), this.root, dir],
+      'follow [source] url',
+      { when: 'when [source] url changed' },
+    );
     return {
       commands: [root, relocate],
       run: async (run) => {
         from = (await run(root)).stdout.trim();
-        if (from && from !== this.root)
-          await run({
-            ...relocate,
-            args: relocate.args.map((a) => (a === '<OLD ROOT>' ? from : a)),
-          });
+        if (from && from !== this.root) await run(relocate);
       },
     };
   }
@@ -183,6 +180,10 @@ export class SvnVcs implements Vcs {
   isDirty(dir: string): Procedure<boolean> {
     const status = this.svn(['status', '-q', '--', dir], 'check for local changes');
     return { commands: [status], run: async (run) => (await run(status)).stdout.trim() !== '' };
+  }
+
+  localCommits(): Procedure<number> {
+    return { commands: [], run: async () => 0 }; // an svn commit goes to the server at once
   }
 
   discardChanges(dir: string): Procedure<void> {

@@ -69,6 +69,8 @@ export interface Vcs {
   update(dir: string, ref: string, kind: RefKind, site: string): Procedure<UpdateOutcome>;
   /** Local changes to tracked files (untracked build output does not count). */
   isDirty(dir: string): Procedure<boolean>;
+  /** Commits in a working copy that are not upstream (made on the staging server): an update would drop them. */
+  localCommits(dir: string, site: string): Procedure<number>;
   /** Throw away local changes to tracked files (switch/update --force). */
   discardChanges(dir: string): Procedure<void>;
   /** Clean up after a run that was killed inside a VCS command. */

@@ -1,27 +1,63 @@
 import { execa, type ExecaChildProcess } from 'execa';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+} from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createServer, type Server, type Socket } from 'node:net';
 import { BIN } from './staging.js';
 import { onCleanup } from './tmp.js';
 
-/** Start the built binary in the background, in its own process group (so a kill takes its children too). */
+export interface Background extends Promise<{ exitCode: number; stdout: string; stderr: string }> {
+  pid: number | undefined;
+  /** The exit status once it ended; null while it runs. */
+  exitCode(): number | null;
+  /** What it has printed so far, stdout and stderr. */
+  output(): string;
+}
+
+/**
+ * Start the built binary in the background, in its own process group (so a kill takes its
+ * children too). Its output goes to files, read when it ends: a run that goes on while the
+ * test does other things never depends on the test draining its pipes.
+ */
 export function startCli(
   cwd: string,
   args: string[],
   env: Record<string, string> = {},
-): ExecaChildProcess {
-  const child = execa('node', [BIN, ...args], {
+): Background {
+  const dir = mkdtempSync(join(tmpdir(), 'ks-run-'));
+  const [out, err] = [join(dir, 'stdout'), join(dir, 'stderr')];
+  const fds = [openSync(out, 'w'), openSync(err, 'w')] as const;
+  const child: ExecaChildProcess = execa('node', [BIN, ...args], {
     cwd,
     env: { NO_COLOR: '1', ...env },
     reject: false,
     detached: true,
-    stdin: 'ignore',
+    stdio: ['ignore', fds[0], fds[1]],
+  });
+  fds.forEach((fd) => closeSync(fd));
+  let code: number | null = null;
+  const done = child.then(async (r) => {
+    code = r.exitCode ?? -1;
+    const read = (f: string) => readFile(f, 'utf8').catch(() => '');
+    return { exitCode: code, stdout: await read(out), stderr: await read(err) };
   });
   onCleanup(async () => {
     killGroup(child.pid);
-    await child;
+    await done;
+    rmSync(dir, { recursive: true, force: true });
   });
-  return child;
+  const output = () =>
+    [out, err].map((f) => (existsSync(f) ? readFileSync(f, 'utf8') : '')).join('');
+  return Object.assign(done, { pid: child.pid, exitCode: () => code, output });
 }
 
 export function killGroup(pid: number | undefined): void {

@@ -1,0 +1,247 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { describe, expect, it } from 'vitest';
+import { create } from '../src/commands/create.js';
+import { update } from '../src/commands/update.js';
+import { serverSource } from '../src/demo/sample-app.js';
+import { readState } from '../src/model/state.js';
+import { killGroup, startCli, waitFor } from './helpers/processes.js';
+import { gitRepo } from './helpers/repos.js';
+import { ask, stagingServer } from './helpers/staging.js';
+import { tempDir } from './helpers/tmp.js';
+
+/**
+ * Every git branch site takes its objects from one store under .karlstage/:
+ * an extra site costs its checkout, not another clone. Tested on real
+ * repositories: several sites (two on one branch), a force-push, local
+ * commits, a store deleted by hand, gc in the store, kills midway.
+ */
+const git = (cwd: string, args: string[]) =>
+  execa('git', ['-C', cwd, ...args], {
+    env: {
+      GIT_AUTHOR_NAME: 'Someone',
+      GIT_AUTHOR_EMAIL: 'someone@example.org',
+      GIT_COMMITTER_NAME: 'Someone',
+      GIT_COMMITTER_EMAIL: 'someone@example.org',
+    },
+  });
+const store = (root: string) => join(root, '.karlstage', 'git', 'source.git');
+const source = (root: string, branch: string) => join(root, branch, 'src', 'karl');
+/** The objects a site's own .git holds (loose and packed): those the store has are not among them. */
+async function ownObjects(dir: string): Promise<number> {
+  const out = (await git(dir, ['count-objects', '-v'])).stdout;
+  const n = (key: string) => Number(new RegExp(`^${key}: (\\d+)$`, 'm').exec(out)?.[1] ?? 0);
+  return n('count') + n('in-pack');
+}
+
+describe('one git object store for every branch site', () => {
+  it('four sites, two on one branch, share the store; each answers; a site holds no objects of its own', async () => {
+    const repo = await gitRepo();
+    const st = await stagingServer(repo);
+    await create({ ...st.g, branch: 'branch1' });
+    await create({ ...st.g, branch: 'branch2' });
+    await create({ ...st.g, branch: 'branch3', ref: repo.featureRef });
+    await create({ ...st.g, branch: 'branch4', ref: 'v1.0' });
+    const state = await readState(st.root);
+    for (const b of ['branch1', 'branch2', 'branch3', 'branch4']) {
+      const dir = source(st.root, b);
+      expect(readFileSync(join(dir, '.git', 'objects', 'info', 'alternates'), 'utf8').trim()).toBe(
+        join(store(st.root), 'objects'),
+      );
+      expect(await ownObjects(dir), b).toBe(0);
+      // No credentials and no upstream address in the site: its origin is the store.
+      expect((await git(dir, ['remote', 'get-url', 'origin'])).stdout).toBe(store(st.root));
+      expect(await ask(state.branches[b]!.port, 'osf')).toContain(`branch=${b}`);
+    }
+    expect(
+      (await git(source(st.root, 'branch1'), ['rev-parse', '--abbrev-ref', 'HEAD'])).stdout,
+    ).toBe('main');
+    expect(
+      (await git(source(st.root, 'branch2'), ['rev-parse', '--abbrev-ref', 'HEAD'])).stdout,
+    ).toBe('main');
+    expect(
+      (await git(source(st.root, 'branch4'), ['rev-parse', '--abbrev-ref', 'HEAD'])).stdout,
+    ).toBe('HEAD');
+
+    // One fetch for all: a new commit reaches both sites on main through one fetch into the store.
+    const next = await repo.commit('main', { 'server.mjs': serverSource('2.0') }, 'Release 2.0');
+    await update({ ...st.g, branches: [], all: true });
+    const after = await readState(st.root);
+    expect(after.branches.branch1!.built!.revision).toBe(next);
+    expect(after.branches.branch2!.built!.revision).toBe(next);
+    const log = readFileSync(
+      join(
+        st.root,
+        '.karlstage',
+        'logs',
+        (await import('node:fs'))
+          .readdirSync(join(st.root, '.karlstage', 'logs'))
+          .filter((f) => f.includes('update'))
+          .sort()
+          .at(-1)!,
+      ),
+      'utf8',
+    );
+    expect(log.match(/ fetch -q --prune --force -- /g)).toHaveLength(1);
+  });
+
+  it("a force-push upstream is followed; the store's gc never takes a commit a site still has checked out", async () => {
+    const repo = await gitRepo();
+    const st = await stagingServer(repo);
+    await create({ ...st.g, branch: 'branch1' });
+    const old = await repo.commit(
+      'main',
+      { 'server.mjs': serverSource('1.5') },
+      'To be rewritten away',
+    );
+    await update({ ...st.g, branches: ['branch1'] });
+    // branch2 sits on that commit by its id, detached.
+    await create({ ...st.g, branch: 'branch2', ref: old });
+    // Upstream rewrites main: the commit is gone from every branch there.
+    const work = join(repo.dir, 'app-work');
+    await git(work, ['reset', '-q', '--hard', 'HEAD~1']);
+    await writeFile(join(work, 'server.mjs'), serverSource('1.6'));
+    await git(work, ['commit', '-qam', 'Rewritten']);
+    await git(work, ['push', '-q', '--force', 'origin', 'main']);
+    const u = await st.cli(['update', 'branch1']);
+    expect(u.exitCode, u.stderr).toBe(0);
+    expect(u.stdout).toMatch(/history rewritten upstream/);
+
+    await git(store(st.root), ['gc', '-q', '--prune=now']);
+    // branch2 still has every object of its commit (kept by refs/karlstage/keep/branch2).
+    await git(source(st.root, 'branch2'), ['fsck', '--no-progress']);
+    expect((await git(source(st.root, 'branch2'), ['rev-parse', 'HEAD'])).stdout).toBe(old);
+    const again = await st.cli(['update', 'branch2', '--force']);
+    expect(again.exitCode, again.stderr).toBe(0);
+  });
+
+  it('local commits in a site are refused clearly, not dropped (--force drops them)', async () => {
+    const repo = await gitRepo();
+    const st = await stagingServer(repo);
+    await create({ ...st.g, branch: 'branch1' });
+    const dir = source(st.root, 'branch1');
+    await writeFile(join(dir, 'hotfix.txt'), 'a hotfix made on the staging server\n');
+    await git(dir, ['add', 'hotfix.txt']);
+    await git(dir, ['commit', '-qm', 'Hotfix on staging']);
+    await repo.commit('main', { 'server.mjs': serverSource('2.0') }, 'Release 2.0');
+    const r = await st.cli(['update', 'branch1']);
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toMatch(
+      /has 1 local commit that is not upstream: push it, or pass --force to drop it/,
+    );
+    expect(existsSync(join(dir, 'hotfix.txt'))).toBe(true);
+    const forced = await st.cli(['update', 'branch1', '--force']);
+    expect(forced.exitCode, forced.stderr).toBe(0);
+    expect(existsSync(join(dir, 'hotfix.txt'))).toBe(false);
+  });
+
+  it('a store deleted by hand is rebuilt by the next run; every site works on', async () => {
+    const repo = await gitRepo();
+    const st = await stagingServer(repo);
+    await create({ ...st.g, branch: 'branch1' });
+    await create({ ...st.g, branch: 'branch2', ref: repo.featureRef });
+    await rm(store(st.root), { recursive: true, force: true });
+    const next = await repo.commit('main', { 'server.mjs': serverSource('2.0') }, 'Release 2.0');
+    const r = await st.cli(['update', '--all']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    for (const b of ['branch1', 'branch2'])
+      await git(source(st.root, b), ['fsck', '--no-progress']);
+    expect((await readState(st.root)).branches.branch1!.built!.revision).toBe(next);
+    const d = await st.cli(['doctor']);
+    expect(d.stdout).toMatch(
+      /^ok\s+git store\s+.*source\.git: whole \(fsck\), [\d.]+ \w+ of packed objects/m,
+    );
+  });
+
+  it('a site made before the store moves onto it on its next update, in place, keeping local changes', async () => {
+    const repo = await gitRepo();
+    const st = await stagingServer(repo);
+    await create({ ...st.g, branch: 'branch1' });
+    const port = (await readState(st.root)).branches.branch1!.port;
+    // The site as older karlstage made it: a full clone of its own, origin the upstream URL.
+    const dir = source(st.root, 'branch1');
+    await rm(join(dir, '.git'), { recursive: true, force: true });
+    const tmp = join(await tempDir(), 'clone');
+    await execa('git', ['clone', '-q', '--no-checkout', repo.url, tmp]);
+    await execa('mv', [join(tmp, '.git'), join(dir, '.git')]);
+    await git(dir, ['reset', '-q']);
+    await git(dir, ['checkout', '-q', '-B', 'main', '--track', 'origin/main']);
+    expect(await ownObjects(dir)).toBeGreaterThan(0);
+    await writeFile(join(dir, 'README.txt'), 'an uncommitted local change\n');
+
+    // Local changes: refused clearly, nothing moved.
+    const refused = await st.cli(['update', 'branch1']);
+    expect(refused.exitCode).toBe(2);
+    expect(refused.stderr).toMatch(/has local changes: commit or revert them, or pass --force/);
+    expect(existsSync(join(dir, '.git', 'objects', 'info', 'alternates'))).toBe(false);
+    await git(dir, ['checkout', '-q', '--', 'README.txt']);
+
+    const r = await st.cli(['update', 'branch1', '--force']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(existsSync(join(dir, '.git', 'objects', 'info', 'alternates'))).toBe(true);
+    expect(await ownObjects(dir)).toBe(0);
+    expect((await git(dir, ['remote', 'get-url', 'origin'])).stdout).toBe(store(st.root));
+    expect(await ask(port, 'osf')).toContain('branch=branch1');
+  });
+});
+
+/**
+ * A stand-in for git, first on PATH: when its arguments hold `block`, it says so (a file) and
+ * waits until the test lets it go or kills it; otherwise it is git.
+ */
+async function heldGit(
+  block: string,
+): Promise<{ env: Record<string, string>; held: string; go: string }> {
+  const dir = await tempDir('ks-heldgit-');
+  const [held, go] = [join(dir, 'held'), join(dir, 'go')];
+  await mkdir(join(dir, 'bin'));
+  const real = (await execa('sh', ['-c', 'command -v git'])).stdout.trim();
+  await writeFile(
+    join(dir, 'bin', 'git'),
+    `#!/bin/sh\ncase " $* " in *" ${block} "*) touch '${held}'; while [ ! -e '${go}' ]; do sleep 0.05; done ;; esac\nexec ${real} "$@"\n`,
+  );
+  await chmod(join(dir, 'bin', 'git'), 0o755);
+  return { env: { PATH: `${join(dir, 'bin')}:${process.env.PATH}` }, held, go };
+}
+
+describe('killed midway, the next run repairs the store and the site', () => {
+  it('kill -9 during the first fetch into the store', async () => {
+    const repo = await gitRepo();
+    const st = await stagingServer(repo);
+    const h = await heldGit('fetch');
+    const run = startCli(st.root, ['create', 'branch1'], h.env);
+    await waitFor('the fetch into the store', () => existsSync(h.held));
+    killGroup(run.pid);
+    await run;
+    expect(existsSync(store(st.root))).toBe(true);
+    const again = await st.cli(['create', 'branch1']);
+    expect(again.exitCode, again.stderr).toBe(0);
+    expect(await ask((await readState(st.root)).branches.branch1!.port, 'osf')).toContain(
+      'branch=branch1',
+    );
+  });
+
+  it("kill -9 during a site's checkout", async () => {
+    const repo = await gitRepo();
+    const st = await stagingServer(repo);
+    await create({ ...st.g, branch: 'branch1' });
+    const h = await heldGit('clone');
+    const run = startCli(st.root, ['create', 'branch2'], h.env);
+    await waitFor("branch2's checkout", () => existsSync(h.held));
+    killGroup(run.pid);
+    await run;
+    expect((await readState(st.root)).branches.branch2).toBeUndefined();
+    expect((await st.cli(['status'])).stdout).toContain('branch2: a create was interrupted');
+    const again = await st.cli(['create', 'branch2']);
+    expect(again.exitCode, again.stderr).toBe(0);
+    await git(source(st.root, 'branch2'), ['fsck', '--no-progress']);
+    expect(await ask((await readState(st.root)).branches.branch2!.port, 'osf')).toContain(
+      'branch=branch2',
+    );
+    expect(await readFile(join(st.root, 'branch2', 'etc', 'instances.ini'), 'utf8')).toContain(
+      '[instance:osf]',
+    );
+  });
+});
