@@ -8,7 +8,8 @@
 // about 190 MB of history, a 23 MB checkout).
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { Buffer } from 'node:buffer';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -40,12 +41,19 @@ const time = async (fn) => {
 async function makeRepository(bare) {
   execFileSync('git', ['init', '-q', '--bare', '--initial-branch=main', bare]);
   const perCommit = Math.max(1, Math.floor((MB * 1048576) / COMMITS));
-  const fi = spawn('git', ['-C', bare, 'fast-import', '--quiet'], { stdio: ['pipe', 'inherit', 'inherit'] });
+  const fi = spawn('git', ['-C', bare, 'fast-import', '--quiet'], {
+    stdio: ['pipe', 'inherit', 'inherit'],
+  });
   const write = (s) => new Promise((r) => (fi.stdin.write(s) ? r() : fi.stdin.once('drain', r)));
-  const data = (buf) => write(`data ${buf.length}\n`).then(() => write(buf)).then(() => write('\n'));
+  const data = (buf) =>
+    write(`data ${buf.length}\n`)
+      .then(() => write(buf))
+      .then(() => write('\n'));
   const when = 1700000000;
   for (let i = 1; i <= COMMITS; i++) {
-    await write(`commit refs/heads/main\nmark :${i}\ncommitter Bench <bench@example.org> ${when + i} +0000\n`);
+    await write(
+      `commit refs/heads/main\nmark :${i}\ncommitter Bench <bench@example.org> ${when + i} +0000\n`,
+    );
     await data(Buffer.from(`Commit ${i}`));
     if (i > 1) await write(`from :${i - 1}\n`);
     if (i === 1) {
@@ -58,7 +66,9 @@ async function makeRepository(bare) {
   // Branches off main at spread-out commits, each with a commit of its own.
   for (let b = 1; b <= BRANCHES; b++) {
     const at = Math.max(1, Math.floor((COMMITS * b) / (BRANCHES + 1)));
-    await write(`commit refs/heads/feature-${b}\ncommitter Bench <bench@example.org> ${when + COMMITS + b} +0000\n`);
+    await write(
+      `commit refs/heads/feature-${b}\ncommitter Bench <bench@example.org> ${when + COMMITS + b} +0000\n`,
+    );
     await data(Buffer.from(`Feature ${b}`));
     await write(`from :${at}\nM 644 inline feature-${b}.txt\n`);
     await data(Buffer.from(`feature ${b}\n`));
@@ -70,7 +80,9 @@ async function makeRepository(bare) {
 
 const dir = await mkdtemp(join(tmpdir(), 'ks-bench-store-'));
 try {
-  console.log(`making a repository: ${COMMITS} commits, ${BRANCHES} branches, about ${MB} MB of history`);
+  console.log(
+    `making a repository: ${COMMITS} commits, ${BRANCHES} branches, about ${MB} MB of history`,
+  );
   const bare = join(dir, 'karl.git');
   await makeRepository(bare);
   console.log(`  ${mb(du(join(bare, 'objects')))} of objects`);
@@ -93,7 +105,9 @@ try {
   const clone = [];
   for (let i = 0; i < ROUNDS; i++) {
     const dest = join(naiveDir, `clone${i}`);
-    clone.push(await time(async () => execFileSync('git', ['clone', '-q', `file://${bare}`, dest])));
+    clone.push(
+      await time(async () => execFileSync('git', ['clone', '-q', `file://${bare}`, dest])),
+    );
   }
   const fullClone = du(join(naiveDir, 'clone0'));
   const checkout = fullClone - du(join(naiveDir, 'clone0', '.git'));
@@ -103,7 +117,11 @@ try {
   const extra = [];
   // Extra sites on main (like the naive clones) and on feature branches.
   for (let i = 2; i <= 8; i++)
-    extra.push(await time(() => create({ ...g, branch: `site${i}`, ...(i > 4 ? { ref: `feature-${i}` } : {}) })));
+    extra.push(
+      await time(() =>
+        create({ ...g, branch: `site${i}`, ...(i > 4 ? { ref: `feature-${i}` } : {}) }),
+      ),
+    );
   // site2 is on main: its source folder (checkout and .git) against the checkout of a full clone.
   const siteCheckout = du(join(root, 'site2', 'src', 'karl'));
   const store = du(join(root, '.karlstage', 'git', 'source.git'));
@@ -117,11 +135,28 @@ try {
   }
 
   const rows = [
-    ['disk of an extra site vs its checkout', `${mb(siteCheckout)} vs ${mb(checkout)}`, siteCheckout / checkout, 1.1],
-    ['creating an extra site vs a full clone', `${median(extra).toFixed(0)} ms vs ${median(clone).toFixed(0)} ms`, median(extra) / median(clone), 0.3],
-    ['update --all, nothing new: 8 sites vs 1', `${median(eight).toFixed(0)} ms vs ${median(one).toFixed(0)} ms`, median(eight) / median(one), 1.5],
+    [
+      'disk of an extra site vs its checkout',
+      `${mb(siteCheckout)} vs ${mb(checkout)}`,
+      siteCheckout / checkout,
+      1.1,
+    ],
+    [
+      'creating an extra site vs a full clone',
+      `${median(extra).toFixed(0)} ms vs ${median(clone).toFixed(0)} ms`,
+      median(extra) / median(clone),
+      0.3,
+    ],
+    [
+      'update --all, nothing new: 8 sites vs 1',
+      `${median(eight).toFixed(0)} ms vs ${median(one).toFixed(0)} ms`,
+      median(eight) / median(one),
+      1.5,
+    ],
   ];
-  console.log(`\nthe store: ${mb(store)}; a full clone per site: ${mb(fullClone)} each (${mb(fullClone - checkout)} of it .git)`);
+  console.log(
+    `\nthe store: ${mb(store)}; a full clone per site: ${mb(fullClone)} each (${mb(fullClone - checkout)} of it .git)`,
+  );
   for (const [what, figures, ratio, target] of rows)
     console.log(
       `${what.padEnd(42)} ${figures.padEnd(28)} ${ratio.toFixed(2)}x  (target <= ${target}x) ${ratio <= target ? 'ok' : 'MISSED'}`,

@@ -828,15 +828,7 @@ describe('nightly sync on a real PostgreSQL', () => {
     await prod.stop();
     const r = await sync;
     expect(r.exitCode, `${r.stdout}\n${r.stderr}`).toBe(1);
-    const logs = join(st.root, '.karlstage', 'logs');
-    const last = (await readdir(logs))
-      .filter((f) => f.includes('sync'))
-      .sort()
-      .at(-1)!;
-    expect(
-      String(r.stderr),
-      JSON.stringify({ ...r, stdout: String(r.stdout).slice(-500) }),
-    ).toMatch(
+    expect(r.stderr).toMatch(
       /osf: dump production failed: exit status 1 \(.*(terminating connection due to administrator command|server closed the connection unexpectedly|Connection refused).*\)/,
     );
     expect(await pg.sql('ks_branch1_osf', 'SELECT count(*) FROM docs')).toBe('50');
