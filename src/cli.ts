@@ -239,6 +239,46 @@ export function buildProgram(): Command {
       outcome = await destroy({ ...globals(cmd), branch, yes: o.yes });
     });
 
+  const access = program
+    .command('access')
+    .description('who may open the one TLS host: users (all customers, or some), hashes only');
+  access
+    .command('add <user>')
+    .description('let a user in; without --password-stdin a strong password is made and shown once')
+    .option('--customers <list>', 'only these customers (default: every one)')
+    .option('--password-stdin', 'read the password from standard input')
+    .action(
+      async (user: string, o: { customers?: string; passwordStdin?: boolean }, cmd: Command) => {
+        const { parseCustomerList } = await import('./config/names.js');
+        const { accessAdd } = await import('./commands/access.js');
+        let password: string | undefined;
+        if (o.passwordStdin) {
+          const { readFileSync } = await import('node:fs');
+          password = readFileSync(0, 'utf8').replace(/\r?\n$/, '');
+        }
+        outcome = await accessAdd({
+          ...globals(cmd),
+          user,
+          customers: o.customers === undefined ? undefined : parseCustomerList(o.customers),
+          password,
+        });
+      },
+    );
+  access
+    .command('remove <user>')
+    .description('shut a user out')
+    .action(async (user: string, _o, cmd: Command) => {
+      const { accessRemove } = await import('./commands/access.js');
+      outcome = await accessRemove({ ...globals(cmd), user });
+    });
+  access
+    .command('list')
+    .description('the users and their customers (never a hash or password), the allow list')
+    .action(async (_o, cmd: Command) => {
+      const { accessList } = await import('./commands/access.js');
+      outcome = await accessList(globals(cmd));
+    });
+
   program
     .command('repair')
     .description(

@@ -116,7 +116,7 @@ describe('the site list', () => {
   it('is regenerated into .karlstage/sites/ after create, update and destroy', async () => {
     const repo = await gitRepo();
     const st = await stagingServer(repo);
-    const file = join(st.root, '.karlstage', 'sites', 'sites.json');
+    const file = join(st.root, '.karlstage', 'sites', 'all', 'sites.json');
     const names = async () =>
       (JSON.parse(await readFile(file, 'utf8')) as { branches: { name: string }[] }).branches.map(
         (b) => b.name,
@@ -137,7 +137,7 @@ describe('the site list', () => {
 
   it('reads well in a real browser on a laptop and a phone, every customer a link', async () => {
     const { st } = await sampleServer();
-    const page = join(st.root, '.karlstage', 'sites', 'index.html');
+    const page = join(st.root, '.karlstage', 'sites', 'all', 'index.html');
     await mkdir(OUTPUT, { recursive: true });
     const browser = await chromium.launch({
       executablePath: '/usr/bin/chromium',

@@ -105,7 +105,7 @@ describe('nightly sync on a real PostgreSQL', () => {
     const b1 = (await readState(st.root)).branches.branch1!;
     expect(b1.data?.osf).toMatchObject({ asOf: expect.any(String), lastSync: { result: 'ok' } });
     const list = JSON.parse(
-      await readFile(join(st.root, '.karlstage', 'sites', 'sites.json'), 'utf8'),
+      await readFile(join(st.root, '.karlstage', 'sites', 'all', 'sites.json'), 'utf8'),
     );
     expect(list.branches[0].data.asOf).toBe(b1.data?.osf?.asOf);
 
@@ -327,7 +327,7 @@ describe('nightly sync on a real PostgreSQL', () => {
     expect(await pg.sql('ks_branch2_osf', 'SELECT count(*) FROM docs')).toBe('50');
     expect(await pg.sql('ks_branch1_osf', 'SELECT count(*) FROM docs')).toBe('51');
     expect(
-      JSON.parse(await readFile(join(st.root, '.karlstage', 'sites', 'sites.json'), 'utf8'))
+      JSON.parse(await readFile(join(st.root, '.karlstage', 'sites', 'all', 'sites.json'), 'utf8'))
         .branches[1].heldOutOfSync,
     ).toBe(true);
     expect((await st.cli(['hold', 'branch2', '--release'])).exitCode).toBe(0);

@@ -19,6 +19,12 @@ export interface UpdateRequest {
   waitSeconds?: number;
   /** poll --build: a branch whose update is already running is skipped, not waited on. */
   skipIfLocked?: boolean;
+  /**
+   * The upstream head of the site's ref, asked when the plan was made. When it is
+   * the revision already built (and nothing was interrupted), the job ends once it
+   * holds the lock: no VCS command runs in the site.
+   */
+  upstreamHead?: string;
   command: string;
 }
 
@@ -108,6 +114,21 @@ export function updateJob(
         }
         site = now;
         const leftover = await readPending(root, branch);
+        const built = site.built?.ref === ref && site.built.revision;
+        if (
+          built &&
+          built === req.upstreamHead &&
+          site.revision === built &&
+          !req.force &&
+          !req.switchTo &&
+          !leftover
+        ) {
+          const fixed = await ensureMailSafety(root, branch);
+          if (fixed.length)
+            ctx.say(`restored mail_white_list for ${fixed.join(', ')} in etc/instances.ini`);
+          skipped = true;
+          return { skipRest: `already built at ${built}` };
+        }
         await markPending(root, branch, req.switchTo ? 'switch' : 'update');
         if (leftover) {
           interrupted = true;

@@ -13,6 +13,7 @@ import { lockRoom } from '../model/locks.js';
 import { readState } from '../model/state.js';
 import { run } from '../core/runner.js';
 import { sourceVcs } from '../vcs/open.js';
+import { readUsers } from '../publish/access.js';
 import { GitVcs } from '../vcs/git.js';
 import { direct } from '../vcs/vcs.js';
 import type { Config } from '../config/config.js';
@@ -261,7 +262,26 @@ export async function doctor(opts: GlobalOptions & { minFreeGb?: number }) {
     const days = Math.floor((new Date(cert.validTo).getTime() - Date.now()) / 86_400_000);
     if (days < 0) throw new Error(`${certFile} expired on ${cert.validTo}`);
     const text = `${certFile} covers ${cfg.staging.host}, key matches, expires in ${days} days`;
-    return days < 14 ? { level: 'warn', detail: `${text}: renew it` } : text;
+    if (days < 14) return { level: 'warn', detail: `${text}: renew it` };
+    // Fine for a demo or a closed network; browsers of other people will warn.
+    if (cert.issuer === cert.subject && cert.verify(cert.publicKey))
+      return { level: 'warn', detail: `${text}; self-signed: browsers warn unless they trust it` };
+    return text;
+  });
+
+  await check('access', async () => {
+    const users = await readUsers(cfg.root);
+    if (cfg.access.public)
+      return {
+        level: 'warn',
+        detail: 'public: anyone may open it ([access] public = yes), production data included',
+      };
+    if (users.length === 0)
+      throw new Error(
+        'locked, and no users yet: "routes" refuses to publish; "karlstage access add NAME" adds one',
+      );
+    const scoped = users.filter((u) => u.customers !== '*').length;
+    return `locked: ${users.length} user${users.length > 1 ? 's' : ''}${scoped ? ` (${scoped} limited to some customers)` : ''}${cfg.access.allow.length ? `; let in without a password: ${cfg.access.allow.join(', ')}` : ''}`;
   });
 
   const result = { ok: checks.every((c) => c.level !== 'fail'), checks };

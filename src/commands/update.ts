@@ -6,6 +6,7 @@ import { commandContext, type GlobalOptions } from '../context/context.js';
 import { carryOut, dryRun, finishJobs, jobsAsJson } from '../context/report.js';
 import { UsageError } from '../core/errors.js';
 import type { Plan } from '../core/plan.js';
+import { listPending } from '../model/pending.js';
 import { noSuchSite } from '../model/sites.js';
 import { readState } from '../model/state.js';
 
@@ -32,25 +33,53 @@ export async function update(opts: UpdateOptions) {
   const sites = names.map((n) => state.branches[checkName('branch', n)] ?? throwNoSite(n));
   const vcs = await siteVcs(cfg);
   const command = `update ${names.join(' ')}`;
-  const store = storeStep(cfg, vcs, command);
+  // Asked once for every site (one ls-remote, or one svn list per folder): a site whose head is
+  // what it built is done once it holds its lock, and the store is fetched only if some site moves.
+  const heads = opts.force
+    ? undefined
+    : await vcs.remoteHeads([...new Set(sites.map((s) => s.ref))]);
+  const headOf = (ref: string) => {
+    const h = heads?.get(ref);
+    return typeof h === 'string' ? h : undefined;
+  };
+  const pending = await listPending(cfg.root);
+  // Nothing new upstream, built, nothing interrupted: nothing to do, and nothing is touched.
+  const upToDate = (s: (typeof sites)[number]) =>
+    !opts.force &&
+    s.built?.ref === s.ref &&
+    s.built.revision === headOf(s.ref) &&
+    s.revision === s.built.revision &&
+    !pending[s.name];
+  const moving = sites.filter((s) => !upToDate(s));
+  const store = moving.length ? storeStep(cfg, vcs, command) : undefined;
   const plan: Plan = {
     command,
     concurrency: opts.jobs ?? cfg.staging.jobs,
     // One fetch into the shared store for every site of this run (git).
     ...(store ? { before: { name: 'store', steps: [store] } } : {}),
     jobs: await Promise.all(
-      sites.map(async (site) =>
+      moving.map(async (site) =>
         updateJob(cfg, site, vcs, await refKindOf(vcs, site), {
           force: opts.force,
           waitSeconds: g.wait,
           command,
+          upstreamHead: headOf(site.ref),
         }),
       ),
     ),
   };
   if (g.dryRun) return dryRun(ctx, plan);
-  const results = await carryOut(ctx, plan);
-  await afterChange(ctx, { routes: false });
+  const ran = moving.length ? await carryOut(ctx, plan) : [];
+  const results = sites.map(
+    (s) =>
+      ran.find((r) => r.name === s.name) ?? {
+        name: s.name,
+        ok: true,
+        skipped: `already built at ${s.built?.revision} (nothing new upstream)`,
+        durationMs: 0,
+      },
+  );
+  if (ran.length) await afterChange(ctx, { routes: false });
   return finishJobs(ctx, results, 'update', {
     ok: results.every((r) => r.ok),
     jobs: jobsAsJson(results),

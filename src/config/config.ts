@@ -1,4 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { userInfo } from 'node:os';
 import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import leven from 'leven';
@@ -82,6 +83,14 @@ export interface Config {
     timeout: number;
   };
   customers: CustomerConfig[];
+  access: {
+    /** Anyone may open the host, without a login (only when [access] public = yes). */
+    public: boolean;
+    /** Addresses and CIDR blocks let in without a password. */
+    allow: string[];
+    /** The web server's group: it may read the password hashes. */
+    group: string;
+  };
   cron: { poll: string; sync: string; mailin: string; user: string; file: string };
   sync: { jobs: number; dumps: string; keep: string; files: string };
 }
@@ -132,6 +141,15 @@ export function registerSecrets(cfg: Config): void {
 /** A skeleton or repository given as a URL rather than a local folder. */
 export function isRemoteLocation(location: string): boolean {
   return /^(git\+)?[a-z][a-z0-9+.-]*:\/\//i.test(location) || /^[\w.-]+@[\w.-]+:/.test(location);
+}
+
+/** An IPv4 or IPv6 address, with or without a prefix length in range. */
+function isCidr(text: string): boolean {
+  const [address = '', bits, ...rest] = text.split('/');
+  const family = isIP(address);
+  if (!family || rest.length) return false;
+  if (bits === undefined) return true;
+  return /^\d+$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128);
 }
 
 /** " (did you mean X?)" for a near miss among the known names, else "". */
@@ -198,6 +216,15 @@ function kindProblem(spec: KeySpec, value: string, key: string): string | undefi
       return nameProblem(value);
     case 'user':
       return /^[a-z_][a-z0-9_-]*$/i.test(value) ? undefined : 'expected a user name';
+    case 'cidrs': {
+      const bad = value
+        .split(/[\s,]+/)
+        .filter(Boolean)
+        .find((a) => !isCidr(a));
+      return bad
+        ? `"${bad}" is not an IP address or CIDR block (10.0.0.0/8, 192.0.2.7, 2001:db8::/32)`
+        : undefined;
+    }
     case 'ref':
       return /^-|\s/.test(value) ? 'expected a ref: no spaces, not starting with "-"' : undefined;
     default:
@@ -304,6 +331,7 @@ export function parseConfig(text: string, file: string): Config {
   const de = sec('deployment');
   const cr = sec('cron');
   const sy = sec('sync');
+  const ac = sec('access');
   const vcs = so.str('vcs') === 'svn' ? 'svn' : 'git';
   const skeleton = de.str('skeleton');
   const cfg: Config = {
@@ -349,6 +377,14 @@ export function parseConfig(text: string, file: string): Config {
       timeout: de.int('timeout'),
     },
     customers,
+    access: {
+      public: ac.yes('public'),
+      allow: ac
+        .str('allow')
+        .split(/[\s,]+/)
+        .filter(Boolean),
+      group: ac.str('group'),
+    },
     sync: {
       jobs: sy.int('jobs'),
       dumps: path(sy.str('dumps')),

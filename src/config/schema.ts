@@ -22,6 +22,7 @@ export type Kind =
   | 'addresses' // mail addresses, comma-separated
   | 'name' // a branch or customer name
   | 'user' // a system user name
+  | 'cidrs' // IP addresses or CIDR blocks, comma-separated
   | 'ref'; // a ref of the source repository
 
 export interface KeySpec {
@@ -83,6 +84,15 @@ export const SECTIONS: Record<string, Record<string, KeySpec>> = {
     mailin: { kind: 'schedule', default: '*/2 * * * *' },
     user: { kind: 'user' },
     file: { kind: 'path', default: '/etc/cron.d/karlstage' },
+  },
+  access: {
+    // Who may open the one TLS host: users managed by "karlstage access" (locked, the default),
+    // or, only when written here, anyone (public = yes).
+    public: { kind: 'yes-no', default: 'no' },
+    // Addresses let in without a password (monitoring, the office).
+    allow: { kind: 'cidrs', default: '' },
+    // The group of the web server's workers: it may read the password hashes, nobody else.
+    group: { kind: 'user', default: 'www-data' },
   },
   sync: {
     jobs: int(2, 1, 32),

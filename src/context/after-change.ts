@@ -20,12 +20,11 @@ export async function installRoutes(
   const { cfg, out, g } = ctx;
   const command = opts.command ?? 'routes';
   await withLocks(cfg.root, [LOCKS.routes], { command, waitSeconds: g.wait ?? 60 }, async () => {
-    let views = opts.views;
-    if (!views) {
-      views = await branchViews(cfg, await readState(cfg.root));
-      await refreshSiteList(cfg, views); // the routes serve it at "/"
-    }
-    const [r] = await executePlan(routesPlan(cfg, await renderRoutes(cfg, views), command), {
+    const views = opts.views ?? (await branchViews(cfg, await readState(cfg.root)));
+    // Rendered first: routes that would be refused (a locked host without users) change nothing.
+    const text = await renderRoutes(cfg, views);
+    if (!opts.views) await refreshSiteList(cfg, views); // the routes serve it at "/"
+    const [r] = await executePlan(routesPlan(cfg, text, command), {
       out,
       logs: layout.logs(cfg.root),
     });

@@ -18,6 +18,10 @@ export const layout = {
   instancesIni: (root: string, branch: string) => join(root, branch, 'etc', 'instances.ini'),
   /** The site list (served at / by the routes). */
   sites: (root: string) => join(root, '.karlstage', 'sites'),
+  /** karlstage's list of the users who may open the TLS host (hashes only; 0600). */
+  accessUsers: (root: string) => join(root, '.karlstage', 'access', 'users.json'),
+  /** The same users as nginx reads them (name:hash; readable by the web server's group). */
+  accessHtpasswd: (root: string) => join(root, '.karlstage', 'access', 'htpasswd'),
   allowList: (root: string) => join(root, '.karlstage', 'mail-allow-list.txt'),
   /** Each production server's identity as last asked: the guard for repairs on a night it cannot be asked. */
   productions: (root: string) => join(root, '.karlstage', 'productions.json'),

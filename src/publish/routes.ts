@@ -10,6 +10,7 @@ import { later, type Command } from '../core/command.js';
 import type { Plan, Step } from '../core/plan.js';
 import { splitCommand } from '../core/runner.js';
 import type { BranchView } from '../model/views.js';
+import { readUsers, scopeFolder, scopeKey, type AccessUser } from './access.js';
 import { renderTemplate } from '../core/templates.js';
 
 /** A path as one nginx word; characters that would end or open a directive are refused. */
@@ -26,6 +27,16 @@ export async function renderRoutes(cfg: Config, views: BranchView[]): Promise<st
     throw new UsageError(
       `${cfg.file}: [staging] tls_certificate and tls_key are needed for the routes`,
     );
+  const users = await readUsers(cfg.root);
+  const locked = !cfg.access.public;
+  // Every branch site holds production data: a locked host with nobody to let in is not published.
+  if (locked && users.length === 0)
+    throw new UsageError(
+      `the TLS host is locked and has no users yet: "karlstage access add NAME" adds one (or, to serve it without a login, write [access] public = yes in ${cfg.file})`,
+    );
+  const scopeOf = (u: AccessUser) => (u.customers === '*' ? '*' : `,${scopeKey(u)},`);
+  const scopes = new Map(users.map((u) => [scopeOf(u), scopeFolder(scopeKey(u))]));
+  scopes.set('*', 'all');
   return renderTemplate('nginx.conf', {
     config: cfg.file,
     host: cfg.staging.host,
@@ -35,6 +46,12 @@ export async function renderRoutes(cfg: Config, views: BranchView[]): Promise<st
     certificate: nginxPath(cfg.staging.tlsCertificate, '[staging] tls_certificate'),
     key: nginxPath(cfg.staging.tlsKey, '[staging] tls_key'),
     sites: nginxPath(layout.sites(cfg.root), 'the staging root'),
+    locked,
+    realm: 'KARL staging',
+    users_file: nginxPath(layout.accessHtpasswd(cfg.root), 'the staging root'),
+    allow: cfg.access.allow.map((cidr) => ({ cidr })),
+    users: users.map((u) => ({ name: u.name, scope: scopeOf(u) })),
+    scopes: [...scopes].map(([key, folder]) => ({ key, folder })),
     branches: views.map(({ site: b }) => ({
       name: b.name,
       port: b.port,

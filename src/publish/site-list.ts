@@ -1,4 +1,4 @@
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import writeFileAtomic from 'write-file-atomic';
 import type { Config } from '../config/config.js';
@@ -6,6 +6,7 @@ import { layout } from '../model/layout.js';
 import { upstreamState, type UpstreamState } from '../model/views.js';
 import type { BranchState } from '../model/state.js';
 import { renderTemplate } from '../core/templates.js';
+import { readUsers, scopeFolder, scopeKey } from './access.js';
 import { shortRevision, type BranchView } from '../model/views.js';
 
 /**
@@ -156,9 +157,18 @@ export async function renderHtml(list: SiteList): Promise<string> {
 export const SITE_FILES = { html: 'index.html', json: 'sites.json', text: 'sites.txt' } as const;
 
 /** Regenerate .karlstage/sites/ (each file atomically); routes serve this folder at /. */
-export async function refreshSiteList(cfg: Config, views: BranchView[]): Promise<SiteList> {
-  const list = collectSiteList(cfg, views);
-  const dir = layout.sites(cfg.root);
+/** The list as one scope's users see it: only their customers, only the sites that serve one. */
+export function listForScope(list: SiteList, customers: string[] | '*'): SiteList {
+  if (customers === '*') return list;
+  return {
+    ...list,
+    branches: list.branches
+      .map((b) => ({ ...b, customers: b.customers.filter((c) => customers.includes(c.name)) }))
+      .filter((b) => b.customers.length > 0),
+  };
+}
+
+async function writeFolder(dir: string, list: SiteList): Promise<void> {
   await mkdir(dir, { recursive: true });
   await writeFileAtomic(join(dir, SITE_FILES.html), await renderHtml(list), { mode: 0o644 });
   await writeFileAtomic(join(dir, SITE_FILES.json), JSON.stringify(list, null, 2) + '\n', {
@@ -169,5 +179,23 @@ export async function refreshSiteList(cfg: Config, views: BranchView[]): Promise
   await writeFileAtomic(join(dir, 'down.html'), await renderTemplate('down.html', {}), {
     mode: 0o644,
   });
+}
+
+/**
+ * Regenerate .karlstage/sites/ (each file atomically): all/ lists everything,
+ * and each scope in use (users limited to some customers) gets scope-A_B/ with
+ * only its customers. The routes serve the folder of the logged-in user's scope at /.
+ */
+export async function refreshSiteList(cfg: Config, views: BranchView[]): Promise<SiteList> {
+  const list = collectSiteList(cfg, views);
+  const dir = layout.sites(cfg.root);
+  const scopes = new Map<string, string[] | '*'>([['*', '*']]);
+  for (const u of await readUsers(cfg.root)) scopes.set(scopeKey(u), u.customers);
+  for (const [key, customers] of scopes)
+    await writeFolder(join(dir, scopeFolder(key)), listForScope(list, customers));
+  // Folders of scopes no user has any more go (nobody may read them, and nobody should).
+  const keep = new Set([...scopes.keys()].map(scopeFolder));
+  for (const entry of await readdir(dir, { withFileTypes: true }))
+    if (!keep.has(entry.name)) await rm(join(dir, entry.name), { recursive: true, force: true });
   return list;
 }

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -76,12 +77,18 @@ http {
     child.kill('SIGQUIT');
     await exited;
   });
-  await new Promise((r) => setTimeout(r, 300));
-  if (child.exitCode !== null) throw new Error('nginx did not start');
+  // nginx writes its pid file once it runs (and has bound what its configuration asks).
+  const pidFile = join(prefix, 'nginx.pid');
+  const deadline = Date.now() + 10_000;
+  while (!existsSync(pidFile)) {
+    if (child.exitCode !== null || Date.now() > deadline) throw new Error('nginx did not start');
+    await new Promise((r) => setTimeout(r, 20));
+  }
   return {
     prefix,
     conf: join(prefix, 'conf.d', 'karlstage.conf'),
-    reload: `nginx -p ${prefix} -c ${main} -s reload`,
+    // Returns once the old workers are gone: a request after it never meets the old routes.
+    reload: `node ${join(import.meta.dirname, 'reload-nginx.mjs')} ${prefix} ${main}`,
     httpPort: base + 1,
     httpsPort: base + 2,
   };
@@ -93,20 +100,27 @@ export interface Response {
   body: string;
 }
 
-/** curl --resolve HOST:PORT:127.0.0.1, verifying the certificate with `cacert`. */
+/**
+ * curl --resolve HOST:PORT:127.0.0.1, verifying the certificate with `cacert`; with `user`
+ * ("name:password") as that user, from `from` (another 127.0.0.0/8 address) if given, the path
+ * sent exactly as written.
+ */
 export async function curl(
   url: string,
-  opts: { port: number; host: string; cacert?: string },
+  opts: { port: number; host: string; cacert?: string; user?: string; from?: string },
 ): Promise<Response> {
   const r = await execa(
     'curl',
     [
       '-sS',
+      '--path-as-is',
       '-D',
       '-',
       '--resolve',
       `${opts.host}:${opts.port}:127.0.0.1`,
       ...(opts.cacert ? ['--cacert', opts.cacert] : []),
+      ...(opts.user ? ['-u', opts.user] : []),
+      ...(opts.from ? ['--interface', opts.from] : []),
       url,
     ],
     { reject: false },

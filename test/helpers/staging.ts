@@ -19,6 +19,7 @@ export interface Staging {
   cli(
     args: string[],
     env?: Record<string, string>,
+    input?: string,
   ): Promise<{ exitCode: number; stdout: string; stderr: string }>;
   /** Lists every file under the root (to prove "nothing changed"). */
   snapshot(): Promise<string>;
@@ -64,12 +65,12 @@ export async function stagingServer(repo: SampleRepo, opts: StagingOptions = {})
   for (const c of opts.customers ?? ['another'])
     await appendFile(file, `\n[customer:${c}]\nmail_branch = branch2\n`);
 
-  const cli: Staging['cli'] = async (args, env = {}) => {
+  const cli: Staging['cli'] = async (args, env = {}, input) => {
     const r = await execa('node', [BIN, ...args], {
       cwd: root,
       env: { NO_COLOR: '1', ...env },
       reject: false,
-      stdin: 'ignore',
+      ...(input === undefined ? { stdin: 'ignore' as const } : { input }),
     });
     return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
   };

@@ -1,0 +1,163 @@
+import { checkName } from '../config/names.js';
+import { installRoutes } from '../context/after-change.js';
+import { commandContext, type CommandContext, type GlobalOptions } from '../context/context.js';
+import { carryOut, dryRun, finishJobs } from '../context/report.js';
+import { UsageError } from '../core/errors.js';
+import type { Plan } from '../core/plan.js';
+import { layout } from '../model/layout.js';
+import { LOCKS, withLocks } from '../model/locks.js';
+import { readState } from '../model/state.js';
+import { branchViews } from '../model/views.js';
+import {
+  checkUserName,
+  generatePassword,
+  hashPassword,
+  readUsers,
+  writeUsers,
+  type AccessUser,
+} from '../publish/access.js';
+import { refreshSiteList } from '../publish/site-list.js';
+
+export interface AccessAddOptions extends GlobalOptions {
+  user: string;
+  customers?: string[];
+  /** The password, read from standard input (--password-stdin); else one is made and printed once. */
+  password?: string;
+}
+
+/** Carry out a change of the users, then refresh what shows them: the site lists and the routes. */
+async function change(ctx: CommandContext, plan: Plan, what: string): Promise<void> {
+  const { cfg, out } = ctx;
+  finishJobs(ctx, await carryOut(ctx, plan), what, {});
+  await refreshSiteList(cfg, await branchViews(cfg, await readState(cfg.root)));
+  // Passwords count at once (nginx reads its file on every request); scopes live in the routes.
+  if (cfg.staging.routes === 'auto') await installRoutes(ctx, { command: `access (${what})` });
+  else out.warn('[staging] routes = manual: run "karlstage routes" for the scopes to take effect');
+}
+
+/** Add a user who may open the TLS host, for every customer or only some. */
+export async function accessAdd(opts: AccessAddOptions) {
+  const ctx = await commandContext(opts);
+  const { cfg, out, g } = ctx;
+  const name = checkUserName(opts.user);
+  for (const c of opts.customers ?? [])
+    if (!cfg.customers.some((x) => x.name === checkName('customer', c)))
+      throw new UsageError(
+        `there is no [customer:${c}] in ${cfg.file}: --customers names configured customers`,
+      );
+  const users = await readUsers(cfg.root);
+  if (users.some((u) => u.name === name))
+    throw new UsageError(
+      `user "${name}" exists already: "karlstage access remove ${name}" first to change them`,
+    );
+  const made = opts.password === undefined;
+  const password = opts.password ?? generatePassword();
+  const hash = await hashPassword(password); // checks the password (empty, line breaks) before anything
+  const user: AccessUser = {
+    name,
+    customers: opts.customers?.length ? [...new Set(opts.customers)].sort() : '*',
+    hash,
+    added: new Date().toISOString(),
+  };
+  const scope = user.customers === '*' ? 'every customer' : user.customers.join(', ');
+  const plan: Plan = {
+    command: `access add ${name}`,
+    jobs: [
+      {
+        name,
+        steps: [
+          {
+            title: `let ${name} in (${scope})`,
+            effects: [
+              `write ${layout.accessUsers(cfg.root)} (its hash only)`,
+              `write ${layout.accessHtpasswd(cfg.root)}`,
+              ...(cfg.staging.routes === 'auto'
+                ? [`install the routes (${cfg.staging.nginxConf}) and reload`]
+                : []),
+            ],
+            run: () => writeUsers(cfg, [...users, user]),
+          },
+        ],
+      },
+    ],
+  };
+  if (g.dryRun) return dryRun(ctx, plan);
+  return withLocks(
+    cfg.root,
+    [LOCKS.access],
+    { command: plan.command, waitSeconds: g.wait ?? 30 },
+    async () => {
+      await change(ctx, plan, 'access add');
+      out.line(`${name} may open https://${cfg.staging.host}/ (${scope})`);
+      // Printed once, never stored: only the hash is kept.
+      if (made)
+        out.line(`password for ${name}: ${password}   (shown once; keep it somewhere safe)`);
+      return { user: name, customers: user.customers, ...(made ? { password } : {}) };
+    },
+  );
+}
+
+export async function accessRemove(opts: GlobalOptions & { user: string }) {
+  const ctx = await commandContext(opts);
+  const { cfg, out, g } = ctx;
+  const name = checkUserName(opts.user);
+  const users = await readUsers(cfg.root);
+  if (!users.some((u) => u.name === name))
+    throw new UsageError(`there is no user "${name}": "karlstage access list" lists them`);
+  const plan: Plan = {
+    command: `access remove ${name}`,
+    jobs: [
+      {
+        name,
+        steps: [
+          {
+            title: `shut ${name} out`,
+            effects: [
+              `write ${layout.accessUsers(cfg.root)}`,
+              `write ${layout.accessHtpasswd(cfg.root)}`,
+            ],
+            run: () =>
+              writeUsers(
+                cfg,
+                users.filter((u) => u.name !== name),
+              ),
+          },
+        ],
+      },
+    ],
+  };
+  if (g.dryRun) return dryRun(ctx, plan);
+  return withLocks(
+    cfg.root,
+    [LOCKS.access],
+    { command: plan.command, waitSeconds: g.wait ?? 30 },
+    async () => {
+      await change(ctx, plan, 'access remove');
+      out.line(`${name} may no longer open https://${cfg.staging.host}/`);
+      return { user: name, removed: true };
+    },
+  );
+}
+
+/** Who may open the TLS host, and which customers: never a hash or a password. */
+export async function accessList(opts: GlobalOptions) {
+  const { cfg, out } = await commandContext(opts);
+  const users = (await readUsers(cfg.root)).map((u) => ({
+    name: u.name,
+    customers: u.customers,
+    added: u.added,
+  }));
+  const state = cfg.access.public
+    ? 'public: anyone may open it ([access] public = yes)'
+    : users.length
+      ? `locked: ${users.length} user${users.length > 1 ? 's' : ''}`
+      : 'locked, and no users yet: "karlstage access add NAME" adds one';
+  out.line(`https://${cfg.staging.host}/ is ${state}`);
+  if (cfg.access.allow.length)
+    out.line(`let in without a password: ${cfg.access.allow.join(', ')}`);
+  for (const u of users)
+    out.line(
+      `  ${u.name.padEnd(20)} ${u.customers === '*' ? 'every customer' : u.customers.join(', ')}`,
+    );
+  return { public: cfg.access.public, allow: cfg.access.allow, users };
+}
