@@ -8,8 +8,6 @@ import { destroy } from '../src/commands/destroy.js';
 import { readState } from '../src/model/state.js';
 import { curl, eventually, selfSignedCert } from './helpers/nginx.js';
 import { servedStaging } from './helpers/served.js';
-import { gitRepo } from './helpers/repos.js';
-import { stagingServer } from './helpers/staging.js';
 import { tempDir } from './helpers/tmp.js';
 
 const HOST = 'karltest.example.com';
