@@ -10,10 +10,11 @@ purpose=${1:-test}
 export PATH="$PATH:/usr/sbin:/sbin" # nginx, postmap
 
 # program:package pairs
-wanted=(git:git svn:subversion svnadmin:subversion svnserve:subversion rsync:rsync pg_dump:postgresql-client)
-# The tests also run a real nginx with a self-signed certificate (openssl, curl), check the
-# postfix transport map with postmap, and open the site list in Debian's chromium.
-[ "$purpose" = test ] && wanted+=(nginx:nginx-light openssl:openssl curl:curl postmap:postfix chromium:chromium)
+# openssl hashes the TLS host's passwords (and makes the demo's certificate); nginx serves the
+# one TLS host (the demo runs its own).
+wanted=(git:git svn:subversion svnadmin:subversion svnserve:subversion rsync:rsync pg_dump:postgresql-client openssl:openssl nginx:nginx-light curl:curl)
+# The tests also run postfix (mail in and out) and open pages in Debian's chromium.
+[ "$purpose" = test ] && wanted+=(postmap:postfix chromium:chromium)
 
 missing=()
 for pair in "${wanted[@]}"; do

@@ -308,14 +308,21 @@ export function buildProgram(): Command {
         .default('git'),
     )
     .option('--base-port <port>', 'first app port (default: a free one)', positive)
+    .option('--stop', 'stop a demo made before (its apps, nginx, PostgreSQL) and remove its folder')
     .action(
       async (
         dir: string | undefined,
-        o: { vcs: 'git' | 'svn'; basePort?: number },
+        o: { vcs: 'git' | 'svn'; basePort?: number; stop?: boolean },
         cmd: Command,
       ) => {
         const { demo } = await import('./demo/demo.js');
-        outcome = await demo({ ...globals(cmd), dir, vcs: o.vcs, basePort: o.basePort });
+        outcome = await demo({
+          ...globals(cmd),
+          dir,
+          vcs: o.vcs,
+          basePort: o.basePort,
+          stop: o.stop,
+        });
       },
     );
 

@@ -1,6 +1,6 @@
 import { execa } from 'execa';
 import { existsSync, readdirSync } from 'node:fs';
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { selfSignedCert } from './helpers/nginx.js';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -122,11 +122,12 @@ describe('the built binary, end to end', () => {
     expect(table.stdout).not.toContain('\u001b['); // no colour when not on a terminal
     expect(table.stdout).not.toContain('CUSTOMER '); // no data table before any sync or hold
 
-    const upd = await st.cli(['update', '--all']);
+    const upd = await st.cli(['update', '--all', '--force']);
     expect(upd.exitCode, upd.stderr).toBe(0);
     // Cron and CI get plain timestamped lines.
     expect(upd.stdout).toMatch(/\[\d\d:\d\d:\d\d\] branch1/);
-    expect(upd.stdout).toMatch(/ok\s+branch1: already built at \d+/);
+    const same = await st.cli(['update', '--all']);
+    expect(same.stdout).toMatch(/ok\s+branch1: already built at \d+ \(nothing new upstream\)/);
 
     const sw = await st.cli(['switch', 'branch2', 'trunk', '--quiet']);
     expect(sw.exitCode, sw.stderr).toBe(0);
@@ -164,15 +165,45 @@ describe('the built binary, end to end', () => {
     expect(r.exitCode, r.stderr).toBe(0);
     const result = JSON.parse(r.stdout) as {
       root: string;
-      sites: { branch: string; customer: string; answer: string }[];
+      sites: { branch: string; customer: string; url: string; answer: string }[];
       data: { branch: string; customer: string; docs: number; sanitized: number }[];
       postgres: { dir: string; stop: string };
+      https: { url: string; port: number; user: string; password: string; cert: string };
+      stop: string;
     };
+    let stopped = false;
     onCleanup(async () => {
-      for (const b of ['branch1', 'branch2']) await karlstage(['destroy', b, '--yes'], result.root);
-      await execa('sh', ['-c', result.postgres.stop]);
-      await rm(result.postgres.dir, { recursive: true, force: true });
+      if (!stopped) await karlstage(['demo', join(dir, 'demo'), '--stop'], dir);
     });
+    // The one TLS host, locked: the site list answers with the demo user's login, 401 without.
+    expect(result.https.url).toBe(`https://karltest.localhost:${result.https.port}/`);
+    expect(result.sites[0]!.url).toBe(
+      `https://karltest.localhost:${result.https.port}/branch1/osf/`,
+    );
+    const ask = (user?: string) =>
+      execa(
+        'curl',
+        [
+          '-s',
+          '-o',
+          '/dev/null',
+          '-w',
+          '%{http_code}',
+          '--resolve',
+          `karltest.localhost:${result.https.port}:127.0.0.1`,
+          '--cacert',
+          result.https.cert,
+          ...(user ? ['-u', user] : []),
+          result.https.url,
+        ],
+        { reject: false },
+      );
+    expect((await ask(`${result.https.user}:${result.https.password}`)).stdout).toBe('200');
+    expect((await ask()).stdout).toBe('401');
+    // doctor passes in the demo root (the self-signed certificate is a warning).
+    const d = await karlstage(['doctor'], result.root);
+    expect(d.exitCode, d.stdout + d.stderr).toBe(0);
+    expect(d.stdout).toMatch(/^warn\s+certificate\s+.*self-signed/m);
     // The nightly sync ran: production's rows in every branch site's database, sanitized.
     expect(result.data).toEqual([
       { branch: 'branch1', customer: 'osf', docs: 500, sanitized: 500 },
@@ -196,5 +227,12 @@ describe('the built binary, end to end', () => {
     const again = await karlstage(['demo', join(dir, 'demo')], dir);
     expect(again.exitCode).toBe(2);
     expect(again.stderr).toContain('is not empty');
+    // Stopping the demo stops its apps, its nginx and its PostgreSQL, and removes it.
+    const stop = await karlstage(['demo', join(dir, 'demo'), '--stop'], dir);
+    expect(stop.exitCode, stop.stderr).toBe(0);
+    stopped = true;
+    expect((await ask()).stdout).toBe('000');
+    expect(existsSync(join(dir, 'demo'))).toBe(false);
+    expect(existsSync(result.postgres.dir)).toBe(false);
   });
 });

@@ -129,7 +129,7 @@ describe('the site list', () => {
     await destroy({ ...st.g, branch: 'branch1', yes: true });
     expect(await names()).toEqual(['branch2']);
     for (const f of ['index.html', 'sites.txt'])
-      expect(existsSync(join(st.root, '.karlstage', 'sites', f))).toBe(true);
+      expect(existsSync(join(st.root, '.karlstage', 'sites', 'all', f))).toBe(true);
     const dry = await st.cli(['create', 'branch3', '--dry-run']);
     expect(dry.exitCode).toBe(0);
     expect(await names()).toEqual(['branch2']);

@@ -115,21 +115,15 @@ export function updateJob(
         site = now;
         const leftover = await readPending(root, branch);
         const built = site.built?.ref === ref && site.built.revision;
-        if (
+        // Upstream has nothing new for a site built at its head: after the checks below, done.
+        const upToDate =
           built &&
           built === req.upstreamHead &&
           site.revision === built &&
           !req.force &&
           !req.switchTo &&
-          !leftover
-        ) {
-          const fixed = await ensureMailSafety(root, branch);
-          if (fixed.length)
-            ctx.say(`restored mail_white_list for ${fixed.join(', ')} in etc/instances.ini`);
-          skipped = true;
-          return { skipRest: `already built at ${built}` };
-        }
-        await markPending(root, branch, req.switchTo ? 'switch' : 'update');
+          !leftover;
+        if (!upToDate) await markPending(root, branch, req.switchTo ? 'switch' : 'update');
         if (leftover) {
           interrupted = true;
           ctx.say(
@@ -151,6 +145,10 @@ export function updateJob(
           ctx.say(
             `dropping ${commits} local commit${commits > 1 ? 's' : ''} (--force; git's reflog keeps them)`,
           );
+        }
+        if (upToDate) {
+          skipped = true;
+          return { skipRest: `already built at ${built}` };
         }
       },
     },

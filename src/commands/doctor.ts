@@ -108,6 +108,7 @@ export async function doctor(opts: GlobalOptions & { minFreeGb?: number }) {
     ['pg_dump', ['--version']],
     ['rsync', ['--version']],
     ['nginx', ['-v']],
+    ['openssl', ['version']],
   ] as const)
     await check(tool, () => version(tool, [...args]), 'warn');
   await check(
@@ -277,9 +278,12 @@ export async function doctor(opts: GlobalOptions & { minFreeGb?: number }) {
         detail: 'public: anyone may open it ([access] public = yes), production data included',
       };
     if (users.length === 0)
-      throw new Error(
-        'locked, and no users yet: "routes" refuses to publish; "karlstage access add NAME" adds one',
-      );
+      return {
+        // With routes = auto the next create, switch or destroy could not publish: a failure.
+        level: cfg.staging.routes === 'auto' ? 'fail' : 'warn',
+        detail:
+          'locked, and no users yet: "routes" refuses to publish; "karlstage access add NAME" adds one',
+      };
     const scoped = users.filter((u) => u.customers !== '*').length;
     return `locked: ${users.length} user${users.length > 1 ? 's' : ''}${scoped ? ` (${scoped} limited to some customers)` : ''}${cfg.access.allow.length ? `; let in without a password: ${cfg.access.allow.join(', ')}` : ''}`;
   });

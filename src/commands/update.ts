@@ -43,22 +43,21 @@ export async function update(opts: UpdateOptions) {
     return typeof h === 'string' ? h : undefined;
   };
   const pending = await listPending(cfg.root);
-  // Nothing new upstream, built, nothing interrupted: nothing to do, and nothing is touched.
+  // Nothing new upstream, built, nothing interrupted: its job only locks and checks the site.
   const upToDate = (s: (typeof sites)[number]) =>
     !opts.force &&
     s.built?.ref === s.ref &&
     s.built.revision === headOf(s.ref) &&
     s.revision === s.built.revision &&
     !pending[s.name];
-  const moving = sites.filter((s) => !upToDate(s));
-  const store = moving.length ? storeStep(cfg, vcs, command) : undefined;
+  const store = sites.some((s) => !upToDate(s)) ? storeStep(cfg, vcs, command) : undefined;
   const plan: Plan = {
     command,
     concurrency: opts.jobs ?? cfg.staging.jobs,
     // One fetch into the shared store for every site of this run (git).
     ...(store ? { before: { name: 'store', steps: [store] } } : {}),
     jobs: await Promise.all(
-      moving.map(async (site) =>
+      sites.map(async (site) =>
         updateJob(cfg, site, vcs, await refKindOf(vcs, site), {
           force: opts.force,
           waitSeconds: g.wait,
@@ -69,17 +68,9 @@ export async function update(opts: UpdateOptions) {
     ),
   };
   if (g.dryRun) return dryRun(ctx, plan);
-  const ran = moving.length ? await carryOut(ctx, plan) : [];
-  const results = sites.map(
-    (s) =>
-      ran.find((r) => r.name === s.name) ?? {
-        name: s.name,
-        ok: true,
-        skipped: `already built at ${s.built?.revision} (nothing new upstream)`,
-        durationMs: 0,
-      },
-  );
-  if (ran.length) await afterChange(ctx, { routes: false });
+  const results = await carryOut(ctx, plan);
+  // The site list and the mail map show what changed; a run that only checked changes nothing.
+  if (results.some((r) => !r.ok || !r.skipped)) await afterChange(ctx, { routes: false });
   return finishJobs(ctx, results, 'update', {
     ok: results.every((r) => r.ok),
     jobs: jobsAsJson(results),

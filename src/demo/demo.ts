@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -14,11 +14,17 @@ import { create } from '../commands/create.js';
 import { outputFor, type GlobalOptions } from '../context/context.js';
 import { init } from '../commands/init.js';
 import { status } from '../commands/status.js';
+import { accessAdd } from '../commands/access.js';
+import type { Output } from '../core/output.js';
+import { readState } from '../model/state.js';
+import { askTls, selfSignedCert, startNginx } from './web-server.js';
 
 export interface DemoOptions extends GlobalOptions {
   dir?: string;
   vcs?: 'git' | 'svn';
   basePort?: number;
+  /** Stop a demo made before (its apps, its nginx, its PostgreSQL) and remove its folder. */
+  stop?: boolean;
 }
 
 export interface DemoResult {
@@ -30,6 +36,19 @@ export interface DemoResult {
   data: { branch: string; customer: string; docs: number; sanitized: number }[];
   /** The demo's PostgreSQL, left running like the apps: its folder and the command that stops it. */
   postgres?: { port: number; dir: string; stop: string };
+  /** The one TLS host, served by the demo's own nginx: where to go, as whom, and the certificate to trust. */
+  https?: { url: string; port: number; user: string; password: string; cert: string };
+  /** The command that stops the demo (apps, nginx, PostgreSQL) and removes it. */
+  stop: string;
+}
+
+const HOST = 'karltest.localhost';
+
+/** What --stop needs to find: written into the demo's folder. */
+interface DemoRecord {
+  root: string;
+  nginx?: { prefix: string; main: string };
+  postgres?: { dir: string; stop: string[] };
 }
 
 /**
@@ -68,10 +87,13 @@ async function sampleProduction(pg: PgCluster, dir: string) {
 /**
  * A throwaway staging server, end to end: a sample application repository, a
  * sample deployment skeleton, karlstage.ini, two branch sites of two customers
- * each, built and started; then each site is asked what it runs.
+ * each, built and started, served by a real nginx as the one TLS host (locked,
+ * one demo user); then the nightly sync, and each site is asked what it runs
+ * through that host.
  */
-export async function demo(opts: DemoOptions): Promise<DemoResult> {
+export async function demo(opts: DemoOptions): Promise<DemoResult | { stopped: string }> {
   const out = await outputFor(opts);
+  if (opts.stop) return stopDemo(opts, out);
   const vcs = opts.vcs ?? 'git';
   const dir = opts.dir
     ? resolve(opts.cwd ?? process.cwd(), opts.dir)
@@ -83,6 +105,8 @@ export async function demo(opts: DemoOptions): Promise<DemoResult> {
       'demo builds a throwaway server; --dry-run has nothing to show (try it on create)',
     );
   const quiet = { quiet: true, color: opts.color };
+  await mkdir(dir, { recursive: true });
+  await chmod(dir, 0o755); // the web server reads the site list in it
 
   out.line(out.c.bold(`karlstage demo in ${dir}`));
   out.progress(`making a sample ${vcs} repository and a deployment skeleton`);
@@ -93,6 +117,8 @@ export async function demo(opts: DemoOptions): Promise<DemoResult> {
   const skeleton = await makeSkeleton(join(dir, 'skeleton'));
   const root = join(dir, 'staging');
   const basePort = opts.basePort ?? (await freeBasePort(2));
+  const record: DemoRecord = { root };
+  const save = () => writeFile(join(dir, 'demo.json'), JSON.stringify(record, null, 2) + '\n');
   // PostgreSQL for the nightly sync: production and staging databases in one throwaway cluster.
   out.progress('starting a throwaway PostgreSQL for the production and staging databases');
   const pg = await startCluster(randomBytes(12).toString('hex')).catch((e: unknown) => {
@@ -103,10 +129,26 @@ export async function demo(opts: DemoOptions): Promise<DemoResult> {
     );
     return undefined;
   });
+  if (pg) record.postgres = { dir: pg.dir, stop: pg.stopArgv };
+  // The one TLS host: a self-signed certificate and the demo's own nginx on free high ports.
+  out.progress(`starting nginx as the one TLS host https://${HOST}/ (a self-signed certificate)`);
+  const web = await (async () => {
+    const { cert, key } = await selfSignedCert(join(dir, 'tls'), HOST);
+    return { cert, key, nginx: await startNginx(join(dir, 'nginx')) };
+  })().catch((e: unknown) => {
+    out.line(
+      out.c.yellow(
+        `no TLS host in this demo: ${messageOf(e)} ("scripts/setup.sh demo" installs nginx)`,
+      ),
+    );
+    return undefined;
+  });
+  if (web) record.nginx = { prefix: web.nginx.prefix, main: web.nginx.main };
+  await save();
   const { file } = await init({
     ...quiet,
     dir: root,
-    host: 'karltest.localhost',
+    host: HOST,
     vcs,
     url: repo.url,
     skeleton,
@@ -114,8 +156,16 @@ export async function demo(opts: DemoOptions): Promise<DemoResult> {
     database: pg ? pg.dsn() : 'host=127.0.0.1 user=karl dbname=karl',
     basePort,
   });
-  // The demo has no certificate or nginx of its own: routes stay manual ("karlstage routes").
-  let ini = (await readFile(file, 'utf8')).replace('routes = auto', 'routes = manual');
+  let ini = await readFile(file, 'utf8');
+  if (web)
+    ini = ini
+      .replace(/^tls_certificate = .*$/m, `tls_certificate = ${web.cert}`)
+      .replace(/^tls_key = .*$/m, `tls_key = ${web.key}`)
+      .replace(/^https_port = .*$/m, `https_port = ${web.nginx.httpsPort}`)
+      .replace(/^http_port = .*$/m, `http_port = ${web.nginx.httpPort}`)
+      .replace(/^nginx_conf = .*$/m, `nginx_conf = ${web.nginx.conf}`)
+      .replace(/^reload = .*$/m, `reload = ${web.nginx.reload}`);
+  else ini = ini.replace('routes = auto', 'routes = manual');
   if (pg) {
     const production = await sampleProduction(pg, dir);
     ini = ini
@@ -136,6 +186,11 @@ export async function demo(opts: DemoOptions): Promise<DemoResult> {
   await writeFile(file, ini);
   const g = { ...quiet, config: file };
 
+  // The host is locked: one demo user, who sees every customer.
+  const user = 'demo';
+  const added = (await accessAdd({ ...g, user })) as { password?: string };
+  const password = added.password ?? '';
+
   out.progress(`creating branch1 at ${repo.defaultRef}`);
   await create({ ...g, branch: 'branch1' });
   out.progress(`creating branch2 at ${repo.featureRef}`);
@@ -147,12 +202,29 @@ export async function demo(opts: DemoOptions): Promise<DemoResult> {
   }
 
   const st = await status(g);
+  const base = web ? `https://${HOST}:${web.nginx.httpsPort}` : undefined;
   const sites: DemoResult['sites'] = [];
   for (const b of st.branches)
     for (const customer of b.customers) {
-      const url = `http://127.0.0.1:${b.port}/${customer}/`;
-      const answer = (await (await fetch(url)).text()).trim();
-      sites.push({ branch: b.name, customer, url, answer });
+      // Through the TLS host, as the demo user; without nginx, straight to the app.
+      const answer = web
+        ? await askTls(
+            HOST,
+            web.nginx.httpsPort,
+            `/${b.name}/${customer}/`,
+            web.cert,
+            `${user}:${password}`,
+          )
+        : {
+            status: 0,
+            body: await (await fetch(`http://127.0.0.1:${b.port}/${customer}/`)).text(),
+          };
+      sites.push({
+        branch: b.name,
+        customer,
+        url: base ? `${base}/${b.name}/${customer}/` : `http://127.0.0.1:${b.port}/${customer}/`,
+        answer: answer.body.trim(),
+      });
     }
   const data: DemoResult['data'] = [];
   if (pg)
@@ -177,6 +249,10 @@ export async function demo(opts: DemoOptions): Promise<DemoResult> {
           .map(Number);
         data.push({ branch: b.name, customer, docs: docs ?? 0, sanitized: sanitized ?? 0 });
       }
+  // Say how to run karlstage the way this run was started (a clone has no global install).
+  const launcher = process.argv[1]?.endsWith('karlstage.js')
+    ? `node ${process.argv[1]}`
+    : 'karlstage';
   const result: DemoResult = {
     dir,
     root,
@@ -184,6 +260,10 @@ export async function demo(opts: DemoOptions): Promise<DemoResult> {
     sites,
     data,
     ...(pg ? { postgres: { port: pg.port, dir: pg.dir, stop: pg.stopCommand } } : {}),
+    ...(web && base
+      ? { https: { url: `${base}/`, port: web.nginx.httpsPort, user, password, cert: web.cert } }
+      : {}),
+    stop: `${launcher} demo ${dir} --stop`,
   };
 
   out.line();
@@ -192,6 +272,19 @@ export async function demo(opts: DemoOptions): Promise<DemoResult> {
   out.line(`  ${skeleton}   the sample deployment skeleton`);
   out.line(`  ${root}    the staging root: karlstage.ini, branch1/, branch2/, .karlstage/`);
   out.line();
+  if (web && base) {
+    const list = await askTls(HOST, web.nginx.httpsPort, '/', web.cert, `${user}:${password}`);
+    const locked = await askTls(HOST, web.nginx.httpsPort, '/', web.cert);
+    out.line(out.c.bold(`The one TLS host, locked: ${base}/`));
+    out.line(`  user ${user}, password ${password}   (a self-signed certificate: ${web.cert})`);
+    out.line(
+      `  the site list at / answers ${list.status} with that login, ${locked.status} without`,
+    );
+    out.line(
+      `  curl --resolve ${HOST}:${web.nginx.httpsPort}:127.0.0.1 --cacert ${web.cert} -u ${user}:${password} ${base}/branch1/osf/`,
+    );
+    out.line();
+  }
   out.line(out.c.bold('Each site answers:'));
   for (const s of sites) out.line(`  ${s.url}  ${s.answer}`);
   out.line();
@@ -203,25 +296,56 @@ export async function demo(opts: DemoOptions): Promise<DemoResult> {
       );
     out.line();
   }
-  // Say how to run karlstage the way this run was started (a clone has no global install).
-  const launcher = process.argv[1]?.endsWith('karlstage.js')
-    ? `node ${process.argv[1]}`
-    : 'karlstage';
   out.line(out.c.bold('Look around:'));
   out.line(`  cd ${root}`);
   out.line(`  ${launcher} status`);
-  out.line(`  curl ${sites[0]?.url ?? ''}`);
-  out.line(`  ${launcher} switch branch2 ${repo.defaultRef}      # then curl branch2 again`);
+  out.line(`  ${launcher} doctor`);
+  out.line(`  ${launcher} switch branch2 ${repo.defaultRef}      # then ask branch2 again`);
   out.line(`  ${launcher} update --all --dry-run`);
+  out.line(`  ${launcher} access add anna --customers osf   # sees osf only`);
   if (pg) {
     out.line(
       `  ${launcher} sync --nightly      # again: one dump per customer, each site's swap time`,
     );
     out.line(`  ${launcher} hold branch2 --reason "testing"; ${launcher} status`);
   }
-  out.line(
-    `  ${launcher} destroy branch1 --yes; ${launcher} destroy branch2 --yes   # stops the apps`,
-  );
-  if (pg) out.line(`  ${pg.stopCommand} && rm -rf ${pg.dir}   # then the demo's PostgreSQL`);
+  out.line(`  ${result.stop}   # stops the apps, nginx and PostgreSQL, and removes ${dir}`);
   return result;
+}
+
+/** Stop a demo: its apps, its nginx and its PostgreSQL; then remove its folder. */
+async function stopDemo(opts: DemoOptions, out: Output): Promise<{ stopped: string }> {
+  if (!opts.dir)
+    throw new UsageError("demo --stop needs the demo's folder: karlstage demo DIR --stop");
+  const dir = resolve(opts.cwd ?? process.cwd(), opts.dir);
+  const text = await readFile(join(dir, 'demo.json'), 'utf8').catch(() => undefined);
+  if (!text) throw new UsageError(`${dir} is not a karlstage demo (no demo.json there)`);
+  const record = JSON.parse(text) as DemoRecord;
+  const state = await readState(record.root).catch(() => ({ branches: {} }));
+  for (const b of Object.keys(state.branches)) {
+    out.progress(`stopping the app of ${b}`);
+    await run(join(record.root, b, 'bin', 'supervisorctl'), ['shutdown'], {
+      step: `stop ${b}`,
+      cwd: join(record.root, b),
+      timeoutMs: 60_000,
+    }).catch(() => undefined);
+  }
+  if (record.nginx) {
+    out.progress('stopping nginx');
+    await run('nginx', ['-p', record.nginx.prefix, '-c', record.nginx.main, '-s', 'quit'], {
+      step: 'stop nginx',
+      timeoutMs: 30_000,
+    }).catch(() => undefined);
+  }
+  if (record.postgres) {
+    out.progress('stopping PostgreSQL');
+    const [program, ...args] = record.postgres.stop as [string, ...string[]];
+    await run(program, args, { step: 'stop PostgreSQL', cwd: '/', timeoutMs: 60_000 }).catch(
+      () => undefined,
+    );
+    await rm(record.postgres.dir, { recursive: true, force: true });
+  }
+  await rm(dir, { recursive: true, force: true });
+  out.line(`stopped the demo and removed ${dir}`);
+  return { stopped: dir };
 }

@@ -21,6 +21,8 @@ export interface PgCluster {
   stop(mode?: 'fast' | 'immediate'): Promise<void>;
   /** The command a person runs to stop it. */
   stopCommand: string;
+  /** The same, as an argument array. */
+  stopArgv: string[];
 }
 
 /** Debian's server binaries live in /usr/lib/postgresql/VERSION/bin; the newest installed, if any. */
@@ -105,5 +107,6 @@ export async function startCluster(password: string, settings: string[] = []): P
       await rm(dir, { recursive: true, force: true });
     },
     stopCommand: [...as, join(bin, 'pg_ctl'), ...stopArgs].join(' '),
+    stopArgv: [...as, join(bin, 'pg_ctl'), ...stopArgs],
   };
 }

@@ -1,0 +1,144 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
+import { request } from 'node:https';
+import { userInfo } from 'node:os';
+import { join } from 'node:path';
+import { run } from '../core/runner.js';
+import { freeBasePort } from './ports.js';
+
+/**
+ * The demo's (and the tests') one TLS host on this machine: a self-signed
+ * certificate, and a private nginx started from its own prefix on free high
+ * ports, including karlstage's generated file from conf.d/.
+ */
+
+/** A self-signed certificate for `host` (openssl), valid for `days`. */
+export async function selfSignedCert(
+  dir: string,
+  host: string,
+  days = 90,
+): Promise<{ cert: string; key: string }> {
+  await mkdir(dir, { recursive: true });
+  const cert = join(dir, `${host}-${days}.pem`);
+  const key = join(dir, `${host}-${days}.key`);
+  await run(
+    'openssl',
+    ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert].concat([
+      '-subj',
+      `/CN=${host}`,
+      '-addext',
+      `subjectAltName=DNS:${host}`,
+      '-days',
+      String(days),
+    ]),
+    { step: 'make a self-signed certificate', timeoutMs: 60_000 },
+  );
+  return { cert, key };
+}
+
+export interface PrivateNginx {
+  prefix: string;
+  /** Its main configuration (includes conf.d/*.conf). */
+  main: string;
+  /** Where karlstage installs its file ([staging] nginx_conf). */
+  conf: string;
+  /** [staging] reload for this nginx. */
+  reload: string;
+  httpPort: number;
+  httpsPort: number;
+  /** Stop it (gracefully) and wait until its master has exited. */
+  stop(): Promise<void>;
+}
+
+/** Start nginx (as a daemon, so it outlives the command that started it) from `prefix`. */
+export async function startNginx(prefix: string): Promise<PrivateNginx> {
+  for (const d of ['logs', 'conf.d', 'tmp']) await mkdir(join(prefix, d), { recursive: true });
+  await chmod(prefix, 0o755);
+  const main = join(prefix, 'nginx.conf');
+  const pidFile = join(prefix, 'nginx.pid');
+  // As root, the workers run as root too: they must read the staging root's site list and users.
+  await writeFile(
+    main,
+    `${userInfo().uid === 0 ? 'user root;\n' : ''}worker_processes 1;
+pid ${pidFile};
+error_log ${prefix}/logs/error.log;
+events { worker_connections 64; }
+http {
+  access_log off;
+  client_body_temp_path ${prefix}/tmp/body;
+  proxy_temp_path ${prefix}/tmp/proxy;
+  fastcgi_temp_path ${prefix}/tmp/fastcgi;
+  uwsgi_temp_path ${prefix}/tmp/uwsgi;
+  scgi_temp_path ${prefix}/tmp/scgi;
+  include ${prefix}/conf.d/*.conf;
+}
+`,
+  );
+  const base = await freeBasePort(2);
+  // nginx returns once its master runs and has written its pid file.
+  await run('nginx', ['-p', prefix, '-c', main], { step: 'start nginx', timeoutMs: 30_000 });
+  const master = () => (existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8').trim()) : 0);
+  const pid = master();
+  return {
+    prefix,
+    main,
+    conf: join(prefix, 'conf.d', 'karlstage.conf'),
+    reload: `nginx -p ${prefix} -c ${main} -s reload`,
+    httpPort: base + 1,
+    httpsPort: base + 2,
+    stop: async () => {
+      await run('nginx', ['-p', prefix, '-c', main, '-s', 'quit'], {
+        step: 'stop nginx',
+        timeoutMs: 30_000,
+      }).catch(() => undefined);
+      const deadline = Date.now() + 15_000;
+      while (pid && Date.now() < deadline) {
+        try {
+          process.kill(pid, 0);
+        } catch {
+          break;
+        }
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      await rm(join(prefix, 'tmp'), { recursive: true, force: true });
+    },
+  };
+}
+
+export interface Answer {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+}
+
+/** Ask the TLS host for a path as its name resolves to 127.0.0.1, trusting only `ca`. */
+export function askTls(
+  host: string,
+  port: number,
+  path: string,
+  ca: string,
+  auth?: string,
+): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: '127.0.0.1',
+        servername: host,
+        port,
+        path,
+        ca: readFileSync(ca),
+        headers: { host: `${host}:${port}` },
+        ...(auth ? { auth } : {}),
+      },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (body += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+      },
+    );
+    req.on('error', reject);
+    req.setTimeout(30_000, () => req.destroy(new Error(`no answer from ${host}:${port}${path}`)));
+    req.end();
+  });
+}
