@@ -171,7 +171,8 @@ describe('one git object store for every branch site', () => {
     expect(await ownObjects(dir)).toBeGreaterThan(0);
     await writeFile(join(dir, 'README.txt'), 'an uncommitted local change\n');
 
-    // Local changes: refused clearly, nothing moved.
+    // Something new upstream, and local changes: refused clearly, nothing moved.
+    await repo.commit(repo.defaultRef, { 'NEWS.txt': 'news\n' }, 'News');
     const refused = await st.cli(['update', 'branch1']);
     expect(refused.exitCode).toBe(2);
     expect(refused.stderr).toMatch(/has local changes: commit or revert them, or pass --force/);

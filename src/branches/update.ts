@@ -59,6 +59,7 @@ export function updateJob(
   let revision: string | undefined;
   let note: string | undefined;
   let skipped = false;
+  let checkedOnly = false;
   let moved = false;
   let interrupted = false;
   let about: BuildFacts = {};
@@ -115,15 +116,24 @@ export function updateJob(
         site = now;
         const leftover = await readPending(root, branch);
         const built = site.built?.ref === ref && site.built.revision;
-        // Upstream has nothing new for a site built at its head: after the checks below, done.
-        const upToDate =
+        // Upstream has nothing new for a site built at its head: nothing runs in it, nothing is
+        // recorded (its last update stays the last one that did something).
+        if (
           built &&
           built === req.upstreamHead &&
           site.revision === built &&
           !req.force &&
           !req.switchTo &&
-          !leftover;
-        if (!upToDate) await markPending(root, branch, req.switchTo ? 'switch' : 'update');
+          !leftover
+        ) {
+          const fixed = await ensureMailSafety(root, branch);
+          if (fixed.length)
+            ctx.say(`restored mail_white_list for ${fixed.join(', ')} in etc/instances.ini`);
+          skipped = true;
+          checkedOnly = true;
+          return { skipRest: `already built at ${built} (nothing new upstream)` };
+        }
+        await markPending(root, branch, req.switchTo ? 'switch' : 'update');
         if (leftover) {
           interrupted = true;
           ctx.say(
@@ -145,10 +155,6 @@ export function updateJob(
           ctx.say(
             `dropping ${commits} local commit${commits > 1 ? 's' : ''} (--force; git's reflog keeps them)`,
           );
-        }
-        if (upToDate) {
-          skipped = true;
-          return { skipRest: `already built at ${built}` };
         }
       },
     },
@@ -185,6 +191,7 @@ export function updateJob(
     steps,
     finally: async (result) => {
       if (!release) return; // never got the lock: nothing of ours to record
+      if (checkedOnly) return await release();
       try {
         const now = new Date().toISOString();
         const state = await updateState(root, (s) => {

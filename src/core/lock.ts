@@ -163,7 +163,9 @@ export async function acquireLock(
           );
         continue;
       }
-      if (Date.now() < deadline && !saidWaiting) {
+      // A sibling job of this same run holds it for a moment: not worth a word.
+      const ours = holder?.pid === process.pid;
+      if (Date.now() < deadline && !saidWaiting && !ours) {
         saidWaiting = true;
         waits?.(`waiting up to ${opts.waitSeconds} s: ${describe(name, holder)}`);
       }
