@@ -221,14 +221,52 @@ export function buildProgram(): Command {
     });
 
   program
-    .command('mail <customer> <branch>')
+    .command('mail [customer] [branch]')
     .description(
-      "move a customer's staged mail-in to another branch site (transport map, cron lines)",
+      "move a customer's staged mail-in to another branch site; without them, show the postfix configuration",
     )
-    .action(async (customer: string, branch: string, _o, cmd: Command) => {
-      const { mail } = await import('./commands/mail.js');
-      outcome = await mail({ ...globals(cmd), customer, branch });
-    });
+    .option('--install', "write postfix's configuration, check it, start or reload postfix")
+    .option('--caught', 'list the mail the branch sites sent that was kept, not sent')
+    .action(
+      async (
+        customer: string | undefined,
+        branch: string | undefined,
+        o: { install?: boolean; caught?: boolean },
+        cmd: Command,
+      ) => {
+        const { mail } = await import('./commands/mail.js');
+        outcome = await mail({ ...globals(cmd), customer, branch, ...o });
+      },
+    );
+
+  program
+    .command('deliver <branch-or-recipient> [recipient]')
+    .description(
+      "postfix's pipe transport: the message on stdin into the branch site's Maildir (exit 67 bounces, 75 defers)",
+    )
+    .requiredOption('--mailboxes <file>', 'the mailboxes.json karlstage wrote')
+    .option('--caught', 'keep it in the catch-all Maildir (mail-out to anyone but a tester)')
+    .action(
+      async (
+        first: string,
+        second: string | undefined,
+        o: { mailboxes: string; caught?: boolean },
+      ) => {
+        const { deliver, readStdin } = await import('./commands/deliver.js');
+        const { UsageError } = await import('./core/errors.js');
+        if (o.caught ? second !== undefined : second === undefined)
+          throw new UsageError(
+            'usage: deliver --mailboxes FILE BRANCH RECIPIENT, or deliver --mailboxes FILE --caught RECIPIENT',
+          );
+        outcome = await deliver({
+          mailboxes: o.mailboxes,
+          caught: o.caught,
+          branch: o.caught ? undefined : first,
+          recipient: second ?? first,
+          message: readStdin,
+        });
+      },
+    );
 
   program
     .command('destroy <branch>')

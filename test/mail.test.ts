@@ -1,5 +1,5 @@
 import { execa } from 'execa';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { create } from '../src/commands/create.js';
@@ -96,5 +96,48 @@ describe('staged mail', () => {
     expect(r.exitCode).toBe(2);
     expect(r.stderr).toContain('there is no [customer:nobody]');
     expect(await readFile(st.config, 'utf8')).toBe(text);
+  });
+
+  it('deliver: bad input is bounced (67) and never writes outside the Maildir; trouble defers (75)', async () => {
+    const { st } = await mailStaging();
+    const mailboxes = join(st.root, '.karlstage', 'mail', 'mailboxes.json');
+    const box = join(st.root, 'branch1', 'var', 'mail', 'osf');
+    const message = 'From: app@example.org\nSubject: hello\n\nbody\n';
+    const deliver = (...args: string[]) =>
+      st.cli(['deliver', '--mailboxes', mailboxes, ...args], {}, message);
+
+    // No Maildir yet ("mail --install" makes them): temporary, postfix keeps the message.
+    let r = await deliver('branch1', `x@osf.${DOMAIN}`);
+    expect(r.exitCode).toBe(75);
+    expect(r.stderr).toContain(`the Maildir ${box} is missing`);
+
+    const { makeMaildir } = await import('../src/model/maildir.js');
+    await makeMaildir(box);
+    const before = await st.snapshot();
+    for (const [args, why] of [
+      [['branch1', `../../x@osf.${DOMAIN}`], /is not a staged mail address/],
+      [['branch1', `x/y@osf.${DOMAIN}`], /is not a staged mail address/],
+      [['branch1', `x@osf.${DOMAIN}/../../etc`], /is not a staged mail address/],
+      [['branch1', 'x\n@osf.example'], /is not a staged mail address/],
+      [['branch1', `x@nosuch.${DOMAIN}`], /no customer "nosuch" takes staged mail/],
+      [['branch1', 'x@osf.example.org'], /no customer "osf.example.org"/],
+      [['branch9', `x@osf.${DOMAIN}`], /there is no branch site "branch9"/],
+    ] as const) {
+      r = await deliver(...args);
+      expect(r.exitCode, `${args.join(' ')}: ${r.stderr}`).toBe(67);
+      expect(r.stderr).toMatch(why);
+    }
+    // osf's mail goes to branch1: a message routed to branch2 (before a move) is tried again.
+    r = await deliver('branch2', `x@osf.${DOMAIN}`);
+    expect(r.exitCode).toBe(75);
+    expect(r.stderr).toContain("osf's staged mail now goes to branch1");
+    expect(await st.snapshot()).toBe(before);
+
+    r = await deliver('branch1', `x@osf.${DOMAIN}`);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const files = await readdir(join(box, 'new'));
+    expect(files).toHaveLength(1);
+    expect(await readFile(join(box, 'new', files[0]!), 'utf8')).toBe(message);
+    expect(await readdir(join(box, 'tmp'))).toEqual([]);
   });
 });

@@ -6,6 +6,7 @@ import { checkName } from '../config/names.js';
 import { commandContext, type GlobalOptions } from '../context/context.js';
 import { carryOut, dryRun, finishJobs } from '../context/report.js';
 import { UsageError } from '../core/errors.js';
+import { table } from '../core/format.js';
 import { setSectionKeys } from '../core/ini-edit.js';
 import { readInstances } from '../model/instances.js';
 import { layout } from '../model/layout.js';
@@ -15,12 +16,121 @@ import { knownSite } from '../model/sites.js';
 import { readState } from '../model/state.js';
 import { branchViews } from '../model/views.js';
 import { installCrontab, renderCrontab } from '../publish/crontab.js';
-import { transportFile, writeTransport } from '../publish/mail.js';
+import {
+  installPlan,
+  mailRoutes,
+  maildirOf,
+  postfixInstalled,
+  refreshMail,
+  renderPostfix,
+  renderTransport,
+  transportFile,
+} from '../publish/mail.js';
+import { messagesOf } from '../model/maildir.js';
+import { join } from 'node:path';
 import { refreshSiteList } from '../publish/site-list.js';
 
 export interface MailOptions extends GlobalOptions {
-  customer: string;
-  branch: string;
+  customer?: string;
+  branch?: string;
+  install?: boolean;
+  caught?: boolean;
+}
+
+/** "mail": what postfix would be given; "mail --install"; "mail --caught"; "mail CUSTOMER BRANCH". */
+export async function mail(opts: MailOptions) {
+  const modes = [opts.install, opts.caught, opts.customer !== undefined].filter(Boolean).length;
+  if (modes > 1 || (opts.customer !== undefined) !== (opts.branch !== undefined))
+    throw new UsageError(
+      'give CUSTOMER BRANCH, or --install, or --caught, or nothing (to see the postfix configuration)',
+    );
+  if (opts.install) return installMail(opts);
+  if (opts.caught) return listCaught(opts);
+  if (opts.customer !== undefined) return moveMail(opts, opts.customer, opts.branch!);
+  return showMail(opts);
+}
+
+async function installMail(opts: MailOptions) {
+  const ctx = await commandContext(opts);
+  const { cfg, out, g } = ctx;
+  const views = await branchViews(cfg, await readState(cfg.root));
+  const plan = installPlan(cfg, views, 'mail --install');
+  if (g.dryRun) return dryRun(ctx, plan);
+  return withLocks(
+    cfg.root,
+    [LOCKS.mail],
+    { command: plan.command, waitSeconds: g.wait ?? 30 },
+    async () => {
+      const routes = mailRoutes(cfg, views);
+      const result = {
+        postfix: cfg.mail.postfix,
+        listen: cfg.mail.listen,
+        routes,
+        testers: cfg.staging.mailAllow,
+      };
+      finishJobs(ctx, await carryOut(ctx, plan), 'mail', result);
+      out.line(
+        `postfix (${cfg.mail.postfix}) takes mail on ${cfg.mail.listen.address ?? '*'}:${cfg.mail.listen.port}`,
+      );
+      for (const r of routes)
+        out.line(`  *@${r.domain} -> ${maildirOf(cfg, r.branch, r.customer)}`);
+      out.line(
+        `  mail-out goes only to ${cfg.staging.mailAllow.join(', ') || '(no testers: [staging] mail_allow is empty)'}; the rest is caught: karlstage mail --caught`,
+      );
+      return result;
+    },
+  );
+}
+
+async function showMail(opts: MailOptions) {
+  const ctx = await commandContext(opts);
+  const { cfg, out } = ctx;
+  const views = await branchViews(cfg, await readState(cfg.root));
+  const { main, master } = await renderPostfix(cfg);
+  const transport = renderTransport(cfg, mailRoutes(cfg, views));
+  const installed = await postfixInstalled(cfg);
+  const current =
+    installed &&
+    (await readFile(join(cfg.mail.postfix, 'main.cf'), 'utf8')) === main &&
+    (await readFile(join(cfg.mail.postfix, 'master.cf'), 'utf8')) === master;
+  out.line(
+    `# ${cfg.mail.postfix}: ${current ? 'installed, up to date' : installed ? 'installed, out of date: karlstage mail --install' : 'not installed: karlstage mail --install'}`,
+  );
+  for (const [name, text] of [
+    [join(cfg.mail.postfix, 'main.cf'), main],
+    [join(cfg.mail.postfix, 'master.cf'), master],
+    [transportFile(cfg.root), transport],
+  ] as const)
+    out.line(`\n# ---- ${name}\n${text.trimEnd()}`);
+  return { postfix: cfg.mail.postfix, installed, current, main, master, transport };
+}
+
+async function listCaught(opts: MailOptions) {
+  const ctx = await commandContext(opts);
+  const { cfg, out } = ctx;
+  const PostalMime = (await import('postal-mime')).default;
+  const caught = [];
+  for (const m of await messagesOf(layout.caught(cfg.root))) {
+    const parsed = await PostalMime.parse(await m.text());
+    const header = (name: string) =>
+      parsed.headers.find((h) => h.key === name.toLowerCase())?.value.trim();
+    caught.push({
+      date: (parsed.date ? new Date(parsed.date) : m.mtime).toISOString(),
+      branch: header('X-Karlstage-Branch') ?? '-',
+      from: parsed.from?.address ?? header('Return-Path')?.replace(/^<|>$/g, '') ?? '-',
+      recipient: header('X-Original-To') ?? '-',
+      subject: parsed.subject ?? '',
+      file: m.file,
+    });
+  }
+  if (caught.length === 0) out.line(`nothing caught (${layout.caught(cfg.root)} is empty)`);
+  else
+    for (const l of table(
+      ['DATE', 'BRANCH', 'TO', 'SUBJECT'],
+      caught.map((c) => [c.date.replace('T', ' ').slice(0, 19), c.branch, c.recipient, c.subject]),
+    ))
+      out.line(l);
+  return { caught };
 }
 
 /**
@@ -28,11 +138,11 @@ export interface MailOptions extends GlobalOptions {
  * mail_branch key in karlstage.ini (nothing else in the file changes), the
  * transport map (and its postmap database), the installed cron lines, the site list.
  */
-export async function mail(opts: MailOptions) {
+async function moveMail(opts: MailOptions, customerName: string, branchName: string) {
   const ctx = await commandContext(opts);
   const { cfg, out, g } = ctx;
-  const customer = checkName('customer', opts.customer);
-  const branch = checkName('branch', opts.branch);
+  const customer = checkName('customer', customerName);
+  const branch = checkName('branch', branchName);
   const c = cfg.customers.find((x) => x.name === customer);
   if (!c) throw new UsageError(`there is no [customer:${customer}] in ${cfg.file}`);
   if (!cfg.staging.mailDomain)
@@ -76,10 +186,10 @@ export async function mail(opts: MailOptions) {
             run: async () => {
               await writeFileAtomic(cfg.file, text);
               await writeAllowList(next);
-              const { file, postmapped } = await writeTransport(next, views);
-              if (!postmapped)
+              const written = await refreshMail(next, views);
+              if (written && !written.postmapped)
                 out.warn(
-                  `postfix's postmap is not installed: ${file} was written but not compiled`,
+                  `postfix's postmap is not installed: ${written.file} was written but not compiled`,
                 );
               if (cronInstalled) await installCrontab(next, await renderCrontab(next, views));
               await refreshSiteList(next, views);

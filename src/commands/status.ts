@@ -2,7 +2,7 @@ import { startTime } from '../core/children.js';
 import { listPending, type Pending } from '../model/pending.js';
 import { readState } from '../model/state.js';
 import { branchViews, shortRevision } from '../model/views.js';
-import { formatDuration, formatWhen } from '../core/format.js';
+import { formatDuration, formatWhen, table } from '../core/format.js';
 import { commandContext, type GlobalOptions } from '../context/context.js';
 
 export interface BranchStatus {
@@ -20,6 +20,8 @@ export interface BranchStatus {
   customers: string[];
   customersProblem?: string;
   mail: string[];
+  /** Per mail customer: messages waiting in its Maildir for mail-in. */
+  mailWaiting: Record<string, number>;
   url: string;
 }
 
@@ -34,7 +36,7 @@ export async function status(opts: GlobalOptions): Promise<StatusResult> {
   const state = await readState(cfg.root);
   const views = await branchViews(cfg, state);
   const branches: BranchStatus[] = views.map(
-    ({ site: b, customers, customersProblem, mail, upstream, url }) => ({
+    ({ site: b, customers, customersProblem, mail, mailWaiting, upstream, url }) => ({
       name: b.name,
       ref: b.ref,
       vcs: b.vcs,
@@ -49,6 +51,7 @@ export async function status(opts: GlobalOptions): Promise<StatusResult> {
       customers,
       ...(customersProblem ? { customersProblem } : {}),
       mail,
+      mailWaiting,
       url,
     }),
   );
@@ -64,44 +67,47 @@ export async function status(opts: GlobalOptions): Promise<StatusResult> {
     out.line('no branch sites yet: "karlstage create BRANCH --ref REF" makes one');
     return result;
   }
-  const rows = views.map(({ site: b, customers, customersProblem, mail, upstream }) => {
-    const last = b.lastUpdate;
-    const lastText = last
-      ? `${formatWhen(last.at)} ${last.result === 'ok' ? out.c.green('ok') : out.c.red('failed')}${last.result === 'failed' && last.error ? `: ${last.error}` : ''}`
-      : '-';
-    const built =
-      b.built && b.built.revision !== b.revision
-        ? ` (built ${shortRevision(b.built.revision, b.vcs)})`
-        : '';
-    const syncs = customers
-      .map((c) => b.data?.[c]?.lastSync)
-      .filter((x): x is NonNullable<typeof x> => Boolean(x));
-    const latest = syncs
-      .map((x) => x.at)
-      .sort()
-      .at(-1);
-    const sync =
-      (latest
-        ? `${formatWhen(latest)} ${syncs.some((x) => x.result === 'failed') ? out.c.red('failed') : out.c.green('ok')}`
-        : '-') + (b.hold ? out.c.yellow(' held') : '');
-    const up =
-      b.poll?.error || b.poll?.remote === null
-        ? out.c.red(upstream)
-        : b.poll?.behind
-          ? out.c.yellow(upstream)
-          : upstream;
-    return [
-      b.name,
-      b.ref,
-      shortRevision(b.revision, b.vcs) + built,
-      up,
-      lastText,
-      sync,
-      String(b.port),
-      customersProblem ? out.c.red('instances.ini malformed') : customers.join(',') || '-',
-      mail.join(',') || '-',
-    ];
-  });
+  const rows = views.map(
+    ({ site: b, customers, customersProblem, mail, mailWaiting, upstream }) => {
+      const last = b.lastUpdate;
+      const lastText = last
+        ? `${formatWhen(last.at)} ${last.result === 'ok' ? out.c.green('ok') : out.c.red('failed')}${last.result === 'failed' && last.error ? `: ${last.error}` : ''}`
+        : '-';
+      const built =
+        b.built && b.built.revision !== b.revision
+          ? ` (built ${shortRevision(b.built.revision, b.vcs)})`
+          : '';
+      const syncs = customers
+        .map((c) => b.data?.[c]?.lastSync)
+        .filter((x): x is NonNullable<typeof x> => Boolean(x));
+      const latest = syncs
+        .map((x) => x.at)
+        .sort()
+        .at(-1);
+      const sync =
+        (latest
+          ? `${formatWhen(latest)} ${syncs.some((x) => x.result === 'failed') ? out.c.red('failed') : out.c.green('ok')}`
+          : '-') + (b.hold ? out.c.yellow(' held') : '');
+      const up =
+        b.poll?.error || b.poll?.remote === null
+          ? out.c.red(upstream)
+          : b.poll?.behind
+            ? out.c.yellow(upstream)
+            : upstream;
+      return [
+        b.name,
+        b.ref,
+        shortRevision(b.revision, b.vcs) + built,
+        up,
+        lastText,
+        sync,
+        String(b.port),
+        customersProblem ? out.c.red('instances.ini malformed') : customers.join(',') || '-',
+        mail.map((c) => (c in mailWaiting ? `${c} (${mailWaiting[c]} waiting)` : c)).join(',') ||
+          '-',
+      ];
+    },
+  );
   const header = [
     'BRANCH',
     'REF',
@@ -168,15 +174,3 @@ function finish(i: { branch: string; op: string }): string {
 
 /** The run that wrote the marker still runs (same pid and start time): its change is under way. */
 const runIsAlive = (p: Pending) => Boolean(p.start) && startTime(p.pid) === p.start;
-
-/** Columns padded to their widest cell (colour codes do not count); the last column is not padded. */
-function table(header: string[], rows: string[][]): string[] {
-  // eslint-disable-next-line no-control-regex
-  const visible = (s: string) => s.replace(/\x1b\[[0-9;]*m/g, '').length;
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => visible(r[i] ?? ''))));
-  const fmt = (cells: string[]) =>
-    cells
-      .map((c, i) => (i === cells.length - 1 ? c : c + ' '.repeat((widths[i] ?? 0) - visible(c))))
-      .join('  ');
-  return [header, ...rows].map(fmt);
-}

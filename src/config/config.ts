@@ -78,6 +78,8 @@ export interface Config {
     stop?: string;
     /** Where a branch site keeps each customer's blobs: BRANCH/<blobs>/CUSTOMER. */
     blobs: string;
+    /** Where a branch site keeps each customer's staged mail-in: BRANCH/<maildir>/CUSTOMER. */
+    maildir: string;
     /** Run by cron, per customer, in that customer's mail branch only (the customer is the last argument). */
     mailin?: string;
     timeout: number;
@@ -92,6 +94,21 @@ export interface Config {
     group: string;
   };
   cron: { poll: string; sync: string; mailin: string; user: string; file: string };
+  /** The staging host's postfix, as "karlstage mail --install" writes it. */
+  mail: {
+    /** Its configuration folder (main.cf, master.cf). */
+    postfix: string;
+    queueDirectory: string;
+    dataDirectory: string;
+    /** Its log file (empty: syslog). */
+    log?: string;
+    /** Where it takes mail (no address: every one). */
+    listen: { address?: string; port: number };
+    /** The smtp next hop for allow-listed testers (empty: their MX). */
+    relay?: string;
+    /** Who the delivery runs as: owns the Maildirs. */
+    user: string;
+  };
   sync: { jobs: number; dumps: string; keep: string; files: string };
 }
 
@@ -150,6 +167,37 @@ function isCidr(text: string): boolean {
   if (!family || rest.length) return false;
   if (bits === undefined) return true;
   return /^\d+$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128);
+}
+
+const HOST = /^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/i;
+const portOf = (text: string | undefined): number | undefined =>
+  text !== undefined && /^\d{1,5}$/.test(text) && Number(text) >= 1 && Number(text) <= 65535
+    ? Number(text)
+    : undefined;
+
+/** [mail] listen: "25" (every address), "127.0.0.1:2525" or "[::1]:2525". */
+export function parseListen(text: string): { address?: string; port: number } | undefined {
+  if (portOf(text)) return { port: portOf(text)! };
+  const m = /^(?:\[([0-9a-f:.]+)\]|([0-9.]+)):(\d+)$/i.exec(text);
+  const address = m?.[1] ?? m?.[2];
+  const port = portOf(m?.[3]);
+  if (!address || !port || isIP(address) !== (m?.[1] ? 6 : 4)) return undefined;
+  return { address, port };
+}
+
+/**
+ * [mail] relay: "smtp.example.org" (its MX), "smtp.example.org:587", "[192.0.2.1]:25"
+ * (brackets: that very host, no MX lookup) — as postfix's smtp next hop.
+ */
+export function parseRelay(text: string): string | undefined {
+  const m = /^(\[)?([^[\]:]+)(\])?(?::(\d+))?$/.exec(text);
+  if (!m || Boolean(m[1]) !== Boolean(m[3])) return undefined;
+  const host = m[2]!;
+  if (!HOST.test(host) && !isIP(host)) return undefined;
+  if (m[4] !== undefined && !portOf(m[4])) return undefined;
+  // An address is always bracketed: there is no MX to look up for it.
+  const bracket = m[1] || isIP(host) ? `[${host}]` : host;
+  return m[4] ? `${bracket}:${m[4]}` : bracket;
 }
 
 /** " (did you mean X?)" for a near miss among the known names, else "". */
@@ -216,6 +264,14 @@ function kindProblem(spec: KeySpec, value: string, key: string): string | undefi
       return nameProblem(value);
     case 'user':
       return /^[a-z_][a-z0-9_-]*$/i.test(value) ? undefined : 'expected a user name';
+    case 'listen':
+      return parseListen(value)
+        ? undefined
+        : 'expected a port (25) or ADDRESS:PORT (127.0.0.1:2525, [::1]:2525)';
+    case 'relay':
+      return parseRelay(value)
+        ? undefined
+        : 'expected HOST, HOST:PORT or [HOST]:PORT (smtp.example.org, [192.0.2.1]:25)';
     case 'cidrs': {
       const bad = value
         .split(/[\s,]+/)
@@ -332,6 +388,7 @@ export function parseConfig(text: string, file: string): Config {
   const cr = sec('cron');
   const sy = sec('sync');
   const ac = sec('access');
+  const ma = sec('mail');
   const vcs = so.str('vcs') === 'svn' ? 'svn' : 'git';
   const skeleton = de.str('skeleton');
   const cfg: Config = {
@@ -374,6 +431,7 @@ export function parseConfig(text: string, file: string): Config {
       stop: de.opt('stop'),
       mailin: de.opt('mailin'),
       blobs: de.str('blobs'),
+      maildir: de.str('maildir'),
       timeout: de.int('timeout'),
     },
     customers,
@@ -384,6 +442,15 @@ export function parseConfig(text: string, file: string): Config {
         .split(/[\s,]+/)
         .filter(Boolean),
       group: ac.str('group'),
+    },
+    mail: {
+      postfix: path(ma.str('postfix')),
+      queueDirectory: path(ma.str('queue_directory')),
+      dataDirectory: path(ma.str('data_directory')),
+      log: ((p) => p && path(p))(ma.opt('log')),
+      listen: parseListen(ma.str('listen')) ?? { port: 25 },
+      relay: ((r) => r && parseRelay(r))(ma.opt('relay')),
+      user: ma.str('user'),
     },
     sync: {
       jobs: sy.int('jobs'),
@@ -450,4 +517,18 @@ const oneProductionSource: Rule = (cfg) =>
         `[customer:${c.name}] has both production and production_dump: keep the one the nightly sync should read`,
     );
 
-const RULES: Rule[] = [dataFoldersAreNotBranchSites, customersAreDistinct, oneProductionSource];
+/** Postfix's pipe refuses root and its own account; master.cf splits its argv on white space. */
+const mailIsDeliverable: Rule = (cfg) => [
+  ...(['root', 'postfix'].includes(cfg.mail.user)
+    ? [
+        `[mail] user = ${cfg.mail.user}: postfix never delivers as root or as postfix; name another user (nobody, or one of its own)`,
+      ]
+    : []),
+];
+
+const RULES: Rule[] = [
+  dataFoldersAreNotBranchSites,
+  customersAreDistinct,
+  oneProductionSource,
+  mailIsDeliverable,
+];

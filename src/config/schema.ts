@@ -23,6 +23,8 @@ export type Kind =
   | 'name' // a branch or customer name
   | 'user' // a system user name
   | 'cidrs' // IP addresses or CIDR blocks, comma-separated
+  | 'listen' // PORT, or ADDRESS:PORT ([ADDRESS]:PORT for IPv6)
+  | 'relay' // HOST, HOST:PORT or [HOST]:PORT (brackets: no MX lookup)
   | 'ref'; // a ref of the source repository
 
 export interface KeySpec {
@@ -76,6 +78,8 @@ export const SECTIONS: Record<string, Record<string, KeySpec>> = {
     stop: { kind: 'command' },
     mailin: { kind: 'command' },
     blobs: { kind: 'relative', default: 'var/blobs' },
+    // Where a branch site keeps each customer's staged mail-in: BRANCH/<maildir>/CUSTOMER (a Maildir).
+    maildir: { kind: 'relative', default: 'var/mail' },
     timeout: int(3600, 1, 7 * 86400),
   },
   cron: {
@@ -93,6 +97,20 @@ export const SECTIONS: Record<string, Record<string, KeySpec>> = {
     allow: { kind: 'cidrs', default: '' },
     // The group of the web server's workers: it may read the password hashes, nobody else.
     group: { kind: 'user', default: 'www-data' },
+  },
+  mail: {
+    // The postfix configuration folder "karlstage mail --install" writes main.cf and master.cf to.
+    postfix: { kind: 'path', default: '/etc/postfix' },
+    queue_directory: { kind: 'path', default: '/var/spool/postfix' },
+    data_directory: { kind: 'path', default: '/var/lib/postfix' },
+    // Postfix's own log file; empty: syslog.
+    log: { kind: 'path' },
+    // Where postfix takes mail: staged mail-in from outside, mail-out from the branch sites.
+    listen: { kind: 'listen', default: '25' },
+    // Where mail to the testers of [staging] mail_allow goes; empty: straight to their MX.
+    relay: { kind: 'relay' },
+    // The user the delivery runs as (owns the Maildirs); never root or postfix.
+    user: { kind: 'user', default: 'nobody' },
   },
   sync: {
     jobs: int(2, 1, 32),

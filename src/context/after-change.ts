@@ -4,7 +4,7 @@ import { layout } from '../model/layout.js';
 import { LOCKS, withLocks } from '../model/locks.js';
 import { readState } from '../model/state.js';
 import { branchViews, type BranchView } from '../model/views.js';
-import { writeTransport } from '../publish/mail.js';
+import { refreshMail } from '../publish/mail.js';
 import { renderRoutes, routesPlan } from '../publish/routes.js';
 import { refreshSiteList } from '../publish/site-list.js';
 import type { CommandContext } from './context.js';
@@ -50,11 +50,12 @@ export async function afterChange(
   await refreshSiteList(cfg, views).catch((e: Error) =>
     out.warn(`could not refresh the site list: ${e.message}`),
   );
-  if (cfg.staging.mailDomain)
-    // A created or destroyed site can start or end a customer's staged mail route.
-    await writeTransport(cfg, views).catch((e: Error) =>
-      out.warn(`could not write the mail transport map: ${e.message}`),
-    );
+  // A created or destroyed site can start or end a customer's staged mail route.
+  await refreshMail(cfg, views).catch((e: Error) =>
+    out.warn(
+      `could not bring the mail routes up to date: ${e.message}; run "karlstage mail --install"`,
+    ),
+  );
   if (!opts.routes || cfg.staging.routes !== 'auto') return;
   try {
     await installRoutes(ctx, { views, command: 'routes (after a change)' });

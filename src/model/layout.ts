@@ -23,6 +23,11 @@ export const layout = {
   /** The same users as nginx reads them (name:hash; readable by the web server's group). */
   accessHtpasswd: (root: string) => join(root, '.karlstage', 'access', 'htpasswd'),
   allowList: (root: string) => join(root, '.karlstage', 'mail-allow-list.txt'),
+  /** Postfix's maps (transport, relay_domains) and what "karlstage deliver" reads (mailboxes.json). */
+  mail: (root: string) => join(root, '.karlstage', 'mail'),
+  mailboxes: (root: string) => join(root, '.karlstage', 'mail', 'mailboxes.json'),
+  /** Mail the branch sites sent to anyone but a tester: kept here instead of leaving the host. */
+  caught: (root: string) => join(root, '.karlstage', 'mail', 'caught'),
   /** Each production server's identity as last asked: the guard for repairs on a night it cannot be asked. */
   productions: (root: string) => join(root, '.karlstage', 'productions.json'),
   /** The bare git repository every git branch site takes its objects from. */

@@ -2,6 +2,8 @@ import type { Config } from '../config/config.js';
 import { layout } from './layout.js';
 import type { BranchState, PollRecord, State } from './state.js';
 import { readInstances } from './instances.js';
+import { unprocessed } from './maildir.js';
+import { join } from 'node:path';
 
 /**
  * What is known of each branch site, read from state.json and each site's
@@ -14,6 +16,8 @@ export interface BranchView {
   customersProblem?: string;
   /** Customers whose staged mail goes to this branch site. */
   mail: string[];
+  /** Per mail customer: messages waiting in its Maildir's new/ for mail-in (absent: no Maildir yet). */
+  mailWaiting: Record<string, number>;
   upstream: string;
   url: string;
 }
@@ -30,13 +34,22 @@ export async function branchViews(cfg: Config, state: State): Promise<BranchView
     } catch (e) {
       customersProblem = (e as Error).message;
     }
+    const mail = cfg.customers
+      .filter((c) => c.mailBranch === site.name && customers.includes(c.name))
+      .map((c) => c.name);
+    const mailWaiting: Record<string, number> = {};
+    for (const c of mail) {
+      const n = await unprocessed(
+        join(layout.branch(cfg.root, site.name), cfg.deployment.maildir, c),
+      );
+      if (n !== undefined) mailWaiting[c] = n;
+    }
     views.push({
       site,
       customers,
       ...(customersProblem ? { customersProblem } : {}),
-      mail: cfg.customers
-        .filter((c) => c.mailBranch === site.name && customers.includes(c.name))
-        .map((c) => c.name),
+      mail,
+      mailWaiting,
       upstream: describePoll(site.poll),
       url: `${publicBase(cfg)}/${site.name}/`,
     });

@@ -1,18 +1,28 @@
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { chown, copyFile, mkdir, readFile, rename, rm, stat, utimes } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import writeFileAtomic from 'write-file-atomic';
 import type { Config } from '../config/config.js';
+import { exec, type Command } from '../core/command.js';
+import { KarlstageError, StepError, UsageError } from '../core/errors.js';
+import type { Plan, Step } from '../core/plan.js';
+import { renderTemplate } from '../core/templates.js';
 import { layout } from '../model/layout.js';
-import { exec } from '../core/command.js';
+import { makeMaildir } from '../model/maildir.js';
+import type { Mailboxes } from '../model/mailboxes.js';
 import type { BranchView } from '../model/views.js';
 
 /**
- * Staged mail: for each customer, only its mail branch receives mail for
- * CUSTOMER.mail_domain (a postfix transport map: `osf.DOMAIN karlstage:branch1`,
- * delivered by the `karlstage` transport in master.cf) and runs mail-in (a cron
- * line). Every staging instance's mail_white_list points at the allow-list, so
- * a copy of production data never mails real people.
+ * Staged mail on the staging host's postfix, which karlstage configures whole:
+ * - mail-in: CUSTOMER.mail_domain goes to `karlstage:BRANCH` (its mail branch),
+ *   whose pipe runs "karlstage deliver" into BRANCH/<maildir>/CUSTOMER;
+ * - mail-out: the testers of [staging] mail_allow go out (smtp, or [mail] relay),
+ *   every other address — any domain, bounces, root@ — is caught (`*` in the
+ *   transport map: it outranks every address class, so nothing slips past)
+ *   into a catch-all Maildir.
+ * The maps live in .karlstage/mail/, postfix's main.cf and master.cf in [mail] postfix.
  */
 export interface MailRoute {
   customer: string;
@@ -20,7 +30,10 @@ export interface MailRoute {
   domain: string;
 }
 
-export const transportFile = (root: string) => join(layout.meta(root), 'mail', 'transport');
+const MARKER = '# karlstage: written by "karlstage mail --install"';
+export const transportFile = (root: string) => join(layout.mail(root), 'transport');
+export const relayDomainsFile = (root: string) => join(layout.mail(root), 'relay_domains');
+const bin = fileURLToPath(new URL('../../bin/karlstage.js', import.meta.url));
 
 /** The mail routes that are live: the mail branch exists and serves the customer. */
 export function mailRoutes(cfg: Config, views: BranchView[]): MailRoute[] {
@@ -39,26 +52,352 @@ export function mailRoutes(cfg: Config, views: BranchView[]): MailRoute[] {
   });
 }
 
-export function renderTransport(routes: MailRoute[]): string {
+/** The customer's staged mail-in Maildir in a branch site. */
+export const maildirOf = (cfg: Config, branch: string, customer: string) =>
+  join(layout.branch(cfg.root, branch), cfg.deployment.maildir, customer);
+
+export function renderTransport(cfg: Config, routes: MailRoute[]): string {
+  const domain = cfg.staging.mailDomain;
   const lines = [
-    '# karlstage: staged mail-in, one line per customer: its domain and its mail branch.',
-    '# Generated; "karlstage mail CUSTOMER BRANCH" moves a customer.',
+    '# karlstage: where postfix sends each message. Generated: "karlstage mail CUSTOMER BRANCH"',
+    '# moves a customer, [staging] mail_allow names the testers.',
   ];
-  for (const r of routes) lines.push(`${r.domain}\tkarlstage:${r.branch}`);
+  for (const c of cfg.customers) {
+    if (!domain) break;
+    const r = routes.find((x) => x.customer === c.name);
+    lines.push(
+      r
+        ? `${r.domain}\tkarlstage:${r.branch}`
+        : `${c.name}.${domain}\terror:5.1.1 no branch site takes ${c.name}'s staged mail (its mail branch ${c.mailBranch} does not serve it)`,
+    );
+  }
+  if (domain) lines.push(`.${domain}\terror:5.1.1 no such customer on this staging server`);
+  const out = cfg.mail.relay ? `smtp:${cfg.mail.relay}` : 'smtp:';
+  for (const a of cfg.staging.mailAllow) lines.push(`${a}\t${out}`);
+  lines.push('*\tkarlcatch:caught');
   return lines.join('\n') + '\n';
 }
 
-/** Write the transport map and, where postfix is installed, its postmap database. */
+export function renderMailboxes(cfg: Config, views: BranchView[]): Mailboxes {
+  return {
+    version: 1,
+    ...(cfg.staging.mailDomain ? { domain: cfg.staging.mailDomain } : {}),
+    customers: Object.fromEntries(
+      mailRoutes(cfg, views).map((r) => [
+        r.customer,
+        { branch: r.branch, maildir: maildirOf(cfg, r.branch, r.customer) },
+      ]),
+    ),
+    branches: views.map((v) => v.site.name).sort(),
+    caught: layout.caught(cfg.root),
+  };
+}
+
+const postmapProgram = () => ['/usr/sbin/postmap', '/usr/bin/postmap'].find((p) => existsSync(p));
+
+/** Write the maps and mailboxes.json and, where postfix is installed, the maps' postmap databases. */
 export async function writeTransport(
   cfg: Config,
   views: BranchView[],
   log?: string,
 ): Promise<{ file: string; postmapped: boolean }> {
   const file = transportFile(cfg.root);
-  await mkdir(dirname(file), { recursive: true });
-  await writeFileAtomic(file, renderTransport(mailRoutes(cfg, views)), { mode: 0o644 });
-  const postmap = ['/usr/sbin/postmap', '/usr/bin/postmap'].find((p) => existsSync(p));
+  await mkdir(dirname(file), { recursive: true, mode: 0o755 });
+  const domains = cfg.staging.mailDomain
+    ? cfg.customers.map((c) => `${c.name}.${cfg.staging.mailDomain}\tok\n`).join('')
+    : '';
+  await writeFileAtomic(
+    relayDomainsFile(cfg.root),
+    `# karlstage: the staged mail domains postfix takes from anyone.\n${domains}`,
+    { mode: 0o644 },
+  );
+  await writeFileAtomic(file, renderTransport(cfg, mailRoutes(cfg, views)), { mode: 0o644 });
+  await writeFileAtomic(
+    layout.mailboxes(cfg.root),
+    JSON.stringify(renderMailboxes(cfg, views), null, 2) + '\n',
+    { mode: 0o644 },
+  );
+  const postmap = postmapProgram();
   if (!postmap) return { file, postmapped: false };
-  await exec({ program: postmap, args: [`hash:${file}`], step: 'postmap', timeoutMs: 30_000 }, log);
+  for (const map of [relayDomainsFile(cfg.root), file])
+    await exec(
+      { program: postmap, args: [`hash:${map}`], step: 'postmap', timeoutMs: 30_000 },
+      log,
+    );
   return { file, postmapped: true };
+}
+
+/** main.cf and master.cf as karlstage writes them. */
+export async function renderPostfix(cfg: Config): Promise<{ main: string; master: string }> {
+  for (const [what, path] of [
+    ['node', process.execPath],
+    ['karlstage', bin],
+    ['the staging root', cfg.root],
+  ] as const)
+    if (/\s/.test(path))
+      throw new UsageError(
+        `${what} is at ${path}: postfix's master.cf cannot name a path with white space; move it`,
+      );
+  const { address, port } = cfg.mail.listen;
+  const view = {
+    config: cfg.file,
+    domain: cfg.staging.mailDomain ?? '(no [staging] mail_domain)',
+    queueDirectory: cfg.mail.queueDirectory,
+    dataDirectory: cfg.mail.dataDirectory,
+    log: cfg.mail.log,
+    logFolder: cfg.mail.log && dirname(cfg.mail.log),
+    hostname: cfg.staging.host,
+    interfaces: address ?? 'all',
+    protocols: address ? (address.includes(':') ? 'ipv6' : 'ipv4') : 'all',
+    relayDomains: relayDomainsFile(cfg.root),
+    transport: transportFile(cfg.root),
+    listen: address ? `${address.includes(':') ? `[${address}]` : address}:${port}` : String(port),
+    user: cfg.mail.user,
+    node: process.execPath,
+    bin,
+    mailboxes: layout.mailboxes(cfg.root),
+  };
+  return {
+    main: await renderTemplate('postfix-main.cf', view),
+    master: await renderTemplate('postfix-master.cf', view),
+  };
+}
+
+/** Is [mail] postfix a configuration karlstage installed (for this karlstage.ini)? */
+export async function postfixInstalled(cfg: Config): Promise<boolean> {
+  const text = await readFile(join(cfg.mail.postfix, 'main.cf'), 'utf8').catch(() => '');
+  return text.startsWith(`${MARKER} for ${cfg.file}\n`);
+}
+
+const postfixProgram = () =>
+  ['/usr/sbin/postfix', '/usr/bin/postfix'].find((p) => existsSync(p)) ?? 'postfix';
+
+const cmd = (step: string, program: string, args: string[], more: Partial<Command> = {}) =>
+  ({ program, args, step, timeoutMs: 60_000, ...more }) satisfies Command;
+
+/**
+ * postfix prints a fatal error only to a terminal: run the same check under
+ * script(1) to have its words (the folder comes in the environment, the command is constant).
+ */
+const checkWords = (dir: string) =>
+  cmd(
+    'postfix check (its words)',
+    'script',
+    ['-qec', 'postfix -c "$KS_POSTFIX" check', '/dev/null'],
+    {
+      env: () => ({ KS_POSTFIX: dir }),
+    },
+  );
+
+/** The user the delivery runs as: its uid and gid, or a refusal. */
+async function mailUser(cfg: Config, log?: string): Promise<{ uid: number; gid: number }> {
+  const id = async (flag: string) =>
+    Number(
+      (
+        await exec(
+          cmd(`id ${flag} ${cfg.mail.user}`, 'id', [flag, '--', cfg.mail.user], {
+            explain: () =>
+              new UsageError(
+                `[mail] user = ${cfg.mail.user}: there is no such user here; name one that exists (or make it: adduser --system ${cfg.mail.user})`,
+              ),
+          }),
+          log,
+        )
+      ).stdout.trim(),
+    );
+  return { uid: await id('-u'), gid: await id('-g') };
+}
+
+/** Every folder above a Maildir must let the mail user through, or every delivery would be deferred. */
+async function reachable(dir: string, who: { uid: number; gid: number }, user: string) {
+  for (let d = dirname(dir); ; d = dirname(d)) {
+    const s = await stat(d);
+    const through =
+      s.uid === who.uid ? s.mode & 0o100 : s.gid === who.gid ? s.mode & 0o010 : s.mode & 0o001;
+    if (!through && who.uid !== 0)
+      throw new UsageError(
+        `postfix delivers as ${user}, who cannot enter ${d} (mode ${(s.mode & 0o777).toString(8)}): chmod o+x ${d}, or set [mail] user to one who can`,
+      );
+    if (dirname(d) === d) return;
+  }
+}
+
+/** The Maildirs of every live route and the catch-all, owned by the mail user. */
+export async function makeMaildirs(cfg: Config, views: BranchView[], log?: string): Promise<void> {
+  const who = await mailUser(cfg, log);
+  const dirs = [
+    ...mailRoutes(cfg, views).map((r) => maildirOf(cfg, r.branch, r.customer)),
+    layout.caught(cfg.root),
+  ];
+  for (const dir of dirs) {
+    // The folders above it only let the mail user through; the Maildir itself is its own (0700).
+    await mkdir(dirname(dir), { recursive: true, mode: 0o755 });
+    await makeMaildir(dir);
+    for (const d of [dir, join(dir, 'tmp'), join(dir, 'new'), join(dir, 'cur')])
+      await chown(d, who.uid, who.gid);
+    await reachable(dir, who, cfg.mail.user);
+  }
+}
+
+/** Wait until postfix greets on [mail] listen (an SMTP 220), or say why not. */
+async function greeting(cfg: Config, timeoutMs = 15_000): Promise<void> {
+  const host = cfg.mail.listen.address ?? '127.0.0.1';
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  while (Date.now() < deadline) {
+    last = await new Promise<string>((done) => {
+      const s = connect({ host, port: cfg.mail.listen.port });
+      const end = (why: string) => {
+        s.destroy();
+        done(why);
+      };
+      s.setTimeout(3000, () => end('no greeting within 3 s'));
+      s.once('data', (d) => end(d.toString().split('\r\n')[0] ?? ''));
+      s.once('error', (e) => end(e.message));
+    });
+    if (/^220 /.test(last)) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new KarlstageError(
+    `postfix does not answer on ${host}:${cfg.mail.listen.port} (${last})${cfg.mail.log ? `: see ${cfg.mail.log}` : ''}`,
+  );
+}
+
+/** Postfix reads main.cf again until it is older than a second: written files are dated back. */
+const settle = async (...files: string[]) => {
+  const past = new Date(Date.now() - 60_000);
+  for (const f of files) if (existsSync(f)) await utimes(f, past, past);
+};
+
+/**
+ * "mail --install": the maps and Maildirs, then main.cf and master.cf written
+ * beside the installed ones and checked there (postconf, postfix check) — a
+ * broken main.cf in place would break the running postfix — then swapped in
+ * and postfix reloaded (or started), and asked for its greeting. Anything
+ * refused or failing puts the old files back.
+ */
+export function installPlan(cfg: Config, views: BranchView[], command: string): Plan {
+  const dir = cfg.mail.postfix;
+  const stage = `${dir}.karlstage-new`;
+  const postfix = postfixProgram();
+  const postconfCheck = cmd('postconf -n', 'postconf', ['-c', stage, '-n']);
+  const check = cmd('postfix check', postfix, ['-c', stage, 'check']);
+  const status = cmd('postfix status', postfix, ['-c', dir, 'status'], { okExitCodes: [1] });
+  const reload = cmd('postfix reload', postfix, ['-c', dir, 'reload']);
+  const start = cmd('postfix start', postfix, ['-c', dir, 'start']);
+  const files = ['main.cf', 'master.cf'];
+  let rendered: { main: string; master: string } | undefined;
+  const steps: Step[] = [
+    {
+      title: 'write the mail maps and Maildirs',
+      commands: [cmd('postmap', 'postmap', ['hash:FILE'], { when: 'for each map' })],
+      effects: [
+        `write ${transportFile(cfg.root)}, ${relayDomainsFile(cfg.root)} and ${layout.mailboxes(cfg.root)}`,
+        `make each mail branch's ${cfg.deployment.maildir}/CUSTOMER and ${layout.caught(cfg.root)} (owned by ${cfg.mail.user})`,
+      ],
+      run: async (ctx) => {
+        const old = await readFile(join(dir, 'main.cf'), 'utf8').catch(() => undefined);
+        if (old !== undefined && !old.startsWith(MARKER))
+          throw new UsageError(
+            `${dir}/main.cf was not written by karlstage: move it aside, or set [mail] postfix to an empty folder`,
+          );
+        if (old !== undefined && !(await postfixInstalled(cfg)))
+          throw new UsageError(
+            `${dir}/main.cf was written for another karlstage.ini (${old.split('\n')[0]?.replace(/.* for /, '')}): one staging root per postfix`,
+          );
+        if (!postmapProgram())
+          throw new UsageError('postfix is not installed: apt-get install postfix');
+        rendered = await renderPostfix(cfg);
+        await writeTransport(cfg, views, ctx.log);
+        await makeMaildirs(cfg, views, ctx.log);
+      },
+    },
+    {
+      title: `check the new configuration (${stage})`,
+      commands: [postconfCheck, check, { ...checkWords(stage), when: 'when the check fails' }],
+      effects: [`write ${stage}/main.cf and master.cf, removed afterwards if refused`],
+      run: async (ctx) => {
+        await rm(stage, { recursive: true, force: true });
+        await mkdir(stage, { recursive: true, mode: 0o755 });
+        ctx.onUndo(() => rm(stage, { recursive: true, force: true }));
+        await writeFileAtomic(join(stage, 'main.cf'), rendered!.main, { mode: 0o644 });
+        await writeFileAtomic(join(stage, 'master.cf'), rendered!.master, { mode: 0o644 });
+        await settle(...files.map((f) => join(stage, f)));
+        if (cfg.mail.log) await mkdir(dirname(cfg.mail.log), { recursive: true });
+        await mkdir(cfg.mail.queueDirectory, { recursive: true, mode: 0o755 });
+        await ctx.exec(postconfCheck);
+        try {
+          await ctx.exec(check);
+        } catch (e) {
+          const words = await ctx.exec(checkWords(stage)).then(
+            () => '',
+            (w: StepError) => w.outputTail,
+          );
+          if (e instanceof StepError && words.trim())
+            throw new StepError(
+              e.step,
+              e.commandLine,
+              words,
+              'postfix refused the new configuration',
+            );
+          throw e;
+        }
+      },
+    },
+    {
+      title: `install it in ${dir} and reload postfix`,
+      commands: [status, reload, { ...start, when: 'when postfix is not running' }],
+      effects: [
+        `rename ${stage}/main.cf and master.cf into ${dir} (the old ones kept as *.karlstage-old)`,
+      ],
+      run: async (ctx) => {
+        await mkdir(dir, { recursive: true, mode: 0o755 });
+        const kept: string[] = [];
+        for (const f of files)
+          if (existsSync(join(dir, f))) {
+            await copyFile(join(dir, f), join(dir, `${f}.karlstage-old`));
+            kept.push(f);
+          }
+        for (const f of files) await rename(join(stage, f), join(dir, f));
+        await rm(stage, { recursive: true, force: true });
+        await settle(...files.map((f) => join(dir, f)));
+        const running = (await ctx.exec(status)).exitCode === 0;
+        try {
+          await ctx.exec(running ? reload : start);
+          await greeting(cfg);
+        } catch (e) {
+          for (const f of files)
+            if (kept.includes(f)) await rename(join(dir, `${f}.karlstage-old`), join(dir, f));
+            else await rm(join(dir, f), { force: true });
+          await settle(...files.map((f) => join(dir, f)));
+          if (running) await exec(reload, ctx.log).catch(() => undefined);
+          const why = e instanceof Error ? e.message : String(e);
+          throw new KarlstageError(
+            `postfix did not take the new configuration: ${why}; the old one is back`,
+            1,
+            e instanceof KarlstageError ? e.details : [],
+          );
+        }
+      },
+    },
+  ];
+  return { command, jobs: [{ name: 'postfix', steps }] };
+}
+
+/** After the routes changed: new maps, Maildirs for new routes, and postfix told (when karlstage installed it). */
+export async function refreshMail(cfg: Config, views: BranchView[], log?: string) {
+  const installed = await postfixInstalled(cfg);
+  if (!installed && !cfg.staging.mailDomain) return undefined;
+  const written = await writeTransport(cfg, views, log);
+  if (!installed) return written;
+  await makeMaildirs(cfg, views, log);
+  const postfix = postfixProgram();
+  const running = await exec(
+    cmd('postfix status', postfix, ['-c', cfg.mail.postfix, 'status'], { okExitCodes: [1] }),
+    log,
+  );
+  // The maps changed: trivial-rewrite must read them again before the next message.
+  if (running.exitCode === 0)
+    await exec(cmd('postfix reload', postfix, ['-c', cfg.mail.postfix, 'reload']), log);
+  return written;
 }

@@ -1,0 +1,128 @@
+import { chmod, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { create } from '../src/commands/create.js';
+import { postfixServer, sendMail, smtpSink } from './helpers/postfix.js';
+import { gitRepo } from './helpers/repos.js';
+import { stagingServer } from './helpers/staging.js';
+
+/**
+ * Staged mail on a real postfix, which karlstage configures and starts ("mail --install")
+ * in a folder of its own on free high ports; the outside world is an smtp-sink.
+ */
+const DOMAIN = 'mail.karltest.example.com';
+const TESTER = 'tester@example.org';
+
+async function mailServer() {
+  const repo = await gitRepo();
+  const st = await stagingServer(repo);
+  // postfix delivers as nobody, who must get through to the branch sites' Maildirs.
+  await chmod(dirname(st.root), 0o755);
+  const pf = await postfixServer();
+  const sink = await smtpSink();
+  await writeFile(
+    st.config,
+    (await readFile(st.config, 'utf8'))
+      .replace(/^mail_domain = .*$/m, `mail_domain = ${DOMAIN}`)
+      .replace(/^mail_allow =.*$/m, `mail_allow = ${TESTER}`) +
+      `\n${pf.section}relay = [127.0.0.1]:${sink.port}\n`,
+  );
+  await create({ ...st.g, branch: 'branch1' });
+  await create({ ...st.g, branch: 'branch2' });
+  const maildir = (branch: string, customer: string) =>
+    join(st.root, branch, 'var', 'mail', customer);
+  const inbox = async (branch: string, customer: string) => {
+    const dir = join(maildir(branch, customer), 'new');
+    const files = await readdir(dir).catch(() => [] as string[]);
+    return Promise.all(files.map((f) => readFile(join(dir, f), 'utf8')));
+  };
+  return { st, pf, sink, maildir, inbox };
+}
+
+describe('staged mail on a real postfix', () => {
+  it('mail-in lands in the mail branch, moves with "mail", bounces unknown customers, and waits out a failure', async () => {
+    const { st, pf, maildir, inbox } = await mailServer();
+    const install = await st.cli(['mail', '--install']);
+    expect(install.exitCode, install.stderr).toBe(0);
+    expect(install.stdout).toContain(`takes mail on 127.0.0.1:${pf.port}`);
+    expect(install.stdout).toContain(`*@osf.${DOMAIN} -> ${maildir('branch1', 'osf')}`);
+
+    await sendMail(pf.port, 'someone@outside.example.net', `x@osf.${DOMAIN}`, 'first mail-in');
+    await pf.settle();
+    const first = await inbox('branch1', 'osf');
+    expect(first).toHaveLength(1);
+    expect(first[0]).toContain('Subject: first mail-in');
+    expect(first[0]).toContain(`X-Original-To: x@osf.${DOMAIN}`);
+    // Delivered as the mail user, who owns the Maildir.
+    expect((await stat(maildir('branch1', 'osf'))).uid).toBe(65534);
+    expect((await st.cli(['status'])).stdout).toMatch(/osf \(1 waiting\)/);
+
+    // Moved: the next message lands in branch2's Maildir.
+    const moved = await st.cli(['mail', 'osf', 'branch2']);
+    expect(moved.exitCode, moved.stderr).toBe(0);
+    await sendMail(pf.port, 'someone@outside.example.net', `y@osf.${DOMAIN}`, 'second mail-in');
+    await pf.settle();
+    expect(await inbox('branch1', 'osf')).toHaveLength(1);
+    expect((await inbox('branch2', 'osf'))[0]).toContain('Subject: second mail-in');
+
+    // A customer this server does not have: refused with the reason (the sender's server bounces it).
+    await expect(
+      sendMail(pf.port, 'someone@outside.example.net', `x@nosuch.${DOMAIN}`, 'nobody here'),
+    ).rejects.toThrow(/550 5\.1\.1 .*no such customer on this staging server/);
+    await pf.settle();
+    expect(await inbox('branch2', 'osf')).toHaveLength(1);
+
+    // The Maildir is gone: the message is deferred (kept in the queue, with the reason), not lost;
+    // once the Maildir is back, it arrives.
+    await rm(maildir('branch2', 'osf'), { recursive: true });
+    await sendMail(pf.port, 'someone@outside.example.net', `z@osf.${DOMAIN}`, 'while broken');
+    const deferred = await pf.settle((q) => q.queue_name === 'deferred');
+    expect(deferred).toHaveLength(1);
+    expect(deferred[0]!.recipients[0]!.delay_reason).toMatch(/Maildir .* is missing/);
+    expect((await st.cli(['mail', '--install'])).exitCode).toBe(0);
+    await pf.flush();
+    await pf.settle();
+    expect((await inbox('branch2', 'osf'))[0]).toContain('Subject: while broken');
+  });
+
+  it('mail-out reaches only the testers; everything else is caught and listed', async () => {
+    const { st, pf, sink } = await mailServer();
+    expect((await st.cli(['mail', '--install'])).exitCode).toBe(0);
+    await sendMail(pf.port, 'app@karltest.example.com', TESTER, 'for the tester');
+    await sendMail(
+      pf.port,
+      'app@karltest.example.com',
+      'ceo@customer.example.com',
+      'for a real person',
+    );
+    await pf.settle();
+
+    const outside = await sink.messages();
+    expect(outside).toHaveLength(1);
+    expect(outside[0]).toContain(`X-Rcpt-Args: <${TESTER}>`);
+    expect(outside[0]).toContain('Subject: for the tester');
+
+    const caught = await st.cli(['mail', '--caught']);
+    expect(caught.exitCode, caught.stderr).toBe(0);
+    expect(caught.stdout).toMatch(/DATE\s+BRANCH\s+TO\s+SUBJECT/);
+    expect(caught.stdout).toMatch(/ceo@customer\.example\.com\s+for a real person/);
+    expect(caught.stdout).not.toContain(TESTER);
+  });
+
+  it('a configuration refused leaves the installed one in place, and mail keeps arriving', async () => {
+    const { st, pf, inbox } = await mailServer();
+    expect((await st.cli(['mail', '--install'])).exitCode).toBe(0);
+    const main = await readFile(join(pf.etc, 'main.cf'), 'utf8');
+
+    const good = await readFile(st.config, 'utf8');
+    await writeFile(st.config, good.replace('user = nobody', 'user = root'));
+    const refused = await st.cli(['mail', '--install']);
+    expect(refused.exitCode).toBe(2);
+    expect(refused.stderr).toMatch(/\[mail\] user = root: postfix never delivers as root/);
+    expect(await readFile(join(pf.etc, 'main.cf'), 'utf8')).toBe(main);
+
+    await sendMail(pf.port, 'someone@outside.example.net', `x@osf.${DOMAIN}`, 'still here');
+    await pf.settle();
+    expect((await inbox('branch1', 'osf'))[0]).toContain('Subject: still here');
+  });
+});
