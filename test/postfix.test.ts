@@ -46,6 +46,9 @@ describe('staged mail on a real postfix', () => {
     expect(install.exitCode, install.stderr).toBe(0);
     expect(install.stdout).toContain(`takes mail on 127.0.0.1:${pf.port}`);
     expect(install.stdout).toContain(`*@osf.${DOMAIN} -> ${maildir('branch1', 'osf')}`);
+    expect((await st.cli(['doctor'])).stdout).toMatch(
+      /ok\s+mail\s+postfix \(.*\) runs, up to date/,
+    );
 
     await sendMail(pf.port, 'someone@outside.example.net', `x@osf.${DOMAIN}`, 'first mail-in');
     await pf.settle();

@@ -14,6 +14,7 @@ import { readState } from '../model/state.js';
 import { run } from '../core/runner.js';
 import { sourceVcs } from '../vcs/open.js';
 import { readUsers } from '../publish/access.js';
+import { mailHealth } from '../publish/mail.js';
 import { GitVcs } from '../vcs/git.js';
 import { direct } from '../vcs/vcs.js';
 import type { Config } from '../config/config.js';
@@ -287,6 +288,8 @@ export async function doctor(opts: GlobalOptions & { minFreeGb?: number }) {
     const scoped = users.filter((u) => u.customers !== '*').length;
     return `locked: ${users.length} user${users.length > 1 ? 's' : ''}${scoped ? ` (${scoped} limited to some customers)` : ''}${cfg.access.allow.length ? `; let in without a password: ${cfg.access.allow.join(', ')}` : ''}`;
   });
+
+  await check('mail', () => mailHealth(cfg));
 
   const result = { ok: checks.every((c) => c.level !== 'fail'), checks };
   report(out, checks);

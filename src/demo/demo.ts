@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { messageOf, UsageError } from '../core/errors.js';
 import { run } from '../core/runner.js';
 import { stagingDatabaseName } from '../db/names.js';
@@ -18,6 +18,14 @@ import { accessAdd } from '../commands/access.js';
 import type { Output } from '../core/output.js';
 import { readState } from '../model/state.js';
 import { askTls, selfSignedCert, startNginx } from './web-server.js';
+import { mail } from '../commands/mail.js';
+import {
+  privatePostfix,
+  sendMail,
+  settleQueue,
+  stopPostfix,
+  type PrivatePostfix,
+} from './mail-server.js';
 
 export interface DemoOptions extends GlobalOptions {
   dir?: string;
@@ -49,6 +57,7 @@ interface DemoRecord {
   root: string;
   nginx?: { prefix: string; main: string };
   postgres?: { dir: string; stop: string[] };
+  postfix?: { etc: string };
 }
 
 /**
@@ -144,6 +153,16 @@ export async function demo(opts: DemoOptions): Promise<DemoResult | { stopped: s
     return undefined;
   });
   if (web) record.nginx = { prefix: web.nginx.prefix, main: web.nginx.main };
+  // Staged mail: the demo's own postfix on a free high port (postfix -c needs root).
+  const postfix =
+    process.getuid?.() !== 0
+      ? 'it needs root (postfix -c DIR)'
+      : !existsSync('/usr/sbin/postfix')
+        ? 'postfix is missing ("scripts/setup.sh demo" installs it)'
+        : await privatePostfix(join(dir, 'postfix'));
+  if (typeof postfix === 'string')
+    out.line(out.c.yellow(`no staged mail in this demo: ${postfix}`));
+  else record.postfix = { etc: postfix.etc };
   await save();
   const { file } = await init({
     ...quiet,
@@ -183,6 +202,10 @@ export async function demo(opts: DemoOptions): Promise<DemoResult | { stopped: s
     ini = ini.replace('manage_databases = yes', 'manage_databases = no');
     ini += '\n[customer:another]\nmail_branch = branch2\n';
   }
+  if (typeof postfix !== 'string')
+    ini =
+      ini.replace(/^mail_allow =.*$/m, `mail_allow = ${TESTER}`) +
+      `\n${postfix.section.replace('[mail]', "[mail]\n# The demo's own postfix.")}`;
   await writeFile(file, ini);
   const g = { ...quiet, config: file };
 
@@ -200,6 +223,8 @@ export async function demo(opts: DemoOptions): Promise<DemoResult | { stopped: s
     out.progress('the nightly sync: production → golden copy (sanitized) → every branch site');
     await sync({ ...g, branches: [], nightly: true });
   }
+
+  const mailed = typeof postfix === 'string' ? undefined : await stagedMail(g, postfix, out);
 
   const st = await status(g);
   const base = web ? `https://${HOST}:${web.nginx.httpsPort}` : undefined;
@@ -288,6 +313,13 @@ export async function demo(opts: DemoOptions): Promise<DemoResult | { stopped: s
   out.line(out.c.bold('Each site answers:'));
   for (const s of sites) out.line(`  ${s.url}  ${s.answer}`);
   out.line();
+  if (mailed) {
+    out.line(out.c.bold(`Staged mail, through the demo's postfix on 127.0.0.1:${mailed.port}:`));
+    out.line(`  someone@${mailed.domain} arrived in ${mailed.maildir} (${mailed.arrived} message)`);
+    for (const c of mailed.caught)
+      out.line(`  mail to ${c.recipient} ("${c.subject}") was caught, not sent`);
+    out.line();
+  }
   if (pg) {
     out.line(out.c.bold('The nightly sync copied production into every branch site:'));
     for (const d of data)
@@ -309,8 +341,35 @@ export async function demo(opts: DemoOptions): Promise<DemoResult | { stopped: s
     );
     out.line(`  ${launcher} hold branch2 --reason "testing"; ${launcher} status`);
   }
-  out.line(`  ${result.stop}   # stops the apps, nginx and PostgreSQL, and removes ${dir}`);
+  if (mailed) out.line(`  ${launcher} mail --caught`);
+  out.line(
+    `  ${result.stop}   # stops the apps, nginx, postfix and PostgreSQL, and removes ${dir}`,
+  );
   return result;
+}
+
+const TESTER = 'tester@example.org';
+
+/** Postfix installed by "mail --install"; one mail-in message and one mail-out to a real-looking person. */
+async function stagedMail(g: { config: string; quiet: boolean }, pf: PrivatePostfix, out: Output) {
+  out.progress("installing postfix's configuration (mail --install) and sending two messages");
+  try {
+    await mail({ ...g, install: true });
+    const domain = `osf.${HOST}`;
+    await sendMail(pf.port, `app@${HOST}`, `someone@${domain}`, 'Staged mail-in for osf');
+    await sendMail(pf.port, `app@${HOST}`, 'ceo@customer.example.com', 'Your weekly digest');
+    await settleQueue(pf.etc);
+    const root = dirname(g.config);
+    const maildir = join(root, 'branch1', 'var', 'mail', 'osf');
+    const arrived = (await readdir(join(maildir, 'new'))).length;
+    const { caught } = (await mail({ ...g, caught: true })) as {
+      caught: { recipient: string; subject: string }[];
+    };
+    return { port: pf.port, domain, maildir, arrived, caught };
+  } catch (e) {
+    out.line(out.c.yellow(`no staged mail in this demo: ${messageOf(e)}`));
+    return undefined;
+  }
 }
 
 /** Stop a demo: its apps, its nginx and its PostgreSQL; then remove its folder. */
@@ -329,6 +388,10 @@ async function stopDemo(opts: DemoOptions, out: Output): Promise<{ stopped: stri
       cwd: join(record.root, b),
       timeoutMs: 60_000,
     }).catch(() => undefined);
+  }
+  if (record.postfix) {
+    out.progress('stopping postfix');
+    await stopPostfix(record.postfix.etc);
   }
   if (record.nginx) {
     out.progress('stopping nginx');

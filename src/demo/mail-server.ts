@@ -64,3 +64,43 @@ export async function stopPostfix(etc: string): Promise<void> {
     }
   }
 }
+
+/** One message over SMTP to 127.0.0.1:port (postfix's smtp-source). */
+export async function sendMail(port: number, from: string, to: string, subject: string) {
+  await run('smtp-source', ['-m', '1', '-f', from, '-t', to, '-S', subject, `127.0.0.1:${port}`], {
+    step: `send a message to ${to}`,
+    timeoutMs: 30_000,
+  });
+}
+
+/** Postfix's queue (postqueue -j): one entry per message still queued. */
+export async function queueOf(etc: string): Promise<QueueEntry[]> {
+  const r = await run('postqueue', ['-c', etc, '-j'], { step: 'postqueue', timeoutMs: 30_000 });
+  return r.stdout
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as QueueEntry);
+}
+
+export interface QueueEntry {
+  queue_name: string;
+  queue_id: string;
+  recipients: { address: string; delay_reason?: string }[];
+}
+
+/** Until the queue holds only what `keep` accepts (deferred mail, say); fails after 30 s. */
+export async function settleQueue(
+  etc: string,
+  keep: (q: QueueEntry) => boolean = () => false,
+): Promise<QueueEntry[]> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const q = await queueOf(etc);
+    if (q.every(keep)) return q;
+    if (Date.now() > deadline)
+      throw new Error(
+        `postfix still holds ${q.length} message(s) after 30 s: ${JSON.stringify(q)}`,
+      );
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

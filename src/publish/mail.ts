@@ -401,3 +401,35 @@ export async function refreshMail(cfg: Config, views: BranchView[], log?: string
     await exec(cmd('postfix reload', postfix, ['-c', cfg.mail.postfix, 'reload']), log);
   return written;
 }
+
+/** doctor's word on staged mail: installed, current, running — or what to do. */
+export async function mailHealth(
+  cfg: Config,
+): Promise<string | { level: 'warn' | 'fail'; detail: string }> {
+  if (!(await postfixInstalled(cfg)))
+    return cfg.staging.mailDomain
+      ? {
+          level: 'warn',
+          detail: `${cfg.mail.postfix} is not karlstage's: staged mail-in is not delivered and mail-out is not caught; "karlstage mail --install" sets postfix up`,
+        }
+      : 'not used (no [staging] mail_domain, postfix not installed by karlstage)';
+  const { main, master } = await renderPostfix(cfg);
+  const installedText = async (f: string) =>
+    readFile(join(cfg.mail.postfix, f), 'utf8').catch(() => '');
+  if ((await installedText('main.cf')) !== main || (await installedText('master.cf')) !== master)
+    return {
+      level: 'warn',
+      detail: `${cfg.mail.postfix} is out of date with ${cfg.file}: "karlstage mail --install"`,
+    };
+  const running = await exec(
+    cmd('postfix status', postfixProgram(), ['-c', cfg.mail.postfix, 'status'], {
+      okExitCodes: [1],
+    }),
+  );
+  if (running.exitCode !== 0)
+    return {
+      level: 'fail',
+      detail: `postfix (${cfg.mail.postfix}) is not running: staged mail is refused; "karlstage mail --install" starts it`,
+    };
+  return `postfix (${cfg.mail.postfix}) runs, up to date, taking mail on ${cfg.mail.listen.address ?? '*'}:${cfg.mail.listen.port}`;
+}
