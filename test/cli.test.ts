@@ -1,6 +1,7 @@
 import { execa } from 'execa';
 import { existsSync, readdirSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { chmod, readFile, writeFile } from 'node:fs/promises';
+import { portIsFree } from '../src/core/ports.js';
 import { selfSignedCert } from './helpers/nginx.js';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -161,6 +162,7 @@ describe('the built binary, end to end', () => {
 
   it('demo builds two branch sites of two customers that answer, and they can be destroyed', async () => {
     const dir = await tempDir('ks-demo-');
+    await chmod(dir, 0o755); // postfix delivers as nobody into the demo's Maildirs
     const r = await karlstage(['demo', join(dir, 'demo'), '--json'], dir);
     expect(r.exitCode, r.stderr).toBe(0);
     const result = JSON.parse(r.stdout) as {
@@ -169,6 +171,7 @@ describe('the built binary, end to end', () => {
       data: { branch: string; customer: string; docs: number; sanitized: number }[];
       postgres: { dir: string; stop: string };
       https: { url: string; port: number; user: string; password: string; cert: string };
+      mail: { port: number; arrived: number; caught: { recipient: string }[] };
       stop: string;
     };
     let stopped = false;
@@ -224,6 +227,12 @@ describe('the built binary, end to end', () => {
       /^KARL demo: branch=branch1 revision=[0-9a-f]{40} customer=osf version=1.0/,
     );
     expect(result.sites[2]!.answer).toContain('version=1.1-feature-x');
+    // Its postfix: the mail-in arrived in branch1's Maildir, the outside mail was caught.
+    expect(result.mail).toMatchObject({
+      arrived: 1,
+      caught: [{ recipient: 'ceo@customer.example.com' }],
+    });
+    expect(d.stdout).toMatch(/^ok\s+mail\s+postfix .* runs, up to date/m);
     const again = await karlstage(['demo', join(dir, 'demo')], dir);
     expect(again.exitCode).toBe(2);
     expect(again.stderr).toContain('is not empty');
@@ -234,5 +243,6 @@ describe('the built binary, end to end', () => {
     expect((await ask()).stdout).toBe('000');
     expect(existsSync(join(dir, 'demo'))).toBe(false);
     expect(existsSync(result.postgres.dir)).toBe(false);
+    expect(await portIsFree(result.mail.port)).toBe(true);
   });
 });

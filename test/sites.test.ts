@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Ajv2020 } from 'ajv/dist/2020.js';
+import addFormats from 'ajv-formats';
 import { chromium } from 'playwright-core';
 import { describe, expect, it } from 'vitest';
 import { create } from '../src/commands/create.js';
@@ -73,6 +74,7 @@ describe('the site list', () => {
     });
 
     const ajv = new Ajv2020({ allErrors: true, strict: false });
+    addFormats.default(ajv); // date-time is checked, not ignored
     const validate = ajv.compile(JSON.parse(await readFile(SCHEMA, 'utf8')));
     expect(validate(list), JSON.stringify(validate.errors)).toBe(true);
 

@@ -44,6 +44,14 @@ export interface DemoResult {
   data: { branch: string; customer: string; docs: number; sanitized: number }[];
   /** The demo's PostgreSQL, left running like the apps: its folder and the command that stops it. */
   postgres?: { port: number; dir: string; stop: string };
+  /** Staged mail through the demo's postfix: the mail-in that arrived, the mail-out caught. */
+  mail?: {
+    port: number;
+    domain: string;
+    maildir: string;
+    arrived: number;
+    caught: { recipient: string; subject: string }[];
+  };
   /** The one TLS host, served by the demo's own nginx: where to go, as whom, and the certificate to trust. */
   https?: { url: string; port: number; user: string; password: string; cert: string };
   /** The command that stops the demo (apps, nginx, PostgreSQL) and removes it. */
@@ -285,6 +293,7 @@ export async function demo(opts: DemoOptions): Promise<DemoResult | { stopped: s
     sites,
     data,
     ...(pg ? { postgres: { port: pg.port, dir: pg.dir, stop: pg.stopCommand } } : {}),
+    ...(mailed ? { mail: mailed } : {}),
     ...(web && base
       ? { https: { url: `${base}/`, port: web.nginx.httpsPort, user, password, cert: web.cert } }
       : {}),

@@ -51,6 +51,27 @@ export interface PrivateNginx {
 }
 
 /** Start nginx (as a daemon, so it outlives the command that started it) from `prefix`. */
+/** Running, and not a zombie waiting to be reaped (nginx's master is a daemon: init reaps it). */
+function alive(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+function signalGroup(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, signal); // nginx's master leads its own session: its workers too
+  } catch {
+    try {
+      process.kill(pid, signal);
+    } catch {
+      // gone
+    }
+  }
+}
+
 export async function startNginx(prefix: string): Promise<PrivateNginx> {
   for (const d of ['logs', 'conf.d', 'tmp']) await mkdir(join(prefix, d), { recursive: true });
   await chmod(prefix, 0o755);
@@ -91,14 +112,13 @@ http {
         step: 'stop nginx',
         timeoutMs: 30_000,
       }).catch(() => undefined);
-      const deadline = Date.now() + 15_000;
-      while (pid && Date.now() < deadline) {
-        try {
-          process.kill(pid, 0);
-        } catch {
-          break;
-        }
-        await new Promise((r) => setTimeout(r, 20));
+      // A graceful quit waits for open (keep-alive) connections: then TERM, then KILL its group.
+      for (const signal of [undefined, 'SIGTERM', 'SIGKILL'] as const) {
+        if (signal) signalGroup(pid, signal);
+        const deadline = Date.now() + 5_000;
+        while (pid && alive(pid) && Date.now() < deadline)
+          await new Promise((r) => setTimeout(r, 20));
+        if (!pid || !alive(pid)) break;
       }
       await rm(join(prefix, 'tmp'), { recursive: true, force: true });
     },

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import writeFileAtomic from 'write-file-atomic';
 import type { Config } from '../config/config.js';
 import { layout } from '../model/layout.js';
-import { upstreamState, type UpstreamState } from '../model/views.js';
+import { publicBase, upstreamState, type UpstreamState } from '../model/views.js';
 import type { BranchState } from '../model/state.js';
 import { renderTemplate } from '../core/templates.js';
 import { readUsers, scopeFolder, scopeKey } from './access.js';
@@ -41,6 +41,8 @@ export interface SiteList {
   version: typeof SITE_LIST_VERSION;
   generatedAt: string;
   host: string;
+  /** https://HOST/ (with the port when it is not 443). */
+  url: string;
   branches: SiteListEntry[];
 }
 
@@ -49,6 +51,7 @@ export function collectSiteList(cfg: Config, views: BranchView[]): SiteList {
     version: SITE_LIST_VERSION,
     generatedAt: new Date().toISOString(),
     host: cfg.staging.host,
+    url: `${publicBase(cfg)}/`,
     branches: views.map(({ site, customers, mail, url }) => ({
       name: site.name,
       url,
@@ -101,7 +104,7 @@ function dataOf(site: BranchState, customers: string[]): SiteListEntry['data'] {
 }
 
 export function renderText(list: SiteList): string {
-  const lines = [`Branch sites on https://${list.host}/ (as of ${when(list.generatedAt)})`, ''];
+  const lines = [`Branch sites on ${list.url} (as of ${when(list.generatedAt)})`, ''];
   if (list.branches.length === 0) lines.push('No branch sites yet.');
   for (const b of list.branches) {
     lines.push(`${b.name}  ${b.url}`);
