@@ -133,6 +133,32 @@ try {
   const one = await karlstage(['sync', 'branch1']);
   const four = await karlstage(['sync', '--nightly']);
 
+  // The clean-data check (issue 20) on the golden copy: every bytea value read for 2 patterns.
+  const { scanCommand } = await import(join(dist, 'db', 'scan.js'));
+  const { goldenName } = await import(join(dist, 'db', 'names.js'));
+  const scanCmd = scanCommand(
+    () => ({ ...env, PGDATABASE: goldenName('osf') }),
+    ['@osf.org', '/secret-[0-9]+/'],
+    'scan',
+    3_600_000,
+  );
+  console.log('the must_not_contain scan of the golden copy...');
+  const scan = await timed(
+    () =>
+      new Promise((resolve, reject) => {
+        const child = spawn(scanCmd.program, scanCmd.args, {
+          env: { ...process.env, ...scanCmd.env() },
+          stdio: ['pipe', 'pipe', 'inherit'],
+        });
+        let out = '';
+        child.stdout.on('data', (d) => (out += d));
+        child.stdin.end(scanCmd.input());
+        child.on('exit', (code) =>
+          code === 0 ? resolve(out) : reject(new Error(`scan: ${code}`)),
+        );
+      }),
+  );
+
   // Compression of the dump, on this incompressible data.
   const comp = [];
   for (const [label, z] of [
@@ -169,6 +195,9 @@ try {
   );
   console.log(
     `  unavailable during each swap: ${four.swaps.join(', ')} ms (the longest vs 1 s: ${verdict(Math.max(...four.swaps) / 1000, 1)})`,
+  );
+  console.log(
+    `  must_not_contain scan (2 patterns) vs a full restore: ${fmt(scan.ms)} vs ${fmt(fullRestore)}, ${(scan.ms / fullRestore).toFixed(2)}x (${verdict(scan.ms / fullRestore, 0.5)})`,
   );
   console.log(
     `  karlstage's peak memory: ${one.peakMB.toFixed(0)} MB (1 site), ${four.peakMB.toFixed(0)} MB (${BRANCHES} sites)`,

@@ -1,18 +1,17 @@
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
-import { chromium } from 'playwright-core';
 import { describe, expect, it } from 'vitest';
 import { create } from '../src/commands/create.js';
 import { destroy } from '../src/commands/destroy.js';
 import { update } from '../src/commands/update.js';
 import { serverSource } from '../src/demo/sample-app.js';
-import { gitRepo } from './helpers/repos.js';
+import { inBrowser, OUTPUT } from './helpers/browser.js';
+import { gitRepo, svnRepo } from './helpers/repos.js';
 import { stagingServer } from './helpers/staging.js';
 
-const OUTPUT = join(import.meta.dirname, '..', 'test-output', 'sites');
 const SCHEMA = join(import.meta.dirname, '..', 'templates', 'sites.schema.json');
 
 /** A staging server whose every DSN carries a password, with two sites and an awkward commit subject. */
@@ -46,7 +45,11 @@ describe('the site list', () => {
     const json = await st.cli(['sites', '--format', 'json']);
     expect(json.exitCode, json.stderr).toBe(0);
     const list = JSON.parse(json.stdout);
-    expect(list).toMatchObject({ version: 1, host: 'karltest.example.com' });
+    expect(list).toMatchObject({
+      version: 2,
+      host: 'karltest.example.com',
+      url: 'https://karltest.example.com/',
+    });
     expect(list.branches).toHaveLength(2);
     expect(list.branches[0]).toMatchObject({
       name: 'branch1',
@@ -71,6 +74,10 @@ describe('the site list', () => {
       ref: 'feature-x',
       aheadOfDefault: 1,
       commit: { subject: 'Feature X' },
+      // What changed, recorded at build time: the commits main does not have.
+      changes: [{ subject: 'Feature X', author: 'Karl Demo' }],
+      moreChanges: 0,
+      problems: [],
     });
 
     const ajv = new Ajv2020({ allErrors: true, strict: false });
@@ -80,7 +87,8 @@ describe('the site list', () => {
 
     const text = await st.cli(['sites']);
     expect(text.stdout).toContain('branch2  https://karltest.example.com/branch2/');
-    expect(text.stdout).toContain('1 commit(s) ahead of main');
+    expect(text.stdout).toContain('1 commit(s) not in main');
+    expect(text.stdout).toMatch(/- Feature X \(Karl Demo, \d{4}-\d\d-\d\d \d\d:\d\d UTC\)/);
     expect(text.stdout).toContain(
       'osf: https://karltest.example.com/branch1/osf/  (staged mail: *@osf.mail.karltest.example.com)',
     );
@@ -91,6 +99,25 @@ describe('the site list', () => {
     const page = await readFile(out, 'utf8');
     expect(page).toContain('&lt;script&gt;alert(1)&lt;&#x2F;script&gt; &amp; &quot;quotes&quot;');
     expect(page).not.toContain('<script>');
+  });
+
+  it('shows what changed on a branch (svn): its own commits, newest first, up to 20 and "and N more"', async () => {
+    const repo = await svnRepo();
+    for (let i = 1; i <= 22; i++)
+      await repo.commit(repo.featureRef, { [`note${i}.txt`]: `${i}\n` }, `Change ${i}`);
+    const st = await stagingServer(repo);
+    await create({ ...st.g, branch: 'branch1', ref: repo.featureRef });
+    const list = JSON.parse((await st.cli(['sites', '--format', 'json'])).stdout);
+    const b = list.branches[0];
+    // feature-x had one commit of its own before these 22.
+    expect(b.aheadOfDefault).toBe(23);
+    expect(b.changes).toHaveLength(20);
+    expect(b.changes[0]).toMatchObject({ subject: 'Change 22' });
+    expect(b.changes[19]).toMatchObject({ subject: 'Change 3' });
+    expect(b.moreChanges).toBe(3);
+    const text = (await st.cli(['sites'])).stdout;
+    expect(text).toContain('23 commit(s) not in trunk');
+    expect(text).toContain('… and 3 more');
   });
 
   it('never carries a DSN, password, server path or error text', async () => {
@@ -140,56 +167,24 @@ describe('the site list', () => {
   it('reads well in a real browser on a laptop and a phone, every customer a link', async () => {
     const { st } = await sampleServer();
     const page = join(st.root, '.karlstage', 'sites', 'all', 'index.html');
-    await mkdir(OUTPUT, { recursive: true });
-    const browser = await chromium.launch({
-      executablePath: '/usr/bin/chromium',
-      args: [
-        '--no-sandbox',
-        '--headless',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--no-first-run',
-      ],
-    });
-    try {
-      for (const [name, viewport] of [
-        ['desktop', { width: 1280, height: 900 }],
-        ['phone', { width: 390, height: 844 }],
-      ] as const) {
-        const tab = await browser.newPage({ viewport });
-        const scripts: string[] = [];
-        tab.on('dialog', (d) => scripts.push(d.message()));
-        await tab.goto(`file://${page}`);
-        const links = await tab
-          .locator('ul.customers a')
-          .evaluateAll((as) =>
-            as.map((a) => [a.textContent, (a as unknown as { href: string }).href]),
-          );
-        expect(links).toEqual([
-          ['osf', 'https://karltest.example.com/branch1/osf/'],
-          ['another', 'https://karltest.example.com/branch1/another/'],
-          ['osf', 'https://karltest.example.com/branch2/osf/'],
-        ]);
-        expect(await tab.locator('#branch1 .subject').textContent()).toBe(
-          '<script>alert(1)</script> & "quotes"',
+    await inBrowser(page, 'sites', async (tab) => {
+      const scripts: string[] = [];
+      tab.on('dialog', (d) => scripts.push(d.message()));
+      const links = await tab
+        .locator('a.customer-link')
+        .evaluateAll((as) =>
+          as.map((a) => [a.textContent, (a as unknown as { href: string }).href]),
         );
-        expect(scripts).toEqual([]);
-        // Nothing wider than the screen on a phone.
-        expect(
-          await tab.evaluate(
-            () =>
-              (globalThis as unknown as { document: { documentElement: { scrollWidth: number } } })
-                .document.documentElement.scrollWidth,
-          ),
-        ).toBeLessThanOrEqual(viewport.width);
-        await tab.screenshot({ path: join(OUTPUT, `sites-${name}.png`), fullPage: true });
-        await tab.close();
-      }
-    } finally {
-      await browser.close();
-    }
+      expect(links).toEqual([
+        ['osf', 'https://karltest.example.com/branch1/osf/'],
+        ['another', 'https://karltest.example.com/branch1/another/'],
+        ['osf', 'https://karltest.example.com/branch2/osf/'],
+      ]);
+      expect(await tab.locator('#branch1 .subject').first().textContent()).toBe(
+        '<script>alert(1)</script> & "quotes"',
+      );
+      expect(scripts).toEqual([]);
+    });
     expect(existsSync(join(OUTPUT, 'sites-phone.png'))).toBe(true);
   });
 });

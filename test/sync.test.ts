@@ -11,6 +11,7 @@ import { productionEnv } from '../src/db/pg.js';
 import { pgCluster, type PgCluster } from './helpers/pg.js';
 import { commandLines, killGroup, startCli, waitFor } from './helpers/processes.js';
 import { gitRepo } from './helpers/repos.js';
+import { inBrowser } from './helpers/browser.js';
 import { stagingServer } from './helpers/staging.js';
 import { onCleanup, tempDir } from './helpers/tmp.js';
 
@@ -245,12 +246,14 @@ describe('nightly sync on a real PostgreSQL', () => {
     const status = await st.cli(['status']);
     expect(status.stdout).toMatch(/^branch1\s.*\d\d:\d\d failed\s/m);
     expect(status.stdout).toMatch(/^branch2\s.*\d\d:\d\d ok\s/m);
-    expect(status.stdout).toMatch(/^BRANCH\s+CUSTOMER\s+DATA AS OF\s+LAST SYNC\s+RESULT$/m);
     expect(status.stdout).toMatch(
-      /^branch1\s+osf\s+\d{4}-\d\d-\d\d \d\d:\d\d\s+\d{4}-\d\d-\d\d \d\d:\d\d\s+ok in \d+\.\d s$/m,
+      /^BRANCH\s+CUSTOMER\s+DATA AS OF\s+CHECKED\s+MIGRATES\s+LAST SYNC\s+RESULT$/m,
     );
     expect(status.stdout).toMatch(
-      /^branch1\s+another\s+no copy yet\s+\d{4}-\d\d-\d\d \d\d:\d\d\s+failed after \d+\.\d s: cannot tell whether the staging server is another's production server \(.*port 1 failed: Connection refused/m,
+      /^branch1\s+osf\s+\d{4}-\d\d-\d\d \d\d:\d\d\s+-\s+ok\s+\d{4}-\d\d-\d\d \d\d:\d\d\s+ok in \d+\.\d s$/m,
+    );
+    expect(status.stdout).toMatch(
+      /^branch1\s+another\s+no copy yet\s+-\s+-\s+\d{4}-\d\d-\d\d \d\d:\d\d\s+failed after \d+\.\d s: cannot tell whether the staging server is another's production server \(.*port 1 failed: Connection refused/m,
     );
     expect(status.stdout).not.toContain('superpw');
     const json = JSON.parse((await st.cli(['status', '--json'])).stdout);
@@ -832,6 +835,107 @@ describe('nightly sync on a real PostgreSQL', () => {
       /osf: dump production failed: exit status 1 \(.*(terminating connection due to administrator command|server closed the connection unexpectedly|Connection refused).*\)/,
     );
     expect(await pg.sql('ks_branch1_osf', 'SELECT count(*) FROM docs')).toBe('50');
+  });
+
+  it('the site list: does each branch migrate on each customer’s data, and is the data clean', async () => {
+    const { pg, st } = await syncStaging();
+    // This branch's migrate works on osf's data and fails on another's.
+    const script = join(st.root, 'migrate.sh');
+    await writeFile(
+      script,
+      `test "$KARLSTAGE_CUSTOMER" != another || { echo "column docs.x does not exist in ${st.root}/x.py" >&2; exit 3; }\n`,
+    );
+    await setMigrate(st, `sh ${script}`);
+    const first = await st.cli(['sync', '--nightly']);
+    expect(first.exitCode, first.stderr).toBe(1);
+    const list = async () =>
+      JSON.parse((await st.cli(['sites', '--format', 'json'])).stdout) as {
+        branches: {
+          name: string;
+          problems: string[];
+          customers: {
+            name: string;
+            data: { asOf: string | null; checkedPatterns: number | null };
+            migrate: { result: string; problem: string | null } | null;
+          }[];
+        }[];
+      };
+    let sites = await list();
+    // The failing pair only, and it leads the page.
+    expect(sites.branches.map((b) => b.name)).toEqual(['branch1', 'branch2']);
+    expect(sites.branches[0]!.problems[0]).toMatch(
+      /^migrate fails on another's production data of /,
+    );
+    const verdict = (b: string, c: string) =>
+      sites.branches.find((x) => x.name === b)!.customers.find((x) => x.name === c)!.migrate;
+    expect(verdict('branch1', 'osf')).toMatchObject({ result: 'ok', problem: null });
+    expect(verdict('branch2', 'osf')).toMatchObject({ result: 'ok' });
+    expect(verdict('branch1', 'another')).toMatchObject({ result: 'failed' });
+    // Its error line, without the server's paths.
+    expect(verdict('branch1', 'another')!.problem).toContain(
+      'column docs.x does not exist in …/x.py',
+    );
+    expect(JSON.stringify(sites)).not.toContain(st.root);
+    const text = (await st.cli(['sites'])).stdout;
+    // The page as the customer sees it: the failing pair first and in words, on a laptop and a phone.
+    await inBrowser(
+      join(st.root, '.karlstage', 'sites', 'all', 'index.html'),
+      'acceptance',
+      async (tab) => {
+        expect(await tab.locator('section.site').first().getAttribute('id')).toBe('branch1');
+        expect(await tab.locator('#branch1 .problems').textContent()).toMatch(
+          /Needs a look.*migrate fails on another's production data/,
+        );
+        expect(await tab.locator('#branch1 .badge.failed').count()).toBeGreaterThan(0);
+      },
+    );
+    expect(text).toMatch(/migrates on production data of .*: FAILED/);
+    expect(text).toMatch(/migrates on production data of .*: ok \(\d+\.\d s\)/);
+
+    // Clean data: osf's sanitize misses one address, and a file in a bytea column holds another.
+    await setMigrate(st, 'true');
+    await writeFile(
+      st.config,
+      (await readFile(st.config, 'utf8')).replace(
+        /^sanitize = .*$/m,
+        `$&\nmust_not_contain = @real.example.org, /secret-[0-9]+/`,
+      ),
+    );
+    expect((await st.cli(['sync', '--nightly', '--customers', 'osf'])).exitCode).toBe(0);
+    sites = await list();
+    const osf1 = () => sites.branches.find((b) => b.name === 'branch1')!.customers[0]!;
+    expect(osf1().data.checkedPatterns).toBe(2);
+    const asOf = osf1().data.asOf;
+    await writeFile(
+      join(st.root, 'sanitize-osf.sql'),
+      "UPDATE docs SET owner_email = 'tester@staging.invalid' WHERE id > 1;\n",
+    );
+    await pg.sql('prod_osf', 'CREATE TABLE files (id int, body bytea)');
+    await pg.sql(
+      'prod_osf',
+      "INSERT INTO files VALUES (1, '\\x00ff'::bytea || convert_to('note: secret-42 inside', 'UTF8'))",
+    );
+    const dirty = await st.cli(['sync', '--nightly', '--customers', 'osf']);
+    expect(dirty.exitCode).toBe(1);
+    const said = dirty.stdout + dirty.stderr;
+    expect(said).toContain(
+      'the sanitized copy still contains "@real.example.org" in docs.owner_email',
+    );
+    expect(said).toContain('"/secret-[0-9]+/" in files.body');
+    expect(said).not.toContain('person1@real.example.org');
+    expect(said).not.toContain('secret-42');
+    // Not swapped in: every site keeps yesterday's rows (no files table), clean.
+    for (const db of ['ks_branch1_osf', 'ks_branch2_osf']) {
+      expect(await pg.sql(db, "SELECT count(*) FROM docs WHERE owner_email LIKE '%@real%'")).toBe(
+        '0',
+      );
+      expect(await pg.sql(db, "SELECT to_regclass('files') IS NULL")).toBe('t');
+    }
+    sites = await list();
+    expect(osf1().data.asOf).toBe(asOf);
+    expect(sites.branches[0]!.problems.join('\n')).toMatch(
+      /osf's data was not refreshed on .*: .*the sanitized copy still contains/,
+    );
   });
 });
 

@@ -138,10 +138,15 @@ export async function status(opts: GlobalOptions): Promise<StatusResult> {
             `  held by ${b.hold.by} since ${formatWhen(b.hold.since)}${b.hold.reason ? `: ${b.hold.reason}` : ''}`,
           )
         : '';
+      // Does this code migrate on the customer's production data (the last night it ran)?
+      const m = d?.migrate;
+      const migrates = !m ? '-' : m.result === 'ok' ? out.c.green('ok') : out.c.red('failed');
       return [
         b.name,
         c,
         d?.asOf ? formatWhen(d.asOf) : 'no copy yet',
+        d?.checkedPatterns ? `${d.checkedPatterns}` : '-',
+        migrates,
         formatWhen(s?.at),
         result + held,
       ];
@@ -149,7 +154,7 @@ export async function status(opts: GlobalOptions): Promise<StatusResult> {
   );
   if (views.some(({ site: b }) => b.hold || Object.keys(b.data ?? {}).length)) {
     const [dhead, ...dlines] = table(
-      ['BRANCH', 'CUSTOMER', 'DATA AS OF', 'LAST SYNC', 'RESULT'],
+      ['BRANCH', 'CUSTOMER', 'DATA AS OF', 'CHECKED', 'MIGRATES', 'LAST SYNC', 'RESULT'],
       dataRows,
     );
     out.line('');

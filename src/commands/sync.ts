@@ -89,12 +89,30 @@ export async function sync(opts: SyncOptions) {
           [r.customer]: {
             asOf: r.ok ? (c?.asOf ?? null) : (before?.asOf ?? null),
             ...(r.ok ? { dump: c?.dump } : before?.dump ? { dump: before.dump } : {}),
+            // The copy it holds was checked for this many must_not_contain patterns.
+            ...((r.ok ? c?.checkedPatterns : before?.checkedPatterns)
+              ? { checkedPatterns: r.ok ? c!.checkedPatterns : before!.checkedPatterns }
+              : {}),
             lastSync: {
               at: r.at,
               result: r.ok ? 'ok' : 'failed',
               durationMs: r.durationMs,
               ...(r.error ? { error: r.error } : {}),
             },
+            // A night whose migrate did not run keeps the last verdict.
+            ...(r.migrate
+              ? {
+                  migrate: {
+                    at: r.at,
+                    dataOf: c?.asOf ?? null,
+                    result: r.migrate.ok ? 'ok' : 'failed',
+                    durationMs: r.migrate.durationMs,
+                    ...(r.migrate.error ? { error: r.migrate.error } : {}),
+                  },
+                }
+              : before?.migrate
+                ? { migrate: before.migrate }
+                : {}),
           },
         };
       }

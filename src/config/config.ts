@@ -35,6 +35,8 @@ export interface CustomerConfig {
   mailBranch: string;
   /** The operator allows staging databases on this customer's production cluster (checked by OID). */
   stagingOnProductionServer: boolean;
+  /** Words or /regular expressions/ a sanitized copy must not contain (checked before it is used). */
+  mustNotContain: string[];
 }
 
 export interface Config {
@@ -200,6 +202,13 @@ export function parseRelay(text: string): string | undefined {
   return m[4] ? `${bracket}:${m[4]}` : bracket;
 }
 
+/** must_not_contain: comma-separated words or /regular expressions/. */
+export const splitPatterns = (value: string): string[] =>
+  value
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean);
+
 /** " (did you mean X?)" for a near miss among the known names, else "". */
 function didYouMean(word: string, known: string[]): string {
   const near = known
@@ -280,6 +289,18 @@ function kindProblem(spec: KeySpec, value: string, key: string): string | undefi
       return bad
         ? `"${bad}" is not an IP address or CIDR block (10.0.0.0/8, 192.0.2.7, 2001:db8::/32)`
         : undefined;
+    }
+    case 'patterns': {
+      for (const p of splitPatterns(value)) {
+        const re = /^\/(.+)\/$/.exec(p);
+        if (!re) continue;
+        try {
+          new RegExp(re[1]!);
+        } catch (e) {
+          return `${p} is not a regular expression: ${(e as Error).message}`;
+        }
+      }
+      return splitPatterns(value).length ? undefined : 'expected words or /regular expressions/';
     }
     case 'ref':
       return /^-|\s/.test(value) ? 'expected a ref: no spaces, not starting with "-"' : undefined;
@@ -368,6 +389,7 @@ export function parseConfig(text: string, file: string): Config {
         sanitize: ((d) => d && path(d))(v.opt('sanitize')),
         mailBranch: v.str('mail_branch'),
         stagingOnProductionServer: v.yes('staging_on_production_server'),
+        mustNotContain: splitPatterns(v.str('must_not_contain')),
       });
       continue;
     }

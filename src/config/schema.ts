@@ -25,7 +25,8 @@ export type Kind =
   | 'cidrs' // IP addresses or CIDR blocks, comma-separated
   | 'listen' // PORT, or ADDRESS:PORT ([ADDRESS]:PORT for IPv6)
   | 'relay' // HOST, HOST:PORT or [HOST]:PORT (brackets: no MX lookup)
-  | 'ref'; // a ref of the source repository
+  | 'ref' // a ref of the source repository
+  | 'patterns'; // words or /regular expressions/, comma-separated
 
 export interface KeySpec {
   kind: Kind;
@@ -128,6 +129,8 @@ export const CUSTOMER: Record<string, KeySpec> = {
   sanitize: { kind: 'path' },
   mail_branch: { kind: 'name', default: 'branch1' },
   staging_on_production_server: { kind: 'yes-no', default: 'no' },
+  // What a sanitized copy must never contain (real mail domains, say): checked before it is used.
+  must_not_contain: { kind: 'patterns', default: '' },
 };
 
 export const CUSTOMER_PREFIX = 'customer:';

@@ -23,6 +23,8 @@ export interface BuiltRecord {
   commit?: { subject: string; author: string; date: string };
   /** Commits the built ref has that the default ref does not, where cheap to know. */
   ahead?: number;
+  /** The newest of them (at most 20), newest first: the site list's "what changed". */
+  changes?: { subject: string; author: string; date: string }[];
 }
 
 export interface BranchState {
@@ -51,7 +53,20 @@ export interface DataRecord {
   /** When the production dump it holds was taken (null before the first successful sync). */
   asOf: string | null;
   dump?: string;
+  /** The copy was checked for this many must_not_contain patterns, and found clean. */
+  checkedPatterns?: number;
   lastSync?: { at: string; result: 'ok' | 'failed'; durationMs: number; error?: string };
+  /**
+   * The branch's migrate on a fresh copy of production: does this code work on the customer's
+   * real data? (dataOf: when that copy's dump was taken.)
+   */
+  migrate?: {
+    at: string;
+    dataOf: string | null;
+    result: 'ok' | 'failed';
+    durationMs: number;
+    error?: string;
+  };
 }
 
 export interface PollRecord {

@@ -6,6 +6,7 @@ import { layout } from '../model/layout.js';
 import { publicBase, upstreamState, type UpstreamState } from '../model/views.js';
 import type { BranchState } from '../model/state.js';
 import { renderTemplate } from '../core/templates.js';
+import { redact } from '../core/redact.js';
 import { readUsers, scopeFolder, scopeKey } from './access.js';
 import { shortRevision, type BranchView } from '../model/views.js';
 
@@ -15,7 +16,9 @@ import { shortRevision, type BranchView } from '../model/views.js';
  * password, server path or error text (those can hold paths), only what is
  * listed in templates/sites.schema.json.
  */
-export const SITE_LIST_VERSION = 1;
+export const SITE_LIST_VERSION = 2;
+
+type Commit = { subject: string; author: string; date: string };
 
 export interface SiteListEntry {
   name: string;
@@ -23,12 +26,33 @@ export interface SiteListEntry {
   ref: string;
   defaultRef: string;
   revision: string | null;
-  commit: { subject: string; author: string; date: string } | null;
+  commit: Commit | null;
   aheadOfDefault: number | null;
+  /** What changed: the newest commits the default ref has not (at most 20), and how many more. */
+  changes: Commit[];
+  moreChanges: number;
+  /** What needs a look, most important first. */
+  problems: string[];
   lastUpdate: { at: string; result: 'ok' | 'failed' } | null;
   builtAt: string | null;
   data: { asOf: string | null; sourceDump: string | null };
-  customers: { name: string; url: string; mailDomain: string | null }[];
+  customers: {
+    name: string;
+    url: string;
+    mailDomain: string | null;
+    data: {
+      asOf: string | null;
+      checkedPatterns: number | null;
+      lastSync: { at: string; result: 'ok' | 'failed'; problem: string | null } | null;
+    };
+    /** Does this branch's migrate work on the customer's production data? */
+    migrate: {
+      result: 'ok' | 'failed';
+      dataOf: string | null;
+      durationMs: number;
+      problem: string | null;
+    } | null;
+  }[];
   upstream: {
     state: UpstreamState;
     newCommits: number | null;
@@ -52,35 +76,102 @@ export function collectSiteList(cfg: Config, views: BranchView[]): SiteList {
     generatedAt: new Date().toISOString(),
     host: cfg.staging.host,
     url: `${publicBase(cfg)}/`,
-    branches: views.map(({ site, customers, mail, url }) => ({
-      name: site.name,
-      url,
-      ref: site.ref,
-      defaultRef: cfg.source.default,
-      revision: site.built ? shortRevision(site.built.revision, site.vcs) : null,
-      commit: site.built?.commit ?? null,
-      aheadOfDefault: site.built?.ahead ?? null,
-      lastUpdate: site.lastUpdate
-        ? { at: site.lastUpdate.at, result: site.lastUpdate.result }
-        : null,
-      builtAt: site.built?.at ?? null,
-      data: dataOf(site, customers),
-      customers: customers.map((name) => ({
-        name,
-        url: `${url}${name}/`,
-        mailDomain:
-          mail.includes(name) && cfg.staging.mailDomain
-            ? `${name}.${cfg.staging.mailDomain}`
-            : null,
-      })),
-      upstream: {
-        state: upstreamState(site.poll),
-        newCommits: site.poll?.newCommits ?? null,
-        checkedAt: site.poll?.at ?? null,
-      },
-      heldOutOfSync: Boolean(site.hold),
-    })),
+    branches: views
+      .map(({ site, customers, mail, url }) => ({
+        name: site.name,
+        url,
+        ref: site.ref,
+        defaultRef: cfg.source.default,
+        revision: site.built ? shortRevision(site.built.revision, site.vcs) : null,
+        commit: site.built?.commit ?? null,
+        aheadOfDefault: site.built?.ahead ?? null,
+        changes: site.ref === cfg.source.default ? [] : (site.built?.changes ?? []),
+        moreChanges:
+          site.ref === cfg.source.default
+            ? 0
+            : Math.max(0, (site.built?.ahead ?? 0) - (site.built?.changes?.length ?? 0)),
+        problems: problemsOf(site, customers),
+        lastUpdate: site.lastUpdate
+          ? { at: site.lastUpdate.at, result: site.lastUpdate.result }
+          : null,
+        builtAt: site.built?.at ?? null,
+        data: dataOf(site, customers),
+        customers: customers.map((name) => ({
+          name,
+          url: `${url}${name}/`,
+          mailDomain:
+            mail.includes(name) && cfg.staging.mailDomain
+              ? `${name}.${cfg.staging.mailDomain}`
+              : null,
+          ...customerData(site, name),
+        })),
+        upstream: {
+          state: upstreamState(site.poll),
+          newCommits: site.poll?.newCommits ?? null,
+          checkedAt: site.poll?.at ?? null,
+        },
+        heldOutOfSync: Boolean(site.hold),
+      }))
+      // The sites that need a look first; otherwise in slot order.
+      .sort((a, b) => Number(b.problems.length > 0) - Number(a.problems.length > 0)),
   };
+}
+
+/** One line for the public page: passwords masked, paths cut to their last part. */
+export function publicProblem(text: string | undefined): string | null {
+  if (!text) return null;
+  const line = redact(text).split('\n')[0] ?? '';
+  return line.replace(/(^|[\s('"=])\/(?:[^\s/'"()]+\/)+([^\s/'"()]*)/g, '$1…/$2').slice(0, 300);
+}
+
+function customerData(site: BranchState, name: string) {
+  const d = site.data?.[name];
+  return {
+    data: {
+      asOf: d?.asOf ?? null,
+      checkedPatterns: d?.checkedPatterns ?? null,
+      lastSync: d?.lastSync
+        ? {
+            at: d.lastSync.at,
+            result: d.lastSync.result,
+            problem: publicProblem(d.lastSync.error),
+          }
+        : null,
+    },
+    migrate: d?.migrate
+      ? {
+          result: d.migrate.result,
+          dataOf: d.migrate.dataOf,
+          durationMs: d.migrate.durationMs,
+          problem: publicProblem(d.migrate.error),
+        }
+      : null,
+  };
+}
+
+/** What needs a look on this site, most important first: the code failing on real data leads. */
+function problemsOf(site: BranchState, customers: string[]): string[] {
+  const problems: string[] = [];
+  for (const c of customers) {
+    const m = site.data?.[c]?.migrate;
+    if (m?.result === 'failed')
+      problems.push(
+        `migrate fails on ${c}'s production data${m.dataOf ? ` of ${when(m.dataOf)}` : ''}`,
+      );
+  }
+  for (const c of customers) {
+    const s = site.data?.[c]?.lastSync;
+    if (s?.result === 'failed' && site.data?.[c]?.migrate?.result !== 'failed')
+      problems.push(
+        `${c}'s data was not refreshed on ${when(s.at)}: ${publicProblem(s.error) ?? 'the sync failed'}`,
+      );
+  }
+  if (site.lastUpdate?.result === 'failed')
+    problems.push(
+      `the last update failed (${when(site.lastUpdate.at)}): it runs the last good build`,
+    );
+  if (site.poll?.remote === null) problems.push(`${site.ref} is gone upstream`);
+  return problems;
 }
 
 /** Any ISO date (git gives +02:00 offsets, svn microseconds) as "YYYY-MM-DD HH:MM UTC". */
@@ -111,21 +202,43 @@ export function renderText(list: SiteList): string {
     lines.push(
       `  code:     ${b.ref} at ${b.revision ?? 'not built yet'}${b.commit ? ` "${b.commit.subject}" (${b.commit.author}, ${when(b.commit.date)})` : ''}`,
     );
+    for (const p of b.problems) lines.push(`  PROBLEM:  ${p}`);
     if (b.aheadOfDefault !== null && b.ref !== b.defaultRef)
-      lines.push(`            ${b.aheadOfDefault} commit(s) ahead of ${b.defaultRef}`);
+      lines.push(`  changes:  ${b.aheadOfDefault} commit(s) not in ${b.defaultRef}`);
+    for (const c of b.changes)
+      lines.push(`            - ${c.subject} (${c.author}, ${when(c.date)})`);
+    if (b.moreChanges) lines.push(`            … and ${b.moreChanges} more`);
     lines.push(
       `  updated:  ${when(b.lastUpdate?.at ?? b.builtAt) ?? 'never'}${b.lastUpdate ? ` (${b.lastUpdate.result})` : ''}; upstream: ${b.upstream.state}${b.upstream.newCommits ? ` (${b.upstream.newCommits} new)` : ''}`,
     );
     lines.push(
       `  data:     ${b.data.asOf ? `as of ${when(b.data.asOf)}` : 'no production copy yet'}${b.heldOutOfSync ? ' (held out of the nightly sync)' : ''}`,
     );
-    for (const c of b.customers)
+    for (const c of b.customers) {
       lines.push(
         `  ${c.name}: ${c.url}${c.mailDomain ? `  (staged mail: *@${c.mailDomain})` : ''}`,
       );
+      lines.push(`      ${customerLine(c)}`);
+    }
     lines.push('');
   }
   return lines.join('\n');
+}
+
+/** The customer's data and verdict, in words: "data as of …, sanitized, checked for 2 patterns; migrates on …: ok". */
+function customerLine(c: SiteListEntry['customers'][number]): string {
+  const data = c.data.asOf
+    ? `data as of ${when(c.data.asOf)}${c.data.checkedPatterns ? `, sanitized, checked for ${c.data.checkedPatterns} pattern${c.data.checkedPatterns === 1 ? '' : 's'}` : ''}`
+    : 'no production copy yet';
+  const sync =
+    c.data.lastSync?.result === 'failed'
+      ? `; the last sync failed (${when(c.data.lastSync.at)}), so the data is older: ${c.data.lastSync.problem ?? ''}`
+      : '';
+  const m = c.migrate;
+  const verdict = m
+    ? `; migrates on production data${m.dataOf ? ` of ${when(m.dataOf)}` : ''}: ${m.result === 'ok' ? `ok (${(m.durationMs / 1000).toFixed(1)} s)` : `FAILED${m.problem ? `: ${m.problem}` : ''}`}`
+    : '';
+  return data + sync + verdict;
 }
 
 export async function renderHtml(list: SiteList): Promise<string> {
@@ -144,6 +257,26 @@ export async function renderHtml(list: SiteList): Promise<string> {
             ? `${b.aheadOfDefault} commit${b.aheadOfDefault === 1 ? '' : 's'} ahead of ${b.defaultRef}`
             : null,
         updated: when(b.lastUpdate?.at ?? b.builtAt),
+        changeList: b.changes.map((c) => ({ ...c, when: when(c.date) })),
+        hasChanges: b.changes.length > 0,
+        needsLook: b.problems.length > 0,
+        customerRows: b.customers.map((c) => ({
+          ...c,
+          dataText: c.data.asOf ? `as of ${when(c.data.asOf)}` : 'no production copy yet',
+          checked: c.data.checkedPatterns
+            ? `sanitized, checked for ${c.data.checkedPatterns} pattern${c.data.checkedPatterns === 1 ? '' : 's'}`
+            : null,
+          // A failed migrate says it once, in its own column.
+          syncFailed:
+            c.data.lastSync?.result === 'failed' && c.migrate?.result !== 'failed'
+              ? c.data.lastSync
+              : null,
+          syncWhen: when(c.data.lastSync?.at ?? null),
+          migrateOk: c.migrate?.result === 'ok',
+          migrateFailed: c.migrate?.result === 'failed',
+          migrateOf: when(c.migrate?.dataOf ?? null),
+          migrateSeconds: c.migrate ? (c.migrate.durationMs / 1000).toFixed(1) : null,
+        })),
         mailTo: b.customers
           .filter((c) => c.mailDomain)
           .map((c) => ({ name: c.name, domain: c.mailDomain })),

@@ -3,9 +3,10 @@ import { basename, join } from 'node:path';
 import type { Config, CustomerConfig } from '../config/config.js';
 import { later, type Command } from '../core/command.js';
 import { parseDsn } from '../core/dsn.js';
-import { briefly, KarlstageError } from '../core/errors.js';
+import { briefly, KarlstageError, StepError } from '../core/errors.js';
 import type { Job, Step, StepContext } from '../core/plan.js';
 import type { ProductionGuard } from '../db/guard.js';
+import { hitsOf, scanCommand } from '../db/scan.js';
 import {
   goldenName,
   legacyGoldenName,
@@ -50,6 +51,8 @@ export interface BranchSyncResult {
   durationMs: number;
   /** How long the branch's database was unavailable during its swap. */
   swapMs?: number;
+  /** The branch's migrate on this night's copy: the verdict "migrates on production data". */
+  migrate?: { ok: boolean; durationMs: number; error?: string };
 }
 
 export interface CustomerSync {
@@ -58,6 +61,8 @@ export interface CustomerSync {
   startedAt?: number;
   dump?: string;
   asOf?: string;
+  /** How many must_not_contain patterns the new copy was checked for (and found clean). */
+  checkedPatterns?: number;
 }
 
 export interface SyncOutcome {
@@ -276,6 +281,14 @@ export async function syncJobs(
     const sanitize = c.sanitize
       ? db.runFile(goldenNew, c.sanitize, 'sanitize', timeoutMs)
       : undefined;
+    const scan = c.mustNotContain.length
+      ? scanCommand(
+          () => db.envFor(goldenNew),
+          c.mustNotContain,
+          'check the sanitized copy',
+          timeoutMs,
+        )
+      : undefined;
     const dropGoldenNew = db.drop(goldenNew, 'when a later step fails');
     const swapGolden = db.swapIn(golden, goldenNew, goldenOld, 'swap the golden copy');
     const dropGoldenOld = db.drop(goldenOld);
@@ -314,7 +327,13 @@ export async function syncJobs(
           },
       {
         title: 'restore into a new golden copy',
-        commands: [createGolden, restore, ...(sanitize ? [sanitize] : []), dropGoldenNew],
+        commands: [
+          createGolden,
+          restore,
+          ...(sanitize ? [sanitize] : []),
+          ...(scan ? [scan] : []),
+          dropGoldenNew,
+        ],
         run: async (ctx) => {
           ctx.onUndo(async () => void (await ctx.exec(dropGoldenNew).catch(() => undefined)));
           await ctx.exec(createGolden);
@@ -322,6 +341,16 @@ export async function syncJobs(
           if (sanitize) {
             ctx.say(`sanitize with ${c.sanitize}`);
             await ctx.exec(sanitize);
+          }
+          if (scan) {
+            // Before the swap: a copy that still holds real data never reaches a branch site.
+            const hits = hitsOf((await ctx.exec(scan)).stdout, c.mustNotContain);
+            if (hits.length)
+              throw new KarlstageError(
+                `the sanitized copy still contains ${hits.map((h) => `"${h.pattern}" in ${h.table}.${h.column}`).join(', ')}: fix the sanitize script; every branch site keeps yesterday's data`,
+              );
+            record.checkedPatterns = c.mustNotContain.length;
+            ctx.say(`sanitized, checked for ${c.mustNotContain.length} pattern(s)`);
           }
         },
       },
@@ -378,6 +407,12 @@ export async function syncJobs(
   return jobs;
 }
 
+/** The verdict's words: which step failed, and the last line the program said (its error). */
+function errorLine(e: unknown): string {
+  const said = e instanceof StepError ? e.outputTail.trim().split('\n').at(-1)?.trim() : '';
+  return `${briefly(e)}${said ? `: ${said}` : ''}`.replace(/^[a-z][a-z0-9-]*: /, '');
+}
+
 interface BranchSyncRequest {
   golden: string;
   branch: string;
@@ -406,9 +441,11 @@ function branchStep(cfg: Config, db: StagingServer, req: BranchSyncRequest): Ste
   const dropFresh = db.drop(fresh, 'when the copy fails');
   const link = linkCommand(cfg, branch, customer);
   const swap = db.swapIn(live, fresh, old, 'swap');
-  const migrate = deploymentCommand(cfg, 'migrate', branch, () =>
-    stepEnv(cfg, site!, site!.built?.revision),
-  );
+  // Which customer's fresh copy it migrates: KARLSTAGE_CUSTOMER.
+  const migrate = deploymentCommand(cfg, 'migrate', branch, () => ({
+    ...stepEnv(cfg, site!, site!.built?.revision),
+    KARLSTAGE_CUSTOMER: customer,
+  }));
   const putBack = db.putBack(live, 'when the migrate fails');
   const commit = db.drop(old, 'when there was a copy before');
   return {
@@ -432,6 +469,7 @@ function branchStep(cfg: Config, db: StagingServer, req: BranchSyncRequest): Ste
     run: async (ctx) => {
       const started = req.started();
       let release: (() => Promise<void>) | undefined;
+      let verdict: BranchSyncResult['migrate'];
       try {
         // An update of this branch site runs its own migrate: one at a time.
         release = await acquireLock(cfg.root, branchLock(branch), {
@@ -462,10 +500,15 @@ function branchStep(cfg: Config, db: StagingServer, req: BranchSyncRequest): Ste
           throw e;
         }
         const swapMs = Date.now() - swapStart;
+        let migrateStart = 0;
         try {
           if (withFiles) await swapFiles(cfg, branch, customer);
+          migrateStart = Date.now();
           if (migrate) await ctx.exec(migrate);
+          if (migrate) verdict = { ok: true, durationMs: Date.now() - migrateStart };
         } catch (e) {
+          if (migrateStart && migrate)
+            verdict = { ok: false, durationMs: Date.now() - migrateStart, error: errorLine(e) };
           if (!had) throw e; // nothing to go back to: the new copy stays
           for (const c of putBack) await ctx.exec(c);
           if (withFiles) await putBackFiles(cfg, branch, customer);
@@ -474,12 +517,26 @@ function branchStep(cfg: Config, db: StagingServer, req: BranchSyncRequest): Ste
         // The commit: once yesterday's copy is dropped, a killed run is not undone any more.
         if (had) await ctx.exec(commit);
         if (withFiles) await commitFiles(cfg, branch, customer);
-        req.done({ branch, customer, ok: true, ...finished(started), swapMs });
+        req.done({
+          branch,
+          customer,
+          ok: true,
+          ...finished(started),
+          swapMs,
+          ...(verdict ? { migrate: verdict } : {}),
+        });
         ctx.say(`${branch}: done (unavailable ${swapMs} ms)`);
       } catch (e) {
         // The summary names the branch site already (its deployment steps say it too).
         const error = briefly(e).replace(new RegExp(`^${branch}: `), '');
-        req.done({ branch, customer, ok: false, error, ...finished(started) });
+        req.done({
+          branch,
+          customer,
+          ok: false,
+          error,
+          ...finished(started),
+          ...(verdict ? { migrate: verdict } : {}),
+        });
         ctx.say(`${branch}: failed: ${error}`);
       } finally {
         await release?.();

@@ -7,14 +7,15 @@ import { redact } from '../core/redact.js';
 import { withRetries } from '../core/runner.js';
 import { gitCredentialEnv, splitCredentials, type Credentials } from './credentials.js';
 import { unreachable } from './failures.js';
-import type {
-  BuildFacts,
-  CommitInfo,
-  Procedure,
-  RefKind,
-  UpdateOutcome,
-  Vcs,
-  VcsOptions,
+import {
+  CHANGES_SHOWN,
+  type BuildFacts,
+  type CommitInfo,
+  type Procedure,
+  type RefKind,
+  type UpdateOutcome,
+  type Vcs,
+  type VcsOptions,
 } from './vcs.js';
 
 // A ref as `git check-ref-format` allows it, never an option, or a commit id.
@@ -426,19 +427,38 @@ export class GitVcs implements Vcs {
       'count commits ahead',
       { when: `when ${ref} is not ${defaultRef}` },
     );
+    const changes = this.git(
+      [
+        '-C',
+        dir,
+        'log',
+        `--max-count=${CHANGES_SHOWN}`,
+        '--format=%s%x1f%an%x1f%aI%x1e',
+        `refs/remotes/origin/${defaultRef}..HEAD`,
+      ],
+      'list the commits ahead',
+      { when: `when ${ref} is not ${defaultRef}` },
+    );
+    const commitOf = (line: string): CommitInfo => {
+      const [subject = '', author = '', date = ''] = line.trim().split('\x1f');
+      return { subject, author, date };
+    };
     return {
-      commands: [log, ahead],
+      commands: [log, ahead, changes],
       run: async (run) => {
         const facts: BuildFacts = {};
         const out = await run(log).catch(() => undefined);
-        if (out) {
-          const [subject = '', author = '', date = ''] = out.stdout.trim().split('\x1f');
-          facts.commit = { subject, author, date } satisfies CommitInfo;
-        }
+        if (out) facts.commit = commitOf(out.stdout);
         if (ref === defaultRef) facts.ahead = 0;
         else {
           const n = await run(ahead).catch(() => undefined);
           if (n) facts.ahead = Number(n.stdout.trim());
+          const list = await run(changes).catch(() => undefined);
+          if (list)
+            facts.changes = list.stdout
+              .split('\x1e')
+              .filter((l) => l.trim())
+              .map(commitOf);
         }
         return facts;
       },

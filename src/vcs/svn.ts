@@ -4,7 +4,16 @@ import { redact } from '../core/redact.js';
 import { withRetries } from '../core/runner.js';
 import { splitCredentials, type Credentials } from './credentials.js';
 import { unreachable } from './failures.js';
-import type { BuildFacts, Procedure, RefKind, UpdateOutcome, Vcs, VcsOptions } from './vcs.js';
+import {
+  CHANGES_SHOWN,
+  type BuildFacts,
+  type CommitInfo,
+  type Procedure,
+  type RefKind,
+  type UpdateOutcome,
+  type Vcs,
+  type VcsOptions,
+} from './vcs.js';
 
 const SEGMENT = /^[A-Za-z0-9][A-Za-z0-9._+-]*$/;
 const URL = /^(svn|svn\+ssh|https?|file):\/\/\S+$/;
@@ -199,31 +208,28 @@ export class SvnVcs implements Vcs {
   describeBuild(dir: string, ref: string, defaultRef: string): Procedure<BuildFacts> {
     const log = this.svn(['log', '--xml', '-l', '1', '--', dir], 'read the commit');
     // Commits since the branch was copied (the copy itself is not one).
-    const ahead = this.svn(['log', '-q', '--stop-on-copy', '--', dir], 'count commits ahead', {
-      when: `when ${ref} is a branch other than ${defaultRef}`,
-    });
+    const ahead = this.svn(
+      ['log', '--xml', '--stop-on-copy', '--', dir],
+      'list the commits ahead',
+      {
+        when: `when ${ref} is a branch other than ${defaultRef}`,
+      },
+    );
     return {
       commands: [log, ahead],
       run: async (run) => {
         const facts: BuildFacts = {};
         const out = await run(log).catch(() => undefined);
-        if (out) {
-          const pick = (tag: string) =>
-            unescapeXml(new RegExp(`<${tag}>([\\s\\S]*?)</${tag}>`).exec(out.stdout)?.[1] ?? '');
-          facts.commit = {
-            subject: pick('msg').split('\n')[0] ?? '',
-            author: pick('author'),
-            date: pick('date'),
-          };
-        }
+        if (out) facts.commit = commitsOf(out.stdout)[0];
         if (ref === defaultRef) facts.ahead = 0;
         else if (ref.startsWith('branches/')) {
           const n = await run(ahead).catch(() => undefined);
-          if (n)
-            facts.ahead = Math.max(
-              0,
-              n.stdout.split('\n').filter((l) => /^r\d+ /.test(l)).length - 1,
-            );
+          if (n) {
+            // Newest first; the oldest is the copy that made the branch, not a change.
+            const all = commitsOf(n.stdout).slice(0, -1);
+            facts.ahead = all.length;
+            facts.changes = all.slice(0, CHANGES_SHOWN);
+          }
         }
         return facts;
       },
@@ -307,4 +313,17 @@ function unescapeXml(text: string): string {
     /&(lt|gt|quot|apos|amp);/g,
     (_, e: string) => ({ lt: '<', gt: '>', quot: '"', apos: "'", amp: '&' })[e]!,
   );
+}
+
+/** The commits of `svn log --xml`, in its order (newest first). */
+function commitsOf(xml: string): CommitInfo[] {
+  return [...xml.matchAll(/<logentry[\s\S]*?<\/logentry>/g)].map(([entry]) => {
+    const pick = (tag: string) =>
+      unescapeXml(new RegExp(`<${tag}>([\\s\\S]*?)</${tag}>`).exec(entry)?.[1] ?? '');
+    return {
+      subject: pick('msg').split('\n')[0] ?? '',
+      author: pick('author'),
+      date: pick('date'),
+    };
+  });
 }

@@ -47,7 +47,12 @@ export interface BuildFacts {
   commit?: CommitInfo;
   /** Commits on the ref that the default ref does not have, where cheap to know. */
   ahead?: number;
+  /** The newest of those commits (at most CHANGES_SHOWN), newest first. */
+  changes?: CommitInfo[];
 }
+
+/** How many of a branch's own commits are recorded for the site list ("and N more" after them). */
+export const CHANGES_SHOWN = 20;
 
 export interface Vcs {
   readonly kind: VcsKind;
