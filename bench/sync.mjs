@@ -6,6 +6,7 @@
 //   - how long each branch database was unavailable during its swap; karlstage's own peak memory
 //   - pg_dump compression: -Z0, -Z1 and the default, time and size
 // Targets (issue 4): 4-branch sync <= 0.4x naive; each extra branch <= 0.2x a full restore;
+// (issues 19, 20): a reset of one branch site <= 0.1x a full restore; the must_not_contain scan <= 0.5x;
 // unavailability < 1 s; karlstage's memory flat (the data streams through the PostgreSQL tools).
 // Needs a PostgreSQL 15+ server installed (as root, initdb runs as the postgres user) and ~4x BENCH_MB of disk.
 import { execFile, spawn } from 'node:child_process';
@@ -132,6 +133,8 @@ try {
   console.log('karlstage sync of 1 branch site, then of 4...');
   const one = await karlstage(['sync', 'branch1']);
   const four = await karlstage(['sync', '--nightly']);
+  console.log('karlstage reset of 1 branch site from the golden copy...');
+  const reset = await karlstage(['reset', 'branch1']);
 
   // The clean-data check (issue 20) on the golden copy: every bytea value read for 2 patterns.
   const { scanCommand } = await import(join(dist, 'db', 'scan.js'));
@@ -195,6 +198,9 @@ try {
   );
   console.log(
     `  unavailable during each swap: ${four.swaps.join(', ')} ms (the longest vs 1 s: ${verdict(Math.max(...four.swaps) / 1000, 1)})`,
+  );
+  console.log(
+    `  reset of 1 branch site vs a full restore: ${fmt(reset.ms)} vs ${fmt(fullRestore)}, ${(reset.ms / fullRestore).toFixed(2)}x (${verdict(reset.ms / fullRestore, 0.1)})`,
   );
   console.log(
     `  must_not_contain scan (2 patterns) vs a full restore: ${fmt(scan.ms)} vs ${fmt(fullRestore)}, ${(scan.ms / fullRestore).toFixed(2)}x (${verdict(scan.ms / fullRestore, 0.5)})`,

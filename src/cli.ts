@@ -176,6 +176,33 @@ export function buildProgram(): Command {
     });
 
   program
+    .command('prune')
+    .description(
+      'list the stale branch sites (ref gone upstream, or not updated for stale_after days); --yes removes them',
+    )
+    .option('-y, --yes', 'really remove them (never a held site or a mail branch)')
+    .action(async (o: { yes?: boolean }, cmd: Command) => {
+      const { prune } = await import('./commands/prune.js');
+      outcome = await prune({ ...globals(cmd), yes: o.yes });
+    });
+
+  program
+    .command('reset <branch>')
+    .description(
+      "fresh data for a branch site now, from each customer's golden copy (last night's sanitized copy; production is not read)",
+    )
+    .option('--customers <list>', 'comma-separated customers (default: every one it serves)')
+    .action(async (branch: string, o: { customers?: string }, cmd: Command) => {
+      const { parseCustomerList } = await import('./config/names.js');
+      const { reset } = await import('./commands/reset.js');
+      outcome = await reset({
+        ...globals(cmd),
+        branch,
+        customers: o.customers === undefined ? undefined : parseCustomerList(o.customers),
+      });
+    });
+
+  program
     .command('sync [branches...]')
     .description(
       'production → staging data: dump once per customer (read-only), golden copy, clone into each branch site, swap by rename',

@@ -937,6 +937,49 @@ describe('nightly sync on a real PostgreSQL', () => {
       /osf's data was not refreshed on .*: .*the sanitized copy still contains/,
     );
   });
+
+  it('reset gives a branch site its golden copy back now, without reading production', async () => {
+    const { pg, st } = await syncStaging();
+    // No golden copy yet: refused, nothing written.
+    const early = await st.cli(['reset', 'branch1']);
+    expect(early.exitCode).toBe(2);
+    expect(early.stderr).toContain(
+      'there is no golden copy of osf, another yet: run "karlstage sync branch1"',
+    );
+    expect((await st.cli(['sync', '--nightly'])).exitCode).toBe(0);
+
+    // A tester wrecks branch1's osf data; production moves on meanwhile.
+    await pg.sql('ks_branch1_osf', 'DELETE FROM docs WHERE id > 10');
+    await pg.sql(
+      'prod_osf',
+      "INSERT INTO docs (title, owner_email) VALUES ('tonight', 'x@real.example.org')",
+    );
+    for (const [args, why] of [
+      [['reset', 'branch9'], /no branch site named branch9|branch9/],
+      [['reset', 'branch1', '--customers', 'nobody'], /there is no \[customer:nobody\]/],
+      [['reset', 'branch2', '--customers', 'another'], /branch2 does not serve another/],
+    ] as const) {
+      const r = await st.cli([...args]);
+      expect(r.exitCode, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(why);
+    }
+
+    const r = await st.cli(['reset', 'branch1', '--customers', 'osf']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/branch1 has osf's golden copy again \(unavailable \d+ ms\)/);
+    // Last night's sanitized 50 rows, not production's 51; the other customer and site untouched.
+    expect(await pg.sql('ks_branch1_osf', 'SELECT count(*) FROM docs')).toBe('50');
+    expect(
+      await pg.sql(
+        'ks_branch1_osf',
+        "SELECT count(*) FROM docs WHERE owner_email <> 'tester@staging.invalid'",
+      ),
+    ).toBe('0');
+    expect(await pg.sql('ks_branch1_another', 'SELECT count(*) FROM docs')).toBe('20');
+    expect(
+      await pg.sql('postgres', "SELECT count(*) FROM pg_database WHERE datname ~ '_(new|old)$'"),
+    ).toBe('0');
+  });
 });
 
 /** A small filesystem (tmpfs, as root), unmounted after the test: a disk that fills. */

@@ -22,6 +22,8 @@ export interface BranchStatus {
   mail: string[];
   /** Per mail customer: messages waiting in its Maildir for mail-in. */
   mailWaiting: Record<string, number>;
+  /** Why it is stale, if it is ("karlstage prune"). */
+  stale?: string;
   url: string;
 }
 
@@ -36,7 +38,7 @@ export async function status(opts: GlobalOptions): Promise<StatusResult> {
   const state = await readState(cfg.root);
   const views = await branchViews(cfg, state);
   const branches: BranchStatus[] = views.map(
-    ({ site: b, customers, customersProblem, mail, mailWaiting, upstream, url }) => ({
+    ({ site: b, customers, customersProblem, mail, mailWaiting, upstream, url, stale }) => ({
       name: b.name,
       ref: b.ref,
       vcs: b.vcs,
@@ -53,6 +55,7 @@ export async function status(opts: GlobalOptions): Promise<StatusResult> {
       mail,
       mailWaiting,
       url,
+      ...(stale ? { stale } : {}),
     }),
   );
   const pending = await listPending(cfg.root);
@@ -161,6 +164,12 @@ export async function status(opts: GlobalOptions): Promise<StatusResult> {
     out.line(out.c.bold(dhead!));
     for (const l of dlines) out.line(l);
   }
+  for (const v of views.filter((x) => x.stale))
+    out.line(
+      out.c.yellow(
+        `${v.site.name} is stale: ${v.stale} ("karlstage prune" lists what it would remove)`,
+      ),
+    );
   for (const i of interrupted)
     out.line(
       out.c.yellow(

@@ -62,6 +62,8 @@ export interface Config {
     /** Testers' addresses: the only ones staging may mail (the mail_white_list file). */
     mailAllow: string[];
     jobs: number;
+    /** Days without an update after which a branch site is stale. */
+    staleAfter: number;
   };
   source: {
     vcs: VcsKind;
@@ -435,6 +437,7 @@ export function parseConfig(text: string, file: string): Config {
         .split(/[\s,]+/)
         .filter(Boolean),
       jobs: st.int('jobs'),
+      staleAfter: st.int('stale_after'),
     },
     source: {
       vcs,

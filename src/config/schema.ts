@@ -61,6 +61,8 @@ export const SECTIONS: Record<string, Record<string, KeySpec>> = {
     manage_databases: { kind: 'yes-no', default: 'yes' },
     mail_allow: { kind: 'addresses', default: '' },
     jobs: int(2, 1, 64),
+    // A branch site not updated for this many days is stale ("karlstage prune" lists it).
+    stale_after: int(30, 1, 3650),
   },
   source: {
     vcs: { kind: 'choice', default: 'git', choices: ['git', 'svn'] },

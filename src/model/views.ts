@@ -20,6 +20,25 @@ export interface BranchView {
   mailWaiting: Record<string, number>;
   upstream: string;
   url: string;
+  /** Why the site is stale ("karlstage prune" lists it), if it is. */
+  stale?: string;
+}
+
+/**
+ * Stale: its ref is gone upstream, or nothing has happened to it (created,
+ * updated, held) for [staging] stale_after days.
+ */
+export function staleness(cfg: Config, site: BranchState, now = Date.now()): string | undefined {
+  if (site.poll?.remote === null) return `${site.ref} is gone upstream`;
+  const last = [site.lastUpdate?.at, site.built?.at, site.createdAt, site.hold?.since]
+    .filter((x): x is string => Boolean(x))
+    .sort()
+    .at(-1);
+  if (!last) return undefined;
+  const days = Math.floor((now - new Date(last).getTime()) / 86_400_000);
+  return days >= cfg.staging.staleAfter
+    ? `not updated for ${days} days (stale after ${cfg.staging.staleAfter})`
+    : undefined;
 }
 
 export async function branchViews(cfg: Config, state: State): Promise<BranchView[]> {
@@ -51,6 +70,7 @@ export async function branchViews(cfg: Config, state: State): Promise<BranchView
       mail,
       mailWaiting,
       upstream: describePoll(site.poll),
+      ...((s) => (s ? { stale: s } : {}))(staleness(cfg, site)),
       url: `${publicBase(cfg)}/${site.name}/`,
     });
   }

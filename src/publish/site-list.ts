@@ -59,6 +59,8 @@ export interface SiteListEntry {
     checkedAt: string | null;
   };
   heldOutOfSync: boolean;
+  /** Why the site is stale (it may be removed), if it is. */
+  stale: string | null;
 }
 
 export interface SiteList {
@@ -77,7 +79,7 @@ export function collectSiteList(cfg: Config, views: BranchView[]): SiteList {
     host: cfg.staging.host,
     url: `${publicBase(cfg)}/`,
     branches: views
-      .map(({ site, customers, mail, url }) => ({
+      .map(({ site, customers, mail, url, stale }) => ({
         name: site.name,
         url,
         ref: site.ref,
@@ -111,6 +113,7 @@ export function collectSiteList(cfg: Config, views: BranchView[]): SiteList {
           checkedAt: site.poll?.at ?? null,
         },
         heldOutOfSync: Boolean(site.hold),
+        stale: stale ?? null,
       }))
       // The sites that need a look first; otherwise in slot order.
       .sort((a, b) => Number(b.problems.length > 0) - Number(a.problems.length > 0)),
@@ -203,6 +206,7 @@ export function renderText(list: SiteList): string {
       `  code:     ${b.ref} at ${b.revision ?? 'not built yet'}${b.commit ? ` "${b.commit.subject}" (${b.commit.author}, ${when(b.commit.date)})` : ''}`,
     );
     for (const p of b.problems) lines.push(`  PROBLEM:  ${p}`);
+    if (b.stale) lines.push(`  stale:    ${b.stale}; it may be removed`);
     if (b.aheadOfDefault !== null && b.ref !== b.defaultRef)
       lines.push(`  changes:  ${b.aheadOfDefault} commit(s) not in ${b.defaultRef}`);
     for (const c of b.changes)

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import type { Config, CustomerConfig } from '../config/config.js';
@@ -543,4 +544,69 @@ function branchStep(cfg: Config, db: StagingServer, req: BranchSyncRequest): Ste
       }
     },
   };
+}
+
+export interface ResetRequest {
+  branch: BranchState;
+  customers: CustomerConfig[];
+}
+
+/**
+ * "reset": a branch site gets each customer's golden copy again (last night's
+ * sanitized copy; production is not read), through the nightly sync's own
+ * clean-up, staged clone, swap, migrate and put-back-on-failure, files included.
+ */
+export function resetJobs(
+  cfg: Config,
+  state: State,
+  req: ResetRequest,
+  guard: ProductionGuard,
+  outcome: SyncOutcome,
+): Job[] {
+  const db = new StagingServer(cfg, guard);
+  return req.customers.map((c) => {
+    const branch = req.branch.name;
+    const record: CustomerSync = (outcome.customers[c.name] = { branches: [branch] });
+    const cleanUp = cleanUpStep(
+      cfg,
+      db,
+      state,
+      c.name,
+      [branch],
+      join(cfg.sync.dumps, c.name),
+      () => {
+        record.startedAt = Date.now();
+      },
+    );
+    return {
+      name: c.name,
+      steps: [
+        cleanUp,
+        branchStep(cfg, db, {
+          golden: goldenName(c.name),
+          branch,
+          customer: c.name,
+          // The files come from last night's mirror, when the customer has one.
+          withFiles: Boolean(c.productionFiles) && existsSync(join(cfg.sync.files, c.name)),
+          started: () => record.startedAt ?? Date.now(),
+          done: (r) => outcome.branches.push(r),
+        }),
+        {
+          title: 'check the result',
+          run: async () => {
+            const r = outcome.branches.find((x) => x.customer === c.name);
+            if (r && !r.ok) throw new KarlstageError(`${branch}: ${r.error}`);
+          },
+        },
+      ],
+    };
+  });
+}
+
+/** Which golden copies exist (a reset needs one per customer). */
+export function goldenLookup(cfg: Config, guard: ProductionGuard, customers: string[]): Command {
+  return new StagingServer(cfg, guard).lookUp(
+    customers.map(goldenName),
+    'look up the golden copies',
+  );
 }

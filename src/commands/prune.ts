@@ -1,0 +1,67 @@
+import { commandContext, type GlobalOptions } from '../context/context.js';
+import { EXIT, KarlstageError, LockedError, messageOf } from '../core/errors.js';
+import { readState } from '../model/state.js';
+import { branchViews } from '../model/views.js';
+import { destroy } from './destroy.js';
+
+export interface PruneOptions extends GlobalOptions {
+  yes?: boolean;
+}
+
+/**
+ * The stale branch sites (ref gone upstream, or not updated for [staging]
+ * stale_after days): shown, and with --yes destroyed. A held site and a
+ * customer's mail branch are never removed, and it says so. Without --yes
+ * nothing is removed, ever (cron may run it for the report).
+ */
+export async function prune(opts: PruneOptions) {
+  const ctx = await commandContext(opts);
+  const { cfg, out, g } = ctx;
+  const views = (await branchViews(cfg, await readState(cfg.root))).filter((v) => v.stale);
+  const kept: { branch: string; why: string }[] = [];
+  const stale: { branch: string; why: string }[] = [];
+  for (const v of views) {
+    const mailOf = cfg.customers.filter((c) => c.mailBranch === v.site.name).map((c) => c.name);
+    if (v.site.hold) kept.push({ branch: v.site.name, why: `held by ${v.site.hold.by}: kept` });
+    else if (mailOf.length)
+      kept.push({ branch: v.site.name, why: `${mailOf.join(', ')}'s mail branch: kept` });
+    else stale.push({ branch: v.site.name, why: v.stale! });
+  }
+  for (const k of kept)
+    out.line(
+      `kept    ${k.branch}: stale (${views.find((v) => v.site.name === k.branch)!.stale}), but ${k.why}`,
+    );
+  if (stale.length === 0) {
+    out.line('nothing to prune: no stale branch site that may be removed');
+    return { removed: [], stale: [], kept };
+  }
+  if (!opts.yes || g.dryRun) {
+    for (const s of stale) out.line(`stale   ${s.branch}: ${s.why}`);
+    out.line(
+      `"karlstage prune --yes" removes ${stale.length === 1 ? 'it' : `these ${stale.length}`}`,
+    );
+    return { removed: [], stale, kept };
+  }
+  const removed: string[] = [];
+  const failed: { branch: string; error: string; locked: boolean }[] = [];
+  for (const s of stale) {
+    try {
+      await destroy({ ...opts, branch: s.branch, yes: true });
+      removed.push(s.branch);
+    } catch (e) {
+      // One site being updated (or failing to go) does not stop the others.
+      failed.push({ branch: s.branch, error: messageOf(e), locked: e instanceof LockedError });
+    }
+  }
+  const result = { removed, stale, kept, failed };
+  if (failed.length) {
+    const err = new KarlstageError(
+      `prune: ${failed.length} of ${stale.length} stale site(s) not removed`,
+      failed.every((f) => f.locked) ? EXIT.locked : EXIT.failure,
+      failed.map((f) => `${f.branch}: ${f.error}`),
+    );
+    err.result = result;
+    throw err;
+  }
+  return result;
+}

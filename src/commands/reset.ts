@@ -1,0 +1,112 @@
+import { checkName } from '../config/names.js';
+import { afterChange } from '../context/after-change.js';
+import { commandContext, type GlobalOptions } from '../context/context.js';
+import { carryOut, dryRun, finishJobs } from '../context/report.js';
+import { exec } from '../core/command.js';
+import { UsageError } from '../core/errors.js';
+import { ProductionGuard } from '../db/guard.js';
+import { goldenName, syncTargets } from '../db/names.js';
+import { readInstances } from '../model/instances.js';
+import { layout } from '../model/layout.js';
+import { LOCKS, withLocks } from '../model/locks.js';
+import { knownSite } from '../model/sites.js';
+import { readState, updateState, type DataRecord } from '../model/state.js';
+import { goldenLookup, resetJobs, type SyncOutcome } from '../sync/sync.js';
+
+export interface ResetOptions extends GlobalOptions {
+  branch: string;
+  customers?: string[];
+}
+
+/**
+ * Fresh data for one branch site now, from each customer's golden copy (last
+ * night's sanitized copy): the tester who wrecked the data gets it back without
+ * waiting for the night, and production is not read. A held site is reset
+ * because it is named.
+ */
+export async function reset(opts: ResetOptions) {
+  const ctx = await commandContext(opts);
+  const { cfg, out, g } = ctx;
+  const site = await knownSite(cfg.root, checkName('branch', opts.branch));
+  const served = (await readInstances(layout.instancesIni(cfg.root, site.name))).map((i) => i.name);
+  const names = opts.customers ?? served;
+  const customers = names.map((n) => {
+    const c = cfg.customers.find((x) => x.name === checkName('customer', n));
+    if (!c) throw new UsageError(`there is no [customer:${n}] in ${cfg.file}`);
+    if (!served.includes(n))
+      throw new UsageError(`${site.name} does not serve ${n} (see its etc/instances.ini)`);
+    return c;
+  });
+  if (customers.length === 0)
+    throw new UsageError(`${site.name} serves no customer: nothing to reset`);
+
+  const command = `reset ${site.name}`;
+  const guard = await ProductionGuard.establish(cfg, { memory: layout.productions(cfg.root) });
+  await guard.refuseProduction(customers.flatMap((c) => syncTargets(c.name, [site.name])));
+  const work = async () => {
+    // Refused before anything is written: a reset needs last night's copy.
+    const found = (
+      await exec(
+        goldenLookup(
+          cfg,
+          guard,
+          customers.map((c) => c.name),
+        ),
+      )
+    ).stdout
+      .split('\n')
+      .filter(Boolean);
+    const missing = customers.filter((c) => !found.includes(goldenName(c.name)));
+    if (missing.length)
+      throw new UsageError(
+        `there is no golden copy of ${missing.map((c) => c.name).join(', ')} yet: run "karlstage sync ${site.name}" (or wait for the nightly sync) first`,
+      );
+    const state = await readState(cfg.root);
+    const outcome: SyncOutcome = { customers: {}, branches: [], held: [] };
+    const plan = {
+      command,
+      jobs: resetJobs(cfg, state, { branch: site, customers }, guard, outcome),
+    };
+    if (g.dryRun) return dryRun(ctx, plan);
+    const results = await carryOut(ctx, plan);
+    // The data it holds now is as old as the golden copy: the newest copy any site took from it.
+    const goldenOf = (customer: string): DataRecord | undefined =>
+      Object.values(state.branches)
+        .map((b) => b.data?.[customer])
+        .filter((d): d is DataRecord => Boolean(d?.asOf && d.lastSync?.result === 'ok'))
+        .sort((a, b) => (a.asOf! < b.asOf! ? 1 : -1))[0];
+    await updateState(cfg.root, (s) => {
+      const b = s.branches[site.name];
+      if (!b) return;
+      for (const r of outcome.branches) {
+        const before = b.data?.[r.customer];
+        const golden = goldenOf(r.customer);
+        b.data = {
+          ...b.data,
+          [r.customer]: {
+            ...before,
+            asOf: r.ok ? (golden?.asOf ?? before?.asOf ?? null) : (before?.asOf ?? null),
+            ...(r.ok && golden?.checkedPatterns ? { checkedPatterns: golden.checkedPatterns } : {}),
+            ...(r.migrate
+              ? {
+                  migrate: {
+                    at: r.at,
+                    dataOf: golden?.asOf ?? null,
+                    result: r.migrate.ok ? ('ok' as const) : ('failed' as const),
+                    durationMs: r.migrate.durationMs,
+                    ...(r.migrate.error ? { error: r.migrate.error } : {}),
+                  },
+                }
+              : {}),
+          },
+        };
+      }
+    });
+    await afterChange(ctx, { routes: false });
+    for (const r of outcome.branches.filter((x) => x.ok))
+      out.line(`${site.name} has ${r.customer}'s golden copy again (unavailable ${r.swapMs} ms)`);
+    return finishJobs(ctx, results, 'reset', { branch: site.name, ...outcome });
+  };
+  if (g.dryRun) return work();
+  return withLocks(cfg.root, [LOCKS.sync], { command, waitSeconds: g.wait }, work);
+}
