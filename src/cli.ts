@@ -176,6 +176,15 @@ export function buildProgram(): Command {
     });
 
   program
+    .command('notify')
+    .description('send a test message to [notify] webhook and mail (--test)')
+    .option('--test', 'send a test message')
+    .action(async (o: { test?: boolean }, cmd: Command) => {
+      const { notifyTest } = await import('./commands/notify.js');
+      outcome = await notifyTest({ ...globals(cmd), test: o.test });
+    });
+
+  program
     .command('prune')
     .description(
       'list the stale branch sites (ref gone upstream, or not updated for stale_after days); --yes removes them',

@@ -2,7 +2,7 @@ import { pollBranches } from '../branches/poll.js';
 import { siteVcs, storeStep } from '../branches/source.js';
 import { refKindOf, updateJob } from '../branches/update.js';
 import { checkName } from '../config/names.js';
-import { afterChange } from '../context/after-change.js';
+import { afterChange, tellPeople } from '../context/after-change.js';
 import { commandContext, type GlobalOptions } from '../context/context.js';
 import { carryOut, dryRun, jobsAsJson, withResult, type DryRunResult } from '../context/report.js';
 import { EXIT, KarlstageError } from '../core/errors.js';
@@ -114,6 +114,7 @@ export async function poll(opts: PollOptions): Promise<PollResult> {
       );
     });
   if (changed) await afterChange(ctx, { routes: false });
+  if (changed) await tellPeople(ctx, state);
   const result: PollResult = {
     branches: rows,
     builds: jobsAsJson(builds),

@@ -3,6 +3,7 @@ import { listPending, type Pending } from '../model/pending.js';
 import { readState } from '../model/state.js';
 import { branchViews, shortRevision } from '../model/views.js';
 import { formatDuration, formatWhen, table } from '../core/format.js';
+import { lastDeliveries, type DeliveryRecord } from '../publish/notify.js';
 import { commandContext, type GlobalOptions } from '../context/context.js';
 
 export interface BranchStatus {
@@ -30,6 +31,8 @@ export interface BranchStatus {
 export interface StatusResult {
   branches: BranchStatus[];
   interrupted: { branch: string; op: string; started: string }[];
+  /** The last notification deliveries ([notify]), each channel's. */
+  notifications: DeliveryRecord[];
 }
 
 /** Read-only: the same data as the site list, one line per branch site (colour only on a terminal). */
@@ -63,7 +66,8 @@ export async function status(opts: GlobalOptions): Promise<StatusResult> {
   const interrupted = Object.entries(pending)
     .filter(([, p]) => !runIsAlive(p))
     .map(([branch, p]) => ({ branch, op: p.op, started: p.started }));
-  const result = { branches, interrupted };
+  const notifications = await lastDeliveries(cfg.root);
+  const result = { branches, interrupted, notifications };
   if (out.json) return result;
 
   if (views.length === 0 && interrupted.length === 0) {
@@ -164,6 +168,12 @@ export async function status(opts: GlobalOptions): Promise<StatusResult> {
     out.line(out.c.bold(dhead!));
     for (const l of dlines) out.line(l);
   }
+  for (const d of notifications.filter((x) => !x.ok))
+    out.line(
+      out.c.red(
+        `the ${d.channel} notification of ${formatWhen(d.at)} was not delivered: ${d.error} (see .karlstage/logs/notify.log)`,
+      ),
+    );
   for (const v of views.filter((x) => x.stale))
     out.line(
       out.c.yellow(

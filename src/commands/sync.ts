@@ -7,7 +7,7 @@ import { checkName } from '../config/names.js';
 import { readState, updateState, type BranchState } from '../model/state.js';
 import { ProductionGuard } from '../db/guard.js';
 import { syncJobs, syncTargetsOf, type SyncOutcome } from '../sync/sync.js';
-import { afterChange } from '../context/after-change.js';
+import { afterChange, tellPeople } from '../context/after-change.js';
 import { commandContext, type GlobalOptions } from '../context/context.js';
 import { carryOut, dryRun, finishJobs, withResult } from '../context/report.js';
 
@@ -118,6 +118,7 @@ export async function sync(opts: SyncOptions) {
       }
     });
     await afterChange(ctx, { routes: false });
+    await tellPeople(ctx, state);
 
     const result = {
       ok: results.every((r) => r.ok),

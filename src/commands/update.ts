@@ -1,7 +1,7 @@
 import { siteVcs, storeStep } from '../branches/source.js';
 import { refKindOf, updateJob } from '../branches/update.js';
 import { checkName } from '../config/names.js';
-import { afterChange } from '../context/after-change.js';
+import { afterChange, tellPeople } from '../context/after-change.js';
 import { commandContext, type GlobalOptions } from '../context/context.js';
 import { carryOut, dryRun, finishJobs, jobsAsJson } from '../context/report.js';
 import { UsageError } from '../core/errors.js';
@@ -70,7 +70,10 @@ export async function update(opts: UpdateOptions) {
   if (g.dryRun) return dryRun(ctx, plan);
   const results = await carryOut(ctx, plan);
   // The site list and the mail map show what changed; a run that only checked changes nothing.
-  if (results.some((r) => !r.ok || !r.skipped)) await afterChange(ctx, { routes: false });
+  if (results.some((r) => !r.ok || !r.skipped)) {
+    await afterChange(ctx, { routes: false });
+    await tellPeople(ctx, state);
+  }
   return finishJobs(ctx, results, 'update', {
     ok: results.every((r) => r.ok),
     jobs: jobsAsJson(results),

@@ -98,6 +98,8 @@ export interface Config {
     group: string;
   };
   cron: { poll: string; sync: string; mailin: string; user: string; file: string };
+  /** Who hears of failures, new builds and recoveries. */
+  notify: { webhook?: string; webhookSecret?: string; mail: string[]; smtp: string };
   /** The staging host's postfix, as "karlstage mail --install" writes it. */
   mail: {
     /** Its configuration folder (main.cf, master.cf). */
@@ -292,6 +294,14 @@ function kindProblem(spec: KeySpec, value: string, key: string): string | undefi
         ? `"${bad}" is not an IP address or CIDR block (10.0.0.0/8, 192.0.2.7, 2001:db8::/32)`
         : undefined;
     }
+    case 'http-url': {
+      try {
+        const u = new URL(value);
+        return /^https?:$/.test(u.protocol) ? undefined : 'expected an http:// or https:// address';
+      } catch {
+        return 'expected an http:// or https:// address';
+      }
+    }
     case 'patterns': {
       for (const p of splitPatterns(value)) {
         const re = /^\/(.+)\/$/.exec(p);
@@ -360,7 +370,9 @@ export function parseConfig(text: string, file: string): Config {
       if (e.value !== '') {
         const problem = kindProblem(keySpec, e.value, `[${s.name}] ${e.key}`);
         // A connection string or URL may hold a password: never echoed.
-        const shown = keySpec.kind === 'dsn' || keySpec.kind === 'url' ? '' : ` = ${e.value}`;
+        const shown = ['dsn', 'url', 'http-url', 'secret'].includes(keySpec.kind)
+          ? ''
+          : ` = ${e.value}`;
         if (problem) problems.push(`${at(e.line, s.name, e.key)}${shown}: ${problem}`);
       }
       given.set(e.key, e.value);
@@ -413,6 +425,7 @@ export function parseConfig(text: string, file: string): Config {
   const sy = sec('sync');
   const ac = sec('access');
   const ma = sec('mail');
+  const no = sec('notify');
   const vcs = so.str('vcs') === 'svn' ? 'svn' : 'git';
   const skeleton = de.str('skeleton');
   const cfg: Config = {
@@ -476,6 +489,15 @@ export function parseConfig(text: string, file: string): Config {
       listen: parseListen(ma.str('listen')) ?? { port: 25 },
       relay: ((r) => r && parseRelay(r))(ma.opt('relay')),
       user: ma.str('user'),
+    },
+    notify: {
+      webhook: no.opt('webhook'),
+      webhookSecret: ((s) => (s ? (addSecret(s), s) : undefined))(no.opt('webhook_secret')),
+      mail: no
+        .str('mail')
+        .split(/[\s,]+/)
+        .filter(Boolean),
+      smtp: parseRelay(no.str('smtp')) ?? '[127.0.0.1]:25',
     },
     sync: {
       jobs: sy.int('jobs'),

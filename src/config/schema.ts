@@ -26,7 +26,9 @@ export type Kind =
   | 'listen' // PORT, or ADDRESS:PORT ([ADDRESS]:PORT for IPv6)
   | 'relay' // HOST, HOST:PORT or [HOST]:PORT (brackets: no MX lookup)
   | 'ref' // a ref of the source repository
-  | 'patterns'; // words or /regular expressions/, comma-separated
+  | 'patterns' // words or /regular expressions/, comma-separated
+  | 'http-url' // an http:// or https:// address
+  | 'secret'; // a password or token: never echoed
 
 export interface KeySpec {
   kind: Kind;
@@ -114,6 +116,15 @@ export const SECTIONS: Record<string, Record<string, KeySpec>> = {
     relay: { kind: 'relay' },
     // The user the delivery runs as (owns the Maildirs); never root or postfix.
     user: { kind: 'user', default: 'nobody' },
+  },
+  notify: {
+    // JSON POSTed on a failure, a new build, a recovery (see the README for the payload).
+    webhook: { kind: 'http-url' },
+    // Sent as an HMAC-SHA256 signature of the body (X-Karlstage-Signature: sha256=HEX).
+    webhook_secret: { kind: 'secret' },
+    // Addresses mailed the same events, through `smtp`.
+    mail: { kind: 'addresses', default: '' },
+    smtp: { kind: 'relay', default: '[127.0.0.1]:25' },
   },
   sync: {
     jobs: int(2, 1, 32),

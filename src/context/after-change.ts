@@ -2,7 +2,8 @@ import { EXIT, KarlstageError, messageOf } from '../core/errors.js';
 import { executePlan } from '../core/plan.js';
 import { layout } from '../model/layout.js';
 import { LOCKS, withLocks } from '../model/locks.js';
-import { readState } from '../model/state.js';
+import { readState, type State } from '../model/state.js';
+import { eventsBetween, notify } from '../publish/notify.js';
 import { branchViews, type BranchView } from '../model/views.js';
 import { refreshMail } from '../publish/mail.js';
 import { renderRoutes, routesPlan } from '../publish/routes.js';
@@ -67,5 +68,22 @@ export async function afterChange(
       EXIT.failure,
       e instanceof KarlstageError ? e.details : [],
     );
+  }
+}
+
+/**
+ * After an update, poll or sync: tell the people of [notify] what changed since
+ * `before` (failures, new builds, recoveries). Never fails the command: a
+ * delivery that did not get through is a warning, logged and shown by status.
+ */
+export async function tellPeople(ctx: CommandContext, before: State): Promise<void> {
+  const { cfg, out, g } = ctx;
+  if (g.dryRun || (!cfg.notify.webhook && cfg.notify.mail.length === 0)) return;
+  try {
+    const events = await eventsBetween(cfg, before, await readState(cfg.root));
+    for (const r of await notify(cfg, events))
+      if (!r.ok) out.warn(`the ${r.channel} notification was not delivered: ${r.error}`);
+  } catch (e) {
+    out.warn(`notifications: ${messageOf(e)}`);
   }
 }
