@@ -154,9 +154,13 @@ export function buildProgram(): Command {
     .description(
       'one line per branch site: ref, revision, upstream, last update, last sync, port, customers, mail; then the data each holds per customer',
     )
-    .action(async (_o, cmd: Command) => {
+    .option(
+      '--disk',
+      "disk use instead: each site's own and shared, each staging database, the dumps, free space",
+    )
+    .action(async (o: { disk?: boolean }, cmd: Command) => {
       const { status } = await import('./commands/status.js');
-      outcome = await status(globals(cmd));
+      outcome = await status({ ...globals(cmd), disk: o.disk });
     });
 
   program

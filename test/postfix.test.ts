@@ -118,7 +118,7 @@ describe('staged mail on a real postfix', () => {
     const main = await readFile(join(pf.etc, 'main.cf'), 'utf8');
 
     const good = await readFile(st.config, 'utf8');
-    await writeFile(st.config, good.replace('user = nobody', 'user = root'));
+    await writeFile(st.config, good.replace(/^user = nobody$/m, 'user = root'));
     const refused = await st.cli(['mail', '--install']);
     expect(refused.exitCode).toBe(2);
     expect(refused.stderr).toMatch(/\[mail\] user = root: postfix never delivers as root/);

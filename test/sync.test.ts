@@ -7,6 +7,7 @@ import { create } from '../src/commands/create.js';
 import { parseDsn } from '../src/core/dsn.js';
 import { run } from '../src/core/runner.js';
 import { readState } from '../src/model/state.js';
+import { loadConfig } from '../src/config/config.js';
 import { productionEnv } from '../src/db/pg.js';
 import { pgCluster, type PgCluster } from './helpers/pg.js';
 import { commandLines, killGroup, startCli, waitFor } from './helpers/processes.js';
@@ -979,6 +980,67 @@ describe('nightly sync on a real PostgreSQL', () => {
     expect(
       await pg.sql('postgres', "SELECT count(*) FROM pg_database WHERE datname ~ '_(new|old)$'"),
     ).toBe('0');
+  });
+
+  it('status --disk matches du and pg_database_size; a dump that cannot fit stops the sync before it starts', async () => {
+    const { pg, st } = await syncStaging();
+    const blobs = await withFiles(st);
+    await writeFile(join(blobs, 'big.blob'), 'b'.repeat(300_000));
+    expect((await st.cli(['sync', '--nightly', '--customers', 'osf'])).exitCode).toBe(0);
+    const disk = JSON.parse((await st.cli(['status', '--disk', '--json'])).stdout).disk as {
+      sites: { name: string; ownBytes: number; sharedBytes: number }[];
+      databases: { name: string; bytes: number }[];
+      dumps: { customer: string; count: number; bytes: number }[];
+    };
+    // The same figures du gives: the mirror first, so hard-linked blobs count once, as shared.
+    const du = async (...paths: string[]) =>
+      (await execa('du', ['-s', '-B1', ...paths])).stdout
+        .split('\n')
+        .map((l) => Number(l.split('\t')[0]));
+    const files = loadConfig(st.config).sync.files;
+    const [, own1] = await du(files, join(st.root, 'branch1'));
+    const [alone1] = await du(join(st.root, 'branch1'));
+    const b1 = disk.sites.find((s) => s.name === 'branch1')!;
+    expect(b1.ownBytes).toBe(own1);
+    expect(b1.sharedBytes).toBe(alone1! - own1!);
+    expect(b1.sharedBytes).toBeGreaterThanOrEqual(300_000);
+    for (const d of disk.databases)
+      expect(String(d.bytes)).toBe(
+        await pg.sql('postgres', `SELECT pg_database_size('${d.name}')`),
+      );
+    expect(disk.databases.map((d) => d.name)).toContain('ks_branch1_osf');
+    expect(disk.dumps).toMatchObject([{ customer: 'osf', count: 1 }]);
+    const text = (await st.cli(['status', '--disk'])).stdout;
+    expect(text).toMatch(/^BRANCH\s+OWN\s+SHARED/m);
+    expect(text).toMatch(/^dumps of osf: 1, /m);
+
+    // Dumps on a small disk, filled up so last night's dump would not fit again.
+    const small = await smallDisk('4m');
+    await writeFile(
+      st.config,
+      (await readFile(st.config, 'utf8')).replace(/^dumps = .*$/m, `dumps = ${small}`),
+    );
+    await pg.sql(
+      'prod_osf',
+      'CREATE TABLE bulk AS SELECT i, md5(random()::text) || md5(random()::text) AS x FROM generate_series(1, 40000) i',
+    );
+    expect((await st.cli(['sync', '--nightly', '--customers', 'osf'])).exitCode).toBe(0);
+    const dumped = JSON.parse((await st.cli(['status', '--disk', '--json'])).stdout).disk.dumps[0];
+    const free = Number(
+      (await execa('df', ['-B1', '--output=avail', small])).stdout.split('\n')[1],
+    );
+    await writeFile(join(small, 'junk'), Buffer.alloc(Math.max(0, free - dumped.bytes / 2)));
+    const doctor = await st.cli(['doctor']);
+    expect(doctor.stdout).toMatch(/^warn\s+room for the sync\s+.*make room/m);
+    await pg.sql('prod_osf', "INSERT INTO docs (title) VALUES ('tonight')");
+    const before = await pg.sql('ks_branch1_osf', CHECKSUM);
+    const r = await st.cli(['sync', '--nightly', '--customers', 'osf']);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toMatch(
+      /not enough room for osf's dump in .*: about .* needed \(the last dump\), .* free/,
+    );
+    expect(await pg.sql('ks_branch1_osf', CHECKSUM)).toBe(before);
+    expect((await readdir(join(small, 'osf'))).filter((f) => f.endsWith('.partial'))).toEqual([]);
   });
 });
 

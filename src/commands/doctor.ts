@@ -7,6 +7,7 @@ import { parseDsn, withDatabase } from '../core/dsn.js';
 import { askIdentity, type Identity } from '../db/guard.js';
 import { productionEnv, psql, serverVersion, stagingEnv, toolMajor } from '../db/pg.js';
 import { newestMatch } from '../sync/backups.js';
+import { databaseSizes, dumpsOf, freeBytes, mb } from '../sync/disk.js';
 import { listLocks } from '../core/lock.js';
 import { layout } from '../model/layout.js';
 import { lockRoom } from '../model/locks.js';
@@ -138,6 +139,22 @@ export async function doctor(opts: GlobalOptions & { minFreeGb?: number }) {
         detail: `${text}: each branch site needs room for a build and its data`,
       };
     return text;
+  });
+  await check('room for the sync', async () => {
+    // About what the next nightly sync writes: each customer's newest dump again, and the
+    // golden copies (each new golden copy is made before yesterday's is dropped).
+    const dumps = await dumpsOf(cfg);
+    const goldens = ((await databaseSizes(cfg)) ?? []).filter((d) =>
+      d.name.startsWith('ks__golden_'),
+    );
+    const need =
+      dumps.reduce((a, d) => a + d.newestBytes, 0) + goldens.reduce((a, d) => a + d.bytes, 0);
+    const free = await freeBytes(cfg.sync.dumps).catch(() => freeBytes(cfg.root));
+    const text = `${mb(free)} free for the dumps; the next sync needs about ${mb(need)} (the newest dumps and the golden copies)`;
+    if (dumps.length === 0) return 'no dumps yet: nothing to compare';
+    return free < need
+      ? { level: 'warn', detail: `${text}: make room, or the sync stops before its dump` }
+      : text;
   });
   await check('skeleton', async () => {
     const s = cfg.deployment.skeleton;

@@ -4,6 +4,10 @@ import { readState } from '../model/state.js';
 import { branchViews, shortRevision } from '../model/views.js';
 import { formatDuration, formatWhen, table } from '../core/format.js';
 import { lastDeliveries, type DeliveryRecord } from '../publish/notify.js';
+import { databaseSizes, diskReport, mb } from '../sync/disk.js';
+import type { Config } from '../config/config.js';
+import type { Output } from '../core/output.js';
+import type { State } from '../model/state.js';
 import { commandContext, type GlobalOptions } from '../context/context.js';
 
 export interface BranchStatus {
@@ -36,9 +40,10 @@ export interface StatusResult {
 }
 
 /** Read-only: the same data as the site list, one line per branch site (colour only on a terminal). */
-export async function status(opts: GlobalOptions): Promise<StatusResult> {
+export async function status(opts: GlobalOptions & { disk?: boolean }): Promise<StatusResult> {
   const { cfg, out } = await commandContext(opts);
   const state = await readState(cfg.root);
+  if (opts.disk) return diskStatus(cfg, state, out) as unknown as Promise<StatusResult>;
   const views = await branchViews(cfg, state);
   const branches: BranchStatus[] = views.map(
     ({ site: b, customers, customersProblem, mail, mailWaiting, upstream, url, stale }) => ({
@@ -198,3 +203,29 @@ function finish(i: { branch: string; op: string }): string {
 
 /** The run that wrote the marker still runs (same pid and start time): its change is under way. */
 const runIsAlive = (p: Pending) => Boolean(p.start) && startTime(p.pid) === p.start;
+
+/** status --disk: each site's own and shared disk use, each staging database, the dumps, free space. */
+async function diskStatus(cfg: Config, state: State, out: Output) {
+  const disk = await diskReport(cfg, state);
+  const databases = await databaseSizes(cfg);
+  const result = { disk: { ...disk, databases: databases ?? null } };
+  if (out.json) return result;
+  const rows = disk.sites.map((s) => [s.name, mb(s.ownBytes), mb(s.sharedBytes)]);
+  for (const l of table(['BRANCH', 'OWN', 'SHARED (hard-linked blobs)'], rows)) out.line(l);
+  out.line('');
+  if (databases) {
+    for (const l of table(
+      ['DATABASE', 'SIZE'],
+      databases.map((d) => [d.name, mb(d.bytes)]),
+    ))
+      out.line(l);
+  } else out.line(out.c.yellow('the staging database server could not be asked for sizes'));
+  out.line('');
+  for (const d of disk.dumps)
+    out.line(
+      `dumps of ${d.customer}: ${d.count}, ${mb(d.bytes)} (the newest ${mb(d.newestBytes)})`,
+    );
+  out.line(`dumps in all: ${mb(disk.dumpsBytes)}`);
+  for (const f of disk.free) out.line(`free in ${f.path}: ${mb(f.bytes)}`);
+  return result;
+}

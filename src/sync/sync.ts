@@ -8,6 +8,7 @@ import { briefly, KarlstageError, StepError } from '../core/errors.js';
 import type { Job, Step, StepContext } from '../core/plan.js';
 import type { ProductionGuard } from '../db/guard.js';
 import { hitsOf, scanCommand } from '../db/scan.js';
+import { dumpsOf, freeBytes, mb } from './disk.js';
 import {
   goldenName,
   legacyGoldenName,
@@ -318,6 +319,13 @@ export async function syncJobs(
               `rename ${dumpDir}/DUMP.partial to DUMP (${c.name}-STAMP.dump) when complete`,
             ],
             run: async (ctx) => {
+              // Tonight's dump is about as big as the last one: if that cannot fit, stop now.
+              const last = (await dumpsOf(cfg)).find((d) => d.customer === c.name);
+              const free = await freeBytes(dumpDir);
+              if (last && free < last.newestBytes)
+                throw new KarlstageError(
+                  `not enough room for ${c.name}'s dump in ${dumpDir}: about ${mb(last.newestBytes)} needed (the last dump), ${mb(free)} free; make room (fewer dumps kept: [sync] keep) — nothing was touched`,
+                );
               taken = new Date();
               dump = dumpName(dumpDir, c.name, taken);
               dumpPath = join(dumpDir, dump);

@@ -58,6 +58,10 @@ export async function stagingServer(repo: SampleRepo, opts: StagingOptions = {})
   text = text.replace('routes = auto', 'routes = manual');
   // Likewise databases: only the tests that start PostgreSQL manage them.
   if (!opts.databases) text = text.replace('manage_databases = yes', 'manage_databases = no');
+  // The sync's dumps and files mirror inside this root, never in the machine's /srv.
+  text = text
+    .replace(/^dumps = .*$/m, `dumps = ${join(root, '.karlstage', 'dumps')}`)
+    .replace(/^files = .*$/m, `files = ${join(root, '.karlstage', 'files')}`);
   const source = { timeout: '20', retries: '1', ...opts.source };
   for (const [k, v] of Object.entries(source))
     text = text.replace(new RegExp(`^${k} = .*$`, 'm'), `${k} = ${v}`);
