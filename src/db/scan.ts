@@ -3,10 +3,11 @@ import type { Command } from '../core/command.js';
 /**
  * The clean-data check: after the sanitize step, before the golden copy is
  * swapped in, every text, varchar, char, json and bytea column of the restored
- * copy is read once (one scan per table, every pattern at once) for the
- * customer's must_not_contain patterns. A hit names the table, column and
- * pattern, never the value. Patterns come in as a psql variable (quoted by
- * psql), never spliced into the SQL.
+ * copy is read once for the customer's must_not_contain patterns: one scan per
+ * table, each value matched once against all patterns together ((p1)|(p2)…);
+ * only a column that hits is read again, to name the pattern. A hit names the
+ * table, column and pattern, never the value. The patterns come in as a psql
+ * variable (quoted by psql), never spliced into the SQL.
  */
 const SCAN_SQL = String.raw`
 SET karlstage.patterns = :'patterns';
@@ -14,38 +15,46 @@ CREATE TEMP TABLE karlstage_hits (rel text, col text, pattern int);
 DO $karlstage$
 DECLARE
   pats text[] := ARRAY(SELECT jsonb_array_elements_text(current_setting('karlstage.patterns')::jsonb));
+  anyp text;
   t record;
   c record;
   exprs text[];
-  labels text[];
+  values_ text[];
+  cols text[];
   hits boolean[];
+  hit boolean;
 BEGIN
+  SELECT string_agg('(' || p || ')', '|') INTO anyp FROM unnest(pats) p;
   FOR t IN
     SELECT k.oid, k.oid::regclass::text AS rel FROM pg_class k JOIN pg_namespace n ON n.oid = k.relnamespace
     WHERE k.relkind IN ('r', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
       AND n.nspname NOT LIKE 'pg\_%'
   LOOP
     exprs := '{}';
-    labels := '{}';
+    values_ := '{}';
+    cols := '{}';
     FOR c IN
       SELECT a.attname, a.atttypid = 'bytea'::regtype AS bytes FROM pg_attribute a
       WHERE a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped
         AND a.atttypid IN ('text'::regtype, 'varchar'::regtype, 'bpchar'::regtype, 'bytea'::regtype,
                            'json'::regtype, 'jsonb'::regtype)
     LOOP
-      FOR i IN 1 .. coalesce(array_length(pats, 1), 0) LOOP
-        exprs := exprs || format('coalesce(bool_or(%s ~* %L), false)',
-          CASE WHEN c.bytes THEN format('encode(%I, ''escape'')', c.attname) ELSE format('%I::text', c.attname) END,
-          pats[i]);
-        labels := labels || (c.attname || chr(9) || i);
-      END LOOP;
+      -- bytea as text: escape format keeps every printable byte as it is (and NUL is no problem).
+      values_ := values_ || CASE WHEN c.bytes THEN format('encode(%I, ''escape'')', c.attname)
+                                 ELSE format('%I::text', c.attname) END;
+      exprs := exprs || format('coalesce(bool_or(%s ~* %L), false)', values_[array_length(values_, 1)], anyp);
+      cols := cols || c.attname::text;
     END LOOP;
-    CONTINUE WHEN array_length(exprs, 1) IS NULL;
+    CONTINUE WHEN anyp IS NULL OR array_length(exprs, 1) IS NULL;
     EXECUTE format('SELECT ARRAY[%s] FROM %s', array_to_string(exprs, ', '), t.rel) INTO hits;
     FOR i IN 1 .. array_length(hits, 1) LOOP
-      IF hits[i] THEN
-        INSERT INTO karlstage_hits VALUES (t.rel, split_part(labels[i], chr(9), 1), split_part(labels[i], chr(9), 2)::int);
-      END IF;
+      CONTINUE WHEN NOT hits[i];
+      FOR j IN 1 .. array_length(pats, 1) LOOP
+        EXECUTE format('SELECT coalesce(bool_or(%s ~* %L), false) FROM %s', values_[i], pats[j], t.rel) INTO hit;
+        IF hit THEN
+          INSERT INTO karlstage_hits VALUES (t.rel, cols[i], j);
+        END IF;
+      END LOOP;
     END LOOP;
   END LOOP;
 END
