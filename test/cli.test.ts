@@ -85,7 +85,15 @@ describe('the built binary, end to end', () => {
     expect(doctor.stdout).toMatch(/^ok\s+svn\s+1\.\d+/m);
     expect(doctor.stdout).toMatch(/^ok\s+source\s+.*\/trunk exists/m);
     expect(doctor.stdout).toMatch(/^ok\s+disk\s+[\d.]+ GB free/m);
+    expect(doctor.stdout).toMatch(
+      /^ok\s+ports\s+branch sites listen on \d+–\d+; the kernel's ephemeral ports are \d+–\d+$/m,
+    );
     expect(doctor.stderr).toBe('');
+    // A base port inside the kernel's ephemeral range: said, as a warning.
+    const good = await readFile(st.config, 'utf8');
+    await writeFile(st.config, good.replace(/^base_port = .*$/m, 'base_port = 40000'));
+    expect((await st.cli(['doctor'])).stdout).toMatch(/^warn\s+ports\s+.*they overlap/m);
+    await writeFile(st.config, good);
     // --verbose: each program karlstage runs, and how it ended, on stderr.
     const verbose = await st.cli(['doctor', '--verbose']);
     expect(verbose.stderr).toMatch(/^\$ svn --version --quiet$/m);

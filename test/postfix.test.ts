@@ -1,10 +1,11 @@
-import { chmod, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { create } from '../src/commands/create.js';
 import { postfixServer, sendMail, smtpSink } from './helpers/postfix.js';
 import { gitRepo } from './helpers/repos.js';
 import { stagingServer } from './helpers/staging.js';
+import { tempDir } from './helpers/tmp.js';
 
 /**
  * Staged mail on a real postfix, which karlstage configures and starts ("mail --install")
@@ -59,6 +60,7 @@ describe('staged mail on a real postfix', () => {
     // Delivered as the mail user, who owns the Maildir.
     expect((await stat(maildir('branch1', 'osf'))).uid).toBe(65534);
     expect((await st.cli(['status'])).stdout).toMatch(/osf \(1 waiting\)/);
+    expect((await st.cli(['sites'])).stdout).toContain(`(staged mail: *@osf.${DOMAIN}, 1 waiting)`);
 
     // Moved: the next message lands in branch2's Maildir.
     const moved = await st.cli(['mail', 'osf', 'branch2']);
@@ -122,6 +124,21 @@ describe('staged mail on a real postfix', () => {
     const refused = await st.cli(['mail', '--install']);
     expect(refused.exitCode).toBe(2);
     expect(refused.stderr).toMatch(/\[mail\] user = root: postfix never delivers as root/);
+    expect(await readFile(join(pf.etc, 'main.cf'), 'utf8')).toBe(main);
+
+    // A branch's code put a link where a Maildir goes: root never follows it (no chown through it).
+    await writeFile(st.config, good);
+    const elsewhere = await tempDir('ks-elsewhere-');
+    await rm(join(st.root, 'branch2', 'var', 'mail'), { recursive: true, force: true });
+    await mkdir(join(st.root, 'branch2', 'var', 'mail'), { recursive: true });
+    await symlink(elsewhere, join(st.root, 'branch2', 'var', 'mail', 'another'));
+    const linked = await st.cli(['mail', '--install']);
+    expect(linked.exitCode).toBe(1);
+    expect(linked.stderr).toContain(
+      `${join(st.root, 'branch2', 'var', 'mail', 'another')} is a symbolic link: karlstage makes no Maildir through it`,
+    );
+    expect((await stat(elsewhere)).uid).toBe(0);
+    expect(await readdir(elsewhere)).toEqual([]);
     expect(await readFile(join(pf.etc, 'main.cf'), 'utf8')).toBe(main);
 
     await sendMail(pf.port, 'someone@outside.example.net', `x@osf.${DOMAIN}`, 'still here');

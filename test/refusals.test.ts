@@ -198,6 +198,41 @@ const configCases: ConfigCase[] = [
     says: /\[source\] url is required/,
   },
   {
+    name: 'a regular expression cut by a comma (must_not_contain)',
+    edit: inSection('customer:osf', 'must_not_contain = @osf.org, /a{1,3}/'),
+    says: /\[customer:osf\] must_not_contain = .*: \/a\{1: a comma separates patterns/,
+  },
+  {
+    name: 'a JavaScript word boundary PostgreSQL reads as a backspace',
+    edit: inSection('customer:osf', 'must_not_contain = /\\bacme\\b/'),
+    says: /\\b is not a word boundary in PostgreSQL; write \\y/,
+  },
+  {
+    name: 'a back-reference in a pattern',
+    edit: inSection('customer:osf', 'must_not_contain = /(a)\\1/'),
+    says: /back-references are not allowed/,
+  },
+  {
+    name: 'a webhook that is not http(s), its address kept out of the message',
+    edit: (ini) => `${ini}\n[notify]\nwebhook = ftp://user:pw@example.org/x\n`,
+    says: /^(?!.*pw@).*\[notify\] webhook: expected an http:\/\/ or https:\/\/ address/m,
+  },
+  {
+    name: 'postfix delivering as root',
+    edit: (ini) => `${ini}\n[mail]\nuser = root\n`,
+    says: /\[mail\] user = root: postfix never delivers as root or as postfix/,
+  },
+  {
+    name: 'a listen address that is no address',
+    edit: (ini) => `${ini}\n[mail]\nlisten = mail.example.org:25\n`,
+    says: /\[mail\] listen = mail\.example\.org:25: expected a port \(25\) or ADDRESS:PORT/,
+  },
+  {
+    name: 'stale_after of zero days',
+    edit: inSection('staging', 'stale_after = 0'),
+    says: /\[staging\] stale_after = 0: /,
+  },
+  {
     name: 'a missing [deployment] section',
     edit: (ini) => ini.replace('[deployment]', '[deployment-old]'),
     says: /section \[deployment\] is missing/,
@@ -231,6 +266,15 @@ const inputCases: [string[], RegExp][] = [
   [['mail', 'nosuch', 'branch1'], /there is no \[customer:nosuch\]/],
   [['mail', 'osf', 'nope'], /there is no branch site "nope"/],
   [['poll', 'nope'], /there is no branch site "nope"/],
+  [['reset', 'nope'], /there is no branch site "nope"/],
+  [['reset', 'branch1', '--customers', 'nosuch'], /there is no \[customer:nosuch\]/],
+  [['mail', 'osf'], /give CUSTOMER BRANCH, or --install, or --caught, or nothing/],
+  [['mail', '--install', '--caught'], /give CUSTOMER BRANCH, or --install, or --caught/],
+  [['notify'], /notify sends a test message: pass --test/],
+  [
+    ['deliver', '--mailboxes', 'x.json', 'branch1'],
+    /usage: deliver --mailboxes FILE BRANCH RECIPIENT/,
+  ],
   [['status', '--wait', '-1'], /expected a whole number of seconds/],
   [['sites', '--format', 'pdf'], /argument 'pdf' is invalid/],
   [

@@ -41,7 +41,7 @@ describe('routes through a real nginx', () => {
     const list = await get('/');
     expect(list.status).toBe(200);
     expect(list.body.replace(/&#x2F;/g, '/')).toContain(
-      `<a href="https://${HOST}:${nginx.httpsPort}/branch1/osf/">osf</a>`,
+      `<a class="customer-link" href="https://${HOST}:${nginx.httpsPort}/branch1/osf/">osf</a>`,
     );
     expect((await get('/sites.json')).body).toContain('"name": "branch1"');
 

@@ -1042,6 +1042,28 @@ describe('nightly sync on a real PostgreSQL', () => {
     expect(await pg.sql('ks_branch1_osf', CHECKSUM)).toBe(before);
     expect((await readdir(join(small, 'osf'))).filter((f) => f.endsWith('.partial'))).toEqual([]);
   });
+
+  it('a reset killed during its migrate: the next reset puts back what the site had, then completes', async () => {
+    const { pg, st } = await syncStaging();
+    expect((await st.cli(['sync', '--nightly', '--customers', 'osf'])).exitCode).toBe(0);
+    await pg.sql('ks_branch1_osf', 'DELETE FROM docs WHERE id > 10'); // a tester's wreckage
+    const config = await readFile(st.config, 'utf8');
+    await setMigrate(st, 'sleep 78');
+    const run = startCli(st.root, ['reset', 'branch1', '--customers', 'osf']);
+    await waitFor('the migrate step', () => commandLines().includes('sleep 78'));
+    killGroup(run.pid);
+    await run;
+    // Killed after the swap: what the site had is kept as the old twin until the next run.
+    expect(await pg.sql('ks_branch1_osf__old', 'SELECT count(*) FROM docs')).toBe('10');
+
+    await writeFile(st.config, config);
+    const again = await st.cli(['reset', 'branch1', '--customers', 'osf']);
+    expect(again.exitCode, again.stderr).toBe(0);
+    expect(await pg.sql('ks_branch1_osf', 'SELECT count(*) FROM docs')).toBe('50');
+    expect(
+      await pg.sql('postgres', "SELECT count(*) FROM pg_database WHERE datname ~ '_(new|old)$'"),
+    ).toBe('0');
+  });
 });
 
 /** A small filesystem (tmpfs, as root), unmounted after the test: a disk that fills. */

@@ -37,11 +37,10 @@ export function mailboxFor(m: Mailboxes, branch: string, recipient: string): str
   const customer = suffix && domain.endsWith(suffix) ? domain.slice(0, -suffix.length) : '';
   const box = Object.hasOwn(m.customers, customer) ? m.customers[customer] : undefined;
   if (!box) throw bounce(`no customer "${customer || domain}" takes staged mail on this server`);
-  if (box.branch !== branch) {
-    if (!m.branches.includes(branch)) throw bounce(`there is no branch site "${branch}"`);
-    // Moved meanwhile ("karlstage mail CUSTOMER BRANCH"): postfix routes it again next time.
+  // Moved meanwhile ("karlstage mail CUSTOMER BRANCH", or the old branch site destroyed):
+  // postfix routes it again on the next try, so it is deferred, never bounced.
+  if (box.branch !== branch)
     throw later(`${customer}'s staged mail now goes to ${box.branch}, not ${branch}`);
-  }
   return box.maildir;
 }
 

@@ -6,10 +6,13 @@ import { carryOut, dryRun, finishJobs, jobsAsJson } from '../context/report.js';
 import { UsageError } from '../core/errors.js';
 import { branchLock, LOCKS, withLocks } from '../model/locks.js';
 import { knownSite } from '../model/sites.js';
+import type { BranchState } from '../model/state.js';
 
 export interface DestroyOptions extends GlobalOptions {
   branch: string;
   yes?: boolean;
+  /** Asked under the locks: a reason not to destroy it after all (prune: held or updated meanwhile). */
+  unless?: (site: BranchState) => string | undefined;
 }
 
 export async function destroy(opts: DestroyOptions) {
@@ -26,6 +29,12 @@ export async function destroy(opts: DestroyOptions) {
     { command: `destroy ${branch}`, waitSeconds: g.wait },
     async () => {
       // Read again under the locks: the plan is made from what is there now.
+      const now = await knownSite(cfg.root, branch);
+      const keep = opts.unless?.(now);
+      if (keep) {
+        out.line(`kept    ${branch}: ${keep}`);
+        return { ok: true, kept: keep, jobs: [] };
+      }
       const results = await carryOut(
         ctx,
         await planDestroy(cfg, await knownSite(cfg.root, branch)),

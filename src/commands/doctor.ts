@@ -140,6 +140,25 @@ export async function doctor(opts: GlobalOptions & { minFreeGb?: number }) {
       };
     return text;
   });
+  await check('ports', async () => {
+    // An app's port inside the kernel's ephemeral range can be taken by any outgoing connection.
+    const [low = 32768, high = 60999] = (
+      await readFile('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').catch(() => '32768 60999')
+    )
+      .trim()
+      .split(/\s+/)
+      .map(Number);
+    const state = await readState(cfg.root);
+    const ports = Object.values(state.branches).map((b) => b.port);
+    const top = Math.max(cfg.staging.basePort + 1, ...ports);
+    const text = `branch sites listen on ${cfg.staging.basePort + 1}–${top}; the kernel's ephemeral ports are ${low}–${high}`;
+    if (top >= low && cfg.staging.basePort + 1 <= high)
+      return {
+        level: 'warn',
+        detail: `${text}: they overlap, so an outgoing connection can take a site's port; set [staging] base_port lower`,
+      };
+    return text;
+  });
   await check('room for the sync', async () => {
     // About what the next nightly sync writes: each customer's newest dump again, and the
     // golden copies (each new golden copy is made before yesterday's is dropped).

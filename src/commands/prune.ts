@@ -1,7 +1,7 @@
 import { commandContext, type GlobalOptions } from '../context/context.js';
 import { EXIT, KarlstageError, LockedError, messageOf } from '../core/errors.js';
 import { readState } from '../model/state.js';
-import { branchViews } from '../model/views.js';
+import { branchViews, staleness } from '../model/views.js';
 import { destroy } from './destroy.js';
 
 export interface PruneOptions extends GlobalOptions {
@@ -46,8 +46,19 @@ export async function prune(opts: PruneOptions) {
   const failed: { branch: string; error: string; locked: boolean }[] = [];
   for (const s of stale) {
     try {
-      await destroy({ ...opts, branch: s.branch, yes: true });
-      removed.push(s.branch);
+      const r = await destroy({
+        ...opts,
+        branch: s.branch,
+        yes: true,
+        // Looked at again under its lock: held or updated meanwhile, it stays.
+        unless: (site) =>
+          site.hold
+            ? `held meanwhile by ${site.hold.by}`
+            : staleness(cfg, site)
+              ? undefined
+              : 'no longer stale',
+      });
+      if (!('kept' in r)) removed.push(s.branch);
     } catch (e) {
       // One site being updated (or failing to go) does not stop the others.
       failed.push({ branch: s.branch, error: messageOf(e), locked: e instanceof LockedError });

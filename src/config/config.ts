@@ -305,9 +305,17 @@ function kindProblem(spec: KeySpec, value: string, key: string): string | undefi
     case 'patterns': {
       for (const p of splitPatterns(value)) {
         const re = /^\/(.+)\/$/.exec(p);
+        if (!re && (p.startsWith('/') || p.endsWith('/')))
+          return `${p}: a comma separates patterns, so a regular expression cannot hold one; write it without`;
         if (!re) continue;
+        // They run as PostgreSQL regular expressions, joined as (p1)|(p2): where those differ from
+        // JavaScript's, refuse rather than let a check pass that never looked.
+        if (/\\[bB]/.test(re[1]!))
+          return `${p}: \\b is not a word boundary in PostgreSQL; write \\y (or \\m, \\M)`;
+        if (/\\[1-9]/.test(re[1]!)) return `${p}: back-references are not allowed`;
         try {
-          new RegExp(re[1]!);
+          new RegExp(re[1]!.replace(/\\[yYmM]/g, ''));
+          continue;
         } catch (e) {
           return `${p} is not a regular expression: ${(e as Error).message}`;
         }

@@ -33,11 +33,17 @@ BEGIN
     exprs := '{}';
     values_ := '{}';
     cols := '{}';
+    -- Every column that holds text: string types (citext included) and domains over them,
+    -- arrays of them, json, jsonb, xml, and bytea.
     FOR c IN
-      SELECT a.attname, a.atttypid = 'bytea'::regtype AS bytes FROM pg_attribute a
+      SELECT a.attname, b.oid = 'bytea'::regtype AS bytes
+      FROM pg_attribute a
+      JOIN pg_type ty ON ty.oid = a.atttypid
+      JOIN pg_type b ON b.oid = CASE WHEN ty.typtype = 'd' THEN ty.typbasetype ELSE ty.oid END
+      LEFT JOIN pg_type e ON e.oid = b.typelem AND b.typcategory = 'A'
       WHERE a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped
-        AND a.atttypid IN ('text'::regtype, 'varchar'::regtype, 'bpchar'::regtype, 'bytea'::regtype,
-                           'json'::regtype, 'jsonb'::regtype)
+        AND (b.typcategory = 'S' OR e.typcategory = 'S'
+             OR b.oid IN ('bytea'::regtype, 'json'::regtype, 'jsonb'::regtype, 'xml'::regtype))
     LOOP
       -- bytea as text: escape format keeps every printable byte as it is (and NUL is no problem).
       values_ := values_ || CASE WHEN c.bytes THEN format('encode(%I, ''escape'')', c.attname)
@@ -46,11 +52,12 @@ BEGIN
       cols := cols || c.attname::text;
     END LOOP;
     CONTINUE WHEN anyp IS NULL OR array_length(exprs, 1) IS NULL;
-    EXECUTE format('SELECT ARRAY[%s] FROM %s', array_to_string(exprs, ', '), t.rel) INTO hits;
+    -- ONLY: an inherited table's rows are read with that table, not twice.
+    EXECUTE format('SELECT ARRAY[%s] FROM ONLY %s', array_to_string(exprs, ', '), t.rel) INTO hits;
     FOR i IN 1 .. array_length(hits, 1) LOOP
       CONTINUE WHEN NOT hits[i];
       FOR j IN 1 .. array_length(pats, 1) LOOP
-        EXECUTE format('SELECT coalesce(bool_or(%s ~* %L), false) FROM %s', values_[i], pats[j], t.rel) INTO hit;
+        EXECUTE format('SELECT coalesce(bool_or(%s ~* %L), false) FROM ONLY %s', values_[i], pats[j], t.rel) INTO hit;
         IF hit THEN
           INSERT INTO karlstage_hits VALUES (t.rel, cols[i], j);
         END IF;

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 export const MAILDIR_PARTS = ['tmp', 'new', 'cur'] as const;
 
 export async function makeMaildir(dir: string): Promise<void> {
-  for (const part of MAILDIR_PARTS) await mkdir(join(dir, part), { recursive: true, mode: 0o700 });
+  for (const part of MAILDIR_PARTS) await mkdir(join(dir, part), { recursive: true, mode: 0o2770 });
 }
 
 /** A name no other delivery can have: time, random part, pid, host. */
@@ -27,8 +27,10 @@ export async function deliverToMaildir(dir: string, message: Buffer): Promise<st
   const name = uniqueName();
   const tmp = join(dir, 'tmp', name);
   const file = join(dir, 'new', name);
-  const handle = await open(tmp, 'wx', 0o600);
+  const handle = await open(tmp, 'wx', 0o660);
   try {
+    // Readable by the Maildir's group (mail-in's user), whatever the umask.
+    await handle.chmod(0o660);
     await handle.writeFile(message);
     await handle.sync();
   } catch (e) {
@@ -63,7 +65,10 @@ export async function messagesOf(
 ): Promise<{ file: string; mtime: Date; text: () => Promise<Buffer> }[]> {
   const found = [];
   for (const part of ['new', 'cur']) {
-    const files = await readdir(join(dir, part)).catch(() => [] as string[]);
+    const files = await readdir(join(dir, part)).catch((e: NodeJS.ErrnoException) => {
+      if (e.code === 'ENOENT') return [] as string[];
+      throw e; // not allowed to read it: said, not shown as empty
+    });
     for (const f of files.filter((x) => !x.startsWith('.'))) {
       const file = join(dir, part, f);
       const s = await stat(file).catch(() => undefined);

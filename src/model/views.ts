@@ -29,7 +29,8 @@ export interface BranchView {
  * updated, held) for [staging] stale_after days.
  */
 export function staleness(cfg: Config, site: BranchState, now = Date.now()): string | undefined {
-  if (site.poll?.remote === null) return `${site.ref} is gone upstream`;
+  // Gone, as the last poll saw it: a poll that failed (network, login) says nothing of that.
+  if (upstreamState(site.poll) === 'gone upstream') return `${site.ref} is gone upstream`;
   const last = [site.lastUpdate?.at, site.built?.at, site.createdAt, site.hold?.since]
     .filter((x): x is string => Boolean(x))
     .sort()

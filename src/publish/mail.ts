@@ -1,7 +1,18 @@
 import { existsSync } from 'node:fs';
-import { chown, copyFile, mkdir, readFile, rename, rm, stat, utimes } from 'node:fs/promises';
+import {
+  chmod,
+  copyFile,
+  lchown,
+  lstat,
+  mkdir,
+  readFile,
+  rename,
+  rm,
+  stat,
+  utimes,
+} from 'node:fs/promises';
 import { connect } from 'node:net';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import writeFileAtomic from 'write-file-atomic';
 import type { Config } from '../config/config.js';
@@ -10,7 +21,7 @@ import { KarlstageError, StepError, UsageError } from '../core/errors.js';
 import type { Plan, Step } from '../core/plan.js';
 import { renderTemplate } from '../core/templates.js';
 import { layout } from '../model/layout.js';
-import { makeMaildir } from '../model/maildir.js';
+import { MAILDIR_PARTS } from '../model/maildir.js';
 import type { Mailboxes } from '../model/mailboxes.js';
 import type { BranchView } from '../model/views.js';
 
@@ -73,7 +84,9 @@ export function renderTransport(cfg: Config, routes: MailRoute[]): string {
   }
   if (domain) lines.push(`.${domain}\terror:5.1.1 no such customer on this staging server`);
   const out = cfg.mail.relay ? `smtp:${cfg.mail.relay}` : 'smtp:';
-  for (const a of cfg.staging.mailAllow) lines.push(`${a}\t${out}`);
+  // The testers, and the people karlstage itself tells of failures ([notify] mail).
+  for (const a of new Set([...cfg.staging.mailAllow, ...cfg.notify.mail]))
+    lines.push(`${a}\t${out}`);
   lines.push('*\tkarlcatch:caught');
   return lines.join('\n') + '\n';
 }
@@ -189,16 +202,20 @@ const checkWords = (dir: string) =>
     },
   );
 
-/** The user the delivery runs as: its uid and gid, or a refusal. */
-async function mailUser(cfg: Config, log?: string): Promise<{ uid: number; gid: number }> {
+/** A user's uid and gid, or a refusal naming the key that names it. */
+async function idsOf(
+  user: string,
+  key: string,
+  log?: string,
+): Promise<{ uid: number; gid: number }> {
   const id = async (flag: string) =>
     Number(
       (
         await exec(
-          cmd(`id ${flag} ${cfg.mail.user}`, 'id', [flag, '--', cfg.mail.user], {
+          cmd(`id ${flag} ${user}`, 'id', [flag, '--', user], {
             explain: () =>
               new UsageError(
-                `[mail] user = ${cfg.mail.user}: there is no such user here; name one that exists (or make it: adduser --system ${cfg.mail.user})`,
+                `${key} = ${user}: there is no such user here; name one that exists (or make it: adduser --system ${user})`,
               ),
           }),
           log,
@@ -224,17 +241,41 @@ async function reachable(dir: string, who: { uid: number; gid: number }, user: s
 
 /** The Maildirs of every live route and the catch-all, owned by the mail user. */
 export async function makeMaildirs(cfg: Config, views: BranchView[], log?: string): Promise<void> {
-  const who = await mailUser(cfg, log);
-  const dirs = [
-    ...mailRoutes(cfg, views).map((r) => maildirOf(cfg, r.branch, r.customer)),
-    layout.caught(cfg.root),
+  const who = await idsOf(cfg.mail.user, '[mail] user', log);
+  // Mail-in runs as the cron user: the Maildir's group, so it may read and move the messages.
+  const reader = await idsOf(cfg.cron.user, '[cron] user', log);
+  const places = [
+    ...mailRoutes(cfg, views).map((r) => ({
+      base: layout.branch(cfg.root, r.branch),
+      dir: maildirOf(cfg, r.branch, r.customer),
+    })),
+    { base: layout.meta(cfg.root), dir: layout.caught(cfg.root) },
   ];
-  for (const dir of dirs) {
-    // The folders above it only let the mail user through; the Maildir itself is its own (0700).
-    await mkdir(dirname(dir), { recursive: true, mode: 0o755 });
-    await makeMaildir(dir);
-    for (const d of [dir, join(dir, 'tmp'), join(dir, 'new'), join(dir, 'cur')])
-      await chown(d, who.uid, who.gid);
+  const asRoot = process.getuid?.() === 0;
+  for (const { base, dir } of places) {
+    // A branch's code can put anything in its folder: never follow a link on the way in.
+    const parts = relative(base, dir).split(sep);
+    let at = base;
+    for (const [i, part] of parts.entries()) {
+      at = join(at, part);
+      const s = await lstat(at).catch(() => undefined);
+      if (s && !s.isDirectory())
+        throw new KarlstageError(
+          `${at} is ${s.isSymbolicLink() ? 'a symbolic link' : 'not a folder'}: karlstage makes no Maildir through it; remove it`,
+        );
+      if (!s) await mkdir(at, { mode: i === parts.length - 1 ? 0o2770 : 0o755 });
+    }
+    for (const d of [dir, ...MAILDIR_PARTS.map((p) => join(dir, p))]) {
+      const s = await lstat(d).catch(() => undefined);
+      if (s && !s.isDirectory())
+        throw new KarlstageError(`${d} is not a folder: karlstage makes no Maildir through it`);
+      if (!s) await mkdir(d, { mode: 0o2770 });
+      // Only root can give it away; otherwise it stays as it is (made before, by root).
+      if (asRoot) {
+        await lchown(d, who.uid, reader.gid);
+        await chmod(d, 0o2770);
+      }
+    }
     await reachable(dir, who, cfg.mail.user);
   }
 }
@@ -255,7 +296,8 @@ async function greeting(cfg: Config, timeoutMs = 15_000): Promise<void> {
       s.once('data', (d) => end(d.toString().split('\r\n')[0] ?? ''));
       s.once('error', (e) => end(e.message));
     });
-    if (/^220 /.test(last)) return;
+    // Our postfix names itself with myhostname (the staging host).
+    if (last.startsWith(`220 ${cfg.staging.host} `)) return;
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new KarlstageError(
@@ -285,6 +327,7 @@ export function installPlan(cfg: Config, views: BranchView[], command: string): 
   const status = cmd('postfix status', postfix, ['-c', dir, 'status'], { okExitCodes: [1] });
   const reload = cmd('postfix reload', postfix, ['-c', dir, 'reload']);
   const start = cmd('postfix start', postfix, ['-c', dir, 'start']);
+  const stop = cmd('postfix stop', postfix, ['-c', dir, 'stop'], { okExitCodes: [1] });
   const files = ['main.cf', 'master.cf'];
   let rendered: { main: string; master: string } | undefined;
   const steps: Step[] = [
@@ -346,31 +389,41 @@ export function installPlan(cfg: Config, views: BranchView[], command: string): 
     },
     {
       title: `install it in ${dir} and reload postfix`,
-      commands: [status, reload, { ...start, when: 'when postfix is not running' }],
+      commands: [
+        status,
+        reload,
+        { ...start, when: 'when postfix is not running' },
+        { ...stop, when: 'when it started but does not answer' },
+      ],
       effects: [
         `rename ${stage}/main.cf and master.cf into ${dir} (the old ones kept as *.karlstage-old)`,
       ],
       run: async (ctx) => {
         await mkdir(dir, { recursive: true, mode: 0o755 });
+        const running = (await ctx.exec(status)).exitCode === 0;
         const kept: string[] = [];
         for (const f of files)
           if (existsSync(join(dir, f))) {
             await copyFile(join(dir, f), join(dir, `${f}.karlstage-old`));
             kept.push(f);
           }
-        for (const f of files) await rename(join(stage, f), join(dir, f));
-        await rm(stage, { recursive: true, force: true });
-        await settle(...files.map((f) => join(dir, f)));
-        const running = (await ctx.exec(status)).exitCode === 0;
         try {
+          for (const f of files) await rename(join(stage, f), join(dir, f));
+          await rm(stage, { recursive: true, force: true });
+          await settle(...files.map((f) => join(dir, f)));
           await ctx.exec(running ? reload : start);
+          // Ours that answers: another mail server on the port would greet too.
+          if ((await ctx.exec(status)).exitCode !== 0)
+            throw new KarlstageError('postfix is not running after the reload');
           await greeting(cfg);
         } catch (e) {
           for (const f of files)
             if (kept.includes(f)) await rename(join(dir, `${f}.karlstage-old`), join(dir, f));
             else await rm(join(dir, f), { force: true });
           await settle(...files.map((f) => join(dir, f)));
+          // Back as it was: reloaded with the old files, or stopped if it was not running.
           if (running) await exec(reload, ctx.log).catch(() => undefined);
+          else await exec(stop, ctx.log).catch(() => undefined);
           const why = e instanceof Error ? e.message : String(e);
           throw new KarlstageError(
             `postfix did not take the new configuration: ${why}; the old one is back`,

@@ -215,24 +215,22 @@ export async function notify(cfg: Config, events: NotifyEvent[]): Promise<Delive
     text: redact(textOf(event)),
     event: JSON.parse(redact(JSON.stringify(event))) as NotifyEvent,
   }));
-  const channels: [DeliveryRecord['channel'], () => Promise<void>][] = [];
+  // Each delivery is retried on its own: a payload that got through is never sent twice.
+  const attempts: [DeliveryRecord['channel'], () => Promise<void>][] = [];
   if (cfg.notify.webhook)
-    channels.push([
-      'webhook',
-      async () => {
-        for (const p of payloads) await postWebhook(cfg, p);
-      },
-    ]);
-  if (cfg.notify.mail.length) channels.push(['mail', () => sendMail(cfg, payloads)]);
-  const records: DeliveryRecord[] = [];
-  for (const [channel, deliver] of channels) {
-    try {
-      await withRetries(deliver, 2);
-      records.push({ at, channel, ok: true });
-    } catch (e) {
-      records.push({ at, channel, ok: false, error: redact((e as Error).message) });
-    }
+    for (const p of payloads) attempts.push(['webhook', () => postWebhook(cfg, p)]);
+  if (cfg.notify.mail.length) attempts.push(['mail', () => sendMail(cfg, payloads)]);
+  const failed = new Map<DeliveryRecord['channel'], string>();
+  for (const [channel, deliver] of attempts) {
+    // A receiver that failed all its tries is not tried again for the rest of this run.
+    if (failed.has(channel)) continue;
+    await withRetries(deliver, 2).catch((e: Error) => failed.set(channel, redact(e.message)));
   }
+  const records: DeliveryRecord[] = [...new Set(attempts.map(([c]) => c))].map((channel) =>
+    failed.has(channel)
+      ? { at, channel, ok: false, error: failed.get(channel)! }
+      : { at, channel, ok: true },
+  );
   await mkdir(layout.logs(cfg.root), { recursive: true });
   await appendFile(
     join(layout.logs(cfg.root), 'notify.log'),

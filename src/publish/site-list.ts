@@ -40,6 +40,8 @@ export interface SiteListEntry {
     name: string;
     url: string;
     mailDomain: string | null;
+    /** Staged mail-in waiting in its Maildir for mail-in (as the list was made); null: no Maildir. */
+    mailWaiting: number | null;
     data: {
       asOf: string | null;
       checkedPatterns: number | null;
@@ -78,45 +80,47 @@ export function collectSiteList(cfg: Config, views: BranchView[]): SiteList {
     generatedAt: new Date().toISOString(),
     host: cfg.staging.host,
     url: `${publicBase(cfg)}/`,
-    branches: views
-      .map(({ site, customers, mail, url, stale }) => ({
-        name: site.name,
-        url,
-        ref: site.ref,
-        defaultRef: cfg.source.default,
-        revision: site.built ? shortRevision(site.built.revision, site.vcs) : null,
-        commit: site.built?.commit ?? null,
-        aheadOfDefault: site.built?.ahead ?? null,
-        changes: site.ref === cfg.source.default ? [] : (site.built?.changes ?? []),
-        moreChanges:
-          site.ref === cfg.source.default
-            ? 0
-            : Math.max(0, (site.built?.ahead ?? 0) - (site.built?.changes?.length ?? 0)),
-        problems: problemsOf(site, customers),
-        lastUpdate: site.lastUpdate
-          ? { at: site.lastUpdate.at, result: site.lastUpdate.result }
-          : null,
-        builtAt: site.built?.at ?? null,
-        data: dataOf(site, customers),
-        customers: customers.map((name) => ({
-          name,
-          url: `${url}${name}/`,
-          mailDomain:
-            mail.includes(name) && cfg.staging.mailDomain
-              ? `${name}.${cfg.staging.mailDomain}`
-              : null,
-          ...customerData(site, name),
-        })),
-        upstream: {
-          state: upstreamState(site.poll),
-          newCommits: site.poll?.newCommits ?? null,
-          checkedAt: site.poll?.at ?? null,
-        },
-        heldOutOfSync: Boolean(site.hold),
-        stale: stale ?? null,
-      }))
-      // The sites that need a look first; otherwise in slot order.
-      .sort((a, b) => Number(b.problems.length > 0) - Number(a.problems.length > 0)),
+    branches: sortByProblems(
+      views
+        .map(({ site, customers, mail, mailWaiting, url, stale }) => ({
+          name: site.name,
+          url,
+          ref: site.ref,
+          defaultRef: cfg.source.default,
+          revision: site.built ? shortRevision(site.built.revision, site.vcs) : null,
+          commit: site.built?.commit ?? null,
+          aheadOfDefault: site.built?.ahead ?? null,
+          changes: site.ref === cfg.source.default ? [] : (site.built?.changes ?? []),
+          moreChanges:
+            site.ref === cfg.source.default
+              ? 0
+              : Math.max(0, (site.built?.ahead ?? 0) - (site.built?.changes?.length ?? 0)),
+          problems: [] as string[], // from the entry itself, below (and again per scope)
+          lastUpdate: site.lastUpdate
+            ? { at: site.lastUpdate.at, result: site.lastUpdate.result }
+            : null,
+          builtAt: site.built?.at ?? null,
+          data: dataOf(site, customers),
+          customers: customers.map((name) => ({
+            name,
+            url: `${url}${name}/`,
+            mailDomain:
+              mail.includes(name) && cfg.staging.mailDomain
+                ? `${name}.${cfg.staging.mailDomain}`
+                : null,
+            mailWaiting: mailWaiting[name] ?? null,
+            ...customerData(site, name),
+          })),
+          upstream: {
+            state: upstreamState(site.poll),
+            newCommits: site.poll?.newCommits ?? null,
+            checkedAt: site.poll?.at ?? null,
+          },
+          heldOutOfSync: Boolean(site.hold),
+          stale: stale ?? null,
+        }))
+        .map(withProblems),
+    ),
   };
 }
 
@@ -124,7 +128,8 @@ export function collectSiteList(cfg: Config, views: BranchView[]): SiteList {
 export function publicProblem(text: string | undefined): string | null {
   if (!text) return null;
   const line = redact(text).split('\n')[0] ?? '';
-  return line.replace(/(^|[\s('"=])\/(?:[^\s/'"()]+\/)+([^\s/'"()]*)/g, '$1…/$2').slice(0, 300);
+  // Any absolute path, wherever it starts ("psql:/srv/x.sql:12", "[/srv/…]", "file:///…"): its last part only.
+  return line.replace(/\/(?:[^\s/'"()[\],:;`]+\/)+([^\s/'"()[\],:;`]*)/g, '…/$1').slice(0, 300);
 }
 
 function customerData(site: BranchState, name: string) {
@@ -153,29 +158,29 @@ function customerData(site: BranchState, name: string) {
 }
 
 /** What needs a look on this site, most important first: the code failing on real data leads. */
-function problemsOf(site: BranchState, customers: string[]): string[] {
+function withProblems(b: SiteListEntry): SiteListEntry {
   const problems: string[] = [];
-  for (const c of customers) {
-    const m = site.data?.[c]?.migrate;
-    if (m?.result === 'failed')
+  for (const c of b.customers)
+    if (c.migrate?.result === 'failed')
       problems.push(
-        `migrate fails on ${c}'s production data${m.dataOf ? ` of ${when(m.dataOf)}` : ''}`,
+        `migrate fails on ${c.name}'s production data${c.migrate.dataOf ? ` of ${when(c.migrate.dataOf)}` : ''}`,
+      );
+  for (const c of b.customers) {
+    const s = c.data.lastSync;
+    if (s?.result === 'failed' && c.migrate?.result !== 'failed')
+      problems.push(
+        `${c.name}'s data was not refreshed on ${when(s.at)}: ${s.problem ?? 'the sync failed'}`,
       );
   }
-  for (const c of customers) {
-    const s = site.data?.[c]?.lastSync;
-    if (s?.result === 'failed' && site.data?.[c]?.migrate?.result !== 'failed')
-      problems.push(
-        `${c}'s data was not refreshed on ${when(s.at)}: ${publicProblem(s.error) ?? 'the sync failed'}`,
-      );
-  }
-  if (site.lastUpdate?.result === 'failed')
-    problems.push(
-      `the last update failed (${when(site.lastUpdate.at)}): it runs the last good build`,
-    );
-  if (site.poll?.remote === null) problems.push(`${site.ref} is gone upstream`);
-  return problems;
+  if (b.lastUpdate?.result === 'failed')
+    problems.push(`the last update failed (${when(b.lastUpdate.at)}): it runs the last good build`);
+  if (b.upstream.state === 'gone upstream') problems.push(`${b.ref} is gone upstream`);
+  return { ...b, problems };
 }
+
+/** The sites that need a look first; otherwise in slot order. */
+const sortByProblems = (branches: SiteListEntry[]) =>
+  [...branches].sort((a, b) => Number(b.problems.length > 0) - Number(a.problems.length > 0));
 
 /** Any ISO date (git gives +02:00 offsets, svn microseconds) as "YYYY-MM-DD HH:MM UTC". */
 function when(iso: string | null): string | null {
@@ -220,7 +225,7 @@ export function renderText(list: SiteList): string {
     );
     for (const c of b.customers) {
       lines.push(
-        `  ${c.name}: ${c.url}${c.mailDomain ? `  (staged mail: *@${c.mailDomain})` : ''}`,
+        `  ${c.name}: ${c.url}${c.mailDomain ? `  (staged mail: *@${c.mailDomain}${c.mailWaiting !== null ? `, ${c.mailWaiting} waiting` : ''})` : ''}`,
       );
       lines.push(`      ${customerLine(c)}`);
     }
@@ -283,7 +288,11 @@ export async function renderHtml(list: SiteList): Promise<string> {
         })),
         mailTo: b.customers
           .filter((c) => c.mailDomain)
-          .map((c) => ({ name: c.name, domain: c.mailDomain })),
+          .map((c) => ({
+            name: c.name,
+            domain: c.mailDomain,
+            waiting: c.mailWaiting !== null ? `${c.mailWaiting} waiting` : null,
+          })),
         updateFailed: b.lastUpdate?.result === 'failed',
         upstreamText: `${b.upstream.state}${b.upstream.newCommits ? ` (${b.upstream.newCommits} new)` : ''}`,
         upstreamClass: b.upstream.state.replace(/ /g, '-'),
@@ -300,11 +309,16 @@ export const SITE_FILES = { html: 'index.html', json: 'sites.json', text: 'sites
 /** The list as one scope's users see it: only their customers, only the sites that serve one. */
 export function listForScope(list: SiteList, customers: string[] | '*'): SiteList {
   if (customers === '*') return list;
+  // A scope's users hear only of their customers: the problems are worked out again.
   return {
     ...list,
-    branches: list.branches
-      .map((b) => ({ ...b, customers: b.customers.filter((c) => customers.includes(c.name)) }))
-      .filter((b) => b.customers.length > 0),
+    branches: sortByProblems(
+      list.branches
+        .map((b) =>
+          withProblems({ ...b, customers: b.customers.filter((c) => customers.includes(c.name)) }),
+        )
+        .filter((b) => b.customers.length > 0),
+    ),
   };
 }
 
