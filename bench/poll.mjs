@@ -151,7 +151,7 @@ try {
         branch: `branch${i}`,
         ref: vcs === 'svn' ? `branches/b${i}` : `b${i}`,
       });
-    roots.push({ vcs, network, root });
+    roots.push({ vcs, network, root, url });
   }
 
   // Async, so that the latency proxy in this process keeps forwarding meanwhile.
@@ -165,12 +165,14 @@ try {
     }
     return performance.now() - t;
   };
-  const naive = async (vcs, root) => {
+  // The naive way: each site asks the server itself (a clone per site); karlstage's own sites
+  // fetch from the shared store, so the naive loop names the server's URL.
+  const naive = async (vcs, root, url) => {
     const t = performance.now();
     for (let i = 1; i <= BRANCHES; i++) {
       const src = join(root, `branch${i}`, 'src', 'karl');
       if (vcs === 'svn') await run('svn', ['update', '-q', '--non-interactive', src]);
-      else await run('git', ['-C', src, 'fetch', '-q', 'origin']);
+      else await run('git', ['-C', src, 'fetch', '-q', url]);
     }
     return performance.now() - t;
   };
@@ -185,14 +187,14 @@ try {
   console.log(
     `poll, ${BRANCHES} branch sites, no change upstream; median of ${ROUNDS} alternating runs`,
   );
-  for (const { vcs, network, root } of roots) {
+  for (const { vcs, network, root, url } of roots) {
     const t = { base: [], all: [], one: [], naive: [] };
     await node([bin, 'poll'], root); // warm up
     for (let r = 0; r < ROUNDS; r++) {
       t.base.push(await node(['-e', '0'], root));
       t.all.push(await node([bin, 'poll'], root));
       t.one.push(await node([bin, 'poll', 'branch1'], root));
-      t.naive.push(await naive(vcs, root));
+      t.naive.push(await naive(vcs, root, url));
     }
     const m = Object.fromEntries(Object.entries(t).map(([k, v]) => [k, median(v)]));
     console.log(`${vcs}, ${network}:`);
