@@ -99,7 +99,9 @@ export async function diskReport(cfg: Config, state: State): Promise<DiskReport>
 export const mb = (bytes: number) =>
   bytes >= 1024 ** 3
     ? `${(bytes / 1024 ** 3).toFixed(1)} GB`
-    : `${(bytes / 1024 ** 2).toFixed(1)} MB`;
+    : bytes >= 1024 ** 2
+      ? `${(bytes / 1024 ** 2).toFixed(1)} MB`
+      : `${Math.ceil(bytes / 1024)} kB`;
 
 /** Each staging database karlstage made (ks_*), and its size; undefined when the server cannot be asked. */
 export async function databaseSizes(
