@@ -1,4 +1,4 @@
-import { appendFile, readFile, writeFile } from 'node:fs/promises';
+import { appendFile, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { init } from '../../src/commands/init.js';
@@ -85,6 +85,18 @@ export async function stagingServer(repo: SampleRepo, opts: StagingOptions = {})
         cwd: join(root, b),
         reject: false,
       });
+    }
+    // An app whose folder a test removed by hand (or whose pid file is gone) is found by its
+    // environment: every step and app of this root has KARLSTAGE_ROOT set to it.
+    for (const pid of await readdir('/proc').catch(() => [] as string[])) {
+      if (!/^\d+$/.test(pid) || Number(pid) === process.pid) continue;
+      const env = await readFile(`/proc/${pid}/environ`, 'utf8').catch(() => '');
+      if (env.split('\0').includes(`KARLSTAGE_ROOT=${root}`))
+        try {
+          process.kill(Number(pid), 'SIGKILL');
+        } catch {
+          // gone meanwhile
+        }
     }
   });
   const snapshot = async () => {
