@@ -11,7 +11,7 @@ import { layout } from '../model/layout.js';
 import { LOCKS, withLocks } from '../model/locks.js';
 import { knownSite } from '../model/sites.js';
 import { readState, updateState, type DataRecord } from '../model/state.js';
-import { goldenLookup, resetJobs, type SyncOutcome } from '../sync/sync.js';
+import { goldenLookup, migrateRecord, resetJobs, type SyncOutcome } from '../sync/sync.js';
 
 export interface ResetOptions extends GlobalOptions {
   branch: string;
@@ -87,17 +87,7 @@ export async function reset(opts: ResetOptions) {
             ...before,
             asOf: r.ok ? (golden?.asOf ?? before?.asOf ?? null) : (before?.asOf ?? null),
             ...(r.ok && golden?.checkedPatterns ? { checkedPatterns: golden.checkedPatterns } : {}),
-            ...(r.migrate
-              ? {
-                  migrate: {
-                    at: r.at,
-                    dataOf: golden?.asOf ?? null,
-                    result: r.migrate.ok ? ('ok' as const) : ('failed' as const),
-                    durationMs: r.migrate.durationMs,
-                    ...(r.migrate.error ? { error: r.migrate.error } : {}),
-                  },
-                }
-              : {}),
+            ...(r.migrate ? { migrate: migrateRecord(r, golden?.asOf ?? null) } : {}),
           },
         };
       }

@@ -6,7 +6,7 @@ import { LOCKS, withLocks } from '../model/locks.js';
 import { checkName } from '../config/names.js';
 import { readState, updateState, type BranchState } from '../model/state.js';
 import { ProductionGuard } from '../db/guard.js';
-import { syncJobs, syncTargetsOf, type SyncOutcome } from '../sync/sync.js';
+import { migrateRecord, syncJobs, syncTargetsOf, type SyncOutcome } from '../sync/sync.js';
 import { afterChange, tellPeople } from '../context/after-change.js';
 import { commandContext, type GlobalOptions } from '../context/context.js';
 import { carryOut, dryRun, finishJobs, withResult } from '../context/report.js';
@@ -101,15 +101,7 @@ export async function sync(opts: SyncOptions) {
             },
             // A night whose migrate did not run keeps the last verdict.
             ...(r.migrate
-              ? {
-                  migrate: {
-                    at: r.at,
-                    dataOf: c?.asOf ?? null,
-                    result: r.migrate.ok ? 'ok' : 'failed',
-                    durationMs: r.migrate.durationMs,
-                    ...(r.migrate.error ? { error: r.migrate.error } : {}),
-                  },
-                }
+              ? { migrate: migrateRecord(r, c?.asOf ?? null) }
               : before?.migrate
                 ? { migrate: before.migrate }
                 : {}),

@@ -52,9 +52,12 @@ export interface PgRunOptions {
  * session (each -c its own transaction; a multi-statement -c is one), and the
  * first error stops it.
  */
+/** psql as karlstage runs it: no psqlrc, quiet, unaligned tuples only, the first error stops it. */
+export const PSQL_FLAGS = ['-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1'] as const;
+
 export function psql(dsn: Dsn, sql: string | string[], o: PgRunOptions): Promise<RunResult> {
   const commands = (Array.isArray(sql) ? sql : [sql]).filter(Boolean).flatMap((c) => ['-c', c]);
-  return run('psql', ['-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', ...commands], {
+  return run('psql', [...PSQL_FLAGS, ...commands], {
     step: o.step,
     log: o.log,
     timeoutMs: o.timeoutMs,

@@ -1,4 +1,5 @@
 import type { Command } from '../core/command.js';
+import { PSQL_FLAGS } from './pg.js';
 
 /**
  * The clean-data check: after the sanitize step, before the golden copy is
@@ -84,12 +85,7 @@ export function scanCommand(
   return {
     program: 'psql',
     args: [
-      '-X',
-      '-q',
-      '-A',
-      '-t',
-      '-v',
-      'ON_ERROR_STOP=1',
+      ...PSQL_FLAGS,
       '-v',
       `patterns=${JSON.stringify(patterns.map(patternRegex))}`,
       '-f',

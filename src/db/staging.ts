@@ -4,7 +4,7 @@ import { parseDsn, withDatabase } from '../core/dsn.js';
 import { StepError, UsageError } from '../core/errors.js';
 import { stagingAdmin, type ProductionGuard } from './guard.js';
 import { goldenName, stagingDatabaseName, twin, withTwins } from './names.js';
-import { endSessions, quoteIdent, quoteLiteral, stagingEnv } from './pg.js';
+import { endSessions, PSQL_FLAGS, quoteIdent, quoteLiteral, stagingEnv } from './pg.js';
 
 /** The guard's own words when its check stopped a statement: a refusal (exit 2), not a failure. */
 function refusal(e: StepError): Error | undefined {
@@ -29,15 +29,7 @@ export class StagingServer {
   private psql(statements: string[], step: string, more: Partial<Command> = {}): Command {
     return {
       program: 'psql',
-      args: [
-        '-X',
-        '-q',
-        '-A',
-        '-t',
-        '-v',
-        'ON_ERROR_STOP=1',
-        ...statements.filter(Boolean).flatMap((s) => ['-c', s]),
-      ],
+      args: [...PSQL_FLAGS, ...statements.filter(Boolean).flatMap((s) => ['-c', s])],
       step,
       env: () => stagingEnv(stagingAdmin(this.cfg)),
       timeoutMs: 10 * 60_000,

@@ -38,9 +38,9 @@ export interface DumpsOf {
 }
 
 /** The dumps kept, per customer. */
-export async function dumpsOf(cfg: Config): Promise<DumpsOf[]> {
+export async function dumpsOf(cfg: Config, only?: string): Promise<DumpsOf[]> {
   const out: DumpsOf[] = [];
-  for (const c of cfg.customers) {
+  for (const c of cfg.customers.filter((x) => !only || x.name === only)) {
     const dir = join(cfg.sync.dumps, c.name);
     const names = (await readdir(dir).catch(() => [] as string[])).filter((f) => DUMP.test(f));
     if (names.length === 0) continue;

@@ -22,7 +22,7 @@ import { readInstances } from '../model/instances.js';
 import { siteProblem } from '../model/sites.js';
 import { layout } from '../model/layout.js';
 import { acquireLock, branchLock } from '../model/locks.js';
-import { readState, type BranchState, type State } from '../model/state.js';
+import { readState, type BranchState, type DataRecord, type State } from '../model/state.js';
 import { deploymentCommand, stepEnv } from '../model/steps.js';
 import { dumpName, newestMatch, pruneDumps } from './backups.js';
 import {
@@ -55,6 +55,21 @@ export interface BranchSyncResult {
   swapMs?: number;
   /** The branch's migrate on this night's copy: the verdict "migrates on production data". */
   migrate?: { ok: boolean; durationMs: number; error?: string };
+}
+
+/** The verdict state.json keeps for a branch × customer: its migrate on the copy of `dataOf`. */
+export function migrateRecord(
+  r: BranchSyncResult,
+  dataOf: string | null,
+): DataRecord['migrate'] | undefined {
+  if (!r.migrate) return undefined;
+  return {
+    at: r.at,
+    dataOf,
+    result: r.migrate.ok ? 'ok' : 'failed',
+    durationMs: r.migrate.durationMs,
+    ...(r.migrate.error ? { error: r.migrate.error } : {}),
+  };
 }
 
 export interface CustomerSync {
@@ -320,7 +335,7 @@ export async function syncJobs(
             ],
             run: async (ctx) => {
               // Tonight's dump is about as big as the last one: if that cannot fit, stop now.
-              const last = (await dumpsOf(cfg)).find((d) => d.customer === c.name);
+              const [last] = await dumpsOf(cfg, c.name);
               const free = await freeBytes(dumpDir);
               if (last && free < last.newestBytes)
                 throw new KarlstageError(
