@@ -1,18 +1,14 @@
 import { pollBranches } from '../branches/poll.js';
-import { siteVcs, storeStep } from '../branches/source.js';
-import { refKindOf, updateJob } from '../branches/update.js';
 import { checkName } from '../config/names.js';
-import { afterChange, tellPeople } from '../context/after-change.js';
 import { commandContext, type GlobalOptions } from '../context/context.js';
-import { carryOut, dryRun, jobsAsJson, withResult, type DryRunResult } from '../context/report.js';
+import type { DryRunResult, jobsAsJson } from '../context/report.js';
 import { EXIT, KarlstageError } from '../core/errors.js';
 import { tidyLogs } from '../core/logs.js';
 import type { JobResult, Plan } from '../core/plan.js';
 import { layout } from '../model/layout.js';
 import { listPending } from '../model/pending.js';
-import { knownSite } from '../model/sites.js';
 import { readState, updateState, type BranchState, type PollRecord } from '../model/state.js';
-import { describePoll, shortRevision } from '../model/views.js';
+import { describePoll, shortRevision } from '../model/upstream.js';
 
 export interface PollOptions extends GlobalOptions {
   branches: string[];
@@ -31,6 +27,10 @@ export interface PollResult {
  * Poll often, build rarely: which branch sites are behind upstream, asked
  * without fetching; with --build, update exactly those, through update's own
  * code path. Exit 0 only when every poll and every build succeeded.
+ *
+ * cron runs this every few minutes and nearly always nothing is new: that path
+ * loads only what it needs (bench/poll.mjs); building, publishing and
+ * reporting a failure are imported when they happen.
  */
 export async function poll(opts: PollOptions): Promise<PollResult> {
   const ctx = await commandContext(opts);
@@ -41,6 +41,7 @@ export async function poll(opts: PollOptions): Promise<PollResult> {
   let sites: BranchState[];
   if (opts.branches.length) {
     sites = [];
+    const { knownSite } = await import('../model/sites.js');
     for (const n of opts.branches) sites.push(await knownSite(cfg.root, checkName('branch', n)));
   } else {
     sites = Object.values(state.branches).sort((a, b) => a.slot - b.slot);
@@ -84,6 +85,12 @@ export async function poll(opts: PollOptions): Promise<PollResult> {
     (s) => records.get(s.name)?.behind || ['update', 'switch'].includes(pending[s.name]?.op ?? ''),
   );
   if (opts.build && behind.length) {
+    const [{ siteVcs, storeStep }, { refKindOf, updateJob }, { carryOut, dryRun }] =
+      await Promise.all([
+        import('../branches/source.js'),
+        import('../branches/update.js'),
+        import('../context/report.js'),
+      ]);
     const vcs = await siteVcs(cfg);
     const command = `poll --build (update ${behind.map((s) => s.name).join(' ')})`;
     const store = storeStep(cfg, vcs, command);
@@ -113,11 +120,14 @@ export async function poll(opts: PollOptions): Promise<PollResult> {
         Boolean(before.error) !== Boolean(now?.error)
       );
     });
-  if (changed) await afterChange(ctx, { routes: false });
-  if (changed) await tellPeople(ctx, state);
+  if (changed) {
+    const { afterChange, tellPeople } = await import('../context/after-change.js');
+    await afterChange(ctx, { routes: false });
+    await tellPeople(ctx, state);
+  }
   const result: PollResult = {
     branches: rows,
-    builds: jobsAsJson(builds),
+    builds: builds.length ? (await import('../context/report.js')).jobsAsJson(builds) : [],
     ...(plan ? { plan } : {}),
   };
 
@@ -130,7 +140,8 @@ export async function poll(opts: PollOptions): Promise<PollResult> {
   ];
   for (const b of builds)
     if (b.ok) out.line(`${out.c.green('built')}   ${b.name}${b.skipped ? `: ${b.skipped}` : ''}`);
-  if (failures.length)
+  if (failures.length) {
+    const { withResult } = await import('../context/report.js');
     throw withResult(
       new KarlstageError(
         `poll: ${failures.length} problem${failures.length > 1 ? 's' : ''}`,
@@ -139,5 +150,6 @@ export async function poll(opts: PollOptions): Promise<PollResult> {
       ),
       result,
     );
+  }
   return result;
 }

@@ -1,7 +1,8 @@
 import { startTime } from '../core/children.js';
 import { listPending, type Pending } from '../model/pending.js';
 import { readState } from '../model/state.js';
-import { branchViews, shortRevision } from '../model/views.js';
+import { shortRevision } from '../model/upstream.js';
+import { branchViews } from '../model/views.js';
 import { formatDuration, formatWhen, table } from '../core/format.js';
 import { lastDeliveries, type DeliveryRecord } from '../publish/notify.js';
 import { databaseSizes, diskReport, mb } from '../sync/disk.js';

@@ -1,6 +1,7 @@
 import type { Config } from '../config/config.js';
 import { layout } from './layout.js';
-import type { BranchState, PollRecord, State } from './state.js';
+import type { BranchState, State } from './state.js';
+import { describePoll, upstreamState } from './upstream.js';
 import { readInstances } from './instances.js';
 import { unprocessed } from './maildir.js';
 import { join } from 'node:path';
@@ -78,27 +79,7 @@ export async function branchViews(cfg: Config, state: State): Promise<BranchView
   return views;
 }
 
-export function shortRevision(rev: string | undefined, vcs: string): string {
-  if (!rev) return '-';
-  return vcs === 'svn' ? `r${rev}` : rev.slice(0, 10);
-}
-
 /** https://HOST, with the port when it is not 443. */
 export function publicBase(cfg: Config): string {
   return `https://${cfg.staging.host}${cfg.staging.httpsPort === 443 ? '' : `:${cfg.staging.httpsPort}`}`;
-}
-
-export type UpstreamState =
-  'up to date' | 'behind' | 'gone upstream' | 'not polled' | 'poll failed';
-
-export function upstreamState(p: PollRecord | undefined): UpstreamState {
-  if (!p) return 'not polled';
-  if (p.error) return 'poll failed';
-  if (p.remote === null) return 'gone upstream';
-  return p.behind ? 'behind' : 'up to date';
-}
-
-export function describePoll(p: PollRecord | undefined): string {
-  const state = upstreamState(p);
-  return state === 'behind' && p?.newCommits !== undefined ? `behind (${p.newCommits} new)` : state;
 }

@@ -3,12 +3,13 @@ import { join } from 'node:path';
 import writeFileAtomic from 'write-file-atomic';
 import type { Config } from '../config/config.js';
 import { layout } from '../model/layout.js';
-import { publicBase, upstreamState, type UpstreamState } from '../model/views.js';
+import { publicBase } from '../model/views.js';
 import type { BranchState } from '../model/state.js';
 import { renderTemplate } from '../core/templates.js';
 import { redact } from '../core/redact.js';
 import { readUsers, scopeFolder, scopeKey } from './access.js';
-import { shortRevision, type BranchView } from '../model/views.js';
+import { shortRevision, upstreamState, type UpstreamState } from '../model/upstream.js';
+import type { BranchView } from '../model/views.js';
 
 /**
  * The site list the customer reads: which branch sites exist, what code and
