@@ -38,7 +38,7 @@ fi
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: npm ci" >&2
   npm ci --no-audit --no-fund --loglevel=error
-elif [ ! -f dist/cli.js ]; then
+elif [ ! -f dist/bundle/karlstage.cjs ]; then
   npm run --silent build
 fi
 echo "setup: ready for the $purpose" >&2
