@@ -112,7 +112,7 @@ describe('staged mail', () => {
     expect(r.stderr).toContain(`the Maildir ${box} is missing`);
 
     const { makeMaildir } = await import('../src/model/maildir.js');
-    await makeMaildir(box);
+    await makeMaildir(st.root, box);
     const before = await st.snapshot();
     for (const [args, why] of [
       [['branch1', `../../x@osf.${DOMAIN}`], /is not a staged mail address/],
@@ -126,7 +126,6 @@ describe('staged mail', () => {
       expect(r.exitCode, `${args.join(' ')}: ${r.stderr}`).toBe(67);
       expect(r.stderr).toMatch(why);
     }
-    // osf's mail goes to branch1: a message routed to branch2 (before a move) is tried again.
     // osf's mail goes to branch1: a message routed elsewhere (before a move, or to a branch site
     // destroyed since) is tried again, and postfix routes it anew.
     for (const other of ['branch2', 'branch9']) {

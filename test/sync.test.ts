@@ -601,6 +601,20 @@ describe('nightly sync on a real PostgreSQL', () => {
       st.config,
       (await readFile(st.config, 'utf8')).replace(/^migrate = .*$/m, `migrate = ${command}`),
     );
+  /** Run karlstage with a migrate that sleeps, kill it while that runs, then put the migrate back. */
+  const killDuringMigrate = async (
+    st: { root: string; config: string },
+    args: string[],
+    sleep: string,
+  ) => {
+    const config = await readFile(st.config, 'utf8');
+    await setMigrate(st, sleep);
+    const run = startCli(st.root, args);
+    await waitFor('the migrate step', () => commandLines().includes(sleep));
+    killGroup(run.pid);
+    await run;
+    await writeFile(st.config, config);
+  };
 
   it("a failing migrate puts back the branch site's data and files of yesterday", async () => {
     const { pg, st } = await syncStaging();
@@ -634,18 +648,10 @@ describe('nightly sync on a real PostgreSQL', () => {
     expect((await st.cli(['sync', '--nightly', '--customers', 'osf'])).exitCode).toBe(0);
     await pg.sql('prod_osf', "INSERT INTO docs (title) VALUES ('tonight')");
     await writeFile(join(blobs, 'tonight.blob'), 'tonight');
-    const config = await readFile(st.config, 'utf8');
-    await setMigrate(st, 'sleep 77');
-
-    const run = startCli(st.root, ['sync', '--nightly', '--customers', 'osf']);
-    const migrating = () => commandLines().includes('sleep 77');
-    await waitFor('the migrate step', migrating);
-    killGroup(run.pid);
-    await run;
+    await killDuringMigrate(st, ['sync', '--nightly', '--customers', 'osf'], 'sleep 77');
     // Killed after branch1's swap: it holds tonight's unmigrated data until the next run.
     expect(await pg.sql('ks_branch1_osf__old', 'SELECT count(*) FROM docs')).toBe('50');
 
-    await writeFile(st.config, config);
     const again = await st.cli(['sync', '--nightly', '--customers', 'osf']);
     expect(again.exitCode, again.stderr).toBe(0);
     expect(again.stdout).toMatch(/cleaned up: .*ks_branch1_osf__old → ks_branch1_osf/);
@@ -1047,16 +1053,10 @@ describe('nightly sync on a real PostgreSQL', () => {
     const { pg, st } = await syncStaging();
     expect((await st.cli(['sync', '--nightly', '--customers', 'osf'])).exitCode).toBe(0);
     await pg.sql('ks_branch1_osf', 'DELETE FROM docs WHERE id > 10'); // a tester's wreckage
-    const config = await readFile(st.config, 'utf8');
-    await setMigrate(st, 'sleep 78');
-    const run = startCli(st.root, ['reset', 'branch1', '--customers', 'osf']);
-    await waitFor('the migrate step', () => commandLines().includes('sleep 78'));
-    killGroup(run.pid);
-    await run;
+    await killDuringMigrate(st, ['reset', 'branch1', '--customers', 'osf'], 'sleep 78');
     // Killed after the swap: what the site had is kept as the old twin until the next run.
     expect(await pg.sql('ks_branch1_osf__old', 'SELECT count(*) FROM docs')).toBe('10');
 
-    await writeFile(st.config, config);
     const again = await st.cli(['reset', 'branch1', '--customers', 'osf']);
     expect(again.exitCode, again.stderr).toBe(0);
     expect(await pg.sql('ks_branch1_osf', 'SELECT count(*) FROM docs')).toBe('50');

@@ -35,10 +35,7 @@ export async function destroy(opts: DestroyOptions) {
         out.line(`kept    ${branch}: ${keep}`);
         return { ok: true, kept: keep, jobs: [] };
       }
-      const results = await carryOut(
-        ctx,
-        await planDestroy(cfg, await knownSite(cfg.root, branch)),
-      );
+      const results = await carryOut(ctx, await planDestroy(cfg, now));
       const ok = results.every((r) => r.ok);
       await afterChange(ctx, { routes: true, changeFailed: !ok });
       const result = { ok, jobs: jobsAsJson(results) };

@@ -11,7 +11,7 @@ import { databaseSizes, dumpsOf, freeBytes, mb } from '../sync/disk.js';
 import { listLocks } from '../core/lock.js';
 import { layout } from '../model/layout.js';
 import { lockRoom } from '../model/locks.js';
-import { readState } from '../model/state.js';
+import { readState, type State } from '../model/state.js';
 import { run } from '../core/runner.js';
 import { sourceVcs } from '../vcs/open.js';
 import { readUsers } from '../publish/access.js';
@@ -98,6 +98,10 @@ export async function doctor(opts: GlobalOptions & { minFreeGb?: number }) {
     report(out, checks);
     throw withResult(refused!, { ok: false, checks });
   }
+  // Read once, by every check that needs it (a damaged state.json fails each of them).
+  const root = cfg.root;
+  let stateRead: Promise<State> | undefined;
+  const state = () => (stateRead ??= readState(root));
   const needGit = cfg.source.vcs === 'git' || isRemoteLocation(cfg.deployment.skeleton);
   await check('git', () => version('git', ['--version']), needGit ? 'fail' : 'warn');
   await check(
@@ -115,7 +119,7 @@ export async function doctor(opts: GlobalOptions & { minFreeGb?: number }) {
     await check(tool, () => version(tool, [...args]), 'warn');
   await check(
     'state',
-    async () => `${Object.keys((await readState(cfg.root)).branches).length} branch site(s)`,
+    async () => `${Object.keys((await state()).branches).length} branch site(s)`,
   );
   // Locks whose holder cannot be alive: harmless (the next run takes them over), but worth knowing.
   for (const lock of await listLocks(lockRoom(cfg.root)))
@@ -148,8 +152,7 @@ export async function doctor(opts: GlobalOptions & { minFreeGb?: number }) {
       .trim()
       .split(/\s+/)
       .map(Number);
-    const state = await readState(cfg.root);
-    const ports = Object.values(state.branches).map((b) => b.port);
+    const ports = Object.values((await state()).branches).map((b) => b.port);
     const top = Math.max(cfg.staging.basePort + 1, ...ports);
     const text = `branch sites listen on ${cfg.staging.basePort + 1}–${top}; the kernel's ephemeral ports are ${low}–${high}`;
     if (top >= low && cfg.staging.basePort + 1 <= high)
@@ -209,7 +212,7 @@ export async function doctor(opts: GlobalOptions & { minFreeGb?: number }) {
         const size = await git.storeCheck().run(direct());
         return `${store}: whole (fsck), ${size} of packed objects`;
       },
-      Object.keys((await readState(cfg.root).catch(() => ({ branches: {} }))).branches).length
+      Object.keys((await state().catch(() => ({ branches: {} }))).branches).length
         ? 'fail'
         : 'warn',
     );

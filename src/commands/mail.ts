@@ -18,6 +18,7 @@ import { branchViews } from '../model/views.js';
 import { installCrontab, renderCrontab } from '../publish/crontab.js';
 import {
   installPlan,
+  mailOutTo,
   mailRoutes,
   maildirOf,
   postfixInstalled,
@@ -75,7 +76,7 @@ async function installMail(opts: MailOptions) {
       for (const r of routes)
         out.line(`  *@${r.domain} -> ${maildirOf(cfg, r.branch, r.customer)}`);
       out.line(
-        `  mail-out goes only to ${cfg.staging.mailAllow.join(', ') || '(no testers: [staging] mail_allow is empty)'}; the rest is caught: karlstage mail --caught`,
+        `  mail-out goes only to ${mailOutTo(cfg).join(', ') || '(no one: [staging] mail_allow and [notify] mail are empty)'}; the rest is caught: karlstage mail --caught`,
       );
       return result;
     },

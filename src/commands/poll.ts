@@ -1,4 +1,5 @@
 import { pollBranches } from '../branches/poll.js';
+import { siteVcs, storeStep } from '../branches/source.js';
 import { checkName } from '../config/names.js';
 import { commandContext, type GlobalOptions } from '../context/context.js';
 import type { DryRunResult, jobsAsJson } from '../context/report.js';
@@ -41,8 +42,11 @@ export async function poll(opts: PollOptions): Promise<PollResult> {
   let sites: BranchState[];
   if (opts.branches.length) {
     sites = [];
-    const { knownSite } = await import('../model/sites.js');
-    for (const n of opts.branches) sites.push(await knownSite(cfg.root, checkName('branch', n)));
+    for (const n of opts.branches) {
+      const site = state.branches[checkName('branch', n)];
+      if (!site) throw (await import('../model/sites.js')).noSuchSite(n);
+      sites.push(site);
+    }
   } else {
     sites = Object.values(state.branches).sort((a, b) => a.slot - b.slot);
     if (sites.length === 0) {
@@ -78,6 +82,7 @@ export async function poll(opts: PollOptions): Promise<PollResult> {
   }
 
   let builds: JobResult[] = [];
+  let buildsJson: PollResult['builds'] = [];
   let plan: DryRunResult | undefined;
   // Behind upstream, or an update of it was interrupted: finished whatever the revision says.
   const pending = await listPending(cfg.root);
@@ -85,12 +90,10 @@ export async function poll(opts: PollOptions): Promise<PollResult> {
     (s) => records.get(s.name)?.behind || ['update', 'switch'].includes(pending[s.name]?.op ?? ''),
   );
   if (opts.build && behind.length) {
-    const [{ siteVcs, storeStep }, { refKindOf, updateJob }, { carryOut, dryRun }] =
-      await Promise.all([
-        import('../branches/source.js'),
-        import('../branches/update.js'),
-        import('../context/report.js'),
-      ]);
+    const [{ refKindOf, updateJob }, report] = await Promise.all([
+      import('../branches/update.js'),
+      import('../context/report.js'),
+    ]);
     const vcs = await siteVcs(cfg);
     const command = `poll --build (update ${behind.map((s) => s.name).join(' ')})`;
     const store = storeStep(cfg, vcs, command);
@@ -104,8 +107,11 @@ export async function poll(opts: PollOptions): Promise<PollResult> {
         ),
       ),
     };
-    if (g.dryRun) plan = dryRun(ctx, updates);
-    else builds = await carryOut(ctx, updates);
+    if (g.dryRun) plan = report.dryRun(ctx, updates);
+    else {
+      builds = await report.carryOut(ctx, updates);
+      buildsJson = report.jobsAsJson(builds);
+    }
   }
   // The site list shows upstream state: refresh it when that changed or something was built.
   const changed =
@@ -127,7 +133,7 @@ export async function poll(opts: PollOptions): Promise<PollResult> {
   }
   const result: PollResult = {
     branches: rows,
-    builds: builds.length ? (await import('../context/report.js')).jobsAsJson(builds) : [],
+    builds: buildsJson,
     ...(plan ? { plan } : {}),
   };
 

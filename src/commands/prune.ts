@@ -1,6 +1,7 @@
 import { commandContext, type GlobalOptions } from '../context/context.js';
 import { EXIT, KarlstageError, LockedError, messageOf } from '../core/errors.js';
-import { readState } from '../model/state.js';
+import type { Config } from '../config/config.js';
+import { readState, type BranchState } from '../model/state.js';
 import { branchViews, staleness } from '../model/views.js';
 import { destroy } from './destroy.js';
 
@@ -21,10 +22,8 @@ export async function prune(opts: PruneOptions) {
   const kept: { branch: string; why: string }[] = [];
   const stale: { branch: string; why: string }[] = [];
   for (const v of views) {
-    const mailOf = cfg.customers.filter((c) => c.mailBranch === v.site.name).map((c) => c.name);
-    if (v.site.hold) kept.push({ branch: v.site.name, why: `held by ${v.site.hold.by}: kept` });
-    else if (mailOf.length)
-      kept.push({ branch: v.site.name, why: `${mailOf.join(', ')}'s mail branch: kept` });
+    const keep = keepReason(cfg, v.site);
+    if (keep) kept.push({ branch: v.site.name, why: `${keep}: kept` });
     else stale.push({ branch: v.site.name, why: v.stale! });
   }
   for (const k of kept)
@@ -51,14 +50,10 @@ export async function prune(opts: PruneOptions) {
         branch: s.branch,
         yes: true,
         // Looked at again under its lock: held or updated meanwhile, it stays.
-        unless: (site) =>
-          site.hold
-            ? `held meanwhile by ${site.hold.by}`
-            : staleness(cfg, site)
-              ? undefined
-              : 'no longer stale',
+        unless: (site) => keepReason(cfg, site),
       });
-      if (!('kept' in r)) removed.push(s.branch);
+      if ('kept' in r) kept.push({ branch: s.branch, why: `${r.kept}: kept` });
+      else removed.push(s.branch);
     } catch (e) {
       // One site being updated (or failing to go) does not stop the others.
       failed.push({ branch: s.branch, error: messageOf(e), locked: e instanceof LockedError });
@@ -75,4 +70,12 @@ export async function prune(opts: PruneOptions) {
     throw err;
   }
   return result;
+}
+
+/** Why a stale site stays: held, a customer's mail branch, or (looked at again) no longer stale. */
+function keepReason(cfg: Config, site: BranchState): string | undefined {
+  if (site.hold) return `held by ${site.hold.by}`;
+  const mailOf = cfg.customers.filter((c) => c.mailBranch === site.name).map((c) => c.name);
+  if (mailOf.length) return `${mailOf.join(', ')}'s mail branch`;
+  return staleness(cfg, site) ? undefined : 'no longer stale';
 }

@@ -87,7 +87,7 @@ export async function reset(opts: ResetOptions) {
             ...before,
             asOf: r.ok ? (golden?.asOf ?? before?.asOf ?? null) : (before?.asOf ?? null),
             ...(r.ok && golden?.checkedPatterns ? { checkedPatterns: golden.checkedPatterns } : {}),
-            ...(r.migrate ? { migrate: migrateRecord(r, golden?.asOf ?? null) } : {}),
+            ...(r.migrate ? { migrate: migrateRecord(r.at, r.migrate, golden?.asOf ?? null) } : {}),
           },
         };
       }

@@ -101,7 +101,7 @@ export async function sync(opts: SyncOptions) {
             },
             // A night whose migrate did not run keeps the last verdict.
             ...(r.migrate
-              ? { migrate: migrateRecord(r, c?.asOf ?? null) }
+              ? { migrate: migrateRecord(r.at, r.migrate, c?.asOf ?? null) }
               : before?.migrate
                 ? { migrate: before.migrate }
                 : {}),

@@ -303,9 +303,13 @@ function kindProblem(spec: KeySpec, value: string, key: string): string | undefi
       }
     }
     case 'patterns': {
-      for (const p of splitPatterns(value)) {
+      const patterns = splitPatterns(value);
+      for (const [i, p] of patterns.entries()) {
         const re = /^\/(.+)\/$/.exec(p);
-        if (!re && (p.startsWith('/') || p.endsWith('/')))
+        // "/a{1,3}/" cut at its comma: one piece opens a regular expression that a later one
+        // closes (a plain word such as /admin is a word).
+        const opens = !re && p.startsWith('/');
+        if (opens && patterns.slice(i + 1).some((q) => q.endsWith('/') && !q.startsWith('/')))
           return `${p}: a comma separates patterns, so a regular expression cannot hold one; write it without`;
         if (!re) continue;
         // They run as PostgreSQL regular expressions, joined as (p1)|(p2): where those differ from
@@ -315,12 +319,11 @@ function kindProblem(spec: KeySpec, value: string, key: string): string | undefi
         if (/\\[1-9]/.test(re[1]!)) return `${p}: back-references are not allowed`;
         try {
           new RegExp(re[1]!.replace(/\\[yYmM]/g, ''));
-          continue;
         } catch (e) {
           return `${p} is not a regular expression: ${(e as Error).message}`;
         }
       }
-      return splitPatterns(value).length ? undefined : 'expected words or /regular expressions/';
+      return patterns.length ? undefined : 'expected words or /regular expressions/';
     }
     case 'ref':
       return /^-|\s/.test(value) ? 'expected a ref: no spaces, not starting with "-"' : undefined;

@@ -4,7 +4,7 @@ import type { Config } from '../config/config.js';
 import { maskedDsn, parseDsn, withDatabase, type Dsn } from '../core/dsn.js';
 import { briefly, KarlstageError, UsageError } from '../core/errors.js';
 import { run } from '../core/runner.js';
-import { productionEnv, psql, quoteLiteral, stagingEnv } from './pg.js';
+import { productionEnv, psql, PSQL_FLAGS, quoteLiteral, stagingEnv } from './pg.js';
 
 /**
  * Production is only ever read. Which server a connection reaches is asked of
@@ -51,16 +51,12 @@ export async function askIdentity(
   step: string,
   log?: string,
 ): Promise<Identity> {
-  const r = await run(
-    'psql',
-    ['-X', '-q', '-A', '-t', '-F', ' ', '-v', 'ON_ERROR_STOP=1', '-c', WHO],
-    {
-      step,
-      env,
-      timeoutMs: 30_000,
-      log,
-    },
-  );
+  const r = await run('psql', [...PSQL_FLAGS, '-F', ' ', '-c', WHO], {
+    step,
+    env,
+    timeoutMs: 30_000,
+    log,
+  });
   const [system, oid, database] = r.stdout.trim().split(' ');
   if (!system || !oid || !database)
     throw new KarlstageError(`${step}: the server did not say who it is`);

@@ -47,14 +47,14 @@ export interface PgRunOptions {
   env?: Record<string, string>;
 }
 
+/** psql as karlstage runs it: no psqlrc, quiet, unaligned tuples only, the first error stops it. */
+export const PSQL_FLAGS = ['-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1'] as const;
+
 /**
  * psql on the staging server. Several statements are run in order in one
  * session (each -c its own transaction; a multi-statement -c is one), and the
  * first error stops it.
  */
-/** psql as karlstage runs it: no psqlrc, quiet, unaligned tuples only, the first error stops it. */
-export const PSQL_FLAGS = ['-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1'] as const;
-
 export function psql(dsn: Dsn, sql: string | string[], o: PgRunOptions): Promise<RunResult> {
   const commands = (Array.isArray(sql) ? sql : [sql]).filter(Boolean).flatMap((c) => ['-c', c]);
   return run('psql', [...PSQL_FLAGS, ...commands], {

@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 /**
  * What "karlstage deliver" needs and nothing more, written by karlstage when
  * the mail routes change: the staged mail domain, each customer's mail branch
- * and Maildir, the branch sites there are, and the catch-all Maildir. The
+ * and Maildir, and the catch-all Maildir. The
  * delivery (run by postfix, as the mail user) reads only this file, never
  * karlstage.ini with its passwords.
  */
@@ -12,7 +12,6 @@ export interface Mailboxes {
   /** [staging] mail_domain: mail for CUSTOMER.<domain> is staged mail-in. */
   domain?: string;
   customers: Record<string, { branch: string; maildir: string }>;
-  branches: string[];
   caught: string;
 }
 
@@ -22,7 +21,6 @@ export async function readMailboxes(file: string): Promise<Mailboxes> {
   const ok =
     m.version === 1 &&
     typeof m.caught === 'string' &&
-    Array.isArray(m.branches) &&
     typeof m.customers === 'object' &&
     m.customers !== null &&
     Object.values(m.customers).every(

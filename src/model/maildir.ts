@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { lstat, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
+import { join, relative, sep } from 'node:path';
+import { KarlstageError } from '../core/errors.js';
 
 /**
  * Maildirs (https://cr.yp.to/proto/maildir.html): a message is written whole
@@ -11,8 +13,43 @@ import { join } from 'node:path';
  */
 export const MAILDIR_PARTS = ['tmp', 'new', 'cur'] as const;
 
-export async function makeMaildir(dir: string): Promise<void> {
-  for (const part of MAILDIR_PARTS) await mkdir(join(dir, part), { recursive: true, mode: 0o2770 });
+/**
+ * The Maildir `dir` and the folders from `base` down to it, made or found without following a
+ * link: a branch's code can put anything in its own folder. With `owner` (as root), the Maildir
+ * and its parts are given to it, setgid and group-writable (2770), through an open handle, so a
+ * link swapped in after the check is refused, never followed.
+ */
+export async function makeMaildir(
+  base: string,
+  dir: string,
+  owner?: { uid: number; gid: number },
+): Promise<void> {
+  const parts = relative(base, dir).split(sep);
+  let at = base;
+  for (const part of parts.slice(0, -1)) await folder((at = join(at, part)), 0o755);
+  for (const d of [dir, ...MAILDIR_PARTS.map((p) => join(dir, p))]) await folder(d, 0o2770, owner);
+}
+
+async function folder(d: string, mode: number, owner?: { uid: number; gid: number }) {
+  await mkdir(d, { mode }).catch((e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EEXIST') throw e;
+  });
+  const flags = constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW;
+  const handle = await open(d, flags).catch(async (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'ELOOP' && e.code !== 'ENOTDIR') throw e;
+    const link = (await lstat(d).catch(() => undefined))?.isSymbolicLink();
+    throw new KarlstageError(
+      `${d} is ${link ? 'a symbolic link' : 'not a folder'}: karlstage makes no Maildir through it; remove it`,
+    );
+  });
+  try {
+    if (owner) {
+      await handle.chown(owner.uid, owner.gid);
+      await handle.chmod(mode); // the umask took bits from mkdir's mode
+    }
+  } finally {
+    await handle.close();
+  }
 }
 
 /** A name no other delivery can have: time, random part, pid, host. */

@@ -1,18 +1,7 @@
 import { existsSync } from 'node:fs';
-import {
-  chmod,
-  copyFile,
-  lchown,
-  lstat,
-  mkdir,
-  readFile,
-  rename,
-  rm,
-  stat,
-  utimes,
-} from 'node:fs/promises';
+import { copyFile, mkdir, readFile, rename, rm, stat, utimes } from 'node:fs/promises';
 import { connect } from 'node:net';
-import { dirname, join, relative, sep } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import writeFileAtomic from 'write-file-atomic';
 import type { Config } from '../config/config.js';
@@ -21,7 +10,7 @@ import { KarlstageError, StepError, UsageError } from '../core/errors.js';
 import type { Plan, Step } from '../core/plan.js';
 import { renderTemplate } from '../core/templates.js';
 import { layout } from '../model/layout.js';
-import { MAILDIR_PARTS } from '../model/maildir.js';
+import { makeMaildir } from '../model/maildir.js';
 import type { Mailboxes } from '../model/mailboxes.js';
 import type { BranchView } from '../model/views.js';
 
@@ -67,6 +56,11 @@ export function mailRoutes(cfg: Config, views: BranchView[]): MailRoute[] {
 export const maildirOf = (cfg: Config, branch: string, customer: string) =>
   join(layout.branch(cfg.root, branch), cfg.deployment.maildir, customer);
 
+/** Who mail-out reaches: the testers, and the people karlstage itself tells of failures ([notify] mail). */
+export const mailOutTo = (cfg: Config): string[] => [
+  ...new Set([...cfg.staging.mailAllow, ...cfg.notify.mail]),
+];
+
 export function renderTransport(cfg: Config, routes: MailRoute[]): string {
   const domain = cfg.staging.mailDomain;
   const lines = [
@@ -84,9 +78,7 @@ export function renderTransport(cfg: Config, routes: MailRoute[]): string {
   }
   if (domain) lines.push(`.${domain}\terror:5.1.1 no such customer on this staging server`);
   const out = cfg.mail.relay ? `smtp:${cfg.mail.relay}` : 'smtp:';
-  // The testers, and the people karlstage itself tells of failures ([notify] mail).
-  for (const a of new Set([...cfg.staging.mailAllow, ...cfg.notify.mail]))
-    lines.push(`${a}\t${out}`);
+  for (const a of mailOutTo(cfg)) lines.push(`${a}\t${out}`);
   lines.push('*\tkarlcatch:caught');
   return lines.join('\n') + '\n';
 }
@@ -101,7 +93,6 @@ export function renderMailboxes(cfg: Config, views: BranchView[]): Mailboxes {
         { branch: r.branch, maildir: maildirOf(cfg, r.branch, r.customer) },
       ]),
     ),
-    branches: views.map((v) => v.site.name).sort(),
     caught: layout.caught(cfg.root),
   };
 }
@@ -202,27 +193,15 @@ const checkWords = (dir: string) =>
     },
   );
 
-/** A user's uid and gid, or a refusal naming the key that names it. */
-async function idsOf(
-  user: string,
-  key: string,
-  log?: string,
-): Promise<{ uid: number; gid: number }> {
-  const id = async (flag: string) =>
-    Number(
-      (
-        await exec(
-          cmd(`id ${flag} ${user}`, 'id', [flag, '--', user], {
-            explain: () =>
-              new UsageError(
-                `${key} = ${user}: there is no such user here; name one that exists (or make it: adduser --system ${user})`,
-              ),
-          }),
-          log,
-        )
-      ).stdout.trim(),
-    );
-  return { uid: await id('-u'), gid: await id('-g') };
+/** A user's uid (-u) or gid (-g), or a refusal naming the key that names the user. */
+async function idOf(user: string, flag: '-u' | '-g', key: string, log?: string): Promise<number> {
+  const id = cmd(`id ${flag} ${user}`, 'id', [flag, '--', user], {
+    explain: () =>
+      new UsageError(
+        `${key} = ${user}: there is no such user here; name one that exists (or make it: adduser --system ${user})`,
+      ),
+  });
+  return Number((await exec(id, log)).stdout.trim());
 }
 
 /** Every folder above a Maildir must let the mail user through, or every delivery would be deferred. */
@@ -241,9 +220,12 @@ async function reachable(dir: string, who: { uid: number; gid: number }, user: s
 
 /** The Maildirs of every live route and the catch-all, owned by the mail user. */
 export async function makeMaildirs(cfg: Config, views: BranchView[], log?: string): Promise<void> {
-  const who = await idsOf(cfg.mail.user, '[mail] user', log);
+  const who = {
+    uid: await idOf(cfg.mail.user, '-u', '[mail] user', log),
+    gid: await idOf(cfg.mail.user, '-g', '[mail] user', log),
+  };
   // Mail-in runs as the cron user: the Maildir's group, so it may read and move the messages.
-  const reader = await idsOf(cfg.cron.user, '[cron] user', log);
+  const group = await idOf(cfg.cron.user, '-g', '[cron] user', log);
   const places = [
     ...mailRoutes(cfg, views).map((r) => ({
       base: layout.branch(cfg.root, r.branch),
@@ -251,31 +233,10 @@ export async function makeMaildirs(cfg: Config, views: BranchView[], log?: strin
     })),
     { base: layout.meta(cfg.root), dir: layout.caught(cfg.root) },
   ];
-  const asRoot = process.getuid?.() === 0;
+  // Only root can give it away; otherwise it stays as it is (made before, by root).
+  const owner = process.getuid?.() === 0 ? { uid: who.uid, gid: group } : undefined;
   for (const { base, dir } of places) {
-    // A branch's code can put anything in its folder: never follow a link on the way in.
-    const parts = relative(base, dir).split(sep);
-    let at = base;
-    for (const [i, part] of parts.entries()) {
-      at = join(at, part);
-      const s = await lstat(at).catch(() => undefined);
-      if (s && !s.isDirectory())
-        throw new KarlstageError(
-          `${at} is ${s.isSymbolicLink() ? 'a symbolic link' : 'not a folder'}: karlstage makes no Maildir through it; remove it`,
-        );
-      if (!s) await mkdir(at, { mode: i === parts.length - 1 ? 0o2770 : 0o755 });
-    }
-    for (const d of [dir, ...MAILDIR_PARTS.map((p) => join(dir, p))]) {
-      const s = await lstat(d).catch(() => undefined);
-      if (s && !s.isDirectory())
-        throw new KarlstageError(`${d} is not a folder: karlstage makes no Maildir through it`);
-      if (!s) await mkdir(d, { mode: 0o2770 });
-      // Only root can give it away; otherwise it stays as it is (made before, by root).
-      if (asRoot) {
-        await lchown(d, who.uid, reader.gid);
-        await chmod(d, 0o2770);
-      }
-    }
+    await makeMaildir(base, dir, owner);
     await reachable(dir, who, cfg.mail.user);
   }
 }

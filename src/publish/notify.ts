@@ -201,9 +201,10 @@ async function sendMail(cfg: Config, payloads: Payload[]): Promise<void> {
 }
 
 /**
- * Deliver the events (nothing configured, nothing done). Each channel is tried
- * three times with backoff; the result of each is recorded and logged; this
- * never throws.
+ * Deliver the events (nothing configured, nothing done). Each delivery (one
+ * webhook POST per event, one mail of them all) is tried three times with
+ * backoff; a channel that fails stops there. The result of each channel is
+ * recorded and logged; this never throws.
  */
 export async function notify(cfg: Config, events: NotifyEvent[]): Promise<DeliveryRecord[]> {
   if (events.length === 0 || (!cfg.notify.webhook && cfg.notify.mail.length === 0)) return [];
@@ -216,21 +217,19 @@ export async function notify(cfg: Config, events: NotifyEvent[]): Promise<Delive
     event: JSON.parse(redact(JSON.stringify(event))) as NotifyEvent,
   }));
   // Each delivery is retried on its own: a payload that got through is never sent twice.
-  const attempts: [DeliveryRecord['channel'], () => Promise<void>][] = [];
+  const channels: [DeliveryRecord['channel'], (() => Promise<void>)[]][] = [];
   if (cfg.notify.webhook)
-    for (const p of payloads) attempts.push(['webhook', () => postWebhook(cfg, p)]);
-  if (cfg.notify.mail.length) attempts.push(['mail', () => sendMail(cfg, payloads)]);
-  const failed = new Map<DeliveryRecord['channel'], string>();
-  for (const [channel, deliver] of attempts) {
-    // A receiver that failed all its tries is not tried again for the rest of this run.
-    if (failed.has(channel)) continue;
-    await withRetries(deliver, 2).catch((e: Error) => failed.set(channel, redact(e.message)));
+    channels.push(['webhook', payloads.map((p) => () => postWebhook(cfg, p))]);
+  if (cfg.notify.mail.length) channels.push(['mail', [() => sendMail(cfg, payloads)]]);
+  const records: DeliveryRecord[] = [];
+  for (const [channel, deliveries] of channels) {
+    try {
+      for (const deliver of deliveries) await withRetries(deliver, 2);
+      records.push({ at, channel, ok: true });
+    } catch (e) {
+      records.push({ at, channel, ok: false, error: redact((e as Error).message) });
+    }
   }
-  const records: DeliveryRecord[] = [...new Set(attempts.map(([c]) => c))].map((channel) =>
-    failed.has(channel)
-      ? { at, channel, ok: false, error: failed.get(channel)! }
-      : { at, channel, ok: true },
-  );
   await mkdir(layout.logs(cfg.root), { recursive: true });
   await appendFile(
     join(layout.logs(cfg.root), 'notify.log'),

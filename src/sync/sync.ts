@@ -59,16 +59,16 @@ export interface BranchSyncResult {
 
 /** The verdict state.json keeps for a branch × customer: its migrate on the copy of `dataOf`. */
 export function migrateRecord(
-  r: BranchSyncResult,
+  at: string,
+  migrate: NonNullable<BranchSyncResult['migrate']>,
   dataOf: string | null,
-): DataRecord['migrate'] | undefined {
-  if (!r.migrate) return undefined;
+): NonNullable<DataRecord['migrate']> {
   return {
-    at: r.at,
+    at,
     dataOf,
-    result: r.migrate.ok ? 'ok' : 'failed',
-    durationMs: r.migrate.durationMs,
-    ...(r.migrate.error ? { error: r.migrate.error } : {}),
+    result: migrate.ok ? 'ok' : 'failed',
+    durationMs: migrate.durationMs,
+    ...(migrate.error ? { error: migrate.error } : {}),
   };
 }
 

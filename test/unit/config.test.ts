@@ -45,6 +45,33 @@ describe('configuration', () => {
     expect(cfg.deployment.build).toBe('true');
   });
 
+  it('must_not_contain: a word that starts with a slash is a word, not a cut regular expression', async () => {
+    const dir = await tempDir();
+    const { file } = await init({ quiet: true, dir });
+    const { readFile } = await import('node:fs/promises');
+    const ini = await readFile(file, 'utf8');
+    const withPatterns = (p: string) =>
+      writeFile(
+        file,
+        ini.replace(/^\[customer:osf\]$/m, `[customer:osf]\nmust_not_contain = ${p}`),
+      );
+    await withPatterns('/admin, @osf.org, /acme\\y/');
+    expect(loadConfig(file).customers[0]!.mustNotContain).toEqual([
+      '/admin',
+      '@osf.org',
+      '/acme\\y/',
+    ]);
+    await withPatterns('@osf.org, /a{1,3}/');
+    const refused = (() => {
+      try {
+        loadConfig(file);
+      } catch (e) {
+        return (e as UsageError).details.join('\n');
+      }
+    })();
+    expect(refused).toMatch(/\/a\{1: a comma separates patterns/);
+  });
+
   it('init refuses flags that would make a bad file, and writes nothing', async () => {
     const dir = await tempDir();
     await expect(init({ quiet: true, dir, host: 'bad host!' })).rejects.toBeInstanceOf(UsageError);
