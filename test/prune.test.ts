@@ -1,11 +1,13 @@
 import { execa } from 'execa';
 import { existsSync } from 'node:fs';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { create } from '../src/commands/create.js';
 import { acquireLock, branchLock } from '../src/model/locks.js';
 import { updateState } from '../src/model/state.js';
+import { waitFor } from './helpers/processes.js';
 import { gitRepo, svnRepo } from './helpers/repos.js';
 import { stagingServer } from './helpers/staging.js';
 
@@ -95,5 +97,33 @@ describe('stale branch sites and prune', () => {
     expect(r.stdout).toContain('destroyed branch3');
     expect(existsSync(join(st.root, 'branch3'))).toBe(false);
     expect(existsSync(join(st.root, 'branch1'))).toBe(true);
+  });
+
+  it('a site held while prune waits for its lock is kept, and listed as kept', async () => {
+    const repo = await svnRepo();
+    const st = await stagingServer(repo, { customers: [] });
+    await create({ ...st.g, branch: 'branch3', ref: repo.featureRef });
+    await execa('svn', ['rm', '-q', '-m', 'gone', `${repo.url}/${repo.featureRef}`]);
+    expect((await st.cli(['poll'])).exitCode).toBe(1);
+    const release = await acquireLock(st.root, branchLock('branch3'), {
+      command: 'update branch3',
+      waitSeconds: 0,
+    });
+    const pruning = st.cli(['prune', '--yes', '--json', '--wait', '60']);
+    // prune waits for the lock: its claim on it is a draft file beside the lock.
+    const locks = join(st.root, '.karlstage', 'locks');
+    await waitFor('prune to wait for the lock', async () =>
+      (await readdir(locks)).some((f) => f.startsWith('.branch-branch3.')),
+    );
+    await updateState(st.root, (s) => {
+      s.branches.branch3!.hold = { since: new Date().toISOString(), by: 'anna' };
+    });
+    await release();
+    const r = await pruning;
+    expect(r.exitCode, r.stderr).toBe(0);
+    const result = JSON.parse(r.stdout);
+    expect(result.removed).toEqual([]);
+    expect(result.kept).toEqual([{ branch: 'branch3', why: 'held by anna: kept' }]);
+    expect(existsSync(join(st.root, 'branch3'))).toBe(true);
   });
 });
