@@ -25,6 +25,11 @@ done
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   missing+=(postgresql)
 fi
+# The tests read every instances.ini karlstage writes with Debian's own Python 3 (configparser),
+# as KARL reads it: /usr/bin/python3, whatever else is first on PATH.
+if [ "$purpose" = test ] && [ ! -x /usr/bin/python3 ]; then
+  missing+=(python3)
+fi
 if ((${#missing[@]})); then
   mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
   echo "setup: installing ${missing[*]} with apt-get" >&2
