@@ -138,6 +138,45 @@ export function buildProgram(): Command {
       outcome = await poll({ ...globals(cmd), branches, ...o });
     });
 
+  for (const [action, what] of [
+    ['start', "run the deployment's start step, and wait until the app answers"],
+    ['stop', "run the deployment's stop step; the site stays stopped until start"],
+    ['restart', "run the deployment's restart step (or stop and start), and wait until it answers"],
+    ['sleep', 'stop an idle site now; the first logged-in visitor wakes it'],
+  ] as const)
+    program
+      .command(`${action} [branches...]`)
+      .description(`${what} (under each site's lock)`)
+      .option('-a, --all', 'every branch site')
+      .option('-j, --jobs <n>', 'branch sites at once (default: [staging] jobs)', positive)
+      .action(async (branches: string[], o: { all?: boolean; jobs?: number }, cmd: Command) => {
+        const { runControl } = await import('./commands/run-control.js');
+        outcome = await runControl(action, { ...globals(cmd), branches, ...o });
+      });
+
+  program
+    .command('watch')
+    .description(
+      'cron, every minute: start again what should run and does not answer (with backoff), put idle sites to sleep, keep the wake service up',
+    )
+    .option(
+      '--boot',
+      'after a reboot (@reboot): start every site that was running, and the wake service',
+    )
+    .option('-j, --jobs <n>', 'sites started at once (default: [staging] jobs)', positive)
+    .action(async (o: { boot?: boolean; jobs?: number }, cmd: Command) => {
+      const { watch } = await import('./commands/watch.js');
+      outcome = await watch({ ...globals(cmd), ...o });
+    });
+
+  program
+    .command('wake-service', { hidden: true })
+    .description('the wake service nginx asks for a site that does not answer (watch starts it)')
+    .action(async (_o, cmd: Command) => {
+      const { wakeService } = await import('./commands/wake-service.js');
+      outcome = await wakeService(globals(cmd));
+    });
+
   program
     .command('cron')
     .description(

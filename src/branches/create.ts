@@ -16,7 +16,14 @@ import { writeAllowList } from '../model/mail-safety.js';
 import { clearPending, markPending, readPending } from '../model/pending.js';
 import { writeSiteMarker } from '../model/sites.js';
 import { readState, updateState, type State } from '../model/state.js';
-import { deploymentCommand, stepArgv, stepEnv, type SiteIdentity } from '../model/steps.js';
+import { noteActivity } from '../model/activity.js';
+import {
+  deploymentCommand,
+  startAndWait,
+  stepArgv,
+  stepEnv,
+  type SiteIdentity,
+} from '../model/steps.js';
 import type { BuildFacts } from '../vcs/vcs.js';
 import { skeletonStep } from './skeleton.js';
 import { siteVcs, storeStep } from './source.js';
@@ -201,13 +208,15 @@ export async function planCreate(cfg: Config, req: CreateRequest): Promise<Plan>
     });
   const start = deploymentCommand(cfg, 'start', branch, env);
   const stop = deploymentCommand(cfg, 'stop', branch, env);
+  let startedMs: number | undefined;
   if (start)
     steps.push({
       title: 'start',
       commands: [start, ...(stop ? [{ ...stop, when: 'when a later step fails' }] : [])],
       run: async (ctx) => {
         if (stop) ctx.onUndo(async () => void (await ctx.exec(stop)));
-        await ctx.exec(start);
+        // Started means answering on its port, within [deployment] start_timeout.
+        startedMs = await startAndWait(cfg, site.port, () => ctx.exec(start));
       },
     });
   steps.push({
@@ -229,9 +238,18 @@ export async function planCreate(cfg: Config, req: CreateRequest): Promise<Plan>
           createdAt: now,
           revision,
           built: revision ? { revision, ref, at: now, ...about } : undefined,
+          run: {
+            want: 'running',
+            since: now,
+            by: 'create',
+            ...(startedMs !== undefined
+              ? { lastStart: { at: now, ok: true, ms: startedMs, by: 'create' } }
+              : {}),
+          },
         };
       });
       await writeSiteMarker(root, state.branches[branch]!);
+      await noteActivity(root, branch);
     },
   });
 

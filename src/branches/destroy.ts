@@ -61,10 +61,11 @@ export async function planDestroy(cfg: Config, b: BranchState): Promise<Plan> {
     {
       title: `remove ${dir}`,
       commands: forget.commands,
-      effects: [`remove ${dir}/`],
+      effects: [`remove ${dir}/`, `remove ${layout.activity(root, b.name)}`],
       run: async (ctx) => {
         await markPending(root, b.name, 'destroy');
         await rm(dir, { recursive: true, force: true });
+        await rm(layout.activity(root, b.name), { force: true });
         await forget.run(ctx.exec);
       },
     },

@@ -7,7 +7,10 @@ import { ensureMailSafety } from '../model/mail-safety.js';
 import { clearPending, markPending, readPending } from '../model/pending.js';
 import { localChanges, localCommits, siteProblem, writeSiteMarker } from '../model/sites.js';
 import { readState, updateState, type BranchState } from '../model/state.js';
-import { deploymentStep, stepEnv } from '../model/steps.js';
+import { noteActivity } from '../model/activity.js';
+import { wantOf } from '../model/site-state.js';
+import { deploymentCommand, deploymentStep, startAndWait, stepEnv } from '../model/steps.js';
+import { afterStart } from './lifecycle.js';
 import type { BuildFacts, RefKind, Vcs } from '../vcs/vcs.js';
 
 export interface UpdateRequest {
@@ -182,9 +185,27 @@ export function updateJob(
     const step = deploymentStep(cfg, key, branch, env);
     if (step) steps.push(step);
   }
+  // A site asleep or stopped by the operator is not started by an update: asleep, it wakes with
+  // the new build on the first visit; stopped, it stays stopped until "karlstage start".
   const restart =
-    deploymentStep(cfg, 'restart', branch, env) ?? deploymentStep(cfg, 'start', branch, env);
-  if (restart) steps.push(restart);
+    deploymentCommand(cfg, 'restart', branch, env) ?? deploymentCommand(cfg, 'start', branch, env);
+  let restarted: { ms?: number } | undefined;
+  if (restart)
+    steps.push({
+      title: 'restart',
+      commands: [{ ...restart, when: 'when the site should be running (not asleep or stopped)' }],
+      run: async (ctx) => {
+        const want = wantOf(site);
+        if (want !== 'running')
+          return ctx.say(
+            want === 'sleeping'
+              ? 'asleep: it wakes with the new build on the first visit'
+              : 'stopped by the operator: not started ("karlstage start" starts it)',
+          );
+        restarted = {};
+        restarted.ms = await startAndWait(cfg, site.port, () => ctx.exec(restart));
+      },
+    });
 
   return {
     name: branch,
@@ -202,6 +223,15 @@ export function updateJob(
           if (revision) b.revision = revision;
           if (result.ok && !skipped && revision)
             b.built = { revision, ref: b.ref, at: now, ...about };
+          if (restarted) {
+            const failed = restarted.ms === undefined;
+            b.run = afterStart(b.run, {
+              at: now,
+              by: req.command.split(' ')[0] ?? 'update',
+              ms: restarted.ms ?? 0,
+              ...(failed ? { error: result.error?.message ?? 'the restart failed' } : {}),
+            });
+          }
           b.lastUpdate = {
             at: now,
             result: result.ok ? 'ok' : 'failed',
@@ -217,6 +247,8 @@ export function updateJob(
           await writeSiteMarker(root, state.branches[branch]);
         // Only once the result is recorded: a marker left here makes the next run redo the work.
         await clearPending(root, branch);
+        // An update or a switch counts as a use of the site (watch's idle clock).
+        if (moved) await noteActivity(root, branch).catch(() => undefined);
       } finally {
         await release();
       }

@@ -8,9 +8,10 @@ import { askIdentity, type Identity } from '../db/guard.js';
 import { productionEnv, psql, serverVersion, stagingEnv, toolMajor } from '../db/pg.js';
 import { newestMatch } from '../sync/backups.js';
 import { databaseSizes, dumpsOf, freeBytes, mb } from '../sync/disk.js';
-import { listLocks } from '../core/lock.js';
+import { listLocks, liveHolder } from '../core/lock.js';
 import { layout } from '../model/layout.js';
-import { lockRoom } from '../model/locks.js';
+import { LOCKS, lockRoom } from '../model/locks.js';
+import { siteRuns } from '../model/site-state.js';
 import { readState, type State } from '../model/state.js';
 import { run } from '../core/runner.js';
 import { sourceVcs } from '../vcs/open.js';
@@ -154,7 +155,7 @@ export async function doctor(opts: GlobalOptions & { minFreeGb?: number }) {
       .map(Number);
     const ports = Object.values((await state()).branches).map((b) => b.port);
     const top = Math.max(cfg.staging.basePort + 1, ...ports);
-    const text = `branch sites listen on ${cfg.staging.basePort + 1}–${top}; the kernel's ephemeral ports are ${low}–${high}`;
+    const text = `branch sites use ports ${cfg.staging.basePort + 1}–${top}; the kernel's ephemeral ports are ${low}–${high}`;
     if (top >= low && cfg.staging.basePort + 1 <= high)
       return {
         level: 'warn',
@@ -329,6 +330,53 @@ export async function doctor(opts: GlobalOptions & { minFreeGb?: number }) {
   });
 
   await check('mail', () => mailHealth(cfg));
+
+  // Each branch site: does it answer when it should? (Running means its port answers HTTP.)
+  const sites = Object.values((await state().catch(() => ({ branches: {} }))).branches);
+  const runs = await siteRuns(cfg, sites);
+  for (const site of sites.sort((a, b) => a.slot - b.slot)) {
+    const run = runs.get(site.name)!;
+    const since = run.since ? ` since ${run.since.slice(0, 16).replace('T', ' ')}` : '';
+    checks.push(
+      run.state === 'down'
+        ? {
+            name: `site ${site.name}`,
+            level: 'fail',
+            detail: `should run and does not answer on 127.0.0.1:${site.port}${since}${run.error ? ` (${run.error})` : ''}; "karlstage start ${site.name}", or watch starts it`,
+          }
+        : {
+            name: `site ${site.name}`,
+            level: 'ok',
+            detail: `${run.state}${since}${run.state === 'running' ? ` on 127.0.0.1:${site.port}` : ''}${run.by && run.state !== 'running' ? ` (${run.by})` : ''}`,
+          },
+    );
+  }
+  await check('wake service', async () => {
+    const holder = await liveHolder(lockRoom(cfg.root), LOCKS.wake);
+    if (holder) return `running (pid ${holder.pid}) on ${layout.wakeSocket(cfg.root)}`;
+    const sleeping = sites.filter((s) => runs.get(s.name)?.state === 'sleeping').length;
+    return {
+      level: sleeping ? 'fail' : 'warn',
+      detail: `not running${sleeping ? `: ${sleeping} sleeping site(s) cannot be woken` : ''}; "karlstage watch" starts it (is the watch cron line installed? "karlstage cron --install")`,
+    };
+  });
+  await check('cron', async () => {
+    const installed = await readFile(cfg.cron.file, 'utf8').catch(() => undefined);
+    if (installed === undefined)
+      return {
+        level: 'warn',
+        detail: `${cfg.cron.file} is not there: "karlstage cron --install" writes it`,
+      };
+    const missing = ['poll --build', 'sync --nightly', ' watch', 'watch --boot'].filter(
+      (w) => !installed.includes(w),
+    );
+    return missing.length
+      ? {
+          level: 'warn',
+          detail: `${cfg.cron.file} lacks ${missing.map((m) => m.trim()).join(', ')}: run "karlstage cron --install" again`,
+        }
+      : `${cfg.cron.file}: poll, nightly sync, watch and @reboot`;
+  });
 
   const result = { ok: checks.every((c) => c.level !== 'fail'), checks };
   report(out, checks);

@@ -7,6 +7,7 @@ import { UsageError } from '../core/errors.js';
 import { ProductionGuard } from '../db/guard.js';
 import { goldenName, syncTargets } from '../db/names.js';
 import { readInstances } from '../model/instances.js';
+import { noteActivity } from '../model/activity.js';
 import { layout } from '../model/layout.js';
 import { LOCKS, withLocks } from '../model/locks.js';
 import { knownSite } from '../model/sites.js';
@@ -92,6 +93,7 @@ export async function reset(opts: ResetOptions) {
         };
       }
     });
+    await noteActivity(cfg.root, site.name).catch(() => undefined);
     await afterChange(ctx, { routes: false });
     for (const r of outcome.branches.filter((x) => x.ok))
       out.line(`${site.name} has ${r.customer}'s golden copy again (unavailable ${r.swapMs} ms)`);

@@ -11,7 +11,8 @@ export async function routes(opts: GlobalOptions) {
   const { cfg, out, g } = ctx;
   if (g.dryRun) {
     const views = await branchViews(cfg, await readState(cfg.root));
-    return dryRun(ctx, routesPlan(cfg, await renderRoutes(cfg, views)));
+    const branches = views.map((v) => v.site.name);
+    return dryRun(ctx, routesPlan(cfg, await renderRoutes(cfg, views), 'routes', branches));
   }
   await installRoutes(ctx);
   out.line(`routes installed in ${cfg.staging.nginxConf} and nginx reloaded`);

@@ -4,7 +4,7 @@ import { commandContext, type GlobalOptions } from '../context/context.js';
 import { UsageError } from '../core/errors.js';
 import { readState } from '../model/state.js';
 import { branchViews } from '../model/views.js';
-import { collectSiteList, refreshSiteList, renderHtml, renderText } from '../publish/site-list.js';
+import { currentSiteList, refreshSiteList, renderHtml, renderText } from '../publish/site-list.js';
 
 export interface SitesOptions extends GlobalOptions {
   format?: string;
@@ -18,7 +18,7 @@ export async function sites(opts: SitesOptions) {
   if (!['html', 'json', 'text'].includes(format))
     throw new UsageError(`--format ${format}: use html, json or text`);
   const views = await branchViews(cfg, await readState(cfg.root));
-  const list = g.dryRun ? collectSiteList(cfg, views) : await refreshSiteList(cfg, views);
+  const list = g.dryRun ? await currentSiteList(cfg, views) : await refreshSiteList(cfg, views);
   const text =
     format === 'json'
       ? JSON.stringify(list, null, 2) + '\n'

@@ -3,6 +3,7 @@ import { listPending, type Pending } from '../model/pending.js';
 import { readState } from '../model/state.js';
 import { shortRevision } from '../model/upstream.js';
 import { branchViews } from '../model/views.js';
+import { siteRuns, type SiteRun, type SiteState } from '../model/site-state.js';
 import { formatDuration, formatWhen, table } from '../core/format.js';
 import { lastDeliveries, type DeliveryRecord } from '../publish/notify.js';
 import { databaseSizes, diskReport, mb } from '../sync/disk.js';
@@ -31,6 +32,11 @@ export interface BranchStatus {
   /** Why it is stale, if it is ("karlstage prune"). */
   stale?: string;
   url: string;
+  /** Whether its app runs (asked of its port), since when, and its memory when it runs. */
+  state: SiteState;
+  since: string | null;
+  memoryBytes?: number;
+  run?: SiteRun;
 }
 
 export interface StatusResult {
@@ -46,8 +52,20 @@ export async function status(opts: GlobalOptions & { disk?: boolean }): Promise<
   const state = await readState(cfg.root);
   if (opts.disk) return diskStatus(cfg, state, out) as unknown as Promise<StatusResult>;
   const views = await branchViews(cfg, state);
+  const runs = await siteRuns(
+    cfg,
+    views.map((v) => v.site),
+    { memory: true },
+  );
+  const runOf = (name: string) => runs.get(name) ?? { state: 'down' as const, since: null };
   const branches: BranchStatus[] = views.map(
     ({ site: b, customers, customersProblem, mail, mailWaiting, upstream, url, stale }) => ({
+      state: runOf(b.name).state,
+      since: runOf(b.name).since,
+      ...(runOf(b.name).memoryBytes !== undefined
+        ? { memoryBytes: runOf(b.name).memoryBytes }
+        : {}),
+      run: runOf(b.name),
       name: b.name,
       ref: b.ref,
       vcs: b.vcs,
@@ -109,6 +127,7 @@ export async function status(opts: GlobalOptions & { disk?: boolean }): Promise<
             : upstream;
       return [
         b.name,
+        stateText(runOf(b.name), out),
         b.ref,
         shortRevision(b.revision, b.vcs) + built,
         up,
@@ -123,6 +142,7 @@ export async function status(opts: GlobalOptions & { disk?: boolean }): Promise<
   );
   const header = [
     'BRANCH',
+    'STATE',
     'REF',
     'REVISION',
     'UPSTREAM',
@@ -186,6 +206,15 @@ export async function status(opts: GlobalOptions & { disk?: boolean }): Promise<
         `${v.site.name} is stale: ${v.stale} ("karlstage prune" lists what it would remove)`,
       ),
     );
+  for (const v of views) {
+    const run = runOf(v.site.name);
+    if (run.state !== 'down') continue;
+    out.line(
+      out.c.red(
+        `${v.site.name} is down${run.since ? ` since ${formatWhen(run.since)}` : ''}: ${run.error ?? `nothing answers on 127.0.0.1:${v.site.port}`}; watch starts it again ${run.retryAt ? `at ${formatWhen(run.retryAt)}` : 'within a minute'}`,
+      ),
+    );
+  }
   for (const i of interrupted)
     out.line(
       out.c.yellow(
@@ -193,6 +222,23 @@ export async function status(opts: GlobalOptions & { disk?: boolean }): Promise<
       ),
     );
   return result;
+}
+
+/** "running 212 MB", "sleeping since 2026-12-03 12:00", "down since 02:14, next try 02:20". */
+function stateText(run: SiteRun, out: Output): string {
+  const since = run.since ? ` since ${formatWhen(run.since)}` : '';
+  switch (run.state) {
+    case 'running':
+      return out.c.green(`running${run.memoryBytes ? ` ${mb(run.memoryBytes)}` : ''}`);
+    case 'down':
+      return out.c.red(
+        `down${since}${run.retryAt ? `, next try ${formatWhen(run.retryAt).slice(11)}` : ''}`,
+      );
+    case 'stopped':
+      return out.c.yellow(`stopped${since}${run.by ? ` by ${run.by}` : ''}`);
+    default:
+      return `${run.state}${since}`;
+  }
 }
 
 /** The one command that finishes an interrupted change. */

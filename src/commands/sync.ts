@@ -1,6 +1,7 @@
 import { formatDuration } from '../core/format.js';
 import { knownSite } from '../model/sites.js';
 import { briefly, EXIT, KarlstageError, UsageError } from '../core/errors.js';
+import { noteActivity } from '../model/activity.js';
 import { layout } from '../model/layout.js';
 import { LOCKS, withLocks } from '../model/locks.js';
 import { checkName } from '../config/names.js';
@@ -191,6 +192,8 @@ export async function hold(
   };
   if (g.dryRun) return dryRun(ctx, plan);
   const results = await carryOut(ctx, plan);
+  // Someone tests on it (or stopped doing so): a use of the site, for watch's idle clock.
+  await noteActivity(cfg.root, site.name).catch(() => undefined);
   await afterChange(ctx, { routes: false });
   const result = { branch: site.name, held: !opts.release };
   finishJobs(ctx, results, 'hold', result);

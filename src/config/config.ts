@@ -4,6 +4,7 @@ import { userInfo } from 'node:os';
 import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import leven from 'leven';
 import { scheduleProblem } from '../core/cron-schedule.js';
+import { durationText, parseDuration } from '../core/duration.js';
 import { parseDsn } from '../core/dsn.js';
 import { UsageError } from '../core/errors.js';
 import { readIni, type IniSection } from '../core/ini-read.js';
@@ -64,6 +65,10 @@ export interface Config {
     jobs: number;
     /** Days without an update after which a branch site is stale. */
     staleAfter: number;
+    /** A site with no logged-in request for this long is put to sleep; undefined: never. */
+    idleAfterMs?: number;
+    /** How long the first visitor of a sleeping site waits for it. */
+    wakeWaitMs: number;
   };
   source: {
     vcs: VcsKind;
@@ -87,6 +92,8 @@ export interface Config {
     /** Run by cron, per customer, in that customer's mail branch only (the customer is the last argument). */
     mailin?: string;
     timeout: number;
+    /** Seconds a start or restart may take until the app answers on its port. */
+    startTimeout: number;
   };
   customers: CustomerConfig[];
   access: {
@@ -97,7 +104,7 @@ export interface Config {
     /** The web server's group: it may read the password hashes. */
     group: string;
   };
-  cron: { poll: string; sync: string; mailin: string; user: string; file: string };
+  cron: { poll: string; sync: string; mailin: string; watch: string; user: string; file: string };
   /** Who hears of failures, new builds and recoveries. */
   notify: { webhook?: string; webhookSecret?: string; mail: string[]; smtp: string };
   /** The staging host's postfix, as "karlstage mail --install" writes it. */
@@ -325,6 +332,14 @@ function kindProblem(spec: KeySpec, value: string, key: string): string | undefi
       }
       return patterns.length ? undefined : 'expected words or /regular expressions/';
     }
+    case 'duration': {
+      if (spec.off && value === 'off') return undefined;
+      const ms = parseDuration(value);
+      const range = `from ${durationText(spec.min!)} to ${durationText(spec.max!)}`;
+      if (ms === undefined)
+        return `expected a duration such as 90s, 15m, 4h or 2d${spec.off ? ', or off' : ''} (${range})`;
+      return ms >= spec.min! && ms <= spec.max! ? undefined : `expected a duration ${range}`;
+    }
     case 'ref':
       return /^-|\s/.test(value) ? 'expected a ref: no spaces, not starting with "-"' : undefined;
     default:
@@ -462,6 +477,8 @@ export function parseConfig(text: string, file: string): Config {
         .filter(Boolean),
       jobs: st.int('jobs'),
       staleAfter: st.int('stale_after'),
+      idleAfterMs: st.str('idle_after') === 'off' ? undefined : parseDuration(st.str('idle_after')),
+      wakeWaitMs: parseDuration(st.str('wake_wait')) ?? 15_000,
     },
     source: {
       vcs,
@@ -482,6 +499,7 @@ export function parseConfig(text: string, file: string): Config {
       blobs: de.str('blobs'),
       maildir: de.str('maildir'),
       timeout: de.int('timeout'),
+      startTimeout: de.int('start_timeout'),
     },
     customers,
     access: {
@@ -520,6 +538,7 @@ export function parseConfig(text: string, file: string): Config {
       poll: cr.str('poll'),
       sync: cr.str('sync'),
       mailin: cr.str('mailin'),
+      watch: cr.str('watch'),
       user: cr.str('user') || userInfo().username,
       file: path(cr.str('file')),
     },

@@ -28,6 +28,7 @@ export type Kind =
   | 'ref' // a ref of the source repository
   | 'patterns' // words or /regular expressions/, comma-separated
   | 'http-url' // an http:// or https:// address
+  | 'duration' // 90s, 15m, 4h, 2d (or seconds); `off` where the spec allows it
   | 'secret'; // a password or token: never echoed
 
 export interface KeySpec {
@@ -37,6 +38,8 @@ export interface KeySpec {
   min?: number;
   max?: number;
   choices?: readonly string[];
+  /** A duration that may be switched off with `off`. */
+  off?: boolean;
 }
 
 const int = (def: number, min: number, max: number): KeySpec => ({
@@ -65,6 +68,10 @@ export const SECTIONS: Record<string, Record<string, KeySpec>> = {
     jobs: int(2, 1, 64),
     // A branch site not updated for this many days is stale ("karlstage prune" lists it).
     stale_after: int(30, 1, 3650),
+    // A site with no logged-in request through the TLS host for this long sleeps (`off`: never).
+    idle_after: { kind: 'duration', default: '4h', off: true, min: 60_000, max: 365 * 86_400_000 },
+    // How long the first visitor of a sleeping site waits for it before a "waking up" page.
+    wake_wait: { kind: 'duration', default: '15s', min: 1_000, max: 300_000 },
   },
   source: {
     vcs: { kind: 'choice', default: 'git', choices: ['git', 'svn'] },
@@ -86,11 +93,15 @@ export const SECTIONS: Record<string, Record<string, KeySpec>> = {
     // Where a branch site keeps each customer's staged mail-in: BRANCH/<maildir>/CUSTOMER (a Maildir).
     maildir: { kind: 'relative', default: 'var/mail' },
     timeout: int(3600, 1, 7 * 86400),
+    // Seconds a start or restart may take until the app answers HTTP on its port.
+    start_timeout: int(120, 1, 86400),
   },
   cron: {
     poll: { kind: 'schedule', default: '*/5 * * * *' },
     sync: { kind: 'schedule', default: '0 2 * * *' },
     mailin: { kind: 'schedule', default: '*/2 * * * *' },
+    // Restart what should run and does not answer; put idle sites to sleep; keep the wake service up.
+    watch: { kind: 'schedule', default: '* * * * *' },
     user: { kind: 'user' },
     file: { kind: 'path', default: '/etc/cron.d/karlstage' },
   },

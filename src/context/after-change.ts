@@ -25,7 +25,8 @@ export async function installRoutes(
     // Rendered first: routes that would be refused (a locked host without users) change nothing.
     const text = await renderRoutes(cfg, views);
     if (!opts.views) await refreshSiteList(cfg, views); // the routes serve it at "/"
-    const [r] = await executePlan(routesPlan(cfg, text, command), {
+    const branches = views.map((v) => v.site.name);
+    const [r] = await executePlan(routesPlan(cfg, text, command, branches), {
       out,
       logs: layout.logs(cfg.root),
     });

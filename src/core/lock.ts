@@ -41,9 +41,20 @@ export interface LockRoom {
 function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  // A killed process whose parent has not reaped it yet (a daemon's parent is init, which may
+  // be slow to) still has a pid: a zombie holds nothing.
+  return !isZombie(pid);
+}
+
+function isZombie(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z';
+  } catch {
+    return false;
   }
 }
 
@@ -180,6 +191,12 @@ export async function acquireLock(
   } finally {
     await rm(draft, { force: true });
   }
+}
+
+/** The holder of one lock when it is alive (on this host: its pid runs); undefined when free or stale. */
+export async function liveHolder(room: LockRoom, name: string): Promise<LockOwner | undefined> {
+  const owner = await readOwner(join(room.locks, `${name}.lock`));
+  return owner === 'gone' || deadHolder(owner) ? undefined : owner;
 }
 
 /** Every lock in the room, its holder, and why that holder cannot be alive (doctor's "stuck locks"). */

@@ -1,3 +1,4 @@
+import { closeSync, openSync } from 'node:fs';
 import { appendFile } from 'node:fs/promises';
 import { parseArgsStringToArgv } from 'string-argv';
 import { StepError, UsageError } from './errors.js';
@@ -151,4 +152,41 @@ export async function withRetries<T>(fn: () => Promise<T>, retries: number): Pro
     factor: 2,
     shouldRetry: ({ error }) => !(error instanceof UsageError),
   });
+}
+
+/**
+ * Start a service that outlives this run (karlstage's wake service): its own session, no
+ * terminal, its output appended to `log`. Returns its pid; whether it came up is for the
+ * caller to see (it holds its own lock). Secrets go in `env`, never in `args`.
+ */
+export async function startDetached(
+  cmd: string,
+  args: readonly string[],
+  opts: { step: string; log: string; cwd?: string; env?: Record<string, string> },
+): Promise<number> {
+  const { spawn } = await import('node:child_process');
+  await logLine(
+    opts.log,
+    `\n### ${new Date().toISOString()} ${opts.step}\n$ ${commandLine(cmd, args)}`,
+  );
+  trace?.(`$ ${redact(commandLine(cmd, args))}   (detached)`);
+  const fd = openSync(opts.log, 'a');
+  try {
+    const child = spawn(cmd, [...args], {
+      cwd: opts.cwd,
+      env: { ...process.env, ...opts.env },
+      detached: true,
+      stdio: ['ignore', fd, fd],
+    });
+    const pid = await new Promise<number>((resolve, reject) => {
+      child.once('spawn', () => resolve(child.pid!));
+      child.once('error', (e) =>
+        reject(new StepError(opts.step, redact(commandLine(cmd, args)), '', e.message, opts.log)),
+      );
+    });
+    child.unref();
+    return pid;
+  } finally {
+    closeSync(fd);
+  }
 }

@@ -60,6 +60,12 @@ echo "$* at \${KARLSTAGE_REVISION:-?}" >> var/migrations
 # Sample start: runs the app in the background and waits until it listens.
 set -e
 mkdir -p var
+echo "start at \${KARLSTAGE_REVISION:-?}" >> var/starts
+if [ -f "$KARLSTAGE_SOURCE/FAIL_START" ] || [ -f var/fail-start ]; then
+  echo "Error: this start is asked to fail (FAIL_START)" >&2
+  exit 5
+fi
+if [ -f var/slow-start ]; then sleep "$(cat var/slow-start)"; fi
 rm -f var/app.ready
 nohup node "$KARLSTAGE_SOURCE/server.mjs" >> var/app.log 2>&1 < /dev/null &
 echo $! > var/app.pid

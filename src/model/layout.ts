@@ -30,6 +30,12 @@ export const layout = {
   caught: (root: string) => join(root, '.karlstage', 'mail', 'caught'),
   /** Each production server's identity as last asked: the guard for repairs on a night it cannot be asked. */
   productions: (root: string) => join(root, '.karlstage', 'productions.json'),
+  /** Each branch site's activity: nginx appends a line per logged-in request (the mtime is what counts). */
+  activityDir: (root: string) => join(root, '.karlstage', 'activity'),
+  activity: (root: string, branch: string) => join(root, '.karlstage', 'activity', `${branch}.log`),
+  /** The wake service's socket (nginx's workers and root may reach it, nobody else). */
+  wakeDir: (root: string) => join(root, '.karlstage', 'wake'),
+  wakeSocket: (root: string) => join(root, '.karlstage', 'wake', 'wake.sock'),
   /** The bare git repository every git branch site takes its objects from. */
   gitStore: (root: string) => join(root, '.karlstage', 'git', 'source.git'),
 };

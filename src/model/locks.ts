@@ -22,6 +22,8 @@ export const LOCKS = {
   mail: 'mail',
   access: 'access',
   store: 'git-store',
+  /** Held by the wake service for as long as it runs: watch knows it is up, a second one exits. */
+  wake: 'wake-service',
 } as const;
 
 export const branchLock = (branch: string) => `branch-${branch}`;

@@ -47,6 +47,34 @@ export interface BranchState {
   data?: Record<string, DataRecord>;
   /** Held out of the nightly sync (someone is testing on its data). */
   hold?: { since: string; by: string; reason?: string };
+  /** Whether its app should run, and how its starts went (absent: made before; it should run). */
+  run?: RunRecord;
+}
+
+/**
+ * What should become of a branch site's app, and how its starts went: what `start`, `stop`,
+ * `sleep`, `watch` and the wake service decide by. Whether it runs is never stored: it is
+ * asked of its port (model/site-state.ts).
+ */
+export interface RunRecord {
+  /**
+   * running: it should answer (watch starts it again when it does not); sleeping: stopped
+   * for idleness, the first logged-in visitor wakes it; stopped: by the operator, nothing
+   * starts it but `karlstage start`.
+   */
+  want: 'running' | 'sleeping' | 'stopped';
+  /** Since when it is wanted so, and who or what decided it. */
+  since: string;
+  by?: string;
+  /** The last start: when, whether the app answered, and in how long (the wake page's estimate). */
+  lastStart?: { at: string; ok: boolean; ms: number; by: string; error?: string };
+  /** Starts that failed in a row, and when watch (or a visitor) may try again: the backoff. */
+  failures?: number;
+  retryAt?: string;
+  /** When it was first found not answering while it should run. */
+  downSince?: string;
+  /** A "down" notification went out: a "recovered" one follows when it answers again. */
+  toldDown?: boolean;
 }
 
 export interface DataRecord {

@@ -2,6 +2,8 @@ import { isAbsolute, join, resolve } from 'node:path';
 import type { Config } from '../config/config.js';
 import type { Command } from '../core/command.js';
 import type { Step } from '../core/plan.js';
+import { KarlstageError } from '../core/errors.js';
+import { waitUntilAnswering } from '../core/http-probe.js';
 import { splitCommand } from '../core/runner.js';
 
 /**
@@ -64,8 +66,33 @@ export function deploymentCommand(
     step: `${branch}: ${key}`,
     cwd: dir,
     env,
-    timeoutMs: cfg.deployment.timeout * 1000,
+    // Starting and stopping an app is bounded by start_timeout: a hung start must not hold
+    // the site's lock (and watch, and a waiting visitor) for the hour a build may take.
+    timeoutMs:
+      (RUN_CONTROL.includes(key) ? cfg.deployment.startTimeout : cfg.deployment.timeout) * 1000,
   };
+}
+
+const RUN_CONTROL: DeploymentStep[] = ['start', 'restart', 'stop'];
+
+/**
+ * Run a start or restart command, then wait until the app answers HTTP on its port, within
+ * [deployment] start_timeout in all: a start step that returns at once (a supervisor that
+ * forks) does not mean the app runs. Returns how long it took until the app answered.
+ */
+export async function startAndWait(
+  cfg: Config,
+  port: number,
+  exec: () => Promise<unknown>,
+): Promise<number> {
+  const started = Date.now();
+  await exec();
+  const left = cfg.deployment.startTimeout * 1000 - (Date.now() - started);
+  if (!(await waitUntilAnswering(port, Math.max(0, left))))
+    throw new KarlstageError(
+      `the app did not answer on 127.0.0.1:${port} within ${cfg.deployment.startTimeout} s of its start ([deployment] start_timeout)`,
+    );
+  return Date.now() - started;
 }
 
 /** A plan step that runs one deployment step; undefined when the key is not set. */

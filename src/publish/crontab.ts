@@ -40,6 +40,7 @@ export async function renderCrontab(cfg: Config, views: BranchView[]): Promise<s
     mailin,
     poll: cfg.cron.poll,
     sync: cfg.cron.sync,
+    watch: cfg.cron.watch,
     user: cfg.cron.user,
     sync_available: true,
   });

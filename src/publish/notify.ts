@@ -29,7 +29,13 @@ export type NotifyEvent =
       log?: string;
     }
   | { kind: 'built'; branch: string; ref: string; revision: string; urls: string[] }
-  | { kind: 'recovered'; what: 'update' | 'sync' | 'poll'; branch: string; customer?: string }
+  | { kind: 'down'; branch: string; since: string; error?: string; retryAt?: string }
+  | {
+      kind: 'recovered';
+      what: 'update' | 'sync' | 'poll' | 'site';
+      branch: string;
+      customer?: string;
+    }
   | { kind: 'test' };
 
 export interface Payload {
@@ -49,8 +55,12 @@ export const textOf = (e: NotifyEvent): string => {
       return `${e.what} of ${where(e)} failed: ${e.error}`;
     case 'built':
       return `${e.branch} was built at ${e.revision} (${e.ref}): ${e.urls.join(' ')}`;
+    case 'down':
+      return `${e.branch} is down since ${e.since}: its app does not answer and could not be started${e.error ? ` (${e.error})` : ''}; tried again at ${e.retryAt ?? 'the next watch'}`;
     case 'recovered':
-      return `${e.what} of ${where(e)} works again`;
+      return e.what === 'site'
+        ? `${e.branch} answers again`
+        : `${e.what} of ${where(e)} works again`;
     case 'test':
       return 'a test message from karlstage notify --test';
   }
@@ -134,6 +144,18 @@ export async function eventsBetween(
       else if (old?.result === 'failed')
         events.push({ kind: 'recovered', what: 'sync', branch: site.name, customer });
     }
+    // A site that stayed down through repeated starts (watch sets toldDown), and its recovery.
+    const run = site.run;
+    if (run?.toldDown && !was?.run?.toldDown)
+      events.push({
+        kind: 'down',
+        branch: site.name,
+        since: run.downSince ?? run.since,
+        ...(run.lastStart?.error ? { error: run.lastStart.error } : {}),
+        ...(run.retryAt ? { retryAt: run.retryAt } : {}),
+      });
+    else if (!run?.toldDown && was?.run?.toldDown)
+      events.push({ kind: 'recovered', what: 'site', branch: site.name });
     const p = site.poll;
     if (p && p.at !== was?.poll?.at) {
       if (p.error && !was?.poll?.error)

@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path';
 import writeFileAtomic from 'write-file-atomic';
 import type { Config } from '../config/config.js';
 import { KarlstageError, UsageError } from '../core/errors.js';
+import { makeActivityFiles } from '../model/activity.js';
 import { layout } from '../model/layout.js';
 import { later, type Command } from '../core/command.js';
 import type { Plan, Step } from '../core/plan.js';
@@ -49,6 +50,8 @@ export async function renderRoutes(cfg: Config, views: BranchView[]): Promise<st
     locked,
     realm: 'KARL staging',
     users_file: nginxPath(layout.accessHtpasswd(cfg.root), 'the staging root'),
+    activity: nginxPath(layout.activityDir(cfg.root), 'the staging root'),
+    wake_socket: nginxPath(layout.wakeSocket(cfg.root), 'the staging root'),
     allow: cfg.access.allow.map((cidr) => ({ cidr })),
     users: users.map((u) => ({ name: u.name, scope: scopeOf(u) })),
     scopes: [...scopes].map(([key, folder]) => ({ key, folder })),
@@ -66,7 +69,12 @@ export async function renderRoutes(cfg: Config, views: BranchView[]): Promise<st
  * it in with a rename, reload; if the reload fails, put the old file back.
  * Runs under the routes lock (two runs must not swap files at once).
  */
-export function routesPlan(cfg: Config, text: string, command = 'routes'): Plan {
+export function routesPlan(
+  cfg: Config,
+  text: string,
+  command = 'routes',
+  branches: string[] = [],
+): Plan {
   const target = nginxPath(cfg.staging.nginxConf, '[staging] nginx_conf');
   const fresh = `${target}.karlstage-new`;
   const previous = `${target}.karlstage-previous`;
@@ -107,8 +115,11 @@ export function routesPlan(cfg: Config, text: string, command = 'routes'): Plan 
   const steps: Step[] = [
     {
       title: 'write the new routes beside the installed ones',
-      effects: [`write ${fresh}`],
+      effects: [`write ${fresh}`, `make ${layout.activityDir(cfg.root)}/BRANCH.log where missing`],
       run: async (ctx) => {
+        // nginx opens (and as root would make) each site's activity file: karlstage makes them
+        // first, so they stay its own (watch reads and empties them).
+        await makeActivityFiles(cfg.root, branches);
         await mkdir(dirname(target), { recursive: true });
         await writeFileAtomic(fresh, text, { mode: 0o644 });
         ctx.onUndo(() => rm(fresh, { force: true }));

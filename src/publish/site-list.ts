@@ -10,6 +10,7 @@ import { redact } from '../core/redact.js';
 import { readUsers, scopeFolder, scopeKey } from './access.js';
 import { shortRevision, upstreamState, type UpstreamState } from '../model/upstream.js';
 import type { BranchView } from '../model/views.js';
+import { siteRuns, stateWords, type SiteRun, type SiteState } from '../model/site-state.js';
 
 /**
  * The site list the customer reads: which branch sites exist, what code and
@@ -64,6 +65,8 @@ export interface SiteListEntry {
   heldOutOfSync: boolean;
   /** Why the site is stale (it may be removed), if it is. */
   stale: string | null;
+  /** Whether its app runs, as asked of its port when the list was made. */
+  state: { name: SiteState; since: string | null; text: string; wakeSeconds: number | null };
 }
 
 export interface SiteList {
@@ -75,7 +78,13 @@ export interface SiteList {
   branches: SiteListEntry[];
 }
 
-export function collectSiteList(cfg: Config, views: BranchView[]): SiteList {
+const UNKNOWN: SiteRun = { state: 'down', since: null };
+
+export function collectSiteList(
+  cfg: Config,
+  views: BranchView[],
+  runs: Map<string, SiteRun> = new Map(),
+): SiteList {
   return {
     version: SITE_LIST_VERSION,
     generatedAt: new Date().toISOString(),
@@ -119,6 +128,12 @@ export function collectSiteList(cfg: Config, views: BranchView[]): SiteList {
           },
           heldOutOfSync: Boolean(site.hold),
           stale: stale ?? null,
+          state: ((run: SiteRun) => ({
+            name: run.state,
+            since: run.since,
+            text: stateWords(run, when),
+            wakeSeconds: run.wakeSeconds ?? null,
+          }))(runs.get(site.name) ?? UNKNOWN),
         }))
         .map(withProblems),
     ),
@@ -176,6 +191,7 @@ function withProblems(b: SiteListEntry): SiteListEntry {
   if (b.lastUpdate?.result === 'failed')
     problems.push(`the last update failed (${when(b.lastUpdate.at)}): it runs the last good build`);
   if (b.upstream.state === 'gone upstream') problems.push(`${b.ref} is gone upstream`);
+  if (b.state.name === 'down') problems.push(`the site is ${b.state.text}`);
   return { ...b, problems };
 }
 
@@ -207,7 +223,7 @@ export function renderText(list: SiteList): string {
   const lines = [`Branch sites on ${list.url} (as of ${when(list.generatedAt)})`, ''];
   if (list.branches.length === 0) lines.push('No branch sites yet.');
   for (const b of list.branches) {
-    lines.push(`${b.name}  ${b.url}`);
+    lines.push(`${b.name}  ${b.state.text}`);
     lines.push(
       `  code:     ${b.ref} at ${b.revision ?? 'not built yet'}${b.commit ? ` "${b.commit.subject}" (${b.commit.author}, ${when(b.commit.date)})` : ''}`,
     );
@@ -297,6 +313,7 @@ export async function renderHtml(list: SiteList): Promise<string> {
         updateFailed: b.lastUpdate?.result === 'failed',
         upstreamText: `${b.upstream.state}${b.upstream.newCommits ? ` (${b.upstream.newCommits} new)` : ''}`,
         upstreamClass: b.upstream.state.replace(/ /g, '-'),
+        stateClass: b.state.name,
         dataText: b.data.asOf ? `as of ${when(b.data.asOf)}` : 'no production copy yet',
       })),
     },
@@ -341,8 +358,17 @@ async function writeFolder(dir: string, list: SiteList): Promise<void> {
  * and each scope in use (users limited to some customers) gets scope-A_B/ with
  * only its customers. The routes serve the folder of the logged-in user's scope at /.
  */
+/** The site list as of now: each site's state asked of its port. */
+export async function currentSiteList(cfg: Config, views: BranchView[]): Promise<SiteList> {
+  const runs = await siteRuns(
+    cfg,
+    views.map((v) => v.site),
+  );
+  return collectSiteList(cfg, views, runs);
+}
+
 export async function refreshSiteList(cfg: Config, views: BranchView[]): Promise<SiteList> {
-  const list = collectSiteList(cfg, views);
+  const list = await currentSiteList(cfg, views);
   const dir = layout.sites(cfg.root);
   const scopes = new Map<string, string[] | '*'>([['*', '*']]);
   for (const u of await readUsers(cfg.root)) scopes.set(scopeKey(u), u.customers);

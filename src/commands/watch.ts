@@ -1,0 +1,135 @@
+import { decideWatch, watchFacts, type WatchDecision } from '../branches/watch.js';
+import { commandContext, type CommandContext, type GlobalOptions } from '../context/context.js';
+import type { Plan } from '../core/plan.js';
+import { noteActivity, tidyActivity } from '../model/activity.js';
+import { readState, updateState, type State } from '../model/state.js';
+
+export interface WatchOptions extends GlobalOptions {
+  /** @reboot: start every site that was running, a few at a time, and the wake service. */
+  boot?: boolean;
+  jobs?: number;
+}
+
+export interface WatchResult {
+  actions: { branch?: string; kind: string; why?: string; ok?: boolean; error?: string }[];
+}
+
+/**
+ * cron, every minute: a site that should run and does not answer is started again (with
+ * backoff), idle sites are put to sleep, the wake service is kept up. Cheap when there is
+ * nothing to do (bench/sites.mjs): its probes run in parallel, and nothing is written.
+ */
+export async function watch(opts: WatchOptions): Promise<WatchResult> {
+  const ctx = await commandContext(opts);
+  const { cfg } = ctx;
+  const before = await readState(cfg.root);
+  const sites = Object.values(before.branches).sort((a, b) => a.slot - b.slot);
+  const decisions = decideWatch(cfg, await watchFacts(cfg, sites), { boot: opts.boot });
+  for (const s of sites) await tidyActivity(cfg.root, s.name).catch(() => undefined);
+  if (decisions.length === 0) return { actions: [] };
+  return act(ctx, before, decisions, opts);
+}
+
+async function act(
+  ctx: CommandContext,
+  before: State,
+  decisions: WatchDecision[],
+  opts: WatchOptions,
+): Promise<WatchResult> {
+  const { cfg, out, g } = ctx;
+  const actions: WatchResult['actions'] = [];
+  const { siteActionJob } = await import('../branches/lifecycle.js');
+  const { dryRun, carryOut } = await import('../context/report.js');
+  if (decisions.some((d) => d.kind === 'wake-service')) {
+    if (g.dryRun) out.line('would start the wake service');
+    else {
+      const { startWakeService } = await import('../publish/wake-service.js');
+      const r = await startWakeService(cfg);
+      actions.push({ kind: 'wake-service', ok: r.ok, ...(r.error ? { error: r.error } : {}) });
+      if (r.ok) out.progress(`watch: started the wake service (pid ${r.pid})`);
+      else out.warn(`watch: the wake service did not start: ${r.error}`);
+    }
+  }
+  const records = decisions.filter((d) => d.kind === 'record' || d.kind === 'activity');
+  if (records.length && !g.dryRun) {
+    for (const d of records) if (d.kind === 'activity') await noteActivity(cfg.root, d.branch);
+    await updateState(cfg.root, (s) => {
+      for (const d of records) {
+        const b = d.kind === 'record' ? s.branches[d.branch] : undefined;
+        if (b && d.kind === 'record') b.run = d.change(b.run);
+      }
+    });
+    for (const d of records)
+      if (d.kind === 'record') actions.push({ branch: d.branch, kind: 'record', why: d.why });
+  }
+  const work = decisions.filter((d) => d.kind === 'start' || d.kind === 'sleep');
+  const command = opts.boot ? 'watch --boot' : 'watch';
+  const plan: Plan = {
+    command,
+    concurrency: opts.jobs ?? cfg.staging.jobs,
+    jobs: work.map((d) => {
+      const site = before.branches[d.branch!]!;
+      return siteActionJob(
+        cfg,
+        site,
+        d.kind === 'start' ? (opts.boot ? 'start' : 'restart') : 'sleep',
+        {
+          command,
+          by: 'watch',
+          skipIfLocked: true,
+          // Looked at again under its lock: it may have been started, stopped or visited meanwhile.
+          unless: (now, answers) =>
+            d.kind === 'start'
+              ? answers
+                ? 'answers again'
+                : now.run?.want && now.run.want !== 'running'
+                  ? `${now.run.want} meanwhile`
+                  : undefined
+              : !answers || (now.run?.want ?? 'running') !== 'running'
+                ? 'not running any more'
+                : now.hold
+                  ? 'held'
+                  : undefined,
+        },
+      );
+    }),
+  };
+  if (g.dryRun) {
+    if (plan.jobs.length) dryRun(ctx, plan);
+    return { actions: work.map((d) => ({ branch: d.branch, kind: d.kind, why: d.why })) };
+  }
+  if (plan.jobs.length) {
+    for (const d of work) out.progress(`watch: ${d.kind} ${d.branch}: ${d.why}`);
+    const results = await carryOut(ctx, plan);
+    for (const [i, r] of results.entries())
+      actions.push({
+        branch: r.name,
+        kind: work[i]!.kind,
+        why: r.skipped ?? work[i]!.why,
+        ok: r.ok,
+        ...(r.error ? { error: r.error.message } : {}),
+      });
+    for (const r of results.filter((x) => !x.ok))
+      out.warn(`watch: ${r.name}: ${r.error?.message ?? 'failed'}`);
+  }
+  if (actions.some((a) => a.branch)) {
+    // Outside every lock: the site list shows the new states, people hear of downs and recoveries.
+    const { afterChange, tellPeople } = await import('../context/after-change.js');
+    await afterChange(ctx, { routes: false });
+    await tellPeople(ctx, before);
+  }
+  const failed = actions.filter((a) => a.ok === false);
+  if (failed.length) {
+    const { KarlstageError } = await import('../core/errors.js');
+    const { withResult } = await import('../context/report.js');
+    throw withResult(
+      new KarlstageError(
+        `watch: ${failed.length} of ${actions.length} failed`,
+        1,
+        failed.map((a) => `${a.branch ?? a.kind}: ${a.error ?? 'failed'}`),
+      ),
+      { actions },
+    );
+  }
+  return { actions };
+}
