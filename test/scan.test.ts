@@ -170,9 +170,9 @@ describe('the must_not_contain scan', () => {
       sanitize,
       `REVOKE SELECT ON people FROM CURRENT_USER;
        REVOKE SELECT ON LARGE OBJECT 40001 FROM CURRENT_USER;
-       GRANT SELECT ON tenant_notes TO CURRENT_USER;
        GRANT CREATE ON SCHEMA public TO tenant_owner;
        ALTER TABLE tenant_notes OWNER TO tenant_owner;
+       GRANT SELECT ON tenant_notes TO CURRENT_USER;
        REVOKE tenant_owner FROM CURRENT_USER;\n`,
     );
     await writeFile(

@@ -122,7 +122,7 @@ BEGIN
       END LOOP;
     EXCEPTION WHEN OTHERS THEN
       INSERT INTO karlstage_found VALUES ('unread', t.nspname, t.relname, NULL, NULL,
-        CASE WHEN row_security_active(t.oid)
+        CASE WHEN row_security_active(t.oid) AND NOT t.mine AND has_table_privilege(t.oid, 'SELECT')
           THEN format('row-level security hides rows from role %s, which does not own it: give that role BYPASSRLS', current_user)
           ELSE SQLERRM END);
     END;
