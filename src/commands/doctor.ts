@@ -11,6 +11,7 @@ import { databaseSizes, dumpsOf, freeBytes, mb } from '../sync/disk.js';
 import { listLocks } from '../core/lock.js';
 import { layout } from '../model/layout.js';
 import { lockRoom } from '../model/locks.js';
+import { siteCustomers, sourceProblem } from '../model/sites.js';
 import { readState, type State } from '../model/state.js';
 import { run } from '../core/runner.js';
 import { sourceVcs } from '../vcs/open.js';
@@ -121,6 +122,21 @@ export async function doctor(opts: GlobalOptions & { minFreeGb?: number }) {
     'state',
     async () => `${Object.keys((await state()).branches).length} branch site(s)`,
   );
+  // Each branch site: broken (folder or instances.ini, the one line every command says), or its source removed by hand.
+  for (const b of Object.values((await state().catch(() => ({ branches: {} }))).branches))
+    await check(`site ${b.name}`, async () => {
+      const instances = await siteCustomers(root, b.name);
+      const source = sourceProblem(root, b.name, cfg.source.path);
+      if (source) throw new Error(source);
+      const text = `serves ${instances.map((i) => i.name).join(', ')}`;
+      const escaped = instances.flatMap((i) => i.percentEscapes.map((k) => `${k} of ${i.name}`));
+      if (escaped.length)
+        return {
+          level: 'warn',
+          detail: `${text}; "%%" in ${escaped.join(', ')} is "%" to Python 3 but stays "%%" for a Python 2 karlserve (docs/configuration.md)`,
+        };
+      return text;
+    });
   // Locks whose holder cannot be alive: harmless (the next run takes them over), but worth knowing.
   for (const lock of await listLocks(lockRoom(cfg.root)))
     if (lock.dead)

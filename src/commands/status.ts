@@ -25,6 +25,8 @@ export interface BranchStatus {
   upstream: string;
   customers: string[];
   customersProblem?: string;
+  /** Its source checkout removed by hand (the next update checks it out again). */
+  sourceProblem?: string;
   mail: string[];
   /** Per mail customer: messages waiting in its Maildir for mail-in. */
   mailWaiting: Record<string, number>;
@@ -47,7 +49,17 @@ export async function status(opts: GlobalOptions & { disk?: boolean }): Promise<
   if (opts.disk) return diskStatus(cfg, state, out) as unknown as Promise<StatusResult>;
   const views = await branchViews(cfg, state);
   const branches: BranchStatus[] = views.map(
-    ({ site: b, customers, customersProblem, mail, mailWaiting, upstream, url, stale }) => ({
+    ({
+      site: b,
+      customers,
+      customersProblem,
+      sourceProblem,
+      mail,
+      mailWaiting,
+      upstream,
+      url,
+      stale,
+    }) => ({
       name: b.name,
       ref: b.ref,
       vcs: b.vcs,
@@ -61,6 +73,7 @@ export async function status(opts: GlobalOptions & { disk?: boolean }): Promise<
       upstream,
       customers,
       ...(customersProblem ? { customersProblem } : {}),
+      ...(sourceProblem ? { sourceProblem } : {}),
       mail,
       mailWaiting,
       url,
@@ -81,7 +94,7 @@ export async function status(opts: GlobalOptions & { disk?: boolean }): Promise<
     return result;
   }
   const rows = views.map(
-    ({ site: b, customers, customersProblem, mail, mailWaiting, upstream }) => {
+    ({ site: b, customers, customersProblem, customersShort, mail, mailWaiting, upstream }) => {
       const last = b.lastUpdate;
       const lastText = last
         ? `${formatWhen(last.at)} ${last.result === 'ok' ? out.c.green('ok') : out.c.red('failed')}${last.result === 'failed' && last.error ? `: ${last.error}` : ''}`
@@ -115,7 +128,7 @@ export async function status(opts: GlobalOptions & { disk?: boolean }): Promise<
         lastText,
         sync,
         String(b.port),
-        customersProblem ? out.c.red('instances.ini malformed') : customers.join(',') || '-',
+        customersProblem ? out.c.red(`broken: ${customersShort}`) : customers.join(',') || '-',
         mail.map((c) => (c in mailWaiting ? `${c} (${mailWaiting[c]} waiting)` : c)).join(',') ||
           '-',
       ];
@@ -180,6 +193,10 @@ export async function status(opts: GlobalOptions & { disk?: boolean }): Promise<
         `the ${d.channel} notification of ${formatWhen(d.at)} was not delivered: ${d.error} (see .karlstage/logs/notify.log)`,
       ),
     );
+  // A broken site, in the one line every command says it with.
+  for (const v of views)
+    for (const problem of [v.customersProblem, v.sourceProblem].filter(Boolean))
+      out.line(out.c.red(`${v.site.name}: ${problem}`));
   for (const v of views.filter((x) => x.stale))
     out.line(
       out.c.yellow(

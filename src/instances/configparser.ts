@@ -53,7 +53,8 @@ export class IniRefused extends Error {
 
 const DEFAULT = 'DEFAULT';
 /** Characters Python 2 and 3 do not treat alike (whitespace to one, not the other), or invisible. */
-const ODD =
+export const ODD =
+  // eslint-disable-next-line no-control-regex -- control characters are what it finds
   /[\0-\x08\x0b-\x1f\x7f-\x9f\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]/;
 const strip = (s: string) => s.replace(/^[ \t]+|[ \t]+$/g, '');
 const rstrip = (s: string) => s.replace(/[ \t\n]+$/, '');
@@ -61,10 +62,9 @@ const indentOf = (s: string) => /^[ \t]*/.exec(s)![0].length;
 
 /** A piece of a line for a message: control characters escaped, long text cut. */
 export function shown(text: string): string {
-  const esc = text.replace(
-    /[\0-\x1f\x7f-\x9f\u2028\u2029\ufeff]|[\xa0\u1680\u2000-\u200a\u202f\u205f\u3000]/g,
-    (c) => `\\u{${c.charCodeAt(0).toString(16)}}`,
-  );
+  const esc = [...text]
+    .map((c) => (ODD.test(c) || c === '\t' ? `\\u{${c.charCodeAt(0).toString(16)}}` : c))
+    .join('');
   return JSON.stringify(esc.length > 60 ? `${esc.slice(0, 57)}...` : esc);
 }
 
@@ -114,10 +114,139 @@ function checkCharacters(text: string): void {
   });
 }
 
-interface Builder {
-  section: IniSection;
+const refuse = (line: number, message: string): never => {
+  throw new IniRefused({ line, message });
+};
+const quoted = (s: string) => shown(s).slice(1, -1);
+
+/** The reader's state, line by line, as Python 3's _read keeps it. */
+class Reader {
+  sections: IniSection[] = [];
+  defaults: IniSection = { name: DEFAULT, line: 0, options: [] };
+  /** Sections and options met, with their line: Python 3 (strict) refuses them twice. */
+  private added = new Map<string, number>();
+  private section: IniSection | undefined;
+  private option: IniOption | undefined;
+  private parts: string[] = [];
   /** Blank lines met inside the current value, not yet followed by more of it. */
-  blanks: number[];
+  private blanks: number[] = [];
+
+  /** One line, without its line end; `cr`: it ended in "\r\n". */
+  line(l: string, n: number, cr: boolean): void {
+    const stripped = strip(l);
+    const comment = stripped.startsWith('#') || stripped.startsWith(';');
+    if (comment && /^[ \t]/.test(l))
+      refuse(
+        n,
+        'an indented comment: Python 3 skips it, Python 2 (KARL) reads it as part of the value above; start the comment at the beginning of the line',
+      );
+    if (comment) return;
+    if (stripped === '') {
+      if (this.option) this.blanks.push(n);
+      return;
+    }
+    // Python 2 skips a line whose first word is "rem" (an old DOS comment); Python 3 does not.
+    if (/^[rR][eE][mM](\s|$)/.test(l))
+      refuse(
+        n,
+        'a line starting with the word "rem": Python 2 skips it as a comment, Python 3 does not; rename the key or remove the line',
+      );
+    const indent = indentOf(l);
+    if (this.option && indent > 0) {
+      if (this.blanks.length)
+        refuse(
+          this.blanks[0]!,
+          `a blank line inside the value of ${this.option.key}: Python 3 keeps it, Python 2 (KARL) drops it; remove the blank line`,
+        );
+      this.parts.push(stripped);
+      this.option.more.push(n);
+      return;
+    }
+    if (indent > 0)
+      refuse(
+        n,
+        'indented, and not part of a value: Python 2 (KARL) refuses it; start it at the beginning of the line',
+      );
+    this.finish();
+    const header = /^\[(.+)\]/.exec(stripped);
+    if (header) this.header(header[1]!, l, n);
+    else this.key(stripped, l + (cr ? '\r' : ''), n);
+  }
+
+  private header(name: string, l: string, n: number): void {
+    if (/^\[([^\]]+)\]/.exec(l)?.[1] !== name)
+      refuse(
+        n,
+        `the section name ${shown(name)} holds "]", which Python 2 and 3 read differently: remove it`,
+      );
+    if (name === DEFAULT) {
+      this.section = this.defaults;
+      return;
+    }
+    const first = this.added.get(`[${name}`);
+    if (first !== undefined)
+      refuse(
+        n,
+        `[${quoted(name)}] is given twice (first on line ${first}), which Python refuses: merge the two`,
+      );
+    this.added.set(`[${name}`, n);
+    this.section = { name, line: n, options: [] };
+    this.sections.push(this.section);
+  }
+
+  /** A "key = value" line; `raw` as Python 2 reads it (with its "\r"). */
+  private key(stripped: string, raw: string, n: number): void {
+    const section = this.section;
+    if (!section)
+      refuse(
+        n,
+        `${shown(stripped)} comes before the first [section], which Python refuses: put it inside a section or make it a comment`,
+      );
+    const m = /^(.*?)[ \t]*([=:])[ \t]*(.*)$/.exec(stripped);
+    if (!m || !m[1])
+      refuse(
+        n,
+        `${shown(stripped)} is not a [section], a "key = value", an indented continuation or a comment, which Python refuses: fix or remove the line`,
+      );
+    const [, written, , value] = m! as unknown as [string, string, string, string];
+    const key = written.toLowerCase();
+    if (key !== written.replace(/[A-Z]+/g, (s) => s.toLowerCase()))
+      refuse(
+        n,
+        `the key ${shown(written)} has non-ASCII capitals, which Python 2 and 3 fold differently: write it in lower case`,
+      );
+    const id = `${section!.name}\0${key}`;
+    const first = this.added.get(id);
+    if (first !== undefined)
+      refuse(
+        n,
+        `${quoted(key)} is given twice in [${quoted(section!.name)}] (first on line ${first}; Python ignores the case of keys), which Python refuses: keep one`,
+      );
+    this.added.set(id, n);
+    // Python 2 cuts the value at its first ";" when whitespace comes before it (index -1: the last character).
+    const v2 = /^[^:=]*[:=][ \t\r]*([^]*)$/.exec(raw)?.[1] ?? '';
+    const semi = v2.indexOf(';');
+    if (semi >= 0 && /[ \t\r]/.test(v2.at(semi - 1) ?? ''))
+      refuse(
+        n,
+        'a ";" after a space starts a comment for Python 2\'s ConfigParser (KARL\'s) but not for Python 3\'s: put the comment on a line of its own, or remove the space before ";"',
+      );
+    if (value === '""')
+      refuse(
+        n,
+        `a value of just "" is empty for Python 2 and two quote marks for Python 3: write "${written} =" for an empty value`,
+      );
+    this.option = { key, raw: '', line: n, more: [] };
+    this.parts = [value];
+    section!.options.push(this.option);
+  }
+
+  finish(): void {
+    if (this.option) this.option.raw = rstrip(this.parts.join('\n'));
+    this.option = undefined;
+    this.parts = [];
+    this.blanks = [];
+  }
 }
 
 /**
@@ -132,131 +261,10 @@ export function parseIni(text: string): ParsedIni {
   const crlf = raw.filter((l) => l.endsWith('\r')).length;
   const eol = crlf > raw.length / 2 ? '\r\n' : '\n';
   const lines = raw.map((l) => (l.endsWith('\r') ? l.slice(0, -1) : l));
-
-  const sections: IniSection[] = [];
-  const defaults: IniSection = { name: DEFAULT, line: 0, options: [] };
-  const added = new Map<string, number>();
-  let cur: Builder | undefined;
-  let opt: IniOption | undefined;
-  let parts: string[] = [];
-  const refuse = (line: number, message: string): never => {
-    throw new IniRefused({ line, message });
-  };
-  const finish = () => {
-    if (opt) opt.raw = rstrip(parts.join('\n'));
-    opt = undefined;
-    parts = [];
-  };
-
-  lines.forEach((l, i) => {
-    const n = i + 1;
-    const stripped = strip(l);
-    const comment = stripped.startsWith('#') || stripped.startsWith(';');
-    if (comment && /^[ \t]/.test(l))
-      refuse(
-        n,
-        'an indented comment: Python 3 skips it, Python 2 (KARL) reads it as part of the value above; start the comment at the beginning of the line',
-      );
-    if (comment) return;
-    if (stripped === '') {
-      if (opt && cur) cur.blanks.push(n);
-      return;
-    }
-    // Python 2 skips a line whose first word is "rem" (an old DOS comment); Python 3 does not.
-    if (/^[rR][eE][mM](\s|$)/.test(l))
-      refuse(
-        n,
-        'a line starting with the word "rem": Python 2 skips it as a comment, Python 3 does not; rename the key or remove the line',
-      );
-    const indent = indentOf(l);
-    if (opt && indent > 0) {
-      if (cur!.blanks.length)
-        refuse(
-          cur!.blanks[0]!,
-          `a blank line inside the value of ${opt.key}: Python 3 keeps it, Python 2 (KARL) drops it; remove the blank line`,
-        );
-      parts.push(stripped);
-      opt.more.push(n);
-      return;
-    }
-    if (indent > 0)
-      refuse(
-        n,
-        'indented, and not part of a value: Python 2 (KARL) refuses it; start it at the beginning of the line',
-      );
-    finish();
-    if (cur) cur.blanks = [];
-    const header = /^\[(.+)\]/.exec(stripped);
-    if (header) {
-      const name = header[1]!;
-      const py2 = /^\[([^\]]+)\]/.exec(l)?.[1];
-      if (py2 !== name)
-        refuse(
-          n,
-          `the section name ${shown(name)} holds "]", which Python 2 and 3 read differently: remove it`,
-        );
-      if (name === DEFAULT) {
-        cur = { section: defaults, blanks: [] };
-        return;
-      }
-      const first = added.get(`[${name}`);
-      if (first !== undefined)
-        refuse(
-          n,
-          `[${shown(name).slice(1, -1)}] is given twice (first on line ${first}), which Python refuses: merge the two`,
-        );
-      added.set(`[${name}`, n);
-      const section = { name, line: n, options: [] };
-      sections.push(section);
-      cur = { section, blanks: [] };
-      return;
-    }
-    if (!cur)
-      refuse(
-        n,
-        `${shown(stripped)} comes before the first [section], which Python refuses: put it inside a section or make it a comment`,
-      );
-    const m = /^(.*?)[ \t]*([=:])[ \t]*(.*)$/.exec(stripped);
-    if (!m || !m[1])
-      refuse(
-        n,
-        `${shown(stripped)} is not a [section], a "key = value", an indented continuation or a comment, which Python refuses: fix or remove the line`,
-      );
-    const written = m![1]!;
-    const key = written.toLowerCase();
-    if (key !== written.replace(/[A-Z]+/g, (s) => s.toLowerCase()))
-      refuse(
-        n,
-        `the key ${shown(written)} has non-ASCII capitals, which Python 2 and 3 fold differently: write it in lower case`,
-      );
-    const id = `${cur!.section.name}\0${key}`;
-    const first = added.get(id);
-    if (first !== undefined)
-      refuse(
-        n,
-        `${shown(key).slice(1, -1)} is given twice in [${cur!.section.name}] (first on line ${first}; Python ignores the case of keys), which Python refuses: keep one`,
-      );
-    added.set(id, n);
-    // Python 2 cuts the value at its first ";" when whitespace comes before it (index -1: the last character).
-    const v2 =
-      /^[^:=]*[:=][ \t\r]*([^]*)$/.exec(l + (raw[i]!.endsWith('\r') ? '\r' : ''))?.[1] ?? '';
-    const semi = v2.indexOf(';');
-    if (semi >= 0 && /[ \t\r]/.test(v2.at(semi - 1) ?? ''))
-      refuse(
-        n,
-        'a ";" after a space starts a comment for Python 2\'s ConfigParser (KARL\'s) but not for Python 3\'s: put the comment on a line of its own, or remove the space before ";"',
-      );
-    if (m![3] === '""')
-      refuse(
-        n,
-        `a value of just "" is empty for Python 2 and two quote marks for Python 3: write "${written} =" for an empty value`,
-      );
-    opt = { key, raw: '', line: n, more: [] };
-    parts = [m![3]!];
-    cur!.section.options.push(opt);
-  });
-  finish();
-  return { sections, defaults: defaults.options, lines, eol };
+  const reader = new Reader();
+  lines.forEach((l, i) => reader.line(l, i + 1, raw[i]!.endsWith('\r')));
+  reader.finish();
+  return { sections: reader.sections, defaults: reader.defaults.options, lines, eol };
 }
 
 /** Values as Python 3's ConfigParser returns them, interpolation done. Throws IniRefused. */

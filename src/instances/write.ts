@@ -1,6 +1,6 @@
 import { InternalError, UsageError } from '../core/errors.js';
 import { renderTemplate } from '../core/templates.js';
-import { IniRefused, parseIni, sectionValues } from './configparser.js';
+import { IniRefused, ODD, parseIni, sectionValues } from './configparser.js';
 import { hereOf, PREFIX } from './instances.js';
 
 /**
@@ -13,10 +13,7 @@ import { hereOf, PREFIX } from './instances.js';
  */
 const UNWRITABLE: [RegExp, string][] = [
   [/[\r\n]/, 'it holds a line break'],
-  [
-    /[\0-\x08\x0b-\x1f\x7f-\x9f\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]/,
-    'it holds a control character or an unusual space',
-  ],
+  [ODD, 'it holds a control character or an unusual space'],
   [/^[ \t]|[ \t]$/, 'it starts or ends with a space, which ConfigParser drops'],
   [/^""$/, 'it is just "", which Python 2 reads as empty'],
   // Python 2 cuts a value at its first ";" when a space comes before it.

@@ -25,8 +25,7 @@ export async function ensureMailSafety(root: string, branch: string): Promise<st
   if (unsafe.length === 0) return [];
   let text = decodeIni(await readFile(file));
   const value = { value: layout.allowList(root), source: "the staging root's path" };
-  for (const name of unsafe)
-    text = setInstanceKeys(text, file, name, { mail_white_list: value });
+  for (const name of unsafe) text = setInstanceKeys(text, file, name, { mail_white_list: value });
   await writeFileAtomic(file, text, { mode: 0o600 });
   return unsafe;
 }
