@@ -283,7 +283,7 @@ describe('one broken site does not stop the others', () => {
     expect(await readFile(ini, 'utf8')).toBe('[instance:osf\ngarbage\n');
     expect(await buildCount(st.root, 'branch1')).toBe(1);
     // The source checkout is checked out again and built; the site serves again.
-    expect(r.stdout).toMatch(/is missing \(removed by hand\?\): checking .* out again/);
+    expect(r.stdout).toMatch(/src\/karl is missing \(removed by hand\?\): checking out main/);
     expect(await buildCount(st.root, 'branch2')).toBe(2);
     expect(existsSync(join(st.root, 'branch2', 'src', 'karl', 'server.mjs'))).toBe(true);
     expect(await ask((await readState(st.root)).branches.branch2!.port, 'osf')).toContain(

@@ -147,7 +147,7 @@ export function updateJob(
           ctx.say(`restored mail_white_list for ${fixed.join(', ')} in etc/instances.ini`);
         if (sourceGone) {
           // Nothing of it is left to keep or repair: the next step checks it out again.
-          ctx.say(`${sourceDir} is missing (removed by hand?): checking ${ref} out again`);
+          ctx.say(`${sourceDir} is missing (removed by hand?): checking out ${ref}`);
           return;
         }
         if (leftover) {
@@ -183,7 +183,7 @@ export function updateJob(
         if (sourceGone) {
           await mkdir(dirname(sourceDir), { recursive: true });
           revision = await checkout.run(ctx.exec);
-          ctx.say(`checked out ${ref} at ${revision} again`);
+          ctx.say(`checked out ${ref} at ${revision}`);
           moved = true;
           about = await describe.run(ctx.exec);
           return;

@@ -328,9 +328,10 @@ function interpolate(
   return option.raw.includes('%') ? walk(option.raw, 1) : option.raw;
 }
 
-/** Keys whose value holds `%%` outside any `%(`: a Python 2 KARL reads those as two characters. */
+/**
+ * Keys whose value holds `%%`: a Python 2 KARL reads it as two characters (in a value
+ * without `%(`), or reads the `%(` it leaves again (in a value with one).
+ */
 export function percentEscapes(section: IniSection): string[] {
-  return section.options
-    .filter((o) => o.raw.includes('%%') && !o.raw.includes('%('))
-    .map((o) => o.key);
+  return section.options.filter((o) => o.raw.includes('%%')).map((o) => o.key);
 }

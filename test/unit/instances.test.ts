@@ -146,6 +146,12 @@ describe('instances.ini as KARL reads it', () => {
         Object.fromEntries(Object.entries(osf).map(([k, v]) => [k, v])),
       );
     });
+    // doctor's warning: which keys a Python 2 karlserve reads differently (the path has "50%").
+    expect(parseInstances(texts[0]!, py3[0]!.file)[0]!.percentEscapes).toEqual([
+      'dsn',
+      'mail_white_list',
+    ]);
+    expect(parseInstances(texts[5]!, py3[5]!.file)[0]!.percentEscapes).toEqual(['mail_white_list']);
     // The Python 2 caveat, shown: karlserve's ConfigParser reads "%%" as two characters.
     if (py2?.[0]?.ok) expect(py2[0].values['instance:osf']!.dsn).toContain('password=50%%off');
   });
