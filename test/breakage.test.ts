@@ -275,6 +275,12 @@ describe('one broken site does not stop the others', () => {
         `FAIL site ${site} ${line}`,
       );
 
+    // The site list (published with no customer for a broken site) says it too.
+    const l = await st.cli(['sites']);
+    expect(l.exitCode).toBe(0);
+    expect(l.stderr.split('\n')).toContain(`warning: branch1: ${broken}`);
+    expect(l.stderr.split('\n')).toContain(`warning: branch3: ${gone}`);
+
     const r = await st.cli(['update', '--all', '--force']);
     expect(r.exitCode).toBe(1);
     expect(r.stderr).toMatch(/^error: update: 2 of 3 failed$/m);

@@ -1,8 +1,6 @@
-import { installRoutes } from '../context/after-change.js';
+import { installRoutes, publishedViews } from '../context/after-change.js';
 import { commandContext, type GlobalOptions } from '../context/context.js';
 import { dryRun } from '../context/report.js';
-import { readState } from '../model/state.js';
-import { branchViews } from '../model/views.js';
 import { renderRoutes, routesPlan } from '../publish/routes.js';
 
 /** Render, check, install and reload the web server configuration for the one TLS host. */
@@ -10,8 +8,7 @@ export async function routes(opts: GlobalOptions) {
   const ctx = await commandContext(opts);
   const { cfg, out, g } = ctx;
   if (g.dryRun) {
-    const views = await branchViews(cfg, await readState(cfg.root));
-    return dryRun(ctx, routesPlan(cfg, await renderRoutes(cfg, views)));
+    return dryRun(ctx, routesPlan(cfg, await renderRoutes(cfg, await publishedViews(ctx))));
   }
   await installRoutes(ctx);
   out.line(`routes installed in ${cfg.staging.nginxConf} and nginx reloaded`);

@@ -1,10 +1,10 @@
 /**
  * etc/instances.ini as KARL reads it. karlserve loads it with Python 2.7's
  * `ConfigParser.ConfigParser(dict(here=here))`; the tests (and anyone on Python 3)
- * read it with `configparser.ConfigParser(defaults={'here': …})`. Both are modelled
- * here line for line: Python 3's reading is the one returned, and a line that
- * Python 2 reads differently, or that either refuses, is a problem with its line
- * number and what to change. Nothing is guessed.
+ * read it with `configparser.ConfigParser(defaults={'here': …})`. Python 3's reading
+ * is modelled line for line and is the one returned; a line Python refuses, or one
+ * that Python 2.7's _read reads differently (each such place is checked here), is a
+ * problem with its line number and what to change. Nothing is guessed.
  *
  * The one difference accepted is `%%`: Python 3 always reads it as `%`, Python 2
  * only in a value that also holds `%(`. It is ConfigParser's escape for `%`, so
