@@ -13,6 +13,7 @@ export const FLOORS = [
   ['context'], // what every command shares: options, reporter, "after a change"
   ['branches', 'sync', 'publish'], // the features
   ['model', 'vcs', 'db'], // a staging root's shared model; version control; databases
+  ['instances'], // etc/instances.ini as KARL's ConfigParser reads it; a site's customers
   ['config'], // karlstage.ini
   ['core'], // no word of the domain: runner, plan, locks, output, errors, files
 ];

@@ -247,21 +247,55 @@ describe('a full disk under .karlstage', () => {
 });
 
 describe('one broken site does not stop the others', () => {
-  it('update --all with a garbage instances.ini in one site and another folder removed by hand', async () => {
+  it('a garbage instances.ini, a source checkout and a site folder removed by hand: one line each, everywhere', async () => {
     const repo = await gitRepo();
     const st = await stagingServer(repo);
     for (const b of ['branch1', 'branch2', 'branch3']) await create({ ...st.g, branch: b });
-    await writeFile(join(st.root, 'branch1', 'etc', 'instances.ini'), '[instance:osf\ngarbage\n');
+    const ini = join(st.root, 'branch1', 'etc', 'instances.ini');
+    await writeFile(ini, '[instance:osf\ngarbage\n');
+    await rm(join(st.root, 'branch2', 'src', 'karl'), { recursive: true, force: true });
     await rm(join(st.root, 'branch3'), { recursive: true, force: true });
+    const broken = `${ini} line 1: "[instance:osf" comes before the first [section], which Python refuses: put it inside a section or make it a comment`;
+    const gone = `${join(st.root, 'branch3')} is missing (removed by hand?): "karlstage destroy branch3 --yes" forgets the site, then create it again`;
+    const source = `${join(st.root, 'branch2', 'src', 'karl')} is missing (removed by hand?): "karlstage update branch2" checks it out again`;
+
+    // status and doctor say the same line that update says.
+    const s = await st.cli(['status']);
+    expect(s.stdout).toMatch(/^branch1 .* broken: instances\.ini line 1 /m);
+    expect(s.stdout).toMatch(/^branch3 .* broken: site folder missing /m);
+    for (const line of [`branch1: ${broken}`, `branch2: ${source}`, `branch3: ${gone}`])
+      expect(s.stdout.split('\n')).toContain(line);
+    const d = await st.cli(['doctor']);
+    for (const [site, line] of [
+      ['branch1', broken],
+      ['branch2', source],
+      ['branch3', gone],
+    ])
+      expect(d.stdout.split('\n').map((l) => l.replace(/\s+/g, ' '))).toContain(
+        `FAIL site ${site} ${line}`,
+      );
+
+    // The site list (published with no customer for a broken site) says it too.
+    const l = await st.cli(['sites']);
+    expect(l.exitCode).toBe(0);
+    expect(l.stderr.split('\n')).toContain(`warning: branch1: ${broken}`);
+    expect(l.stderr.split('\n')).toContain(`warning: branch3: ${gone}`);
 
     const r = await st.cli(['update', '--all', '--force']);
     expect(r.exitCode).toBe(1);
     expect(r.stderr).toMatch(/^error: update: 2 of 3 failed$/m);
-    expect(r.stderr).toMatch(/branch1: .*instances\.ini is malformed/);
-    expect(r.stderr).toMatch(
-      /branch3: .*branch3 is missing \(removed by hand\?\): "karlstage destroy branch3 --yes" forgets the site/,
-    );
+    expect(r.stderr.split('\n')).toContain(`branch1: ${broken}`);
+    expect(r.stderr.split('\n')).toContain(`branch3: ${gone}`);
+    expect(await readFile(ini, 'utf8')).toBe('[instance:osf\ngarbage\n');
+    expect(await buildCount(st.root, 'branch1')).toBe(1);
+    // The source checkout is checked out again and built; the site serves again.
+    expect(r.stdout).toMatch(/src\/karl is missing \(removed by hand\?\): checking out main/);
     expect(await buildCount(st.root, 'branch2')).toBe(2);
+    expect(existsSync(join(st.root, 'branch2', 'src', 'karl', 'server.mjs'))).toBe(true);
+    expect(await ask((await readState(st.root)).branches.branch2!.port, 'osf')).toContain(
+      'branch=branch2',
+    );
+    expect((await st.cli(['status'])).stdout).not.toMatch(/branch2: /);
   });
 });
 

@@ -62,7 +62,7 @@ describe('branch sites that stay up', () => {
     expect(text.stdout).toMatch(/branch1 is down.*watch starts it again within a minute/);
     const doctor = await st.cli(['doctor']);
     expect(doctor.exitCode).toBe(1);
-    expect(doctor.stdout).toMatch(/FAIL\s+site branch1\s+should run and does not answer/);
+    expect(doctor.stdout).toMatch(/FAIL\s+app branch1\s+should run and does not answer/);
 
     // One watch, as cron runs it: branch1 answers again; the stopped and the sleeping one do not.
     const watched = await st.cli(['watch']);

@@ -9,6 +9,7 @@ import { switchBranch } from '../src/commands/switch.js';
 import { update } from '../src/commands/update.js';
 import { KarlstageError, UsageError } from '../src/core/errors.js';
 import { readState } from '../src/model/state.js';
+import { pythonRead } from './helpers/python-ini.js';
 import { serverSource } from '../src/demo/sample-app.js';
 import { gitRepo, svnRepo } from './helpers/repos.js';
 import { ask, buildCount, stagingServer } from './helpers/staging.js';
@@ -203,17 +204,19 @@ describe.each(['git', 'svn'] as const)('branch-site lifecycle on %s', (vcs) => {
     expect(existsSync(join(st.root, 'branch2'))).toBe(false);
     expect(await st.snapshot()).toBe(before);
 
-    // A malformed or missing instances.ini is refused before anything runs.
+    // A broken or missing instances.ini fails the site before anything runs (a broken site: exit 1).
     const ini = join(st.root, 'branch1', 'etc', 'instances.ini');
     const text = await readFile(ini, 'utf8');
     await writeFile(ini, text + '\nthis line is not ini\n');
     let r = await st.cli(['update', 'branch1']);
-    expect(r.exitCode).toBe(2);
-    expect(r.stderr).toMatch(/instances.ini is malformed/);
-    expect(r.stderr).toMatch(/instances.ini:\d+: not a \[section\]/);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toMatch(
+      /instances\.ini line \d+: "this line is not ini" is not a \[section\], a "key = value", an indented continuation or a comment, which Python refuses: fix or remove the line/,
+    );
+    expect(await readFile(ini, 'utf8')).toBe(text + '\nthis line is not ini\n');
     await rm(ini);
     r = await st.cli(['switch', 'branch1', repo.featureRef]);
-    expect(r.exitCode).toBe(2);
+    expect(r.exitCode).toBe(1);
     expect(r.stderr).toMatch(/instances.ini is missing/);
     expect(await buildCount(st.root, 'branch1')).toBe(1);
   });
@@ -223,20 +226,30 @@ describe.each(['git', 'svn'] as const)('branch-site lifecycle on %s', (vcs) => {
     const st = await stagingServer(repo);
     await create({ ...st.g, branch: 'branch1' });
     const ini = join(st.root, 'branch1', 'etc', 'instances.ini');
+    const allowList = join(st.root, '.karlstage', 'mail-allow-list.txt');
+    // Hand edits Python reads: key case and ":" (the key is there), continuation lines, comments.
     const edited = (await readFile(ini, 'utf8'))
       .replace(/^mail_white_list = .*\n/m, '')
-      .replace('[instance:osf]\n', '[instance:osf]\n; tuned by hand, keep\ncustom_key = 42\n')
-      .concat("\n[zodb]\ncache_size = 100000 ; people's own section\n");
+      .replace('[instance:osf]\n', '[instance:osf]\n; tuned by hand, keep\ncustom_key = 42\n  43\n')
+      .replace(/^mail_white_list = (.*)$/m, 'MAIL_White_List: $1')
+      .concat("\n[zodb]\n# people's own section\ncache_size = 100000\n");
     await writeFile(ini, edited);
     await update({ ...st.g, branches: ['branch1'] });
     const after = await readFile(ini, 'utf8');
-    const allow = `mail_white_list = ${join(st.root, '.karlstage', 'mail-allow-list.txt')}`;
-    expect(after.match(/^mail_white_list = /gm)).toHaveLength(2);
+    const allow = `mail_white_list = ${allowList}`;
+    expect(after.match(/^mail_white_list ?[=:] /gim)).toHaveLength(2);
     // Exactly one line added, in the osf section; nothing else touched.
     expect(after.split('\n').filter((l) => l !== allow)).toEqual(
       edited.split('\n').filter((l) => l !== allow),
     );
     expect(after.indexOf(allow)).toBeLessThan(after.indexOf('[instance:another]'));
+    // KARL's ConfigParser reads what karlstage meant.
+    const [py] = await pythonRead([after]);
+    expect(py!.ok && py!.values['instance:osf']).toMatchObject({
+      mail_white_list: allowList,
+      custom_key: '42\n43',
+    });
+    expect(py!.ok && py!.values['instance:another']!.mail_white_list).toBe(allowList);
   });
 
   it('--dry-run prints each command line and file, and changes nothing', async () => {

@@ -774,7 +774,7 @@ describe('nightly sync on a real PostgreSQL', () => {
     expect(r.exitCode).toBe(1);
     expect(r.stderr).toMatch(/^error: sync: 1 branch site could not be read$/m);
     expect(r.stderr).toMatch(
-      /branch2: .*instances\.ini is malformed.*; branch2's data was not synced/,
+      /branch2: .*instances\.ini line 2: "this is not ini" is not a \[section\].*; branch2's data was not synced/,
     );
     expect(await pg.sql('ks_branch1_osf', 'SELECT count(*) FROM docs')).toBe('50');
   });

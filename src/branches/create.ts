@@ -7,10 +7,10 @@ import { checkName } from '../config/names.js';
 import { UsageError } from '../core/errors.js';
 import type { Plan, Step } from '../core/plan.js';
 import { portIsFree } from '../core/ports.js';
-import { renderTemplate } from '../core/templates.js';
 import { ProductionGuard } from '../db/guard.js';
 import { goldenName, stagingDatabaseName, stagingDsn, withTwins } from '../db/names.js';
 import { StagingServer } from '../db/staging.js';
+import { renderInstancesIni } from '../instances/write.js';
 import { layout } from '../model/layout.js';
 import { writeAllowList } from '../model/mail-safety.js';
 import { clearPending, markPending, readPending } from '../model/pending.js';
@@ -34,20 +34,22 @@ export interface CreateRequest {
   customers?: string[];
 }
 
+/** A new site's etc/instances.ini; refused (exit 2, nothing changed) when a value cannot be written. */
 export async function renderInstances(
   cfg: Config,
   branch: string,
   customers: string[],
 ): Promise<string> {
-  return renderTemplate('instances.ini', {
+  return renderInstancesIni(
+    layout.instancesIni(cfg.root, branch),
     branch,
-    customers: customers.map((name) => ({
+    customers.map((name) => ({
       name,
       dsn: stagingDsn(cfg.staging.database, branch, name),
       host: cfg.staging.host,
-      allow_list: layout.allowList(cfg.root),
+      allowList: layout.allowList(cfg.root),
     })),
-  });
+  );
 }
 
 /**
@@ -98,6 +100,7 @@ export async function planCreate(cfg: Config, req: CreateRequest): Promise<Plan>
   const site: SiteIdentity = { name: branch, slot, port: cfg.staging.basePort + slot };
   const sourceDir = join(dir, cfg.source.path);
   const instancesFile = layout.instancesIni(root, branch);
+  const instancesText = await renderInstances(cfg, branch, customers);
   let revision: string | undefined;
   let about: BuildFacts = {};
   const env = () => stepEnv(cfg, site, revision);
@@ -162,7 +165,7 @@ export async function planCreate(cfg: Config, req: CreateRequest): Promise<Plan>
       ],
       run: async () => {
         await mkdir(dirname(instancesFile), { recursive: true });
-        await writeFileAtomic(instancesFile, await renderInstances(cfg, branch, customers), {
+        await writeFileAtomic(instancesFile, instancesText, {
           mode: 0o600,
         });
         await writeAllowList(cfg);

@@ -6,7 +6,7 @@ import type { Plan, Step } from '../core/plan.js';
 import { ProductionGuard } from '../db/guard.js';
 import { stagingDatabaseName, withTwins } from '../db/names.js';
 import { StagingServer } from '../db/staging.js';
-import { readInstances } from '../model/instances.js';
+import { readInstances } from '../instances/instances.js';
 import { layout } from '../model/layout.js';
 import { clearPending, markPending } from '../model/pending.js';
 import { updateState, type BranchState } from '../model/state.js';

@@ -1,3 +1,6 @@
+import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import type { Config } from '../config/config.js';
 import { LockedError } from '../core/errors.js';
 import type { Job, Step } from '../core/plan.js';
@@ -65,6 +68,8 @@ export function updateJob(
   let checkedOnly = false;
   let moved = false;
   let interrupted = false;
+  /** Its source checkout was removed by hand: checked out again, and built. */
+  let sourceGone = false;
   let about: BuildFacts = {};
 
   const dirty = vcs.isDirty(sourceDir);
@@ -81,6 +86,7 @@ export function updateJob(
       })()
     : vcs.update(sourceDir, ref, refKind, branch);
   const describe = vcs.describeBuild(sourceDir, ref, cfg.source.default);
+  const checkout = vcs.checkout(ref, refKind, sourceDir, branch);
   const when = (w: string) => (c: (typeof dirty.commands)[number]) => ({ ...c, when: w });
 
   const steps: Step[] = [
@@ -117,6 +123,7 @@ export function updateJob(
           throw broken ?? new LockedError(`${branch} was destroyed meanwhile`);
         }
         site = now;
+        sourceGone = !existsSync(sourceDir);
         const leftover = await readPending(root, branch);
         const built = site.built?.ref === ref && site.built.revision;
         // Upstream has nothing new for a site built at its head: nothing runs in it, nothing is
@@ -127,7 +134,8 @@ export function updateJob(
           site.revision === built &&
           !req.force &&
           !req.switchTo &&
-          !leftover
+          !leftover &&
+          !sourceGone
         ) {
           const fixed = await ensureMailSafety(root, branch);
           if (fixed.length)
@@ -137,6 +145,14 @@ export function updateJob(
           return { skipRest: `already built at ${built} (nothing new upstream)` };
         }
         await markPending(root, branch, req.switchTo ? 'switch' : 'update');
+        const fixed = await ensureMailSafety(root, branch);
+        if (fixed.length)
+          ctx.say(`restored mail_white_list for ${fixed.join(', ')} in etc/instances.ini`);
+        if (sourceGone) {
+          // Nothing of it is left to keep or repair: the next step checks it out again.
+          ctx.say(`${sourceDir} is missing (removed by hand?): checking out ${ref}`);
+          return;
+        }
         if (leftover) {
           interrupted = true;
           ctx.say(
@@ -144,9 +160,6 @@ export function updateJob(
           );
           await repair.run(ctx.exec);
         }
-        const fixed = await ensureMailSafety(root, branch);
-        if (fixed.length)
-          ctx.say(`restored mail_white_list for ${fixed.join(', ')} in etc/instances.ini`);
         if (await dirty.run(ctx.exec)) {
           if (!req.force) throw localChanges(sourceDir);
           ctx.say('discarding local changes (--force)');
@@ -163,9 +176,21 @@ export function updateJob(
     },
     {
       title: req.switchTo ? `switch to ${ref}` : 'update the source',
-      commands: [...move.commands, ...describe.commands.map(when('when it is not built yet'))],
+      commands: [
+        ...checkout.commands.map(when('when the source checkout is missing')),
+        ...move.commands,
+        ...describe.commands.map(when('when it is not built yet')),
+      ],
       effects: move.effects,
       run: async (ctx) => {
+        if (sourceGone) {
+          await mkdir(dirname(sourceDir), { recursive: true });
+          revision = await checkout.run(ctx.exec);
+          ctx.say(`checked out ${ref} at ${revision}`);
+          moved = true;
+          about = await describe.run(ctx.exec);
+          return;
+        }
         const outcome = await move.run(ctx.exec);
         revision = outcome.revision;
         note = 'note' in outcome ? (outcome.note as string | undefined) : undefined;

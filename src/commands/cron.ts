@@ -1,7 +1,6 @@
 import { commandContext, type GlobalOptions } from '../context/context.js';
 import { carryOut, dryRun, finishJobs } from '../context/report.js';
-import { readState } from '../model/state.js';
-import { branchViews } from '../model/views.js';
+import { publishedViews } from '../context/after-change.js';
 import { installCrontab, renderCrontab } from '../publish/crontab.js';
 
 export interface CronOptions extends GlobalOptions {
@@ -12,7 +11,7 @@ export interface CronOptions extends GlobalOptions {
 export async function cron(opts: CronOptions) {
   const ctx = await commandContext(opts);
   const { cfg, out, g } = ctx;
-  const text = await renderCrontab(cfg, await branchViews(cfg, await readState(cfg.root)));
+  const text = await renderCrontab(cfg, await publishedViews(ctx));
   if (!opts.install) {
     if (!out.json && !out.quiet) process.stdout.write(text);
     return { text };

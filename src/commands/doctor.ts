@@ -12,6 +12,7 @@ import { listLocks, liveHolder } from '../core/lock.js';
 import { layout } from '../model/layout.js';
 import { LOCKS, lockRoom } from '../model/locks.js';
 import { siteRuns } from '../model/site-state.js';
+import { siteCustomers, sourceProblem } from '../model/sites.js';
 import { readState, type State } from '../model/state.js';
 import { run } from '../core/runner.js';
 import { sourceVcs } from '../vcs/open.js';
@@ -122,6 +123,21 @@ export async function doctor(opts: GlobalOptions & { minFreeGb?: number }) {
     'state',
     async () => `${Object.keys((await state()).branches).length} branch site(s)`,
   );
+  // Each branch site: broken (folder or instances.ini, the one line every command says), or its source removed by hand.
+  for (const b of Object.values((await state().catch(() => ({ branches: {} }))).branches))
+    await check(`site ${b.name}`, async () => {
+      const instances = await siteCustomers(root, b.name);
+      const source = sourceProblem(root, b.name, cfg.source.path);
+      if (source) throw new Error(source);
+      const text = `serves ${instances.map((i) => i.name).join(', ')}`;
+      const escaped = instances.flatMap((i) => i.percentEscapes.map((k) => `${k} of ${i.name}`));
+      if (escaped.length)
+        return {
+          level: 'warn',
+          detail: `${text}; "%%" in ${escaped.join(', ')} is "%" to Python 3 but stays "%%" for a Python 2 karlserve (docs/configuration.md)`,
+        };
+      return text;
+    });
   // Locks whose holder cannot be alive: harmless (the next run takes them over), but worth knowing.
   for (const lock of await listLocks(lockRoom(cfg.root)))
     if (lock.dead)
@@ -331,7 +347,7 @@ export async function doctor(opts: GlobalOptions & { minFreeGb?: number }) {
 
   await check('mail', () => mailHealth(cfg));
 
-  // Each branch site: does it answer when it should? (Running means its port answers HTTP.)
+  // Each branch site's app: does it answer when it should? (Running means its port answers HTTP.)
   const sites = Object.values((await state().catch(() => ({ branches: {} }))).branches);
   const runs = await siteRuns(cfg, sites);
   for (const site of sites.sort((a, b) => a.slot - b.slot)) {
@@ -340,12 +356,12 @@ export async function doctor(opts: GlobalOptions & { minFreeGb?: number }) {
     checks.push(
       run.state === 'down'
         ? {
-            name: `site ${site.name}`,
+            name: `app ${site.name}`,
             level: 'fail',
             detail: `should run and does not answer on 127.0.0.1:${site.port}${since}${run.error ? ` (${run.error})` : ''}; "karlstage start ${site.name}", or watch starts it`,
           }
         : {
-            name: `site ${site.name}`,
+            name: `app ${site.name}`,
             level: 'ok',
             detail: `${run.state}${since}${run.state === 'running' ? ` on 127.0.0.1:${site.port}` : ''}${run.by && run.state !== 'running' ? ` (${run.by})` : ''}`,
           },

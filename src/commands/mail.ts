@@ -8,11 +8,10 @@ import { carryOut, dryRun, finishJobs } from '../context/report.js';
 import { UsageError } from '../core/errors.js';
 import { table } from '../core/format.js';
 import { setSectionKeys } from '../core/ini-edit.js';
-import { readInstances } from '../model/instances.js';
 import { layout } from '../model/layout.js';
 import { LOCKS, withLocks } from '../model/locks.js';
 import { writeAllowList } from '../model/mail-safety.js';
-import { knownSite } from '../model/sites.js';
+import { knownSite, siteCustomers } from '../model/sites.js';
 import { readState } from '../model/state.js';
 import { branchViews } from '../model/views.js';
 import { installCrontab, renderCrontab } from '../publish/crontab.js';
@@ -151,7 +150,7 @@ async function moveMail(opts: MailOptions, customerName: string, branchName: str
       `${cfg.file}: set [staging] mail_domain first: staged mail for ${customer} goes to ${customer}.MAIL_DOMAIN`,
     );
   await knownSite(cfg.root, branch);
-  const served = (await readInstances(layout.instancesIni(cfg.root, branch))).map((i) => i.name);
+  const served = (await siteCustomers(cfg.root, branch)).map((i) => i.name);
   if (!served.includes(customer))
     throw new UsageError(
       `${branch} does not serve ${customer} (see its etc/instances.ini): choose a branch site that does`,

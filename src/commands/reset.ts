@@ -6,11 +6,10 @@ import { exec } from '../core/command.js';
 import { UsageError } from '../core/errors.js';
 import { ProductionGuard } from '../db/guard.js';
 import { goldenName, syncTargets } from '../db/names.js';
-import { readInstances } from '../model/instances.js';
 import { noteActivity } from '../model/activity.js';
 import { layout } from '../model/layout.js';
 import { LOCKS, withLocks } from '../model/locks.js';
-import { knownSite } from '../model/sites.js';
+import { knownSite, siteCustomers } from '../model/sites.js';
 import { readState, updateState, type DataRecord } from '../model/state.js';
 import { goldenLookup, migrateRecord, resetJobs, type SyncOutcome } from '../sync/sync.js';
 
@@ -29,7 +28,7 @@ export async function reset(opts: ResetOptions) {
   const ctx = await commandContext(opts);
   const { cfg, out, g } = ctx;
   const site = await knownSite(cfg.root, checkName('branch', opts.branch));
-  const served = (await readInstances(layout.instancesIni(cfg.root, site.name))).map((i) => i.name);
+  const served = (await siteCustomers(cfg.root, site.name)).map((i) => i.name);
   const names = opts.customers ?? served;
   const customers = names.map((n) => {
     const c = cfg.customers.find((x) => x.name === checkName('customer', n));

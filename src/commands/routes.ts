@@ -1,8 +1,6 @@
-import { installRoutes } from '../context/after-change.js';
+import { installRoutes, publishedViews } from '../context/after-change.js';
 import { commandContext, type GlobalOptions } from '../context/context.js';
 import { dryRun } from '../context/report.js';
-import { readState } from '../model/state.js';
-import { branchViews } from '../model/views.js';
 import { renderRoutes, routesPlan } from '../publish/routes.js';
 
 /** Render, check, install and reload the web server configuration for the one TLS host. */
@@ -10,7 +8,7 @@ export async function routes(opts: GlobalOptions) {
   const ctx = await commandContext(opts);
   const { cfg, out, g } = ctx;
   if (g.dryRun) {
-    const views = await branchViews(cfg, await readState(cfg.root));
+    const views = await publishedViews(ctx);
     const branches = views.map((v) => v.site.name);
     return dryRun(ctx, routesPlan(cfg, await renderRoutes(cfg, views), 'routes', branches));
   }

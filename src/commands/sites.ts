@@ -2,8 +2,7 @@ import { resolve } from 'node:path';
 import writeFileAtomic from 'write-file-atomic';
 import { commandContext, type GlobalOptions } from '../context/context.js';
 import { UsageError } from '../core/errors.js';
-import { readState } from '../model/state.js';
-import { branchViews } from '../model/views.js';
+import { publishedViews } from '../context/after-change.js';
 import { currentSiteList, refreshSiteList, renderHtml, renderText } from '../publish/site-list.js';
 
 export interface SitesOptions extends GlobalOptions {
@@ -13,11 +12,12 @@ export interface SitesOptions extends GlobalOptions {
 
 /** The site list as html, json or text, on stdout or into --output; also refreshes .karlstage/sites/. */
 export async function sites(opts: SitesOptions) {
-  const { cfg, out, g } = await commandContext(opts);
+  const ctx = await commandContext(opts);
+  const { cfg, out, g } = ctx;
   const format = opts.format ?? 'text';
   if (!['html', 'json', 'text'].includes(format))
     throw new UsageError(`--format ${format}: use html, json or text`);
-  const views = await branchViews(cfg, await readState(cfg.root));
+  const views = await publishedViews(ctx);
   const list = g.dryRun ? await currentSiteList(cfg, views) : await refreshSiteList(cfg, views);
   const text =
     format === 'json'

@@ -26,6 +26,8 @@ export interface BranchStatus {
   upstream: string;
   customers: string[];
   customersProblem?: string;
+  /** Its source checkout removed by hand (the next update checks it out again). */
+  sourceProblem?: string;
   mail: string[];
   /** Per mail customer: messages waiting in its Maildir for mail-in. */
   mailWaiting: Record<string, number>;
@@ -59,7 +61,17 @@ export async function status(opts: GlobalOptions & { disk?: boolean }): Promise<
   );
   const runOf = (name: string) => runs.get(name) ?? { state: 'down' as const, since: null };
   const branches: BranchStatus[] = views.map(
-    ({ site: b, customers, customersProblem, mail, mailWaiting, upstream, url, stale }) => ({
+    ({
+      site: b,
+      customers,
+      customersProblem,
+      sourceProblem,
+      mail,
+      mailWaiting,
+      upstream,
+      url,
+      stale,
+    }) => ({
       state: runOf(b.name).state,
       since: runOf(b.name).since,
       ...(runOf(b.name).memoryBytes !== undefined
@@ -79,6 +91,7 @@ export async function status(opts: GlobalOptions & { disk?: boolean }): Promise<
       upstream,
       customers,
       ...(customersProblem ? { customersProblem } : {}),
+      ...(sourceProblem ? { sourceProblem } : {}),
       mail,
       mailWaiting,
       url,
@@ -99,7 +112,7 @@ export async function status(opts: GlobalOptions & { disk?: boolean }): Promise<
     return result;
   }
   const rows = views.map(
-    ({ site: b, customers, customersProblem, mail, mailWaiting, upstream }) => {
+    ({ site: b, customers, customersProblem, customersShort, mail, mailWaiting, upstream }) => {
       const last = b.lastUpdate;
       const lastText = last
         ? `${formatWhen(last.at)} ${last.result === 'ok' ? out.c.green('ok') : out.c.red('failed')}${last.result === 'failed' && last.error ? `: ${last.error}` : ''}`
@@ -134,7 +147,7 @@ export async function status(opts: GlobalOptions & { disk?: boolean }): Promise<
         lastText,
         sync,
         String(b.port),
-        customersProblem ? out.c.red('instances.ini malformed') : customers.join(',') || '-',
+        customersProblem ? out.c.red(`broken: ${customersShort}`) : customers.join(',') || '-',
         mail.map((c) => (c in mailWaiting ? `${c} (${mailWaiting[c]} waiting)` : c)).join(',') ||
           '-',
       ];
@@ -200,6 +213,10 @@ export async function status(opts: GlobalOptions & { disk?: boolean }): Promise<
         `the ${d.channel} notification of ${formatWhen(d.at)} was not delivered: ${d.error} (see .karlstage/logs/notify.log)`,
       ),
     );
+  // A broken site, in the one line every command says it with.
+  for (const v of views)
+    for (const problem of [v.customersProblem, v.sourceProblem].filter(Boolean))
+      out.line(out.c.red(`${v.site.name}: ${problem}`));
   for (const v of views.filter((x) => x.stale))
     out.line(
       out.c.yellow(

@@ -11,6 +11,18 @@ import { refreshSiteList } from '../publish/site-list.js';
 import type { CommandContext } from './context.js';
 
 /**
+ * The views of every branch site, for a command that publishes them (routes, site
+ * list, crontab): a broken site is said in its one line, since it is published with
+ * no customer.
+ */
+export async function publishedViews(ctx: CommandContext): Promise<BranchView[]> {
+  const views = await branchViews(ctx.cfg, await readState(ctx.cfg.root));
+  for (const v of views)
+    if (v.customersProblem) ctx.out.warn(`${v.site.name}: ${v.customersProblem}`);
+  return views;
+}
+
+/**
  * Render, check (nginx -t), install and reload the routes, under the routes
  * lock, from the views given (or read now, with the site list they serve at /).
  */
@@ -21,7 +33,7 @@ export async function installRoutes(
   const { cfg, out, g } = ctx;
   const command = opts.command ?? 'routes';
   await withLocks(cfg.root, [LOCKS.routes], { command, waitSeconds: g.wait ?? 60 }, async () => {
-    const views = opts.views ?? (await branchViews(cfg, await readState(cfg.root)));
+    const views = opts.views ?? (await publishedViews(ctx));
     // Rendered first: routes that would be refused (a locked host without users) change nothing.
     const text = await renderRoutes(cfg, views);
     if (!opts.views) await refreshSiteList(cfg, views); // the routes serve it at "/"

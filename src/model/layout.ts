@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { instancesFile } from '../instances/instances.js';
 
 /** Where things live under the staging root. */
 export const layout = {
@@ -15,7 +16,7 @@ export const layout = {
   pending: (root: string, branch: string) => join(root, '.karlstage', 'pending', `${branch}.json`),
   pendingDir: (root: string) => join(root, '.karlstage', 'pending'),
   branch: (root: string, branch: string) => join(root, branch),
-  instancesIni: (root: string, branch: string) => join(root, branch, 'etc', 'instances.ini'),
+  instancesIni: (root: string, branch: string) => instancesFile(join(root, branch)),
   /** The site list (served at / by the routes). */
   sites: (root: string) => join(root, '.karlstage', 'sites'),
   /** karlstage's list of the users who may open the TLS host (hashes only; 0600). */

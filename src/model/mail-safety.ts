@@ -2,7 +2,9 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import writeFileAtomic from 'write-file-atomic';
 import type { Config } from '../config/config.js';
-import { readInstances, setInstanceKeys } from './instances.js';
+import { decodeIni } from '../instances/configparser.js';
+import { readInstances } from '../instances/instances.js';
+import { setInstanceKeys } from '../instances/write.js';
 import { layout } from './layout.js';
 
 /*
@@ -21,9 +23,9 @@ export async function ensureMailSafety(root: string, branch: string): Promise<st
   const instances = await readInstances(file);
   const unsafe = instances.filter((i) => !i.values.mail_white_list).map((i) => i.name);
   if (unsafe.length === 0) return [];
-  let text = await readFile(file, 'utf8');
-  for (const name of unsafe)
-    text = setInstanceKeys(text, name, { mail_white_list: layout.allowList(root) });
+  let text = decodeIni(await readFile(file));
+  const value = { value: layout.allowList(root), source: "the staging root's path" };
+  for (const name of unsafe) text = setInstanceKeys(text, file, name, { mail_white_list: value });
   await writeFileAtomic(file, text, { mode: 0o600 });
   return unsafe;
 }

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import writeFileAtomic from 'write-file-atomic';
 import { KarlstageError, UsageError } from '../core/errors.js';
-import { readInstances } from './instances.js';
+import { BrokenSiteError, readInstances, type Instance } from '../instances/instances.js';
 import { layout } from './layout.js';
 import { readState, type BranchState } from './state.js';
 
@@ -17,23 +17,40 @@ export async function knownSite(root: string, branch: string): Promise<BranchSta
 }
 
 /**
- * What keeps a recorded branch site from being worked on: its folder removed
- * by hand, or its instances.ini missing or malformed. Checked per site, so
- * one broken site fails alone and the others go on.
+ * A branch site's customers, or why it is broken: its folder removed by hand, or
+ * its instances.ini missing, refused (src/instances/) or left with no customer.
+ * One cause, one message: status, doctor, update, switch and sync all say this.
+ */
+export async function siteCustomers(root: string, branch: string): Promise<Instance[]> {
+  const dir = layout.branch(root, branch);
+  if (!existsSync(dir))
+    throw new BrokenSiteError(
+      `${dir} is missing (removed by hand?): "karlstage destroy ${branch} --yes" forgets the site, then create it again`,
+      'site folder missing',
+    );
+  return readInstances(layout.instancesIni(root, branch));
+}
+
+/**
+ * What keeps a recorded branch site from being worked on (see siteCustomers).
+ * Checked per site, so one broken site fails alone and the others go on.
  */
 export async function siteProblem(
   root: string,
   branch: string,
 ): Promise<KarlstageError | undefined> {
-  const dir = layout.branch(root, branch);
-  if (!existsSync(dir))
-    return new KarlstageError(
-      `${dir} is missing (removed by hand?): "karlstage destroy ${branch} --yes" forgets the site, then create it again`,
-    );
-  return readInstances(layout.instancesIni(root, branch)).then(
+  return siteCustomers(root, branch).then(
     () => undefined,
     (e: unknown) => (e instanceof KarlstageError ? e : new KarlstageError(String(e))),
   );
+}
+
+/** A source checkout removed by hand (the site's folder is there): the next update checks it out again. */
+export function sourceProblem(root: string, branch: string, path: string): string | undefined {
+  const dir = layout.branch(root, branch);
+  const source = `${dir}/${path}`;
+  if (!existsSync(dir) || existsSync(source)) return undefined;
+  return `${source} is missing (removed by hand?): "karlstage update ${branch}" checks it out again`;
 }
 
 /** What a branch site says of itself, in its own folder: state.json can be rebuilt from it. */

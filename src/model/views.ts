@@ -2,7 +2,8 @@ import type { Config } from '../config/config.js';
 import { layout } from './layout.js';
 import type { BranchState, State } from './state.js';
 import { describePoll, upstreamState } from './upstream.js';
-import { readInstances } from './instances.js';
+import { BrokenSiteError } from '../instances/instances.js';
+import { siteCustomers, sourceProblem } from './sites.js';
 import { unprocessed } from './maildir.js';
 import { join } from 'node:path';
 
@@ -14,7 +15,11 @@ import { join } from 'node:path';
 export interface BranchView {
   site: BranchState;
   customers: string[];
+  /** Why the site is broken (one line, the same everywhere), and a few words of it for a column. */
   customersProblem?: string;
+  customersShort?: string;
+  /** Its source checkout removed by hand: the next update checks it out again. */
+  sourceProblem?: string;
   /** Customers whose staged mail goes to this branch site. */
   mail: string[];
   /** Per mail customer: messages waiting in its Maildir's new/ for mail-in (absent: no Maildir yet). */
@@ -48,13 +53,14 @@ export async function branchViews(cfg: Config, state: State): Promise<BranchView
   for (const site of Object.values(state.branches).sort((a, b) => a.slot - b.slot)) {
     let customers: string[] = [];
     let customersProblem: string | undefined;
+    let customersShort: string | undefined;
     try {
-      customers = (await readInstances(layout.instancesIni(cfg.root, site.name))).map(
-        (i) => i.name,
-      );
+      customers = (await siteCustomers(cfg.root, site.name)).map((i) => i.name);
     } catch (e) {
       customersProblem = (e as Error).message;
+      customersShort = e instanceof BrokenSiteError ? e.short : 'broken';
     }
+    const source = sourceProblem(cfg.root, site.name, cfg.source.path);
     const mail = cfg.customers
       .filter((c) => c.mailBranch === site.name && customers.includes(c.name))
       .map((c) => c.name);
@@ -68,7 +74,8 @@ export async function branchViews(cfg: Config, state: State): Promise<BranchView
     views.push({
       site,
       customers,
-      ...(customersProblem ? { customersProblem } : {}),
+      ...(customersProblem ? { customersProblem, customersShort } : {}),
+      ...(source ? { sourceProblem: source } : {}),
       mail,
       mailWaiting,
       upstream: describePoll(site.poll),

@@ -18,8 +18,7 @@ import {
 } from '../db/names.js';
 import { productionEnv } from '../db/pg.js';
 import { StagingServer } from '../db/staging.js';
-import { readInstances } from '../model/instances.js';
-import { siteProblem } from '../model/sites.js';
+import { siteCustomers, siteProblem } from '../model/sites.js';
 import { layout } from '../model/layout.js';
 import { acquireLock, branchLock } from '../model/locks.js';
 import { readState, type BranchState, type DataRecord, type State } from '../model/state.js';
@@ -99,9 +98,7 @@ export interface SyncRequest {
 async function servedBy(cfg: Config, branches: BranchState[], customer: string): Promise<string[]> {
   const out: string[] = [];
   for (const b of branches) {
-    const served = (await readInstances(layout.instancesIni(cfg.root, b.name)).catch(() => [])).map(
-      (i) => i.name,
-    );
+    const served = (await siteCustomers(cfg.root, b.name).catch(() => [])).map((i) => i.name);
     if (served.includes(customer)) out.push(b.name);
   }
   return out;
@@ -501,7 +498,7 @@ function branchStep(cfg: Config, db: StagingServer, req: BranchSyncRequest): Ste
         });
         // Read again under the lock: a site destroyed (or changed) meanwhile gets no data.
         site = (await readState(cfg.root)).branches[branch];
-        const served = await readInstances(layout.instancesIni(cfg.root, branch)).catch(() => []);
+        const served = await siteCustomers(cfg.root, branch).catch(() => []);
         if (!site || !served.some((i) => i.name === customer)) {
           ctx.say(`${branch}: skipped, destroyed (or no longer serving ${customer}) meanwhile`);
           return;
