@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { chown, mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import writeFileAtomic from 'write-file-atomic';
@@ -13,11 +13,15 @@ import { layout } from '../model/layout.js';
  * Who may open the one TLS host. Every branch site holds a copy of production
  * data, so the host is locked unless [access] public = yes: users managed by
  * `karlstage access`, each seeing every customer or only some. Passwords are
- * kept only as sha512-crypt hashes ($6$, which nginx verifies through
- * crypt(3)), made by `openssl passwd -6 -stdin` — the password goes on its
- * standard input, never on a command line. karlstage's list (users.json, 0600)
- * and the file nginx reads (htpasswd, 0640, readable by the web server's
- * group) hold hashes only.
+ * kept only as hashes nginx verifies on every request. A password a person
+ * chose gets a slow one, sha512-crypt ($6$, through crypt(3)), made by
+ * `openssl passwd -6 -stdin` — the password goes on its standard input, never
+ * on a command line. A password karlstage generated (144 random bits) gets a
+ * fast one, salted SHA-1 ({SSHA}): slowing a guess down is what a guessable
+ * password needs; 2^143 guesses on average are more work than today's
+ * sha512-crypt of a 120-bit password (see docs/commands.md, "access").
+ * karlstage's list (users.json, 0600) and the file nginx reads (htpasswd,
+ * 0640, readable by the web server's group) hold hashes only.
  */
 export interface AccessUser {
   name: string;
@@ -34,8 +38,22 @@ export function checkUserName(name: string): string {
   return name;
 }
 
-/** A strong password: 120 random bits, 20 URL-safe characters. */
-export const generatePassword = (): string => randomBytes(15).toString('base64url');
+/** A strong password: 144 random bits, 24 URL-safe characters. */
+export const generatePassword = (): string => randomBytes(18).toString('base64url');
+
+/**
+ * The fast hash of a generated password: {SSHA}, base64 of SHA-1(password + salt) and the salt
+ * (16 random bytes), as nginx's auth_basic verifies it without crypt(3). Only for passwords of
+ * generatePassword: a password a person chose needs the slow hash of hashPassword.
+ */
+export function fastHash(password: string): string {
+  const salt = randomBytes(16);
+  const digest = createHash('sha1').update(password).update(salt).digest();
+  return `{SSHA}${Buffer.concat([digest, salt]).toString('base64')}`;
+}
+
+/** nginx checks this hash in microseconds (else: milliseconds, and the login limit applies). */
+export const isFastHash = (hash: string): boolean => hash.startsWith('{SSHA}');
 
 /** The command that hashes a password given on its standard input. */
 export function hashCommand(password: string): Command {
