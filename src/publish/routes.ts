@@ -11,7 +11,15 @@ import type { Plan, Step } from '../core/plan.js';
 import { splitCommand } from '../core/runner.js';
 import type { BranchView } from '../model/views.js';
 import { isIP } from 'node:net';
-import { isFastHash, readUsers, scopeFolder, scopeKey, type AccessUser } from './access.js';
+import {
+  isFastHash,
+  readUsers,
+  scopeFolder,
+  scopeKey,
+  shareUsersFile,
+  type AccessUser,
+} from './access.js';
+import { workerProblem } from './workers.js';
 import {
   curvesFor,
   http2Form,
@@ -177,11 +185,15 @@ export function routesPlan(cfg: Config, text: string, command = 'routes'): Plan 
   const steps: Step[] = [
     {
       title: 'write the new routes beside the installed ones',
-      effects: [`write ${fresh}`],
+      effects: [
+        `write ${fresh}`,
+        `give [access] group (${cfg.access.group}) read access to ${layout.accessHtpasswd(cfg.root)}`,
+      ],
       run: async (ctx) => {
         await mkdir(dirname(target), { recursive: true });
         await writeFileAtomic(fresh, text, { mode: 0o644 });
         ctx.onUndo(() => rm(fresh, { force: true }));
+        await shareUsersFile(cfg);
       },
     },
     {
@@ -221,6 +233,15 @@ export function routesPlan(cfg: Config, text: string, command = 'routes'): Plan 
             `reload failed: ${(e as Error).message}; the old routes are back`,
           );
         }
+      },
+    },
+    {
+      // Else every logged-in request answers 500, and nothing says why. A nginx that cannot be
+      // asked (not on this machine, another address) is doctor's to report.
+      title: "check that nginx's workers can read the users file and the site list",
+      run: async (ctx) => {
+        const problem = await workerProblem(cfg).catch(() => undefined);
+        if (problem) ctx.warn(problem);
       },
     },
   ];
