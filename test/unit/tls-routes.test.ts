@@ -1,5 +1,4 @@
 import { readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { init } from '../../src/commands/init.js';
 import { loadConfig, type Config } from '../../src/config/config.js';
