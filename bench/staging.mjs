@@ -28,7 +28,7 @@ export async function benchStagingRoot(opts) {
   if (!opts.database) text = text.replace('manage_databases = yes', 'manage_databases = no');
   for (const key of opts.drop ?? []) text = text.replace(new RegExp(`^${key} = .*$`, 'gm'), '');
   for (const [key, value] of Object.entries(opts.set ?? {}))
-    text = text.replace(new RegExp(`^${key} = .*$`, 'm'), `${key} = ${value}`);
+    text = text.replace(new RegExp(`^${key} =.*$`, 'm'), `${key} = ${value}`);
   await writeFile(file, text);
   return file;
 }

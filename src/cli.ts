@@ -361,9 +361,14 @@ export function buildProgram(): Command {
     .description('who may open the one TLS host: users (all customers, or some), hashes only');
   access
     .command('add <user>')
-    .description('let a user in; without --password-stdin a strong password is made and shown once')
+    .description(
+      'let a user in; without --password-stdin a strong password is made and shown once (checked fast)',
+    )
     .option('--customers <list>', 'only these customers (default: every one)')
-    .option('--password-stdin', 'read the password from standard input')
+    .option(
+      '--password-stdin',
+      'read the password from standard input (a chosen password: a slow hash, limited per address)',
+    )
     .action(
       async (user: string, o: { customers?: string; passwordStdin?: boolean }, cmd: Command) => {
         const { parseCustomerList } = await import('./config/names.js');

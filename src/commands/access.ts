@@ -10,6 +10,7 @@ import { readState } from '../model/state.js';
 import { branchViews } from '../model/views.js';
 import {
   checkUserName,
+  fastHash,
   generatePassword,
   hashPassword,
   readUsers,
@@ -52,7 +53,9 @@ export async function accessAdd(opts: AccessAddOptions) {
     );
   const made = opts.password === undefined;
   const password = opts.password ?? generatePassword();
-  const hash = await hashPassword(password); // checks the password (empty, line breaks) before anything
+  // A generated password: a fast hash; a chosen one: a slow one (which checks the password:
+  // empty, line breaks, before anything).
+  const hash = made ? fastHash(password) : await hashPassword(password);
   const user: AccessUser = {
     name,
     customers: opts.customers?.length ? [...new Set(opts.customers)].sort() : '*',

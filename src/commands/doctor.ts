@@ -16,7 +16,9 @@ import { siteCustomers, sourceProblem } from '../model/sites.js';
 import { readState, type State } from '../model/state.js';
 import { run } from '../core/runner.js';
 import { sourceVcs } from '../vcs/open.js';
-import { readUsers } from '../publish/access.js';
+import { isFastHash, openToEveryone, readUsers } from '../publish/access.js';
+import { LOGIN_LIMIT } from '../publish/routes.js';
+import { askWorkerPid, workerOf, workerProblem } from '../publish/workers.js';
 import { mailHealth } from '../publish/mail.js';
 import { GitVcs } from '../vcs/git.js';
 import { direct } from '../vcs/vcs.js';
@@ -341,9 +343,30 @@ export async function doctor(opts: GlobalOptions & { minFreeGb?: number }) {
         detail:
           'locked, and no users yet: "routes" refuses to publish; "karlstage access add NAME" adds one',
       };
+    // An allow list that lets every address in is public = yes by another name.
+    const open = openToEveryone(cfg.access.allow);
+    if (open.length)
+      return {
+        level: 'warn',
+        detail: `public: [access] allow = ${cfg.access.allow.join(', ')} lets every ${open.join(' and every ')} address in without a password, production data included`,
+      };
     const scoped = users.filter((u) => u.customers !== '*').length;
-    return `locked: ${users.length} user${users.length > 1 ? 's' : ''}${scoped ? ` (${scoped} limited to some customers)` : ''}${cfg.access.allow.length ? `; let in without a password: ${cfg.access.allow.join(', ')}` : ''}`;
+    const slow = users.filter((u) => !isFastHash(u.hash)).length;
+    return `locked: ${users.length} user${users.length > 1 ? 's' : ''}${scoped ? ` (${scoped} limited to some customers)` : ''}${cfg.access.allow.length ? `; let in without a password: ${cfg.access.allow.join(', ')}` : ''}${slow ? `; ${slow} with a chosen password (a slow check, ${LOGIN_LIMIT.rate} requests/s per address)` : ''}`;
   });
+
+  // Who nginx's workers run as, and whether they can read the users file and the site list.
+  if (cfg.staging.tlsCertificate)
+    await check(
+      'nginx workers',
+      async () => {
+        const problem = await workerProblem(cfg);
+        if (problem) return { level: 'fail', detail: problem };
+        const w = await workerOf(await askWorkerPid(cfg));
+        return `run as ${w.user} (${w.groups.join(', ')}); they can read the ${cfg.access.public ? '' : 'users file and the '}site list`;
+      },
+      'warn',
+    );
 
   await check('mail', () => mailHealth(cfg));
 

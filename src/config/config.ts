@@ -49,6 +49,8 @@ export interface Config {
     database: string;
     httpsPort: number;
     httpPort: number;
+    /** The addresses the TLS host listens on; none: every address. */
+    listenAddresses: string[];
     tlsCertificate?: string;
     tlsKey?: string;
     mailDomain?: string;
@@ -292,6 +294,13 @@ function kindProblem(spec: KeySpec, value: string, key: string): string | undefi
       return parseRelay(value)
         ? undefined
         : 'expected HOST, HOST:PORT or [HOST]:PORT (smtp.example.org, [192.0.2.1]:25)';
+    case 'ips': {
+      const bad = value
+        .split(/[\s,]+/)
+        .filter(Boolean)
+        .find((a) => !isIP(a));
+      return bad ? `"${bad}" is not an IP address (127.0.0.1, 192.0.2.7, ::1)` : undefined;
+    }
     case 'cidrs': {
       const bad = value
         .split(/[\s,]+/)
@@ -463,6 +472,10 @@ export function parseConfig(text: string, file: string): Config {
       database: st.str('database'),
       httpsPort: st.int('https_port'),
       httpPort: st.int('http_port'),
+      listenAddresses: st
+        .str('listen_addresses')
+        .split(/[\s,]+/)
+        .filter(Boolean),
       tlsCertificate: ((p) => p && path(p))(st.opt('tls_certificate')),
       tlsKey: ((p) => p && path(p))(st.opt('tls_key')),
       mailDomain: st.opt('mail_domain'),

@@ -23,6 +23,7 @@ export type Kind =
   | 'name' // a branch or customer name
   | 'user' // a system user name
   | 'cidrs' // IP addresses or CIDR blocks, comma-separated
+  | 'ips' // IP addresses, comma-separated
   | 'listen' // PORT, or ADDRESS:PORT ([ADDRESS]:PORT for IPv6)
   | 'relay' // HOST, HOST:PORT or [HOST]:PORT (brackets: no MX lookup)
   | 'ref' // a ref of the source repository
@@ -59,6 +60,8 @@ export const SECTIONS: Record<string, Record<string, KeySpec>> = {
     mail_domain: { kind: 'host' },
     https_port: int(443, 1, 65535),
     http_port: int(80, 1, 65535),
+    // The addresses the TLS host listens on (and answers for besides its name); empty: every one.
+    listen_addresses: { kind: 'ips', default: '' },
     nginx_conf: { kind: 'path', default: '/etc/nginx/conf.d/karlstage.conf' },
     reload: { kind: 'command', default: 'nginx -s reload' },
     nginx: { kind: 'command', default: 'nginx' },

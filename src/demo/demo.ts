@@ -191,7 +191,9 @@ export async function demo(opts: DemoOptions): Promise<DemoResult | { stopped: s
       .replace(/^https_port = .*$/m, `https_port = ${web.nginx.httpsPort}`)
       .replace(/^http_port = .*$/m, `http_port = ${web.nginx.httpPort}`)
       .replace(/^nginx_conf = .*$/m, `nginx_conf = ${web.nginx.conf}`)
-      .replace(/^reload = .*$/m, `reload = ${web.nginx.reload}`);
+      .replace(/^reload = .*$/m, `reload = ${web.nginx.reload}`)
+      .replace(/^listen_addresses =.*$/m, `listen_addresses = ${web.nginx.address}`)
+      .replace(/^group = .*$/m, `group = ${web.nginx.workers.group}`);
   else ini = ini.replace('routes = auto', 'routes = manual');
   if (pg) {
     const production = await sampleProduction(pg, dir);

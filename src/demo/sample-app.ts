@@ -15,6 +15,16 @@ const read = (f, d) => { try { return readFileSync(f, 'utf8'); } catch { return 
 const customers = () => [...read('etc/instances.ini', '').matchAll(/^\\[instance:([a-z0-9-]+)\\]/gm)].map((m) => m[1]);
 
 createServer((req, res) => {
+  // What reached the app, for a look from outside: the connection and the headers the proxy set.
+  res.setHeader('x-demo-peer', String(req.socket.remotePort));
+  res.setHeader('x-demo-host', String(req.headers.host));
+  res.setHeader('x-demo-forwarded', \`\${req.headers['x-forwarded-host']} \${req.headers['x-forwarded-for']}\`);
+  if (req.method === 'POST') {
+    let bytes = 0;
+    req.on('data', (d) => (bytes += d.length));
+    req.on('end', () => res.end(\`received \${bytes} bytes\\n\`));
+    return;
+  }
   const customer = (req.url ?? '/').split('/')[1] ?? '';
   const known = customers();
   const revision = read('var/revision', 'unbuilt').trim();

@@ -46,6 +46,10 @@ export interface PrivateNginx {
   reload: string;
   httpPort: number;
   httpsPort: number;
+  /** The one address it listens on ([staging] listen_addresses). */
+  address: string;
+  /** Who its workers run as: [access] group must be their group. */
+  workers: { user: string; group: string };
   /** Stop it (gracefully) and wait until its master has exited. */
   stop(): Promise<void>;
 }
@@ -72,18 +76,36 @@ function signalGroup(pid: number, signal: NodeJS.Signals): void {
   }
 }
 
+/** The user (and group) nginx's workers run as when its master is root, as Debian's nginx does. */
+function workerIdentity(): { user: string; group: string } {
+  const me = userInfo();
+  if (me.uid !== 0) {
+    const group = readFileSync('/etc/group', 'utf8')
+      .split('\n')
+      .find((l) => l.split(':')[2] === String(me.gid))
+      ?.split(':')[0];
+    return { user: me.username, group: group ?? String(me.gid) };
+  }
+  const users = readFileSync('/etc/passwd', 'utf8');
+  return /^www-data:/m.test(users)
+    ? { user: 'www-data', group: 'www-data' }
+    : { user: 'nobody', group: 'nogroup' };
+}
+
 export async function startNginx(prefix: string): Promise<PrivateNginx> {
   for (const d of ['logs', 'conf.d', 'tmp']) await mkdir(join(prefix, d), { recursive: true });
   await chmod(prefix, 0o755);
   const main = join(prefix, 'nginx.conf');
   const pidFile = join(prefix, 'nginx.pid');
-  // As root, the workers run as root too: they must read the staging root's site list and users.
+  // Never root: as root, nginx starts its workers as an unprivileged user (Debian's www-data),
+  // who reads the site list and the users file through [access] group; one worker per core.
+  const workers = workerIdentity();
   await writeFile(
     main,
-    `${userInfo().uid === 0 ? 'user root;\n' : ''}worker_processes 1;
+    `${userInfo().uid === 0 ? `user ${workers.user} ${workers.group};\n` : ''}worker_processes auto;
 pid ${pidFile};
 error_log ${prefix}/logs/error.log;
-events { worker_connections 64; }
+events { worker_connections 1024; }
 http {
   access_log off;
   client_body_temp_path ${prefix}/tmp/body;
@@ -107,6 +129,8 @@ http {
     reload: `nginx -p ${prefix} -c ${main} -s reload`,
     httpPort: base + 1,
     httpsPort: base + 2,
+    address: '127.0.0.1',
+    workers,
     stop: async () => {
       await run('nginx', ['-p', prefix, '-c', main, '-s', 'quit'], {
         step: 'stop nginx',

@@ -11,7 +11,26 @@ import { later, type Command } from '../core/command.js';
 import type { Plan, Step } from '../core/plan.js';
 import { splitCommand } from '../core/runner.js';
 import type { BranchView } from '../model/views.js';
-import { readUsers, scopeFolder, scopeKey, type AccessUser } from './access.js';
+import { isIP } from 'node:net';
+import {
+  isFastHash,
+  readUsers,
+  scopeFolder,
+  scopeKey,
+  shareUsersFile,
+  type AccessUser,
+} from './access.js';
+import { workerProblem } from './workers.js';
+import {
+  curvesFor,
+  http2Form,
+  MOZILLA,
+  nameServers,
+  nginxFacts,
+  ocspResponder,
+  trustedCas,
+  type NginxFacts,
+} from './tls.js';
 import { renderTemplate } from '../core/templates.js';
 
 /** A path as one nginx word; characters that would end or open a directive are refused. */
@@ -23,12 +42,46 @@ function nginxPath(path: string, key: string): string {
   return path;
 }
 
+/** What the routes are made of besides the configuration and the sites: read once, then rendered. */
+export interface RouteFacts {
+  users: AccessUser[];
+  nginx: NginxFacts;
+  /** The certificate's OCSP responder, if it names one. */
+  ocsp?: string;
+  nameServers: string[];
+  trusted?: string;
+}
+
+export async function routeFacts(cfg: Config): Promise<RouteFacts> {
+  return {
+    users: await readUsers(cfg.root),
+    nginx: await nginxFacts(cfg),
+    ocsp: cfg.staging.tlsCertificate ? await ocspResponder(cfg.staging.tlsCertificate) : undefined,
+    nameServers: await nameServers(),
+    trusted: trustedCas(),
+  };
+}
+
+/** Requests naming a user with a slow hash, per address: this many a second, this many at once. */
+export const LOGIN_LIMIT = { rate: 10, burst: 100 } as const;
+/** Seconds nginx waits for an app's connection before the friendly page. */
+export const CONNECT_TIMEOUT = 3;
+
 export async function renderRoutes(cfg: Config, views: BranchView[]): Promise<string> {
+  return routesText(cfg, views, await routeFacts(cfg));
+}
+
+/** The routes as a function of the configuration, the sites and the facts read. */
+export async function routesText(
+  cfg: Config,
+  views: BranchView[],
+  facts: RouteFacts,
+): Promise<string> {
   if (!cfg.staging.tlsCertificate || !cfg.staging.tlsKey)
     throw new UsageError(
       `${cfg.file}: [staging] tls_certificate and tls_key are needed for the routes`,
     );
-  const users = await readUsers(cfg.root);
+  const { users } = facts;
   const locked = !cfg.access.public;
   // Every branch site holds production data: a locked host with nobody to let in is not published.
   if (locked && users.length === 0)
@@ -38,12 +91,34 @@ export async function renderRoutes(cfg: Config, views: BranchView[]): Promise<st
   const scopeOf = (u: AccessUser) => (u.customers === '*' ? '*' : `,${scopeKey(u)},`);
   const scopes = new Map(users.map((u) => [scopeOf(u), scopeFolder(scopeKey(u))]));
   scopes.set('*', 'all');
+  const http2 = http2Form(facts.nginx);
+  const addresses = cfg.staging.listenAddresses.map((ip) => ({
+    ip,
+    name: isIP(ip) === 6 ? `[${ip}]` : ip,
+  }));
   return renderTemplate('nginx.conf', {
     config: cfg.file,
     host: cfg.staging.host,
     http_port: cfg.staging.httpPort,
     https_port: cfg.staging.httpsPort,
     https_suffix: cfg.staging.httpsPort === 443 ? '' : `:${cfg.staging.httpsPort}`,
+    listen: addresses.length
+      ? addresses.map((a) => ({ address: `${a.name}:` }))
+      : [{ address: '' }],
+    addresses,
+    http2_listen: http2 === 'listen',
+    http2_directive: http2 === 'directive',
+    tls_guideline: MOZILLA.guideline,
+    ciphers: MOZILLA.ciphers.join(':'),
+    curves: curvesFor(facts.nginx).join(':'),
+    stapling: facts.ocsp
+      ? {
+          trusted: facts.trusted,
+          resolver: facts.nameServers.length ? facts.nameServers.join(' ') : undefined,
+        }
+      : false,
+    referrer_policy: 'same-origin',
+    connect_timeout: CONNECT_TIMEOUT,
     certificate: nginxPath(cfg.staging.tlsCertificate, '[staging] tls_certificate'),
     key: nginxPath(cfg.staging.tlsKey, '[staging] tls_key'),
     sites: nginxPath(layout.sites(cfg.root), 'the staging root'),
@@ -54,6 +129,9 @@ export async function renderRoutes(cfg: Config, views: BranchView[]): Promise<st
     wake_socket: nginxPath(layout.wakeSocket(cfg.root), 'the staging root'),
     allow: cfg.access.allow.map((cidr) => ({ cidr })),
     users: users.map((u) => ({ name: u.name, scope: scopeOf(u) })),
+    slow_users: users.filter((u) => !isFastHash(u.hash)).map((u) => ({ name: u.name })),
+    login_rate: LOGIN_LIMIT.rate,
+    login_burst: LOGIN_LIMIT.burst,
     scopes: [...scopes].map(([key, folder]) => ({ key, folder })),
     branches: views.map(({ site: b }) => ({
       name: b.name,
@@ -115,7 +193,11 @@ export function routesPlan(
   const steps: Step[] = [
     {
       title: 'write the new routes beside the installed ones',
-      effects: [`write ${fresh}`, `make ${layout.activityDir(cfg.root)}/BRANCH.log where missing`],
+      effects: [
+        `write ${fresh}`,
+        `give [access] group (${cfg.access.group}) read access to ${layout.accessHtpasswd(cfg.root)}`,
+        `make ${layout.activityDir(cfg.root)}/BRANCH.log where missing`,
+      ],
       run: async (ctx) => {
         // nginx opens (and as root would make) each site's activity file: karlstage makes them
         // first, so they stay its own (watch reads and empties them).
@@ -123,6 +205,7 @@ export function routesPlan(
         await mkdir(dirname(target), { recursive: true });
         await writeFileAtomic(fresh, text, { mode: 0o644 });
         ctx.onUndo(() => rm(fresh, { force: true }));
+        await shareUsersFile(cfg);
       },
     },
     {
@@ -162,6 +245,15 @@ export function routesPlan(
             `reload failed: ${(e as Error).message}; the old routes are back`,
           );
         }
+      },
+    },
+    {
+      // Else every logged-in request answers 500, and nothing says why. A nginx that cannot be
+      // asked (not on this machine, another address) is doctor's to report.
+      title: "check that nginx's workers can read the users file and the site list",
+      run: async (ctx) => {
+        const problem = await workerProblem(cfg).catch(() => undefined);
+        if (problem) ctx.warn(problem);
       },
     },
   ];

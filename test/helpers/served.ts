@@ -25,7 +25,9 @@ export async function servedStaging(opts: { users?: false; ini?: (text: string) 
     .replace(/^https_port = .*$/m, `https_port = ${nginx.httpsPort}`)
     .replace(/^http_port = .*$/m, `http_port = ${nginx.httpPort}`)
     .replace(/^nginx_conf = .*$/m, `nginx_conf = ${nginx.conf}`)
-    .replace(/^reload = .*$/m, `reload = ${nginx.reload}`);
+    .replace(/^reload = .*$/m, `reload = ${nginx.reload}`)
+    .replace(/^listen_addresses =.*$/m, `listen_addresses = ${nginx.address}`)
+    .replace(/^group = .*$/m, `group = ${nginx.workers.group}`);
   if (opts.ini) ini = opts.ini(ini);
   await writeFile(st.config, ini);
   if (opts.users !== false) {

@@ -1,4 +1,4 @@
-import { appendFile, readdir, readFile, writeFile } from 'node:fs/promises';
+import { appendFile, chmod, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { init } from '../../src/commands/init.js';
@@ -40,6 +40,9 @@ export interface StagingOptions {
  */
 export async function stagingServer(repo: SampleRepo, opts: StagingOptions = {}): Promise<Staging> {
   const dir = await tempDir('ks-staging-');
+  // mkdtemp makes it 0700: nginx's unprivileged workers must pass through to the site list and
+  // the users file (readable by [access] group) inside, as through /srv on a real server.
+  await chmod(dir, 0o711);
   const skeleton = await makeSkeleton(join(dir, 'skeleton'));
   const root = join(dir, 'root');
   const { file } = await init({
