@@ -86,6 +86,7 @@ export function renderTransport(cfg: Config, routes: MailRoute[]): string {
 export function renderMailboxes(cfg: Config, views: BranchView[]): Mailboxes {
   return {
     version: 1,
+    root: cfg.root,
     ...(cfg.staging.mailDomain ? { domain: cfg.staging.mailDomain } : {}),
     customers: Object.fromEntries(
       mailRoutes(cfg, views).map((r) => [
