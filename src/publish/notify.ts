@@ -262,7 +262,9 @@ async function sendMail(cfg: Config, payloads: Payload[], deadline: AbortSignal)
     });
   } catch (e) {
     if (signal.aborted)
-      throw new Error(`${cfg.notify.smtp} did not take the mail within ${ATTEMPT_MS / 1000} s`);
+      throw new Error(`${cfg.notify.smtp} did not take the mail within ${ATTEMPT_MS / 1000} s`, {
+        cause: e,
+      });
     throw e;
   } finally {
     done();
