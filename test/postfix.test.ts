@@ -150,10 +150,25 @@ describe('staged mail on a real postfix', () => {
     expect(outside[0]).toContain(`X-Rcpt-Args: <${TESTER}>`);
     expect(outside[0]).toContain('Subject: for the tester');
 
+    // A Subject that would set the terminal's title and clear its screen: kept, shown escaped.
+    const replies = await smtpTalk(pf.port, {
+      from: 'app@karltest.example.com',
+      to: 'cfo@customer.example.com',
+      subject: 'hi\x1b]0;owned\x07\x1b[2J\u009b31m',
+      smtputf8: true,
+    });
+    expect(replies.at(-1), replies.join('\n')).toMatch(/^221/);
+    await pf.settle();
+
     const caught = await st.cli(['mail', '--caught']);
     expect(caught.exitCode, caught.stderr).toBe(0);
     expect(caught.stdout).toMatch(/DATE\s+BRANCH\s+TO\s+SUBJECT/);
     expect(caught.stdout).toMatch(/ceo@customer\.example\.com\s+for a real person/);
+    expect(caught.stdout).toMatch(
+      /cfo@customer\.example\.com\s+hi\\x1b\]0;owned\\x07\\x1b\[2J\\x9b31m/,
+    );
+    // eslint-disable-next-line no-control-regex
+    expect(caught.stdout).not.toMatch(/[\x00-\x08\x0b-\x1f\x7f-\x9f]/);
     expect(caught.stdout).not.toContain(TESTER);
   });
 

@@ -14,7 +14,7 @@ export async function cron(opts: CronOptions) {
   const { cfg, out, g } = ctx;
   const text = await renderCrontab(cfg, await branchViews(cfg, await readState(cfg.root)));
   if (!opts.install) {
-    if (!out.json && !out.quiet) process.stdout.write(text);
+    out.text(text);
     return { text };
   }
   const plan = {

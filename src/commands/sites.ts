@@ -2,6 +2,7 @@ import { resolve } from 'node:path';
 import writeFileAtomic from 'write-file-atomic';
 import { commandContext, type GlobalOptions } from '../context/context.js';
 import { UsageError } from '../core/errors.js';
+import { jsonText } from '../core/printable.js';
 import { readState } from '../model/state.js';
 import { branchViews } from '../model/views.js';
 import { collectSiteList, refreshSiteList, renderHtml, renderText } from '../publish/site-list.js';
@@ -21,7 +22,7 @@ export async function sites(opts: SitesOptions) {
   const list = g.dryRun ? collectSiteList(cfg, views) : await refreshSiteList(cfg, views);
   const text =
     format === 'json'
-      ? JSON.stringify(list, null, 2) + '\n'
+      ? jsonText(list, 2) + '\n'
       : format === 'html'
         ? await renderHtml(list)
         : renderText(list);
@@ -29,6 +30,6 @@ export async function sites(opts: SitesOptions) {
     const file = resolve(opts.cwd ?? process.cwd(), opts.output);
     await writeFileAtomic(file, text, { mode: 0o644 });
     out.line(`wrote ${file}`);
-  } else if (!out.quiet && !out.json) process.stdout.write(text);
+  } else out.text(text);
   return list;
 }

@@ -2,6 +2,7 @@ import { appendFile } from 'node:fs/promises';
 import { parseArgsStringToArgv } from 'string-argv';
 import { StepError, UsageError } from './errors.js';
 import { childEnded, childStarted, signalTree } from './children.js';
+import { printable } from './printable.js';
 import { redact } from './redact.js';
 
 /**
@@ -44,8 +45,10 @@ export function tail(text: string, lines = TAIL_LINES): string {
   return text.trimEnd().split('\n').slice(-lines).join('\n');
 }
 
+/** A line for a run's log: masked, and with no control character raw (logs are read in terminals). */
 export async function logLine(log: string | undefined, text: string): Promise<void> {
-  if (log) await appendFile(log, redact(text) + '\n').catch(() => undefined);
+  if (log)
+    await appendFile(log, printable(redact(text), { layout: true }) + '\n').catch(() => undefined);
 }
 
 let trace: ((text: string) => void) | undefined;
