@@ -1,6 +1,6 @@
 import { appendFile } from 'node:fs/promises';
 import { parseArgsStringToArgv } from 'string-argv';
-import { StepError, UsageError } from './errors.js';
+import { causeOf, StepError, UsageError } from './errors.js';
 import { childEnded, childStarted, signalTree } from './children.js';
 import { printable } from './printable.js';
 import { redact } from './redact.js';
@@ -43,6 +43,16 @@ function quoteForDisplay(arg: string): string {
 
 export function tail(text: string, lines = TAIL_LINES): string {
   return text.trimEnd().split('\n').slice(-lines).join('\n');
+}
+
+/**
+ * The tail of a failed program's output, led by the line that says why when that line came
+ * earlier (pg_dump's cause, then a long query it quotes): the error names the real cause.
+ */
+export function tailWithCause(text: string): string {
+  const last = tail(text);
+  const cause = causeOf(text);
+  return cause && !causeOf(last)?.startsWith(cause.slice(0, 200)) ? `${cause}\n…\n${last}` : last;
 }
 
 /** A line for a run's log: masked, and with no control character raw (logs are read in terminals). */
@@ -121,7 +131,7 @@ export async function run(
           ? `${cmd} is not installed or not on PATH`
           : (result.signal ?? short ?? 'failed');
     await logLine(opts.log, `--- ${reason}`);
-    throw new StepError(opts.step, redact(line), redact(tail(all)), reason, opts.log);
+    throw new StepError(opts.step, redact(line), redact(tailWithCause(all)), reason, opts.log);
   }
   return {
     stdout: String(result.stdout),
