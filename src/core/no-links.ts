@@ -1,4 +1,4 @@
-import { constants } from 'node:fs';
+import { constants, existsSync } from 'node:fs';
 import { lstat, open, type FileHandle } from 'node:fs/promises';
 import { isAbsolute, join, relative, sep } from 'node:path';
 
@@ -74,6 +74,8 @@ export async function openBelow(base: string, dir: string): Promise<HeldFolder> 
   const rel = relative(base, dir);
   if (rel === '..' || rel.startsWith(`..${sep}`) || isAbsolute(rel))
     throw new Error(`${dir} is not inside ${base}`);
+  if (!existsSync('/proc/self/fd'))
+    throw new Error('/proc is not mounted: no folder can be opened without following links');
   let at = held(base, await open(base, constants.O_RDONLY | constants.O_DIRECTORY));
   try {
     for (const part of rel.split(sep).filter(Boolean)) {
