@@ -17,9 +17,6 @@ export function printable(text: string, opts: { layout?: boolean } = {}): string
   return text.replace(opts.layout ? CONTROL_BUT_LAYOUT : CONTROL, hex);
 }
 
-/** Whether `text` holds any control character (newline and tab included). */
-export const hasControl = (text: string): boolean => new RegExp(CONTROL.source).test(text);
-
 /**
  * JSON for a terminal or a pipe: JSON.stringify escapes C0 but leaves DEL and C1
  * (U+007F to U+009F) raw; here they are \u escapes too, which any JSON reader
