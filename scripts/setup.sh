@@ -13,9 +13,11 @@ export PATH="$PATH:/usr/sbin:/sbin" # nginx, postmap
 # openssl hashes the TLS host's passwords (and makes the demo's certificate); nginx serves the
 # one TLS host (the demo runs its own).
 wanted=(git:git svn:subversion svnadmin:subversion svnserve:subversion rsync:rsync pg_dump:postgresql-client openssl:openssl nginx:nginx-light curl:curl)
-# The tests also run postfix (mail in and out), open pages in Debian's chromium and scan the TLS
-# host with sslscan; bench/tls.mjs loads it with wrk.
-[ "$purpose" = test ] && wanted+=(postmap:postfix chromium:chromium sslscan:sslscan)
+# The tests and the demo run postfix (staged mail in and out, a private instance each; the
+# demo shows the mail that arrived and the mail it kept). The tests also open pages in
+# Debian's chromium and scan the TLS host with sslscan; bench/tls.mjs loads it with wrk.
+if [ "$purpose" = test ] || [ "$purpose" = demo ]; then wanted+=(postmap:postfix); fi
+[ "$purpose" = test ] && wanted+=(chromium:chromium sslscan:sslscan)
 [ "$purpose" = bench ] && wanted+=(wrk:wrk)
 
 missing=()

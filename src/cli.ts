@@ -1,5 +1,6 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import type { GlobalOptions } from './context/context.js';
+import { printable } from './core/printable.js';
 
 /**
  * The commander program. Each action only turns flags into a typed options
@@ -57,6 +58,10 @@ export function buildProgram(): Command {
       ).argParser(seconds),
     )
     .exitOverride()
+    // commander's own messages quote the arguments given: escaped like everything printed.
+    .configureOutput({
+      writeErr: (text) => process.stderr.write(printable(text, { layout: true })),
+    })
     .showHelpAfterError('(run "karlstage --help" for usage)')
     .addHelpText(
       'after',
@@ -464,8 +469,9 @@ export async function main(argv: string[]): Promise<number> {
   });
   const json = argv.includes('--json');
   const { redact } = await import('./core/redact.js');
-  const document = (value: unknown) =>
-    process.stdout.write(redact(JSON.stringify(value, null, 2)) + '\n');
+  const { jsonText } = await import('./core/printable.js');
+  // JSON escapes C0 itself; jsonText also C1 and DEL, so no byte of it can steer a terminal.
+  const document = (value: unknown) => process.stdout.write(redact(jsonText(value, 2)) + '\n');
   const program = buildProgram();
   try {
     await program.parseAsync(argv);

@@ -1,10 +1,11 @@
 import { execa } from 'execa';
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { create } from '../src/commands/create.js';
 import { gitRepo } from './helpers/repos.js';
-import { stagingServer } from './helpers/staging.js';
+import { BIN, stagingServer } from './helpers/staging.js';
+import { tempDir } from './helpers/tmp.js';
 
 const DOMAIN = 'mail.karltest.example.com';
 
@@ -114,17 +115,40 @@ describe('staged mail', () => {
     const { makeMaildir } = await import('../src/model/maildir.js');
     await makeMaildir(st.root, box);
     const before = await st.snapshot();
-    for (const [args, why] of [
+    const cases: [string[], RegExp][] = [
       [['branch1', `../../x@osf.${DOMAIN}`], /is not a staged mail address/],
       [['branch1', `x/y@osf.${DOMAIN}`], /is not a staged mail address/],
       [['branch1', `x@osf.${DOMAIN}/../../etc`], /is not a staged mail address/],
       [['branch1', 'x\n@osf.example'], /is not a staged mail address/],
+      // Control characters of every kind, C1 included (NEL, CSI), and what is no address at all.
+      ...[
+        'x\u0085y',
+        'x\u009b2Jy',
+        'x\u001b]0;owned\u0007',
+        'x\u007fy',
+        'x\ty',
+        'x\ry',
+        'x\u202ey',
+        '"x y"',
+        'x..y',
+        '.x',
+        '',
+      ].map((local): [string[], RegExp] => [
+        ['branch1', `${local}@osf.${DOMAIN}`],
+        /is not a staged mail address/,
+      ]),
+      [['branch1', `x@osf.${DOMAIN}.`], /is not a staged mail address/],
+      [['branch1', 'x@'], /is not a staged mail address/],
       [['branch1', `x@nosuch.${DOMAIN}`], /no customer "nosuch" takes staged mail/],
       [['branch1', 'x@osf.example.org'], /no customer "osf.example.org"/],
-    ] as const) {
+    ];
+    for (const [args, why] of cases) {
       r = await deliver(...args);
       expect(r.exitCode, `${args.join(' ')}: ${r.stderr}`).toBe(67);
       expect(r.stderr).toMatch(why);
+      // The recipient is named, escaped: nothing in it reaches the terminal or postfix's log raw.
+      // eslint-disable-next-line no-control-regex
+      expect(r.stderr).not.toMatch(/[\x00-\x09\x0b-\x1f\x7f-\x9f]/);
     }
     // osf's mail goes to branch1: a message routed elsewhere (before a move, or to a branch site
     // destroyed since) is tried again, and postfix routes it anew.
@@ -140,6 +164,63 @@ describe('staged mail', () => {
     const files = await readdir(join(box, 'new'));
     expect(files).toHaveLength(1);
     expect(await readFile(join(box, 'new', files[0]!), 'utf8')).toBe(message);
+    expect(await readdir(join(box, 'tmp'))).toEqual([]);
+
+    // A link anywhere on the way is never followed: the Maildir itself made a link to another
+    // customer's Maildir, a link at new/, a link at a folder above (branch1/var). Each defers
+    // (75, postfix keeps the message), names the link, and writes nothing anywhere.
+    const other = join(st.root, 'branch2', 'var', 'mail', 'another');
+    await makeMaildir(st.root, other);
+    const outside = await tempDir('ks-outside-');
+    await makeMaildir(outside, join(outside, 'mail', 'osf'));
+    const var1 = join(st.root, 'branch1', 'var');
+    const links: [string, string, () => Promise<void>][] = [
+      [box, other, () => rename(box, `${box}.real`)],
+      [join(box, 'new'), join(other, 'new'), () => rm(join(box, 'new'), { recursive: true })],
+      [var1, outside, () => rename(var1, `${var1}.real`)],
+    ];
+    for (const [link, target, moveAside] of links) {
+      await moveAside();
+      await symlink(target, link);
+      const seen = await st.snapshot();
+      r = await deliver('branch1', `x@osf.${DOMAIN}`);
+      expect(r.exitCode, r.stderr).toBe(75);
+      expect(r.stderr).toContain(
+        `${link} is a symbolic link: staged mail is never delivered through it`,
+      );
+      expect(await st.snapshot()).toBe(seen);
+      for (const dir of [other, join(outside, 'mail', 'osf')])
+        for (const part of ['tmp', 'new']) expect(await readdir(join(dir, part))).toEqual([]);
+      await rm(link);
+      if (link === join(box, 'new')) await mkdir(link);
+      else await rename(`${link}.real`, link);
+    }
+
+    // A delivery that fails after its copy was written (here the file size limit, EFBIG) defers
+    // and leaves nothing in tmp/: postfix tries again for days, and no copy piles up.
+    const big = message + 'x'.repeat(64 * 1024) + '\n';
+    const limited = await execa(
+      'prlimit',
+      [
+        '--fsize=8192',
+        'node',
+        BIN,
+        'deliver',
+        '--mailboxes',
+        mailboxes,
+        'branch1',
+        `y@osf.${DOMAIN}`,
+      ],
+      { cwd: st.root, reject: false, input: big, env: { NO_COLOR: '1' } },
+    );
+    expect(limited.exitCode, limited.stderr).toBe(75);
+    expect(limited.stderr).toMatch(/cannot write to .*EFBIG|file too large/i);
+    expect(await readdir(join(box, 'tmp'))).toEqual([]);
+    expect(await readdir(join(box, 'new'))).toEqual([]);
+    // new/ gone: deferred before anything is written.
+    await rm(join(box, 'new'), { recursive: true });
+    r = await deliver('branch1', `x@osf.${DOMAIN}`);
+    expect(r.exitCode).toBe(75);
     expect(await readdir(join(box, 'tmp'))).toEqual([]);
   });
 });

@@ -1,8 +1,18 @@
-import { chmod, mkdir, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import {
+  chmod,
+  mkdir,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  stat,
+  symlink,
+  writeFile,
+} from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { create } from '../src/commands/create.js';
-import { postfixServer, sendMail, smtpSink } from './helpers/postfix.js';
+import { postfixServer, sendMail, smtpSink, smtpTalk } from './helpers/postfix.js';
 import { gitRepo } from './helpers/repos.js';
 import { stagingServer } from './helpers/staging.js';
 import { tempDir } from './helpers/tmp.js';
@@ -88,6 +98,39 @@ describe('staged mail on a real postfix', () => {
     await pf.flush();
     await pf.settle();
     expect((await inbox('branch2', 'osf'))[0]).toContain('Subject: while broken');
+
+    // Control characters in a recipient, even as SMTPUTF8 allows them (C1: NEL, CSI): bounced,
+    // never delivered, never deferred.
+    for (const local of ['x\u0085y', 'x\u009b2Jy']) {
+      const replies = await smtpTalk(pf.port, {
+        from: 'someone@outside.example.net',
+        to: `${local}@osf.${DOMAIN}`,
+        subject: 'control characters',
+        smtputf8: true,
+      });
+      expect(replies.at(-1), replies.join('\n')).toMatch(/^(221|5\d\d)/);
+    }
+    await pf.settle();
+    expect(await inbox('branch2', 'osf')).toHaveLength(1);
+    expect(await pf.log()).toMatch(/status=bounced \(.*is not a staged mail address/);
+
+    // The Maildir made a link to another customer's Maildir: postfix keeps the message (deferred,
+    // with the reason); nothing lands in the other Maildir; once the link is gone, it arrives.
+    const osf = maildir('branch2', 'osf');
+    await rename(osf, `${osf}.real`);
+    await symlink(maildir('branch2', 'another'), osf);
+    await sendMail(pf.port, 'someone@outside.example.net', `w@osf.${DOMAIN}`, 'through a link');
+    const held = await pf.settle((q) => q.queue_name === 'deferred');
+    expect(held).toHaveLength(1);
+    expect(held[0]!.recipients[0]!.delay_reason).toContain(`${osf} is a symbolic link`);
+    expect(await inbox('branch2', 'another')).toEqual([]);
+    expect(await readdir(join(maildir('branch2', 'another'), 'tmp'))).toEqual([]);
+    await rm(osf);
+    await rename(`${osf}.real`, osf);
+    await pf.flush();
+    await pf.settle();
+    expect((await inbox('branch2', 'osf')).join('')).toContain('Subject: through a link');
+    expect(await readdir(join(osf, 'tmp'))).toEqual([]);
   });
 
   it('mail-out reaches only the testers; everything else is caught and listed', async () => {
@@ -107,10 +150,25 @@ describe('staged mail on a real postfix', () => {
     expect(outside[0]).toContain(`X-Rcpt-Args: <${TESTER}>`);
     expect(outside[0]).toContain('Subject: for the tester');
 
+    // A Subject that would set the terminal's title and clear its screen: kept, shown escaped.
+    const replies = await smtpTalk(pf.port, {
+      from: 'app@karltest.example.com',
+      to: 'cfo@customer.example.com',
+      subject: 'hi\x1b]0;owned\x07\x1b[2J\u009b31m',
+      smtputf8: true,
+    });
+    expect(replies.at(-1), replies.join('\n')).toMatch(/^221/);
+    await pf.settle();
+
     const caught = await st.cli(['mail', '--caught']);
     expect(caught.exitCode, caught.stderr).toBe(0);
     expect(caught.stdout).toMatch(/DATE\s+BRANCH\s+TO\s+SUBJECT/);
     expect(caught.stdout).toMatch(/ceo@customer\.example\.com\s+for a real person/);
+    expect(caught.stdout).toMatch(
+      /cfo@customer\.example\.com\s+hi\\x1b\]0;owned\\x07\\x1b\[2J\\x9b31m/,
+    );
+    // eslint-disable-next-line no-control-regex
+    expect(caught.stdout).not.toMatch(/[\x00-\x08\x0b-\x1f\x7f-\x9f]/);
     expect(caught.stdout).not.toContain(TESTER);
   });
 

@@ -3,7 +3,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { create } from '../src/commands/create.js';
-import { gitRepo } from './helpers/repos.js';
+import { gitRepo, svnRepo } from './helpers/repos.js';
 import { stagingServer } from './helpers/staging.js';
 
 /**
@@ -136,6 +136,11 @@ const configCases: ConfigCase[] = [
     name: 'a schedule with four fields',
     edit: replace('poll', '*/5 * * *'),
     says: /\[cron\] poll = \*\/5 \* \* \*: expected 5 fields/,
+  },
+  {
+    name: 'a schedule that never runs (31 February)',
+    edit: replace('poll', '0 2 31 2 *'),
+    says: /\[cron\] poll = 0 2 31 2 \*: day 31 never comes in February: this schedule would never run/,
   },
   {
     name: 'a keep policy that is not one',
@@ -339,6 +344,21 @@ describe('what karlstage refuses (exit 2, one clear message, nothing changed)', 
     }
     expect(existsSync(join(st.root, 'branch2'))).toBe(false);
     expect(existsSync(join(st.root, 'elsewhere'))).toBe(false);
+  });
+
+  it('an svn ref that cannot be reached is named, and what cannot succeed is tried once', async () => {
+    const repo = await svnRepo();
+    const st = await stagingServer(repo, { source: { retries: '3' } });
+    const before = await st.snapshot();
+    const r = await st.cli(['create', 'branch2', '--ref', 'file:///etc', '--verbose']);
+    expect(r.exitCode, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(
+      /^error: cannot reach the ref file:\/\/\/etc \(1 attempt\): svn: E180001: Unable to open repository 'file:\/\/'; check --ref$/m,
+    );
+    // --verbose shows every program run: svn asked once, not four times.
+    expect(r.stderr.split('\n').filter((l) => /^\$ svn .* list /.test(l))).toHaveLength(1);
+    expect(await st.snapshot()).toBe(before);
+    expect(existsSync(join(st.root, 'branch2'))).toBe(false);
   });
 
   it('with --json a refusal is one JSON document on stdout too', async () => {

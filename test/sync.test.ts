@@ -13,6 +13,7 @@ import { pgCluster, type PgCluster } from './helpers/pg.js';
 import { commandLines, killGroup, startCli, waitFor } from './helpers/processes.js';
 import { gitRepo } from './helpers/repos.js';
 import { inBrowser } from './helpers/browser.js';
+import { webhookReceiver } from './helpers/receivers.js';
 import { stagingServer } from './helpers/staging.js';
 import { onCleanup, tempDir } from './helpers/tmp.js';
 
@@ -548,6 +549,23 @@ describe('nightly sync on a real PostgreSQL', () => {
     const after = await waiting;
     expect(after.exitCode, after.stderr).toBe(0);
     expect(await pg.sql('ks_branch1_osf', 'SELECT count(*) FROM docs')).toBe('50');
+
+    // A failure is told to a webhook that never answers: the sync lock is let go first, so the
+    // next sync goes ahead at once while the first is still trying.
+    const hook = await webhookReceiver({ hang: true });
+    await writeFile(
+      st.config,
+      (await readFile(st.config, 'utf8')).replace('dbname=prod_another', 'dbname=prod_gone') +
+        `\n[notify]\nwebhook = ${hook.url}\n`,
+    );
+    const telling = startCli(st.root, ['sync', '--nightly']);
+    await waitFor('the failure to be told', () => hook.got.length > 0);
+    const next = await st.cli(['sync', '--nightly', '--customers', 'osf', '--wait', '0']);
+    expect(next.exitCode, next.stderr).toBe(0);
+    expect(telling.exitCode()).toBeNull(); // still trying the webhook
+    const told = await telling;
+    expect(told.exitCode).toBe(1);
+    expect(told.stderr).toMatch(/the webhook notification was not delivered: .* gave no answer/);
   });
 
   it('doctor checks the staging server (version, may create databases) and each production, read-only', async () => {

@@ -13,7 +13,7 @@ export async function cron(opts: CronOptions) {
   const { cfg, out, g } = ctx;
   const text = await renderCrontab(cfg, await publishedViews(ctx));
   if (!opts.install) {
-    if (!out.json && !out.quiet) process.stdout.write(text);
+    out.text(text);
     return { text };
   }
   const plan = {

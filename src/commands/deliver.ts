@@ -1,4 +1,7 @@
+import { dirname, resolve } from 'node:path';
 import { KarlstageError } from '../core/errors.js';
+import { NotAFolder } from '../core/no-links.js';
+import { printable } from '../core/printable.js';
 import { deliverToMaildir } from '../model/maildir.js';
 import { readMailboxes, type Mailboxes } from '../model/mailboxes.js';
 
@@ -26,12 +29,30 @@ export interface DeliverOptions {
 const bounce = (why: string) => new KarlstageError(why, EX_NOUSER);
 const later = (why: string) => new KarlstageError(why, EX_TEMPFAIL);
 
+// A recipient as people write one: letters and digits of any script and the few signs
+// addresses use (no "/", no quotes, no spaces, no control character of any kind, C1 included)
+// at a domain of letters, digits and "-" between dots. Anything else is not staged mail.
+const LOCAL = /^[\p{L}\p{M}\p{N}!#$%&'*+=?^_`{|}~-]+(?:\.[\p{L}\p{M}\p{N}!#$%&'*+=?^_`{|}~-]+)*$/u;
+const LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/i;
+
+/** Whether `recipient` is a plausible mail address (nothing a terminal or a path could trip on). */
+export function plausibleAddress(recipient: string): boolean {
+  const at = recipient.lastIndexOf('@');
+  const [local, domain] = [recipient.slice(0, at), recipient.slice(at + 1)];
+  return (
+    at > 0 &&
+    local.length <= 64 &&
+    domain.length <= 253 &&
+    LOCAL.test(local) &&
+    domain.split('.').length > 1 &&
+    domain.split('.').every((l) => LABEL.test(l))
+  );
+}
+
 /** The Maildir this message belongs in, or the bounce or deferral that says why there is none. */
 export function mailboxFor(m: Mailboxes, branch: string, recipient: string): string {
-  // Never part of a path (the Maildir comes from mailboxes.json), but refused all the same.
-  // eslint-disable-next-line no-control-regex
-  if (/[/\\\s\x00-\x1f\x7f]|\.\./.test(recipient) || !/^[^@]+@[^@]+$/.test(recipient))
-    throw bounce(`"${recipient}" is not a staged mail address`);
+  if (!plausibleAddress(recipient))
+    throw bounce(`"${printable(recipient)}" is not a staged mail address`);
   const domain = recipient.slice(recipient.lastIndexOf('@') + 1).toLowerCase();
   const suffix = m.domain ? `.${m.domain.toLowerCase()}` : undefined;
   const customer = suffix && domain.endsWith(suffix) ? domain.slice(0, -suffix.length) : '';
@@ -44,21 +65,29 @@ export function mailboxFor(m: Mailboxes, branch: string, recipient: string): str
   return box.maildir;
 }
 
+/** Why a Maildir could not take the message, in the words the deferral carries. */
+function whyNot(dir: string, e: NodeJS.ErrnoException): KarlstageError {
+  if (e instanceof NotAFolder)
+    return later(
+      `${e.path} is ${e.link ? 'a symbolic link' : 'not a folder'}: staged mail is never delivered through it; remove it, then run "karlstage mail --install"`,
+    );
+  if (e.code === 'ENOENT')
+    return later(`the Maildir ${dir} is missing: "karlstage mail --install" makes it`);
+  return later(`cannot write to ${dir}: ${e.message}`);
+}
+
 export async function deliver(opts: DeliverOptions): Promise<{ file: string }> {
   try {
     const m = await readMailboxes(opts.mailboxes).catch((e: Error) => {
       throw later(`cannot read ${opts.mailboxes}: ${e.message}`);
     });
     const dir = opts.caught ? m.caught : mailboxFor(m, opts.branch ?? '', opts.recipient);
-    const file = await deliverToMaildir(dir, await opts.message()).catch(
-      (e: NodeJS.ErrnoException) => {
-        throw later(
-          e.code === 'ENOENT'
-            ? `the Maildir ${dir} is missing: "karlstage mail --install" makes it`
-            : `cannot write to ${dir}: ${e.message}`,
-        );
-      },
-    );
+    // Files written before mailboxes.json named the root: it is the folder that holds .karlstage/.
+    const root = m.root ?? resolve(dirname(opts.mailboxes), '..', '..');
+    const message = await opts.message();
+    const file = await deliverToMaildir(root, dir, message).catch((e: NodeJS.ErrnoException) => {
+      throw whyNot(dir, e);
+    });
     return { file };
   } catch (e) {
     // Anything unforeseen is temporary: the message stays queued rather than bounce.

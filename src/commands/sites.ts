@@ -4,6 +4,7 @@ import { commandContext, type GlobalOptions } from '../context/context.js';
 import { UsageError } from '../core/errors.js';
 import { publishedViews } from '../context/after-change.js';
 import { currentSiteList, refreshSiteList, renderHtml, renderText } from '../publish/site-list.js';
+import { jsonText } from '../core/printable.js';
 
 export interface SitesOptions extends GlobalOptions {
   format?: string;
@@ -21,7 +22,7 @@ export async function sites(opts: SitesOptions) {
   const list = g.dryRun ? await currentSiteList(cfg, views) : await refreshSiteList(cfg, views);
   const text =
     format === 'json'
-      ? JSON.stringify(list, null, 2) + '\n'
+      ? jsonText(list, 2) + '\n'
       : format === 'html'
         ? await renderHtml(list)
         : renderText(list);
@@ -29,6 +30,6 @@ export async function sites(opts: SitesOptions) {
     const file = resolve(opts.cwd ?? process.cwd(), opts.output);
     await writeFileAtomic(file, text, { mode: 0o644 });
     out.line(`wrote ${file}`);
-  } else if (!out.quiet && !out.json) process.stdout.write(text);
+  } else out.text(text);
   return list;
 }

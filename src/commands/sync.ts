@@ -60,6 +60,9 @@ export async function sync(opts: SyncOptions) {
   // Who is production and who is staging is asked of the servers before anything (a lock too) is written.
   const guard = await ProductionGuard.establish(cfg, { memory: layout.productions(cfg.root) });
   await guard.refuseProduction(await syncTargetsOf(cfg, req));
+  // People are told once the lock is let go (below): a slow mail server or webhook never holds
+  // up the next sync, a reset, or anyone waiting for the lock.
+  let recorded = false;
   const work = async () => {
     if (!g.dryRun) await guard.remember();
     const plan = { command, jobs: await syncJobs(cfg, state, req, guard, outcome) };
@@ -110,8 +113,8 @@ export async function sync(opts: SyncOptions) {
         };
       }
     });
+    recorded = true;
     await afterChange(ctx, { routes: false });
-    await tellPeople(ctx, state);
 
     const result = {
       ok: results.every((r) => r.ok),
@@ -153,7 +156,11 @@ export async function sync(opts: SyncOptions) {
     return result;
   };
   if (g.dryRun) return work();
-  return withLocks(cfg.root, [LOCKS.sync], { command, waitSeconds: g.wait }, work);
+  try {
+    return await withLocks(cfg.root, [LOCKS.sync], { command, waitSeconds: g.wait }, work);
+  } finally {
+    if (recorded) await tellPeople(ctx, state);
+  }
 }
 
 /** Hold a branch site out of the nightly sync (someone is testing on its data), or release it. */

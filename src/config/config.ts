@@ -8,7 +8,7 @@ import { durationText, parseDuration } from '../core/duration.js';
 import { parseDsn } from '../core/dsn.js';
 import { UsageError } from '../core/errors.js';
 import { readIni, type IniSection } from '../core/ini-read.js';
-import { addSecret } from '../core/redact.js';
+import { addSecret, looksLikeToken } from '../core/redact.js';
 import { splitCommand } from '../core/runner.js';
 import { userinfo } from '../core/url.js';
 import { parseKeep } from './keep.js';
@@ -108,7 +108,14 @@ export interface Config {
   };
   cron: { poll: string; sync: string; mailin: string; watch: string; user: string; file: string };
   /** Who hears of failures, new builds and recoveries. */
-  notify: { webhook?: string; webhookSecret?: string; mail: string[]; smtp: string };
+  notify: {
+    /** Without its credentials, which travel as `webhookAuth` (an Authorization header). */
+    webhook?: string;
+    webhookAuth?: string;
+    webhookSecret?: string;
+    mail: string[];
+    smtp: string;
+  };
   /** The staging host's postfix, as "karlstage mail --install" writes it. */
   mail: {
     /** Its configuration folder (main.cf, master.cf). */
@@ -159,15 +166,49 @@ export function loadConfig(explicit?: string, cwd = process.cwd()): Config {
   return cfg;
 }
 
-/** Passwords and tokens in connection strings and repository URLs: masked in everything printed or logged. */
+/**
+ * Passwords and tokens in connection strings, repository URLs and the webhook: masked in
+ * everything printed or logged. User names are not secrets (masking one blanks that word out of
+ * every message); a user name alone over http(s) that looks like a token is one.
+ */
 export function registerSecrets(cfg: Config): void {
   for (const dsn of [cfg.staging.database, ...cfg.customers.map((c) => c.production)])
     if (dsn) addSecret(parseDsn(dsn).password);
   for (const url of [cfg.source.url, cfg.deployment.skeleton]) {
     const u = userinfo(url);
     addSecret(u?.password);
-    if (u && !u.sshLike) addSecret(u.username);
+    if (u && !u.sshLike && !u.password && looksLikeToken(u.username)) addSecret(u.username);
   }
+  for (const secret of webhookSecrets(cfg)) addSecret(secret);
+}
+
+/**
+ * [notify] webhook: a user and password in it (https://user:pw@host/…) go as an
+ * Authorization header (fetch refuses a URL that holds them); the whole URL is
+ * a secret, masked wherever it could be printed.
+ */
+export function webhookOf(text: string | undefined): { webhook?: string; webhookAuth?: string } {
+  if (!text) return {};
+  const u = new URL(text); // checked by its kind already
+  if (!u.username && !u.password) return { webhook: u.href };
+  const credentials = `${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}`;
+  u.username = '';
+  u.password = '';
+  return { webhook: u.href, webhookAuth: `Basic ${Buffer.from(credentials).toString('base64')}` };
+}
+
+/** Everything of a webhook but its scheme and host: its path, its query's values, its credentials. */
+function webhookSecrets(cfg: Config): string[] {
+  if (!cfg.notify.webhook) return [];
+  const u = new URL(cfg.notify.webhook);
+  const found = [u.href, u.pathname.length > 1 ? u.pathname : '', ...u.searchParams.values()];
+  if (cfg.notify.webhookAuth) {
+    const credentials = Buffer.from(cfg.notify.webhookAuth.slice(6), 'base64').toString();
+    const [user = '', password = ''] = credentials.split(/:(.*)/s);
+    // A user name alone (https://TOKEN@host) is the token.
+    found.push(cfg.notify.webhookAuth, password || user);
+  }
+  return found;
 }
 
 /** A skeleton or repository given as a URL rather than a local folder. */
@@ -313,7 +354,9 @@ function kindProblem(spec: KeySpec, value: string, key: string): string | undefi
     case 'http-url': {
       try {
         const u = new URL(value);
-        return /^https?:$/.test(u.protocol) ? undefined : 'expected an http:// or https:// address';
+        if (!/^https?:$/.test(u.protocol)) return 'expected an http:// or https:// address';
+        decodeURIComponent(u.username + u.password); // sent as a header: must read back
+        return undefined;
       } catch {
         return 'expected an http:// or https:// address';
       }
@@ -533,7 +576,7 @@ export function parseConfig(text: string, file: string): Config {
       user: ma.str('user'),
     },
     notify: {
-      webhook: no.opt('webhook'),
+      ...webhookOf(no.opt('webhook')),
       webhookSecret: ((s) => (s ? (addSecret(s), s) : undefined))(no.opt('webhook_secret')),
       mail: no
         .str('mail')

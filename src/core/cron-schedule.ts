@@ -54,5 +54,51 @@ export function scheduleProblem(schedule: string): string | undefined {
         return `${f.name} range "${a}-${b}" runs backwards`;
     }
   }
-  return undefined;
+  return neverRuns(parts);
 }
+
+/** The values a valid field selects. */
+function expand(part: string, f: (typeof FIELDS)[number]): Set<number> {
+  const found = new Set<number>();
+  for (const item of part.split(',')) {
+    const [, star, a, b, step] = /^(\*)?([a-z0-9]+)?(?:-([a-z0-9]+))?(?:\/(\d+))?$/i.exec(item)!;
+    const from = star ? f.min : value(a!, f)!;
+    // "5/10" is "5-max/10", as cron reads it.
+    const to = star || (step && b === undefined) ? f.max : b !== undefined ? value(b, f)! : from;
+    for (let n = from; n <= to; n += Number(step ?? 1)) found.add(n);
+  }
+  return found;
+}
+
+const DAYS_IN = [31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]; // February: in leap years
+
+/**
+ * A schedule whose days never come (`0 2 31 2 *`: there is no 31 February) is
+ * accepted by cron and never runs. cron matches a day by day of month OR day of
+ * week when both are restricted, and by both when either starts with "*": only
+ * then can the day of month alone rule out every day.
+ */
+function neverRuns(parts: string[]): string | undefined {
+  const [, , dom = '*', month = '*', dow = '*'] = parts;
+  if (dom.startsWith('*') || !dow.startsWith('*')) return undefined;
+  const days = expand(dom, FIELDS[2]!);
+  const months = [...expand(month, FIELDS[3]!)];
+  if (months.some((m) => [...days].some((d) => d <= DAYS_IN[m - 1]!))) return undefined;
+  const names = months.map((m) => MONTH_NAMES[m - 1]).join(', ');
+  return `day ${[...days].join(',')} never comes in ${names}: this schedule would never run`;
+}
+
+const MONTH_NAMES = [
+  'January',
+  'February',
+  'March',
+  'April',
+  'May',
+  'June',
+  'July',
+  'August',
+  'September',
+  'October',
+  'November',
+  'December',
+];

@@ -66,23 +66,51 @@ export class StepError extends KarlstageError {
 }
 
 /**
- * The line of a program's output that says why it failed, most telling first:
- * a full disk or a refused permission beats a follow-up such as "a worker
- * process died unexpectedly", which beats any line that reads like an error.
+ * The line of a program's output that says why it failed, picked by what it
+ * says, not where it stands: a full disk or a refused permission beats a lost
+ * connection, which beats a follow-up such as "a worker process died
+ * unexpectedly", which beats any other line that reads like an error. What a
+ * program quotes back (pg_dump's "Query was:", psql's STATEMENT and LINE n, a
+ * query running on over many lines) is never the cause, whatever words it holds.
  */
 const CAUSES = [
   /no space left on device|disk quota exceeded|read-only file system/i,
   /permission denied|authentication failed|password authentication/i,
   /connection refused|could not connect|could not translate host name|name or service not known|server closed the connection|terminating connection|no route to host|connection timed out/i,
-  /\b(error|fatal|failed)\b/i,
+  /\b(error|fatal|failed|panic)\b/i,
 ];
+// A line that starts quoting what was sent: what follows it is the quote, up to the next message.
+const QUOTE_START =
+  /^(?:[\w./-]+:\s+)?(?:(?:detail|DETAIL):\s+)?(?:Query|Command) was:|^(?:psql:\S*:\d+:\s+)?(?:STATEMENT|QUERY|CONTEXT):|^LINE \d+:/;
+// A line a program writes in its own voice: "pg_dump: error: …", "ERROR:  …", "fatal: …".
+const SAYS =
+  /^(?:[\w./-]+(?::[\w./-]+)*:\s+)?(?:error|fatal|panic|detail|hint|warning|notice|ERROR|FATAL|PANIC|DETAIL|HINT|WARNING|NOTICE|LOG)\b/;
+const SEVERE = /^(?:[\w./-]+(?::[\w./-]+)*:\s+)?(?:error|fatal|panic|ERROR|FATAL|PANIC)\b/;
+
+/** The output's lines, trimmed, without what the program quotes back. */
+function ownWords(output: string): string[] {
+  const said: string[] = [];
+  let quoting = false;
+  for (const raw of output.split('\n')) {
+    const line = raw.trim();
+    if (!line) continue;
+    if (QUOTE_START.test(line)) quoting = true;
+    else if (quoting && SAYS.test(raw)) quoting = false;
+    if (!quoting) said.push(line);
+  }
+  return said;
+}
+
 export function causeOf(output: string): string | undefined {
-  const lines = output
-    .split('\n')
-    .map((l) => l.trim())
-    .filter(Boolean);
+  const lines = ownWords(output);
+  const generic = CAUSES.at(-1)!;
   for (const pattern of CAUSES) {
-    const line = lines.filter((l) => pattern.test(l)).at(pattern === CAUSES.at(-1) ? -1 : 0);
+    const matching = lines.filter((l) => pattern.test(l));
+    // Of the lines that merely read like an error, one in a program's own "error:" voice, the last.
+    const line =
+      pattern === generic
+        ? (matching.filter((l) => SEVERE.test(l)).at(-1) ?? matching.at(-1))
+        : matching[0];
     if (line) return line.length > 240 ? `${line.slice(0, 237)}...` : line;
   }
   return undefined;

@@ -1,3 +1,6 @@
+import { visibleLength } from './output.js';
+import { printable } from './printable.js';
+
 /** Dates and durations as people read them in a terminal (local time). */
 export function formatWhen(iso: string | undefined): string {
   if (!iso) return '-';
@@ -15,10 +18,14 @@ export function formatDuration(ms: number): string {
   return `${Math.floor(s / 3600)} h ${String(Math.floor(s / 60) % 60).padStart(2, '0')} min`;
 }
 
-/** Columns padded to their widest cell (colour codes do not count); the last column is not padded. */
+/**
+ * Columns padded to their widest cell as it will be printed (colours take no room, an escaped
+ * control character the room of its escape); the last column is not padded.
+ */
 export function table(header: string[], rows: string[][]): string[] {
-  // eslint-disable-next-line no-control-regex
-  const visible = (s: string) => s.replace(/\x1b\[[0-9;]*m/g, '').length;
+  const visible = visibleLength;
+  // A cell is one line: a line break or tab in it (a mail's Subject, say) is shown escaped.
+  rows = rows.map((r) => r.map((c) => printable(c)));
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => visible(r[i] ?? ''))));
   const fmt = (cells: string[]) =>
     cells

@@ -1,6 +1,8 @@
+import { randomBytes } from 'node:crypto';
+import { printable } from './printable.js';
 import { redact } from './redact.js';
 
-/** The few styles karlstage uses; chalk when colour is on, plain text otherwise. */
+/** The few styles karlstage uses; marks the printer turns into colour codes when colour is on. */
 export interface Colours {
   bold(s: string): string;
   dim(s: string): string;
@@ -11,6 +13,42 @@ export interface Colours {
 
 const plain = (s: string) => s;
 const PLAIN: Colours = { bold: plain, dim: plain, red: plain, green: plain, yellow: plain };
+
+/*
+ * A colour is a mark with a number no text from outside can know (it changes with every run),
+ * which the printer turns into the terminal's code after escaping everything else: so a mail's
+ * Subject or a damaged file can hold any escape sequence, and none reaches the terminal.
+ */
+const NONCE = randomBytes(8).toString('hex');
+const MARK = new RegExp(`\u{FFFE}${NONCE}:(\\d+)\u{FFFE}`, 'gu');
+const mark = (code: number) => `\u{FFFE}${NONCE}:${code}\u{FFFE}`;
+const style =
+  (on: number, off: number) =>
+  (s: string): string =>
+    mark(on) + s + mark(off);
+const MARKED: Colours = {
+  bold: style(1, 22),
+  dim: style(2, 22),
+  red: style(31, 39),
+  green: style(32, 39),
+  yellow: style(33, 39),
+};
+
+/**
+ * Text as it may reach a terminal: passwords masked, control characters escaped (newline and
+ * tab kept as layout), colour marks made colour codes (or dropped: `colour` false).
+ */
+export function forPeople(text: string, colour = false): string {
+  return text
+    .split(MARK)
+    .map((part, i) =>
+      i % 2 ? (colour ? `\x1b[${part}m` : '') : printable(redact(part), { layout: true }),
+    )
+    .join('');
+}
+
+/** The text as it will take room on a line: colour marks take none, escapes their length. */
+export const visibleLength = (text: string): number => forPeople(text).length;
 
 export interface OutputOptions {
   json?: boolean;
@@ -23,7 +61,7 @@ export interface OutputOptions {
  * The one way karlstage prints for people. Human lines go to stdout (errors
  * and warnings to stderr); with --json they are suppressed, and stdout carries
  * only the one JSON document the CLI prints from the command's result (cli.ts).
- * Everything passes through redact().
+ * Everything passes through forPeople(): masked, control characters escaped.
  */
 export class Output {
   readonly json: boolean;
@@ -39,43 +77,50 @@ export class Output {
     this.tty = Boolean(stdout.isTTY);
   }
 
-  /** chalk is loaded only when colour will be shown (a terminal, no NO_COLOR): cron never pays for it. */
+  /** Colour only on a terminal, and not with NO_COLOR or --no-color: cron gets plain lines. */
   static async create(
     opts: OutputOptions = {},
     stdout: NodeJS.WriteStream = process.stdout,
   ): Promise<Output> {
     const out = new Output(opts, stdout);
-    if (opts.color !== false && !process.env.NO_COLOR && out.tty) {
-      const { Chalk } = await import('chalk');
-      out.c = new Chalk({ level: 1 });
-    }
+    if (opts.color !== false && !process.env.NO_COLOR && out.tty) out.c = MARKED;
     return out;
+  }
+
+  private write(stream: NodeJS.WriteStream, text: string): void {
+    stream.write(forPeople(text, this.c === MARKED) + '\n');
   }
 
   /** A result line for people. */
   line(text = ''): void {
     if (this.json || this.quiet) return;
-    process.stdout.write(redact(text) + '\n');
+    this.write(process.stdout, text);
+  }
+
+  /** A block of lines for people (a generated file shown, a report): the same care as a line. */
+  text(block: string): void {
+    if (this.json || this.quiet) return;
+    this.write(process.stdout, block.replace(/\n$/, ''));
   }
 
   /** Detail shown only with --verbose. */
   debug(text: string): void {
-    if (this.verbose && !this.json) process.stderr.write(this.c.dim(redact(text)) + '\n');
+    if (this.verbose && !this.json) this.write(process.stderr, this.c.dim(text));
   }
 
   /** A progress line: timestamped when not on a terminal (cron, CI). */
   progress(text: string): void {
     if (this.json || this.quiet) return;
     const prefix = this.tty ? '' : `${new Date().toISOString()} `;
-    process.stdout.write(prefix + redact(text) + '\n');
+    this.write(process.stdout, prefix + text);
   }
 
   warn(text: string): void {
-    process.stderr.write(this.c.yellow('warning: ') + redact(text) + '\n');
+    this.write(process.stderr, this.c.yellow('warning: ') + text);
   }
 
   error(text: string, details: string[] = []): void {
-    process.stderr.write(this.c.red('error: ') + redact(text) + '\n');
-    for (const d of details) process.stderr.write(this.c.dim(redact(d)) + '\n');
+    this.write(process.stderr, this.c.red('error: ') + text);
+    for (const d of details) this.write(process.stderr, this.c.dim(d));
   }
 }

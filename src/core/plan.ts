@@ -3,7 +3,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { argvOf, exec, plannedArgv, previewOf, type Command } from './command.js';
 import { EXIT, InternalError, isKarlstageError, KarlstageError, messageOf } from './errors.js';
-import type { Output } from './output.js';
+import { forPeople, type Output } from './output.js';
 import { logLine, type RunResult } from './runner.js';
 
 /**
@@ -228,12 +228,13 @@ export async function executePlan(plan: Plan, opts: ExecuteOptions): Promise<Job
     plan.jobs.map((job) => ({
       title: job.name,
       task: async (_: unknown, task: { output: string; title: string }) => {
+        // listr2 writes to the terminal itself: what it is given gets the printer's care.
         const result = await runJob(job, log, (t) => {
-          task.output = plan.jobs.length > 1 ? `${job.name}: ${t}` : t;
+          task.output = forPeople(plan.jobs.length > 1 ? `${job.name}: ${t}` : t);
         });
         results.push(result);
-        if (!result.ok) throw new Error(result.error?.message ?? 'failed');
-        if (result.skipped) task.title = `${job.name}: ${result.skipped}`;
+        if (!result.ok) throw new Error(forPeople(result.error?.message ?? 'failed'));
+        if (result.skipped) task.title = forPeople(`${job.name}: ${result.skipped}`);
       },
     })),
     {

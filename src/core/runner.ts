@@ -1,8 +1,9 @@
 import { closeSync, openSync } from 'node:fs';
 import { appendFile } from 'node:fs/promises';
 import { parseArgsStringToArgv } from 'string-argv';
-import { StepError, UsageError } from './errors.js';
+import { causeOf, StepError, UsageError } from './errors.js';
 import { childEnded, childStarted, signalTree } from './children.js';
+import { printable } from './printable.js';
 import { redact } from './redact.js';
 
 /**
@@ -45,8 +46,20 @@ export function tail(text: string, lines = TAIL_LINES): string {
   return text.trimEnd().split('\n').slice(-lines).join('\n');
 }
 
+/**
+ * The tail of a failed program's output, led by the line that says why when that line came
+ * earlier (pg_dump's cause, then a long query it quotes): the error names the real cause.
+ */
+export function tailWithCause(text: string): string {
+  const last = tail(text);
+  const cause = causeOf(text);
+  return cause && !causeOf(last)?.startsWith(cause.slice(0, 200)) ? `${cause}\n…\n${last}` : last;
+}
+
+/** A line for a run's log: masked, and with no control character raw (logs are read in terminals). */
 export async function logLine(log: string | undefined, text: string): Promise<void> {
-  if (log) await appendFile(log, redact(text) + '\n').catch(() => undefined);
+  if (log)
+    await appendFile(log, printable(redact(text), { layout: true }) + '\n').catch(() => undefined);
 }
 
 let trace: ((text: string) => void) | undefined;
@@ -119,7 +132,7 @@ export async function run(
           ? `${cmd} is not installed or not on PATH`
           : (result.signal ?? short ?? 'failed');
     await logLine(opts.log, `--- ${reason}`);
-    throw new StepError(opts.step, redact(line), redact(tail(all)), reason, opts.log);
+    throw new StepError(opts.step, redact(line), redact(tailWithCause(all)), reason, opts.log);
   }
   return {
     stdout: String(result.stdout),
@@ -140,17 +153,27 @@ export function splitCommand(text: string, key: string): string[] {
   return argv;
 }
 
+/** An error that trying again cannot cure (a URL that names no repository, a refused address). */
+export const isFinal = (e: unknown): boolean =>
+  e instanceof UsageError || (e instanceof Error && (e as { final?: boolean }).final === true);
+
 /**
  * Network reads (clone, fetch, ls-remote, svn info URL) get a few retries with
- * backoff: a staging server's cron job should ride out a short outage.
+ * backoff: a staging server's cron job should ride out a short outage. What
+ * cannot succeed (isFinal) is not tried again; `signal` ends the waiting.
  */
-export async function withRetries<T>(fn: () => Promise<T>, retries: number): Promise<T> {
+export async function withRetries<T>(
+  fn: () => Promise<T>,
+  retries: number,
+  opts: { signal?: AbortSignal } = {},
+): Promise<T> {
   const { default: pRetry } = await import('p-retry');
   return pRetry(fn, {
     retries,
     minTimeout: 500,
     factor: 2,
-    shouldRetry: ({ error }) => !(error instanceof UsageError),
+    shouldRetry: ({ error }) => !isFinal(error),
+    ...(opts.signal ? { signal: opts.signal } : {}),
   });
 }
 

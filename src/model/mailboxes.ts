@@ -9,6 +9,11 @@ import { readFile } from 'node:fs/promises';
  */
 export interface Mailboxes {
   version: 1;
+  /**
+   * The staging root: every Maildir lies below it and is reached from it without following a
+   * link. Files written before it was there: the root is the folder that holds .karlstage/.
+   */
+  root?: string;
   /** [staging] mail_domain: mail for CUSTOMER.<domain> is staged mail-in. */
   domain?: string;
   customers: Record<string, { branch: string; maildir: string }>;
@@ -20,6 +25,7 @@ export async function readMailboxes(file: string): Promise<Mailboxes> {
   const m = JSON.parse(await readFile(file, 'utf8')) as Partial<Mailboxes>;
   const ok =
     m.version === 1 &&
+    (m.root === undefined || typeof m.root === 'string') &&
     typeof m.caught === 'string' &&
     typeof m.customers === 'object' &&
     m.customers !== null &&

@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { lstat, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join, relative, sep } from 'node:path';
 import { KarlstageError } from '../core/errors.js';
+import { NotAFolder, openBelow, openChild, type HeldFolder } from '../core/no-links.js';
 
 /**
  * Maildirs (https://cr.yp.to/proto/maildir.html): a message is written whole
@@ -15,41 +16,54 @@ export const MAILDIR_PARTS = ['tmp', 'new', 'cur'] as const;
 
 /**
  * The Maildir `dir` and the folders from `base` down to it, made or found without following a
- * link: a branch's code can put anything in its own folder. With `owner` (as root), the Maildir
- * and its parts are given to it, setgid and group-writable (2770), through an open handle, so a
- * link swapped in after the check is refused, never followed.
+ * link (each one made and opened inside the one opened before: no path is looked up twice): a
+ * branch's code can put anything in its own folder. With `owner` (as root), the Maildir and its
+ * parts are given to it, setgid and group-writable (2770), through the open handle.
  */
 export async function makeMaildir(
   base: string,
   dir: string,
   owner?: { uid: number; gid: number },
 ): Promise<void> {
-  const parts = relative(base, dir).split(sep);
-  let at = base;
-  for (const part of parts.slice(0, -1)) await folder((at = join(at, part)), 0o755);
-  for (const d of [dir, ...MAILDIR_PARTS.map((p) => join(dir, p))]) await folder(d, 0o2770, owner);
+  const parts = relative(base, dir).split(sep).filter(Boolean);
+  let at = await openBelow(base, base);
+  try {
+    for (const [i, part] of parts.entries()) {
+      const last = i === parts.length - 1;
+      const next = await folder(at, part, last ? 0o2770 : 0o755, last ? owner : undefined);
+      await at.close();
+      at = next;
+    }
+    for (const part of MAILDIR_PARTS) await (await folder(at, part, 0o2770, owner)).close();
+  } finally {
+    await at.close();
+  }
 }
 
-async function folder(d: string, mode: number, owner?: { uid: number; gid: number }) {
-  await mkdir(d, { mode }).catch((e: NodeJS.ErrnoException) => {
-    if (e.code !== 'EEXIST') throw e;
+async function folder(
+  parent: HeldFolder,
+  name: string,
+  mode: number,
+  owner?: { uid: number; gid: number },
+): Promise<HeldFolder> {
+  await mkdir(parent.at(name), { mode }).catch((e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EEXIST')
+      throw new KarlstageError(`cannot make ${join(parent.path, name)}: ${e.code ?? e.message}`);
   });
-  const flags = constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW;
-  const handle = await open(d, flags).catch(async (e: NodeJS.ErrnoException) => {
-    if (e.code !== 'ELOOP' && e.code !== 'ENOTDIR') throw e;
-    const link = (await lstat(d).catch(() => undefined))?.isSymbolicLink();
-    throw new KarlstageError(
-      `${d} is ${link ? 'a symbolic link' : 'not a folder'}: karlstage makes no Maildir through it; remove it`,
-    );
+  const held = await openChild(parent, name).catch((e: unknown) => {
+    if (!(e instanceof NotAFolder)) throw e;
+    throw new KarlstageError(`${e.message}: karlstage makes no Maildir through it; remove it`);
   });
   try {
     if (owner) {
-      await handle.chown(owner.uid, owner.gid);
-      await handle.chmod(mode); // the umask took bits from mkdir's mode
+      await held.handle.chown(owner.uid, owner.gid);
+      await held.handle.chmod(mode); // the umask took bits from mkdir's mode
     }
-  } finally {
-    await handle.close();
+  } catch (e) {
+    await held.close();
+    throw e;
   }
+  return held;
 }
 
 /** A name no other delivery can have: time, random part, pid, host. */
@@ -59,32 +73,59 @@ function uniqueName(): string {
   return `${Math.floor(now / 1000)}.M${(now % 1000) * 1000}R${randomBytes(6).toString('hex')}P${process.pid}.${host}`;
 }
 
-/** Deliver one message into an existing Maildir; returns the file in new/. */
-export async function deliverToMaildir(dir: string, message: Buffer): Promise<string> {
+/**
+ * Deliver one message into the existing Maildir `dir`, found below `base` (the
+ * staging root) without following a link anywhere on the way: a branch's code
+ * can put a link where its Maildir or a folder above it was, and one customer's
+ * mail must never land in another's Maildir, or outside the site. Returns the
+ * file in new/. On any failure nothing is left behind: not in tmp/, not in new/.
+ */
+export async function deliverToMaildir(
+  base: string,
+  dir: string,
+  message: Buffer,
+): Promise<string> {
   const name = uniqueName();
-  const tmp = join(dir, 'tmp', name);
-  const file = join(dir, 'new', name);
-  const handle = await open(tmp, 'wx', 0o660);
+  const held: HeldFolder[] = [];
+  try {
+    const maildir = await openBelow(base, dir);
+    held.push(maildir);
+    const [tmp, fresh] = [await openChild(maildir, 'tmp'), await openChild(maildir, 'new')];
+    held.push(tmp, fresh);
+    await writeWhole(tmp, name, message);
+    try {
+      await rename(tmp.at(name), fresh.at(name));
+    } catch (e) {
+      await rm(tmp.at(name), { force: true });
+      throw e;
+    }
+    // The rename itself must reach the disk before postfix is told the mail is delivered;
+    // if it cannot, the message is taken back out, so the retry does not deliver it twice.
+    await fresh.handle.sync().catch(async (e: unknown) => {
+      await rm(fresh.at(name), { force: true });
+      throw e;
+    });
+    return join(dir, 'new', name);
+  } finally {
+    for (const h of held.reverse()) await h.close();
+  }
+}
+
+/** The message written whole into tmp/ and flushed; on any failure its file is removed. */
+async function writeWhole(tmp: HeldFolder, name: string, message: Buffer): Promise<void> {
+  const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+  const handle = await open(tmp.at(name), flags, 0o660);
   try {
     // Readable by the Maildir's group (mail-in's user), whatever the umask.
     await handle.chmod(0o660);
     await handle.writeFile(message);
     await handle.sync();
   } catch (e) {
-    await rm(tmp, { force: true });
+    await rm(tmp.at(name), { force: true });
     throw e;
   } finally {
     await handle.close();
   }
-  await rename(tmp, file);
-  // The rename itself must reach the disk before postfix is told the mail is delivered.
-  const folder = await open(join(dir, 'new'), 'r');
-  try {
-    await folder.sync();
-  } finally {
-    await folder.close();
-  }
-  return file;
 }
 
 /** How many messages wait in new/ (not yet read by mail-in); undefined when there is no Maildir. */

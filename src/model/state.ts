@@ -2,6 +2,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import writeFileAtomic from 'write-file-atomic';
 import { KarlstageError } from '../core/errors.js';
+import { printable } from '../core/printable.js';
 import { layout } from './layout.js';
 import { acquireLock, LOCKS } from './locks.js';
 
@@ -131,7 +132,7 @@ export function stateProblem(value: unknown): string | undefined {
       typeof b.ref !== 'string' ||
       (b.vcs !== 'git' && b.vcs !== 'svn')
     )
-      return `the record of "${name}" is damaged`;
+      return `the record of "${printable(name)}" is damaged`;
   return undefined;
 }
 
@@ -142,7 +143,10 @@ export function parseState(text: string): { state?: State; problem?: string } {
   try {
     value = JSON.parse(text);
   } catch (e) {
-    return { problem: `not JSON: ${(e as Error).message.replace(/\s+/g, ' ').slice(0, 100)}` };
+    // JSON.parse quotes the file's bytes: never raw (an escape sequence can steer a terminal).
+    return {
+      problem: `not JSON: ${printable((e as Error).message.replace(/\s+/g, ' ')).slice(0, 100)}`,
+    };
   }
   const problem = stateProblem(value);
   return problem ? { problem } : { state: value as State };

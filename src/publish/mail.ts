@@ -86,6 +86,7 @@ export function renderTransport(cfg: Config, routes: MailRoute[]): string {
 export function renderMailboxes(cfg: Config, views: BranchView[]): Mailboxes {
   return {
     version: 1,
+    root: cfg.root,
     ...(cfg.staging.mailDomain ? { domain: cfg.staging.mailDomain } : {}),
     customers: Object.fromEntries(
       mailRoutes(cfg, views).map((r) => [
@@ -226,17 +227,16 @@ export async function makeMaildirs(cfg: Config, views: BranchView[], log?: strin
   };
   // Mail-in runs as the cron user: the Maildir's group, so it may read and move the messages.
   const group = await idOf(cfg.cron.user, '-g', '[cron] user', log);
+  // From the staging root down, as "deliver" walks: a branch site folder replaced by a link is
+  // refused here too.
   const places = [
-    ...mailRoutes(cfg, views).map((r) => ({
-      base: layout.branch(cfg.root, r.branch),
-      dir: maildirOf(cfg, r.branch, r.customer),
-    })),
-    { base: layout.meta(cfg.root), dir: layout.caught(cfg.root) },
+    ...mailRoutes(cfg, views).map((r) => maildirOf(cfg, r.branch, r.customer)),
+    layout.caught(cfg.root),
   ];
   // Only root can give it away; otherwise it stays as it is (made before, by root).
   const owner = process.getuid?.() === 0 ? { uid: who.uid, gid: group } : undefined;
-  for (const { base, dir } of places) {
-    await makeMaildir(base, dir, owner);
+  for (const dir of places) {
+    await makeMaildir(cfg.root, dir, owner);
     await reachable(dir, who, cfg.mail.user);
   }
 }

@@ -3,6 +3,7 @@ import { appendFile, mkdir, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import writeFileAtomic from 'write-file-atomic';
 import type { Config } from '../config/config.js';
+import { printable } from '../core/printable.js';
 import { redact } from '../core/redact.js';
 import { withRetries } from '../core/runner.js';
 import { layout } from '../model/layout.js';
@@ -167,29 +168,89 @@ export async function eventsBetween(
   return events;
 }
 
-const ATTEMPT_MS = 5_000;
+/** One attempt of one delivery, and every delivery of one notify() with its retries. */
+export const ATTEMPT_MS = 5_000;
+export const NOTIFY_BOUND_MS = 20_000;
 
-async function postWebhook(cfg: Config, payload: Payload): Promise<void> {
+/**
+ * The webhook as it may be shown: its scheme and host. The rest of a webhook URL
+ * (path, query, credentials) is often the secret itself (a chat service's
+ * token), so it is never printed, logged or stored.
+ */
+export function webhookShown(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.protocol}//${u.host}`;
+  } catch {
+    return 'the webhook';
+  }
+}
+
+/**
+ * A signal that aborts after `ms`, or when `outer` does, and a `done` that lets go of both.
+ * (Not AbortSignal.any: on Node 20 a combined signal can be collected before its timeout fires,
+ * and the attempt then waits for the outer deadline.)
+ */
+function bounded(ms: number, outer?: AbortSignal): { signal: AbortSignal; done: () => void } {
+  const c = new AbortController();
+  const timer = setTimeout(() => c.abort(new DOMException('timed out', 'TimeoutError')), ms);
+  const follow = () => c.abort(outer?.reason);
+  outer?.addEventListener('abort', follow, { once: true });
+  if (outer?.aborted) follow();
+  return {
+    signal: c.signal,
+    done: () => {
+      clearTimeout(timer);
+      outer?.removeEventListener('abort', follow);
+    },
+  };
+}
+
+/** What went wrong, in words that hold nothing of the URL but its scheme and host. */
+function webhookFailure(where: string, e: unknown, signal: AbortSignal): Error {
+  const name = (e as Error)?.name;
+  if (name === 'AbortError' || name === 'TimeoutError' || signal.aborted)
+    return new Error(`${where} gave no answer within ${ATTEMPT_MS / 1000} s`);
+  const cause = (e as { cause?: { code?: unknown; message?: unknown } })?.cause;
+  const code = typeof cause?.code === 'string' ? cause.code : undefined;
+  if (code) return new Error(`${where}: ${code}`);
+  if (typeof cause?.message === 'string' && /redirect/i.test(cause.message))
+    return new Error(`${where} answered with a redirect (not followed)`);
+  return new Error(`the request to ${where} failed`);
+}
+
+async function postWebhook(cfg: Config, payload: Payload, deadline: AbortSignal): Promise<void> {
   const body = JSON.stringify(payload);
+  const where = webhookShown(cfg.notify.webhook!);
   const headers: Record<string, string> = {
     'content-type': 'application/json',
     'user-agent': 'karlstage',
     'x-karlstage-event': payload.event.kind,
   };
+  if (cfg.notify.webhookAuth) headers.authorization = cfg.notify.webhookAuth;
   if (cfg.notify.webhookSecret)
     headers['x-karlstage-signature'] =
       `sha256=${createHmac('sha256', cfg.notify.webhookSecret).update(body).digest('hex')}`;
-  const r = await fetch(cfg.notify.webhook!, {
-    method: 'POST',
-    headers,
-    body,
-    signal: AbortSignal.timeout(ATTEMPT_MS),
-    redirect: 'error',
-  });
-  if (!r.ok) throw new Error(`the webhook answered ${r.status} ${r.statusText}`);
+  const { signal, done } = bounded(ATTEMPT_MS, deadline);
+  let r: Response;
+  try {
+    r = await fetch(cfg.notify.webhook!, {
+      method: 'POST',
+      headers,
+      body,
+      signal,
+      redirect: 'error',
+    });
+    await r.body?.cancel();
+  } catch (e) {
+    throw webhookFailure(where, e, signal);
+  } finally {
+    done();
+  }
+  if (!r.ok) throw new Error(`${where} answered ${r.status} ${r.statusText.slice(0, 80)}`);
 }
 
-async function sendMail(cfg: Config, payloads: Payload[]): Promise<void> {
+async function sendMail(cfg: Config, payloads: Payload[], deadline: AbortSignal): Promise<void> {
   const { createTransport } = await import('nodemailer');
   const m = /^\[?([^\]]+?)\]?(?::(\d+))?$/.exec(cfg.notify.smtp);
   const transport = createTransport({
@@ -200,8 +261,12 @@ async function sendMail(cfg: Config, payloads: Payload[]): Promise<void> {
     greetingTimeout: ATTEMPT_MS,
     socketTimeout: ATTEMPT_MS,
   });
+  // The socket timeouts above are idle timeouts: a server that sends a line every 2 s never
+  // trips them. The signal bounds the whole conversation; aborting closes the connection.
+  const { signal, done } = bounded(ATTEMPT_MS, deadline);
   try {
     await transport.sendMail({
+      signal,
       from: `karlstage <karlstage@${cfg.staging.host}>`,
       to: cfg.notify.mail,
       subject:
@@ -217,7 +282,14 @@ async function sendMail(cfg: Config, payloads: Payload[]): Promise<void> {
           )
           .join('\n') + '\n',
     });
+  } catch (e) {
+    if (signal.aborted)
+      throw new Error(`${cfg.notify.smtp} did not take the mail within ${ATTEMPT_MS / 1000} s`, {
+        cause: e,
+      });
+    throw e;
   } finally {
+    done();
     transport.close();
   }
 }
@@ -225,8 +297,10 @@ async function sendMail(cfg: Config, payloads: Payload[]): Promise<void> {
 /**
  * Deliver the events (nothing configured, nothing done). Each delivery (one
  * webhook POST per event, one mail of them all) is tried three times with
- * backoff; a channel that fails stops there. The result of each channel is
- * recorded and logged; this never throws.
+ * backoff, each try bounded as a whole (ATTEMPT_MS), and all of them together
+ * end within NOTIFY_BOUND_MS: the channels go side by side, and what has not
+ * got through by then is given up. The result of each channel is recorded and
+ * logged; this never throws.
  */
 export async function notify(cfg: Config, events: NotifyEvent[]): Promise<DeliveryRecord[]> {
   if (events.length === 0 || (!cfg.notify.webhook && cfg.notify.mail.length === 0)) return [];
@@ -238,20 +312,35 @@ export async function notify(cfg: Config, events: NotifyEvent[]): Promise<Delive
     text: redact(textOf(event)),
     event: JSON.parse(redact(JSON.stringify(event))) as NotifyEvent,
   }));
+  const { signal: deadline, done } = bounded(NOTIFY_BOUND_MS);
   // Each delivery is retried on its own: a payload that got through is never sent twice.
   const channels: [DeliveryRecord['channel'], (() => Promise<void>)[]][] = [];
   if (cfg.notify.webhook)
-    channels.push(['webhook', payloads.map((p) => () => postWebhook(cfg, p))]);
-  if (cfg.notify.mail.length) channels.push(['mail', [() => sendMail(cfg, payloads)]]);
-  const records: DeliveryRecord[] = [];
-  for (const [channel, deliveries] of channels) {
-    try {
-      for (const deliver of deliveries) await withRetries(deliver, 2);
-      records.push({ at, channel, ok: true });
-    } catch (e) {
-      records.push({ at, channel, ok: false, error: redact((e as Error).message) });
-    }
-  }
+    channels.push(['webhook', payloads.map((p) => () => postWebhook(cfg, p, deadline))]);
+  if (cfg.notify.mail.length) channels.push(['mail', [() => sendMail(cfg, payloads, deadline)]]);
+  const records: DeliveryRecord[] = await Promise.all(
+    channels.map(async ([channel, deliveries]): Promise<DeliveryRecord> => {
+      let last: Error | undefined;
+      try {
+        for (const deliver of deliveries)
+          await withRetries(
+            () =>
+              deliver().catch((e: Error) => {
+                throw (last = e);
+              }),
+            2,
+            { signal: deadline },
+          );
+        return { at, channel, ok: true };
+      } catch (e) {
+        const why = deadline.aborted
+          ? `not delivered within ${NOTIFY_BOUND_MS / 1000} s${last ? ` (${last.message})` : ''}`
+          : (e as Error).message;
+        return { at, channel, ok: false, error: printable(redact(why)) };
+      }
+    }),
+  );
+  done();
   await mkdir(layout.logs(cfg.root), { recursive: true });
   await appendFile(
     join(layout.logs(cfg.root), 'notify.log'),
@@ -261,9 +350,10 @@ export async function notify(cfg: Config, events: NotifyEvent[]): Promise<Delive
           `${r.at} ${r.channel} ${r.ok ? 'delivered' : `FAILED: ${r.error}`}: ${payloads.map((p) => p.text).join(' | ')}\n`,
       )
       .join(''),
+    { mode: 0o600 },
   ).catch(() => undefined);
-  await writeFileAtomic(statusFile(cfg.root), JSON.stringify(records, null, 2) + '\n').catch(
-    () => undefined,
-  );
+  await writeFileAtomic(statusFile(cfg.root), JSON.stringify(records, null, 2) + '\n', {
+    mode: 0o600,
+  }).catch(() => undefined);
   return records;
 }

@@ -19,6 +19,10 @@ const SEGMENT = /^[A-Za-z0-9][A-Za-z0-9._+-]*$/;
 const URL = /^(svn|svn\+ssh|https?|file):\/\/\S+$/;
 // svn's words for "that path is not in the repository (any more)".
 const NOT_THERE = /W160013|W170000|E170000|E160013|E160005|E200009/;
+// What trying again cannot cure: no repository at that URL (E180001 local, E210005 svnserve),
+// a URL svn cannot read (E125002), a login refused (E170001, E215004, E175013), a path not
+// readable (E220001). A file:// URL involves no network: whatever failed, failed for good.
+const FINAL = /\b(E180001|E210005|E125002|E170001|E215004|E175013|E220001):/;
 
 /**
  * Subversion through the one runner. Refs are trunk, branches/X, tags/X or a
@@ -54,14 +58,17 @@ export class SvnVcs implements Vcs {
     };
   }
 
-  /** svn's failure in svn's words: its last "svn: E…" line. */
-  private why(e: StepError): StepError {
+  /** svn's failure in svn's words: its last "svn: E…" line; final when retrying cannot help. */
+  private why(e: StepError, url?: string): StepError {
     const said = e.outputTail
       .split('\n')
       .map((l) => l.trim())
       .filter((l) => /^svn: E\d+:/.test(l))
       .at(-1);
-    return said ? new StepError(e.step, e.commandLine, e.outputTail, said, e.logFile) : e;
+    const told = said ? new StepError(e.step, e.commandLine, e.outputTail, said, e.logFile) : e;
+    if (FINAL.test(e.outputTail) || url?.startsWith('file://'))
+      Object.assign(told, { final: true });
+    return told;
   }
 
   validateRef(ref: string): void {
@@ -84,8 +91,10 @@ export class SvnVcs implements Vcs {
   }
 
   async checkRef(ref: string): Promise<RefKind> {
-    const head = (await unreachable(this.opts, () => this.remoteHeads([ref]))).get(ref);
-    if (head instanceof Error) await unreachable(this.opts, () => Promise.reject(head));
+    // A ref given as a full URL is named in the message: it, not [source] url, is what to check.
+    const named = URL.test(ref) ? ref : undefined;
+    const head = (await unreachable(this.opts, () => this.remoteHeads([ref]), named)).get(ref);
+    if (head instanceof Error) await unreachable(this.opts, () => Promise.reject(head), named);
     if (head === null || head === undefined)
       throw new UsageError(
         `ref "${ref}" does not exist: ${redact(this.urlOf(ref))} is not in the repository`,
@@ -285,6 +294,7 @@ export class SvnVcs implements Vcs {
             'exit status 1',
             this.opts.log,
           ),
+          parent,
         );
       return res;
     }, this.opts.retries);

@@ -65,3 +65,56 @@ export async function smtpSink() {
     Promise.all((await readdir(out)).sort().map((f) => readFile(join(out, f), 'utf8')));
   return { port, messages };
 }
+
+/**
+ * One SMTP conversation spoken by hand (smtp-source cannot send SMTPUTF8 or control characters):
+ * each reply's last line, in order. A 4xx or 5xx reply ends it there.
+ */
+export async function smtpTalk(
+  port: number,
+  msg: { from: string; to: string; subject: string; smtputf8?: boolean },
+): Promise<string[]> {
+  const s = connect({ host: '127.0.0.1', port });
+  s.setEncoding('utf8');
+  let buffer = '';
+  const waiting: ((line: string) => void)[] = [];
+  const lines: string[] = [];
+  s.on('data', (d: string) => {
+    buffer += d;
+    for (let i; (i = buffer.indexOf('\r\n')) >= 0;) {
+      const line = buffer.slice(0, i);
+      buffer = buffer.slice(i + 2);
+      if (/^\d{3} /.test(line)) lines.push(line);
+    }
+    while (lines.length && waiting.length) waiting.shift()!(lines.shift()!);
+  });
+  const reply = () =>
+    new Promise<string>((done, fail) => {
+      waiting.push(done);
+      s.once('error', fail);
+    });
+  const replies: string[] = [];
+  const say = async (text?: string) => {
+    if (text !== undefined) s.write(`${text}\r\n`);
+    const r = await reply();
+    replies.push(r);
+    return !/^[45]/.test(r);
+  };
+  try {
+    const utf8 = msg.smtputf8 ? ' SMTPUTF8' : '';
+    const data = `Subject: ${msg.subject}\r\nFrom: <${msg.from}>\r\nTo: <${msg.to}>\r\n\r\nbody\r\n.`;
+    for (const text of [
+      undefined,
+      'EHLO test.example',
+      `MAIL FROM:<${msg.from}>${utf8}`,
+      `RCPT TO:<${msg.to}>`,
+      'DATA',
+      data,
+      'QUIT',
+    ])
+      if (!(await say(text))) break;
+  } finally {
+    s.destroy();
+  }
+  return replies;
+}
