@@ -3,6 +3,7 @@ import { readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { create } from '../src/commands/create.js';
+import { acquireLock } from '../src/model/locks.js';
 import { readState } from '../src/model/state.js';
 import { servedStaging } from './helpers/served.js';
 import { waitFor } from './helpers/processes.js';
@@ -100,6 +101,10 @@ describe('branch sites that stay up', () => {
     });
     expect(await starts(st.root, 'branch2')).toBe(startsBefore);
     expect(cron).toMatch(/^\* \* \* \* \* \S+ .* watch >> /m);
+
+    // A site destroyed while asleep is gone, routes included.
+    expect((await st.cli(['destroy', 'branch3', '--yes'])).exitCode).toBe(0);
+    expect((await get('/branch3/osf/')).status).toBe(404);
   });
 
   it('a sleeping site wakes for the first logged-in visitor (once for twenty), never for a request without a login', async () => {
@@ -124,6 +129,19 @@ describe('branch sites that stay up', () => {
       want: 'running',
       lastStart: { ok: true, by: 'a visitor (admin)' },
     });
+
+    // A wake while an update holds the site's lock: it waits for it, then serves.
+    expect((await st.cli(['sleep', 'branch1'])).exitCode).toBe(0);
+    const release = await acquireLock(st.root, 'branch-branch1', { command: 'update branch1' });
+    const wakes = async () =>
+      (await readFile(join(st.root, '.karlstage/logs/wake.log'), 'utf8')).split('waking branch1')
+        .length;
+    const seen = await wakes();
+    const waiting = get('/branch1/osf/');
+    await waitFor('the wake to wait for the lock', async () => (await wakes()) > seen);
+    expect(await states(st.cli)).toEqual({ branch1: 'building' });
+    await release();
+    expect((await waiting).status).toBe(200);
 
     // Slower than wake_wait: a "waking up" page that reloads itself, then the real page.
     const ini = await readFile(st.config, 'utf8');
@@ -176,6 +194,21 @@ describe('branch sites that stay up', () => {
     // A request through the TLS host is activity: a visited site does not sleep.
     expect((await get('/branch1/osf/')).status).toBe(200);
     await utimes(join(st.root, '.karlstage/activity/branch2.log'), hoursAgo, hoursAgo);
+
+    // A start that hangs is stopped at [deployment] start_timeout, and said so.
+    await writeFile(
+      st.config,
+      (await readFile(st.config, 'utf8')).replace(
+        '[deployment]',
+        '[deployment]\nstart_timeout = 2',
+      ),
+    );
+    expect((await st.cli(['stop', 'branch1'])).exitCode).toBe(0);
+    await writeFile(join(st.root, 'branch1', 'var', 'slow-start'), '60');
+    const hung = await st.cli(['start', 'branch1']);
+    expect(hung.exitCode).toBe(1);
+    expect(hung.stderr).toMatch(/branch1: start failed: timed out after 2 s/);
+    await rm(join(st.root, 'branch1', 'var', 'slow-start'));
 
     // branch2's start fails from now on; its app dies.
     await writeFile(join(st.root, 'branch2', 'var', 'fail-start'), '');

@@ -242,6 +242,22 @@ const configCases: ConfigCase[] = [
     edit: (ini) => ini.replace('[deployment]', '[deployment-old]'),
     says: /section \[deployment\] is missing/,
   },
+  {
+    name: 'idle_after that is not a duration',
+    edit: inSection('staging', 'idle_after = 4 hours'),
+    says: /\[staging\] idle_after = 4 hours: expected a duration such as 90s, 15m, 4h or 2d, or off/,
+    args: ['watch'],
+  },
+  {
+    name: 'wake_wait that is not a duration (off is not one here)',
+    edit: inSection('staging', 'wake_wait = off'),
+    says: /\[staging\] wake_wait = off: expected a duration such as 90s, 15m, 4h or 2d \(from 1s to 5m\)/,
+  },
+  {
+    name: 'idle_after shorter than watch can see',
+    edit: inSection('staging', 'idle_after = 10s'),
+    says: /\[staging\] idle_after = 10s: expected a duration from 1m to 365d/,
+  },
 ];
 
 /** Command-line input that must be refused: arguments, what they must say. */
@@ -271,6 +287,10 @@ const inputCases: [string[], RegExp][] = [
   [['mail', 'nosuch', 'branch1'], /there is no \[customer:nosuch\]/],
   [['mail', 'osf', 'nope'], /there is no branch site "nope"/],
   [['poll', 'nope'], /there is no branch site "nope"/],
+  [['stop', 'nope'], /there is no branch site "nope"/],
+  [['start'], /name the branch sites to start, or pass --all/],
+  [['sleep', 'branch1', '--all'], /give branch names or --all, not both/],
+  [['restart', '../x'], /branch name "\.\.\/x" is not allowed/],
   [['reset', 'nope'], /there is no branch site "nope"/],
   [['reset', 'branch1', '--customers', 'nosuch'], /there is no \[customer:nosuch\]/],
   [['mail', 'osf'], /give CUSTOMER BRANCH, or --install, or --caught, or nothing/],

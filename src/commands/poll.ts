@@ -7,6 +7,7 @@ import { EXIT, KarlstageError } from '../core/errors.js';
 import { tidyLogs } from '../core/logs.js';
 import type { JobResult, Plan } from '../core/plan.js';
 import { layout } from '../model/layout.js';
+import { recordChecked } from '../model/checked.js';
 import { listPending } from '../model/pending.js';
 import { readState, updateState, type BranchState, type PollRecord } from '../model/state.js';
 import { describePoll, shortRevision } from '../model/upstream.js';
@@ -57,10 +58,18 @@ export async function poll(opts: PollOptions): Promise<PollResult> {
   }
 
   const records = await pollBranches(cfg, sites);
-  if (!g.dryRun)
-    await updateState(cfg.root, (s) => {
-      for (const [name, record] of records) if (s.branches[name]) s.branches[name].poll = record;
-    });
+  // What was found is written to state.json only when it changed; when it was asked, cheaply.
+  const found = sites.filter((site) => pollChanged(site.poll, records.get(site.name)));
+  if (!g.dryRun) {
+    if (found.length)
+      await updateState(cfg.root, (s) => {
+        for (const site of found) {
+          const b = s.branches[site.name];
+          if (b) b.poll = records.get(site.name);
+        }
+      });
+    await recordChecked(cfg.root, [...records.keys()], new Date().toISOString());
+  }
 
   const rows = sites.map((site) => {
     const r = records.get(site.name)!;
@@ -114,18 +123,7 @@ export async function poll(opts: PollOptions): Promise<PollResult> {
     }
   }
   // The site list shows upstream state: refresh it when that changed or something was built.
-  const changed =
-    builds.length > 0 ||
-    sites.some((site) => {
-      const before = site.poll;
-      const now = records.get(site.name);
-      return (
-        !before ||
-        before.remote !== now?.remote ||
-        before.behind !== now?.behind ||
-        Boolean(before.error) !== Boolean(now?.error)
-      );
-    });
+  const changed = builds.length > 0 || found.length > 0;
   if (changed) {
     const { afterChange, tellPeople } = await import('../context/after-change.js');
     await afterChange(ctx, { routes: false });
@@ -158,4 +156,16 @@ export async function poll(opts: PollOptions): Promise<PollResult> {
     );
   }
   return result;
+}
+
+/** Whether a poll found something other than the last one did (its time aside). */
+function pollChanged(before: PollRecord | undefined, now: PollRecord | undefined): boolean {
+  return (
+    !before ||
+    !now ||
+    before.remote !== now.remote ||
+    before.behind !== now.behind ||
+    before.newCommits !== now.newCommits ||
+    before.error !== now.error
+  );
 }

@@ -14,6 +14,7 @@ import { create } from '../commands/create.js';
 import { outputFor, type GlobalOptions } from '../context/context.js';
 import { init } from '../commands/init.js';
 import { status } from '../commands/status.js';
+import { watch } from '../commands/watch.js';
 import { accessAdd } from '../commands/access.js';
 import type { Output } from '../core/output.js';
 import { readState } from '../model/state.js';
@@ -228,6 +229,9 @@ export async function demo(opts: DemoOptions): Promise<DemoResult | { stopped: s
   await create({ ...g, branch: 'branch1' });
   out.progress(`creating branch2 at ${repo.featureRef}`);
   await create({ ...g, branch: 'branch2', ref: repo.featureRef });
+  // What cron's watch line does every minute: here, it starts the wake service (sleeping sites
+  // wake for a logged-in visitor).
+  if (web) await watch(g);
 
   if (pg) {
     out.progress('the nightly sync: production → golden copy (sanitized) → every branch site');
@@ -345,6 +349,10 @@ export async function demo(opts: DemoOptions): Promise<DemoResult | { stopped: s
   out.line(`  ${launcher} doctor`);
   out.line(`  ${launcher} switch branch2 ${repo.defaultRef}      # then ask branch2 again`);
   out.line(`  ${launcher} update --all --dry-run`);
+  if (web)
+    out.line(
+      `  ${launcher} sleep branch2          # asleep: the next logged-in request wakes it (curl above)`,
+    );
   out.line(`  ${launcher} access add anna --customers osf   # sees osf only`);
   if (pg) {
     out.line(
@@ -392,6 +400,18 @@ async function stopDemo(opts: DemoOptions, out: Output): Promise<{ stopped: stri
   if (!text) throw new UsageError(`${dir} is not a karlstage demo (no demo.json there)`);
   const record = JSON.parse(text) as DemoRecord;
   const state = await readState(record.root).catch(() => ({ branches: {} }));
+  // The wake service first: it must not wake what is being stopped.
+  const wake = await readFile(join(record.root, '.karlstage', 'locks', 'wake-service.lock'), 'utf8')
+    .then((t) => (JSON.parse(t) as { pid?: number }).pid)
+    .catch(() => undefined);
+  if (wake) {
+    out.progress('stopping the wake service');
+    try {
+      process.kill(wake, 'SIGTERM');
+    } catch {
+      // gone already
+    }
+  }
   for (const b of Object.keys(state.branches)) {
     out.progress(`stopping the app of ${b}`);
     await run(join(record.root, b, 'bin', 'supervisorctl'), ['shutdown'], {

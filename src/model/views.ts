@@ -4,6 +4,7 @@ import type { BranchState, State } from './state.js';
 import { describePoll, upstreamState } from './upstream.js';
 import { BrokenSiteError } from '../instances/instances.js';
 import { siteCustomers, sourceProblem } from './sites.js';
+import { readChecked } from './checked.js';
 import { unprocessed } from './maildir.js';
 import { join } from 'node:path';
 
@@ -28,6 +29,8 @@ export interface BranchView {
   url: string;
   /** Why the site is stale ("karlstage prune" lists it), if it is. */
   stale?: string;
+  /** When its upstream was last asked (a poll that found nothing new writes only this). */
+  checkedAt?: string;
 }
 
 /**
@@ -50,6 +53,7 @@ export function staleness(cfg: Config, site: BranchState, now = Date.now()): str
 
 export async function branchViews(cfg: Config, state: State): Promise<BranchView[]> {
   const views: BranchView[] = [];
+  const checked = await readChecked(cfg.root);
   for (const site of Object.values(state.branches).sort((a, b) => a.slot - b.slot)) {
     let customers: string[] = [];
     let customersProblem: string | undefined;
@@ -81,6 +85,9 @@ export async function branchViews(cfg: Config, state: State): Promise<BranchView
       upstream: describePoll(site.poll),
       ...((s) => (s ? { stale: s } : {}))(staleness(cfg, site)),
       url: `${publicBase(cfg)}/${site.name}/`,
+      ...((at) => (at ? { checkedAt: at } : {}))(
+        [site.poll?.at, checked[site.name]].filter(Boolean).sort().at(-1),
+      ),
     });
   }
   return views;

@@ -92,7 +92,7 @@ export function collectSiteList(
     url: `${publicBase(cfg)}/`,
     branches: sortByProblems(
       views
-        .map(({ site, customers, mail, mailWaiting, url, stale }) => ({
+        .map(({ site, customers, mail, mailWaiting, url, stale, checkedAt }) => ({
           name: site.name,
           url,
           ref: site.ref,
@@ -124,7 +124,7 @@ export function collectSiteList(
           upstream: {
             state: upstreamState(site.poll),
             newCommits: site.poll?.newCommits ?? null,
-            checkedAt: site.poll?.at ?? null,
+            checkedAt: checkedAt ?? null,
           },
           heldOutOfSync: Boolean(site.hold),
           stale: stale ?? null,
