@@ -134,8 +134,8 @@ export function siteActionJob(
         const answers = await answersHttp(now.port);
         const unless = req.unless?.(now, answers);
         if (unless) return { skipRest: unless };
-        if (action === 'start' && answers && wantOf(now) === 'running')
-          return { skipRest: 'already running' };
+        // Started by hand meanwhile: it runs, and is wanted running from now on (finally).
+        if (action === 'start' && answers) return { skipRest: 'already running' };
       },
     },
   ];

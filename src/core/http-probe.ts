@@ -30,13 +30,13 @@ export function answersHttp(port: number, timeoutMs = 1_000): Promise<boolean> {
   });
 }
 
-/** Ask until it answers or `timeoutMs` has passed (every 50 ms); true when it answered. */
+/** Ask until it answers or `timeoutMs` has passed (every 20 ms); true when it answered. */
 export async function waitUntilAnswering(port: number, timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const left = deadline - Date.now();
     if (await answersHttp(port, Math.max(50, Math.min(1_000, left)))) return true;
     if (Date.now() >= deadline) return false;
-    await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, 20));
   }
 }

@@ -17,7 +17,8 @@ export async function tidyLogs(dir: string, now = Date.now()): Promise<string[]>
     const path = join(dir, f);
     const st = await stat(path).catch(() => undefined);
     if (!st?.isFile()) continue;
-    if (f === 'cron.log') {
+    // Appended to for years by cron's lines and the wake service: rotated, never removed.
+    if (f === 'cron.log' || f === 'wake.log') {
       if (st.size > ROTATE_CRON_LOG_BYTES) await rename(path, `${path}.1`);
     } else if (f.endsWith('.log') && now - st.mtimeMs > KEEP_RUN_LOGS_DAYS * DAY) {
       await rm(path, { force: true });

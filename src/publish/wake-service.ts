@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { loadConfig, type Config } from '../config/config.js';
 import { nameProblem } from '../config/names.js';
 import { messageOf } from '../core/errors.js';
-import { answersHttp } from '../core/http-probe.js';
+import { answersHttp, waitUntilAnswering } from '../core/http-probe.js';
 import { liveHolder } from '../core/lock.js';
 import { startDetached } from '../core/runner.js';
 import { renderTemplate } from '../core/templates.js';
@@ -174,10 +174,11 @@ async function handle(cfg: Config, req: IncomingMessage, res: ServerResponse, h:
     h.waking.set(branch, wake);
   }
   const expected = Math.max(2, Math.ceil((site.run?.lastStart?.ms ?? 5000) / 1000));
-  const outcome = await Promise.race([
-    wake,
-    new Promise<undefined>((r) => setTimeout(() => r(undefined), cfg.staging.wakeWaitMs).unref()),
-  ]);
+  // The visitor gets the page as soon as the app answers (its start is recorded meanwhile).
+  const answered = waitUntilAnswering(site.port, cfg.staging.wakeWaitMs).then(
+    (yes): WakeOutcome | undefined => (yes ? { ok: true } : undefined),
+  );
+  const outcome = await Promise.race([wake.then((o) => (o.ok ? answered : o)), answered]);
   if (outcome?.ok || (outcome === undefined && (await answersHttp(site.port, 500)))) {
     await noteActivity(cfg.root, branch).catch(() => undefined);
     return proxy(site, req, res);
