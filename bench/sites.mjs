@@ -9,6 +9,7 @@
 //  4. an awake site through the TLS host with the activity log and the wake fallback, against
 //     the same routes without them (target: no slower; wrk, requests/s).
 // Medians of ROUNDS alternating runs.
+import { Buffer } from 'node:buffer';
 import { execFileSync } from 'node:child_process';
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
