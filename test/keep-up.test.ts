@@ -1,5 +1,5 @@
 import { execa } from 'execa';
-import { readFile, rm, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { create } from '../src/commands/create.js';
@@ -101,6 +101,21 @@ describe('branch sites that stay up', () => {
     });
     expect(await starts(st.root, 'branch2')).toBe(startsBefore);
     expect(cron).toMatch(/^\* \* \* \* \* \S+ .* watch >> /m);
+
+    // The site list's count of staged mail waiting for mail-in is kept current by watch.
+    const maildir = join(st.root, 'branch1', 'var', 'mail', 'osf');
+    for (const part of ['tmp', 'new', 'cur']) await mkdir(join(maildir, part), { recursive: true });
+    await writeFile(join(maildir, 'new', '1.M1.host'), 'Subject: hello\n\nhi\n');
+    expect((await st.cli(['watch'])).exitCode).toBe(0);
+    const waiting = JSON.parse(
+      await readFile(join(st.root, '.karlstage/sites/all/sites.json'), 'utf8'),
+    ) as {
+      branches: { name: string; customers: { name: string; mailWaiting: number | null }[] }[];
+    };
+    expect(
+      waiting.branches.find((b) => b.name === 'branch1')?.customers.find((c) => c.name === 'osf')
+        ?.mailWaiting,
+    ).toBe(1);
 
     // A site destroyed while asleep is gone, routes included.
     expect((await st.cli(['destroy', 'branch3', '--yes'])).exitCode).toBe(0);

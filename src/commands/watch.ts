@@ -1,6 +1,11 @@
 import { decideWatch, watchFacts, type WatchDecision } from '../branches/watch.js';
 import { commandContext, type CommandContext, type GlobalOptions } from '../context/context.js';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Config } from '../config/config.js';
 import type { Plan } from '../core/plan.js';
+import { layout } from '../model/layout.js';
+import { unprocessed } from '../model/maildir.js';
 import { noteActivity, tidyActivity } from '../model/activity.js';
 import { readState, updateState, type State } from '../model/state.js';
 
@@ -21,12 +26,19 @@ export interface WatchResult {
  */
 export async function watch(opts: WatchOptions): Promise<WatchResult> {
   const ctx = await commandContext(opts);
-  const { cfg } = ctx;
+  const { cfg, g } = ctx;
   const before = await readState(cfg.root);
   const sites = Object.values(before.branches).sort((a, b) => a.slot - b.slot);
   const decisions = decideWatch(cfg, await watchFacts(cfg, sites), { boot: opts.boot });
   for (const s of sites) await tidyActivity(cfg.root, s.name).catch(() => undefined);
-  if (decisions.length === 0) return { actions: [] };
+  if (decisions.length === 0) {
+    // The site list counts the staged mail waiting for mail-in: kept current, cheaply.
+    if (!g.dryRun && (await mailCountsMoved(cfg, before))) {
+      const { afterChange } = await import('../context/after-change.js');
+      await afterChange(ctx, { routes: false });
+    }
+    return { actions: [] };
+  }
   return act(ctx, before, decisions, opts);
 }
 
@@ -132,4 +144,27 @@ async function act(
     );
   }
   return { actions };
+}
+
+/** Whether a mail branch's count of waiting mail-in differs from what the site list says. */
+async function mailCountsMoved(cfg: Config, state: State): Promise<boolean> {
+  const listed = await readFile(join(layout.sites(cfg.root), 'all', 'sites.json'), 'utf8')
+    .then(
+      (t) =>
+        JSON.parse(t) as {
+          branches?: { name: string; customers: { name: string; mailWaiting: number | null }[] }[];
+        },
+    )
+    .catch(() => undefined);
+  if (!listed?.branches) return false;
+  for (const c of cfg.customers) {
+    if (!state.branches[c.mailBranch]) continue;
+    const shown = listed.branches
+      .find((b) => b.name === c.mailBranch)
+      ?.customers.find((x) => x.name === c.name)?.mailWaiting;
+    if (shown === undefined) continue;
+    const now = await unprocessed(join(cfg.root, c.mailBranch, cfg.deployment.maildir, c.name));
+    if ((now ?? null) !== shown) return true;
+  }
+  return false;
 }
