@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import writeFileAtomic from 'write-file-atomic';
+import { writeFileAtomic } from '../core/files.js';
 import type { Config } from '../config/config.js';
 import { checkName } from '../config/names.js';
 import { UsageError } from '../core/errors.js';
@@ -14,7 +14,6 @@ import { StagingServer } from '../db/staging.js';
 import { layout } from '../model/layout.js';
 import { writeAllowList } from '../model/mail-safety.js';
 import { clearPending, markPending, readPending } from '../model/pending.js';
-import { writeSiteMarker } from '../model/sites.js';
 import { readState, updateState, type State } from '../model/state.js';
 import { deploymentCommand, stepArgv, stepEnv, type SiteIdentity } from '../model/steps.js';
 import type { BuildFacts } from '../vcs/vcs.js';
@@ -102,7 +101,9 @@ export async function planCreate(cfg: Config, req: CreateRequest): Promise<Plan>
     steps.push({
       title: 'remove what an interrupted create left',
       commands: stop ? [{ ...stop, when: 'when the folder is there' }] : [],
-      effects: [`remove ${dir}/ (left by pid ${leftover.pid} at ${leftover.started})`],
+      effects: [
+        `remove ${dir}/ (${leftover.damaged ?? `left by pid ${leftover.pid} at ${leftover.started}`})`,
+      ],
       run: async (ctx) => {
         if (stop && existsSync(dir)) await ctx.exec(stop).catch(() => undefined);
         await rm(dir, { recursive: true, force: true });
@@ -111,13 +112,15 @@ export async function planCreate(cfg: Config, req: CreateRequest): Promise<Plan>
   }
   // git: one fetch into the shared store, before anything of the site exists; a commit id is
   // looked up there (it cannot be asked of the server without fetching).
+  // Both only read (the store is a cache of upstream): a ref refused here changed nothing.
   const store = storeStep(cfg, vcs, command);
-  if (store) steps.push(store);
+  if (store) steps.push({ ...store, readOnly: true });
   const locate = vcs.locate(ref, kind);
   if (locate)
     steps.push({
       title: `find ${ref}`,
       commands: locate.commands,
+      readOnly: true,
       run: (ctx) => locate.run(ctx.exec),
     });
   steps.push(
@@ -218,7 +221,8 @@ export async function planCreate(cfg: Config, req: CreateRequest): Promise<Plan>
     ],
     run: async () => {
       const now = new Date().toISOString();
-      const state = await updateState(root, (s) => {
+      // state.json's update writes the site's marker too (.karlstage-site.json).
+      await updateState(root, (s) => {
         s.branches[branch] = {
           name: branch,
           slot,
@@ -231,7 +235,6 @@ export async function planCreate(cfg: Config, req: CreateRequest): Promise<Plan>
           built: revision ? { revision, ref, at: now, ...about } : undefined,
         };
       });
-      await writeSiteMarker(root, state.branches[branch]!);
     },
   });
 

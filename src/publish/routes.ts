@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import writeFileAtomic from 'write-file-atomic';
+import { writeFileAtomic } from '../core/files.js';
 import type { Config } from '../config/config.js';
 import { KarlstageError, UsageError } from '../core/errors.js';
 import { layout } from '../model/layout.js';
@@ -22,12 +22,17 @@ function nginxPath(path: string, key: string): string {
   return path;
 }
 
-export async function renderRoutes(cfg: Config, views: BranchView[]): Promise<string> {
+/** `users`: the users as they will be after a change (read from disk when not given). */
+export async function renderRoutes(
+  cfg: Config,
+  views: BranchView[],
+  users?: AccessUser[],
+): Promise<string> {
   if (!cfg.staging.tlsCertificate || !cfg.staging.tlsKey)
     throw new UsageError(
       `${cfg.file}: [staging] tls_certificate and tls_key are needed for the routes`,
     );
-  const users = await readUsers(cfg.root);
+  users ??= await readUsers(cfg.root);
   const locked = !cfg.access.public;
   // Every branch site holds production data: a locked host with nobody to let in is not published.
   if (locked && users.length === 0)
