@@ -360,7 +360,7 @@ export function buildProgram(): Command {
   program
     .command('repair')
     .description(
-      "a damaged state.json: put back the last good copy, or rebuild it from the branch sites' folders",
+      "a damaged or missing state.json: put back the last good copy, or rebuild it from the branch sites' folders (holds and dates kept); add back a site the state lost",
     )
     .action(async (_o, cmd: Command) => {
       const { repair } = await import('./commands/repair.js');
