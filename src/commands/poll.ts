@@ -96,7 +96,9 @@ export async function poll(opts: PollOptions): Promise<PollResult> {
   // Behind upstream, or an update of it was interrupted: finished whatever the revision says.
   const pending = await listPending(cfg.root);
   const behind = sites.filter(
-    (s) => records.get(s.name)?.behind || ['update', 'switch'].includes(pending[s.name]?.op ?? ''),
+    (s) =>
+      records.get(s.name)?.behind ||
+      ['update', 'switch', 'unknown'].includes(pending[s.name]?.op ?? ''),
   );
   if (opts.build && behind.length) {
     const [{ refKindOf, updateJob }, report] = await Promise.all([

@@ -3,7 +3,7 @@ import { refKindOf, updateJob } from '../branches/update.js';
 import { checkName } from '../config/names.js';
 import { afterChange, tellPeople } from '../context/after-change.js';
 import { commandContext, type GlobalOptions } from '../context/context.js';
-import { carryOut, dryRun, finishJobs, jobsAsJson } from '../context/report.js';
+import { carryOut, dryRun, finishJobs, jobsAsJson, refused } from '../context/report.js';
 import { UsageError } from '../core/errors.js';
 import type { Plan } from '../core/plan.js';
 import { listPending } from '../model/pending.js';
@@ -69,8 +69,9 @@ export async function update(opts: UpdateOptions) {
   };
   if (g.dryRun) return dryRun(ctx, plan);
   const results = await carryOut(ctx, plan);
-  // The site list and the mail map show what changed; a run that only checked changes nothing.
-  if (results.some((r) => !r.ok || !r.skipped)) {
+  // The site list and the mail map show what changed; a run that only checked, or was refused
+  // (exit 2), changed nothing.
+  if (results.some((r) => !r.ok || !r.skipped) && !refused(results)) {
     await afterChange(ctx, { routes: false });
     await tellPeople(ctx, state);
   }
