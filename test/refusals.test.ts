@@ -408,7 +408,6 @@ describe('what karlstage refuses (exit 2, one clear message, nothing changed)', 
       [['switch', 'branch1', missing, '--force'], /ref "0123456789abcdef.*" does not exist in/],
       // Found under the site's lock: nothing recorded, no marker left, no site list.
       [['update', 'branch1'], /branch1\/src\/karl has local changes: commit or revert them/],
-      [['update', 'branch2', '--force'], /branch2\/etc\/instances\.ini is malformed/],
       [
         ['access', 'remove', 'anna'],
         /anna is the last user of the locked TLS host, whose routes would then let no one in/,
@@ -420,12 +419,19 @@ describe('what karlstage refuses (exit 2, one clear message, nothing changed)', 
       expect(await snapshot(), args.join(' ')).toBe(before);
     }
     expect(existsSync(join(st.root, 'branch3'))).toBe(false);
+    // A broken site fails its own job (exit 1, like a site whose folder is gone: its failure is
+    // recorded), and neither its file nor its build is touched.
+    const broken = await st.cli(['update', 'branch2', '--force']);
+    expect(broken.exitCode, broken.stderr).toBe(1);
+    expect(broken.stderr).toMatch(/branch2\/etc\/instances\.ini line 1: .*Python refuses/);
+    expect(await readFile(ini, 'utf8')).toBe('[instance:osf\ngarbage\n');
+    expect(await buildCount(st.root, 'branch2')).toBe(1);
 
     // One site refused, the other rebuilt: that changed something, so it is not a 2.
     const mixed = await st.cli(['update', '--all', '--force']);
     expect(mixed.exitCode, mixed.stderr).toBe(1);
     expect(mixed.stderr).toMatch(/^error: update: 1 of 2 failed$/m);
-    expect(mixed.stderr).toMatch(/branch2: .*instances\.ini is malformed/);
+    expect(mixed.stderr).toMatch(/branch2: .*instances\.ini line 1: /);
     expect(await buildCount(st.root, 'branch1')).toBe(2);
   });
 
