@@ -228,7 +228,7 @@ describe('killed midway, the next run repairs the store and the site', () => {
     const repo = await gitRepo();
     const st = await stagingServer(repo);
     await create({ ...st.g, branch: 'branch1' });
-    const h = await heldGit('clone');
+    const h = await heldGit('init');
     const run = startCli(st.root, ['create', 'branch2'], h.env);
     await waitFor("branch2's checkout", () => existsSync(h.held));
     killGroup(run.pid);
@@ -244,5 +244,122 @@ describe('killed midway, the next run repairs the store and the site', () => {
     expect(await readFile(join(st.root, 'branch2', 'etc', 'instances.ini'), 'utf8')).toContain(
       '[instance:osf]',
     );
+  });
+});
+
+/** The refs a site holds (name and commit), and whether it keeps reflogs. */
+async function refsOf(dir: string): Promise<string[]> {
+  return (await git(dir, ['for-each-ref', '--format=%(refname)'])).stdout
+    .split('\n')
+    .filter(Boolean);
+}
+const headOf = async (dir: string) => (await git(dir, ['rev-parse', 'HEAD'])).stdout;
+/** Everything a site reaches (its refs, HEAD, index, through the store's objects) is there. */
+const whole = (dir: string) => git(dir, ['fsck', '--no-progress', '--no-dangling']);
+const exists = async (dir: string, id: string) =>
+  (await execa('git', ['--git-dir', dir, 'cat-file', '-e', `${id}^{commit}`], { reject: false }))
+    .exitCode === 0;
+
+describe('the store survives force-pushes, gc and damage (issue 27)', () => {
+  it("force-push upstream, a gc of the store, then karlstage's own gc: every site on its ref updates on, its commits intact", async () => {
+    const repo = await gitRepo();
+    const st = await stagingServer(repo);
+    const s = store(st.root);
+    const v1 = (await git(join(repo.dir, 'app.git'), ['rev-parse', 'v1.0^{commit}'])).stdout;
+    await create({ ...st.g, branch: 'branch1' });
+    await create({ ...st.g, branch: 'branch2', ref: repo.featureRef });
+    await create({ ...st.g, branch: 'branch3', ref: 'v1.0' });
+    await create({ ...st.g, branch: 'branch4', ref: v1 });
+    await create({ ...st.g, branch: 'branch5' });
+    // branch5 as an older karlstage made it: `git clone --shared` of the store, so it holds
+    // every branch and tag of the store as refs, and reflogs.
+    const old = source(st.root, 'branch5');
+    await rm(join(old, '.git'), { recursive: true, force: true });
+    const tmp = join(await tempDir(), 'clone');
+    await execa('git', ['clone', '-q', '--shared', '--no-checkout', s, tmp]);
+    await execa('mv', [join(tmp, '.git'), join(old, '.git')]);
+    await git(old, ['checkout', '-q', '-f', '-B', 'main', '--track', 'origin/main']);
+    const x = (await git(old, ['rev-parse', 'origin/feature-x'])).stdout;
+
+    // New sites hold only what the store keeps: no tags, no other branches, no reflogs.
+    expect(await refsOf(source(st.root, 'branch1'))).toEqual([
+      'refs/heads/main',
+      'refs/remotes/origin/main',
+    ]);
+    expect(await refsOf(source(st.root, 'branch3'))).toEqual([]);
+    expect(existsSync(join(source(st.root, 'branch1'), '.git', 'logs'))).toBe(false);
+    for (const dir of [s, source(st.root, 'branch1')])
+      expect((await git(dir, ['config', 'gc.auto'])).stdout).toBe('0');
+
+    // Upstream rewrites feature-x; branch2 follows it; then the gc the issue describes.
+    const work = join(repo.dir, 'app-work');
+    await git(work, ['checkout', '-q', 'feature-x']);
+    await git(work, ['commit', '-q', '--amend', '-m', 'Feature X, rewritten']);
+    await git(work, ['push', '-q', '--force', 'origin', 'feature-x']);
+    await git(work, ['checkout', '-q', 'main']);
+    const u = await st.cli(['update', 'branch2']);
+    expect(u.exitCode, u.stderr).toBe(0);
+    await git(s, ['reflog', 'expire', '--expire=now', '--all']);
+    await git(s, ['gc', '-q', '--prune=now']);
+    // Nothing kept the old feature-x: gone from the store, though branch5 still names it.
+    expect(await exists(s, x)).toBe(false);
+
+    const main2 = await repo.commit('main', { 'NEWS.txt': 'news\n' }, 'News');
+    const x2 = await repo.commit('feature-x', { 'X.txt': 'x\n' }, 'More X');
+    const all = await st.cli(['update', '--all']);
+    expect(all.exitCode, all.stderr).toBe(0);
+    const want: Record<string, string> = {
+      branch1: main2,
+      branch2: x2,
+      branch3: v1,
+      branch4: v1,
+      branch5: main2,
+    };
+    for (const [b, id] of Object.entries(want)) {
+      const dir = source(st.root, b);
+      expect(await headOf(dir), b).toBe(id);
+      await whole(dir);
+    }
+    // The older site was tidied as it moved: its stale refs and reflogs are gone.
+    expect(await refsOf(old)).toEqual(['refs/heads/main', 'refs/remotes/origin/main']);
+    expect(existsSync(join(old, '.git', 'logs'))).toBe(false);
+
+    // karlstage's own gc, once packs pile up: it holds what a site references (a branch someone
+    // made in branch1 on the rewritten-away commit) and prunes what nothing does.
+    const kept = (await git(join(repo.dir, 'app.git'), ['rev-parse', 'feature-x'])).stdout;
+    await git(work, ['fetch', '-q', 'origin']);
+    await git(work, ['checkout', '-q', '-B', 'feature-x', 'origin/feature-x']);
+    await git(work, ['commit', '-q', '--amend', '-m', 'More X, rewritten']);
+    await git(work, ['push', '-q', '--force', 'origin', 'feature-x']);
+    await git(work, ['checkout', '-q', 'main']);
+    await git(work, ['push', '-q', 'origin', `${kept}:refs/heads/doomed`]);
+    const doomed = await repo.commit('doomed', { 'D.txt': 'd\n' }, 'Doomed');
+    expect((await st.cli(['update', 'branch2'])).exitCode).toBe(0);
+    await git(work, ['push', '-q', 'origin', '--delete', 'doomed']);
+    await git(source(st.root, 'branch1'), ['branch', 'experiment', kept]);
+    await git(s, ['config', 'gc.pruneExpire', 'now']);
+    // Fifty small packs, as fifty fetches leave them.
+    for (let i = 0; i < 50; i++) {
+      const id = (
+        await execa('git', ['--git-dir', s, 'hash-object', '-w', '--stdin'], { input: `f${i}` })
+      ).stdout;
+      await execa(
+        'git',
+        ['--git-dir', s, 'pack-objects', '-q', join(s, 'objects', 'pack', 'pack')],
+        {
+          input: `${id}\n`,
+        },
+      );
+    }
+    await repo.commit('main', { 'NEWS.txt': 'more news\n' }, 'More news');
+    const gc = await st.cli(['update', 'branch1']);
+    expect(gc.exitCode, gc.stderr).toBe(0);
+    const packs = (await import('node:fs')).readdirSync(join(s, 'objects', 'pack'));
+    expect(packs.filter((f) => f.endsWith('.pack')).length).toBeLessThan(5);
+    expect(await exists(s, doomed)).toBe(false);
+    expect(await exists(s, kept)).toBe(true);
+    for (const b of Object.keys(want)) await whole(source(st.root, b));
+    const after = await st.cli(['update', '--all', '--force']);
+    expect(after.exitCode, after.stderr).toBe(0);
   });
 });

@@ -8,7 +8,7 @@ import { clearPending, markPending, readPending } from '../model/pending.js';
 import { localChanges, localCommits, siteProblem, writeSiteMarker } from '../model/sites.js';
 import { readState, updateState, type BranchState } from '../model/state.js';
 import { deploymentStep, stepEnv } from '../model/steps.js';
-import type { BuildFacts, RefKind, Vcs } from '../vcs/vcs.js';
+import { LostCommitError, type BuildFacts, type RefKind, type Vcs } from '../vcs/vcs.js';
 
 export interface UpdateRequest {
   /** Rebuild even when the revision is already built; update over local changes. */
@@ -144,16 +144,25 @@ export function updateJob(
         const fixed = await ensureMailSafety(root, branch);
         if (fixed.length)
           ctx.say(`restored mail_white_list for ${fixed.join(', ')} in etc/instances.ini`);
-        if (await dirty.run(ctx.exec)) {
+        // A commit gone for good (git: not upstream, and the shared store lost it) cannot be
+        // asked about local changes; --force moves the site on all the same.
+        let lost = false;
+        const changed = await dirty.run(ctx.exec).catch((e: unknown) => {
+          if (!(req.force && e instanceof LostCommitError)) throw e;
+          ctx.say(`${e.message.split(':')[0]}: moving it on (--force)`);
+          lost = true;
+          return false;
+        });
+        if (changed) {
           if (!req.force) throw localChanges(sourceDir);
           ctx.say('discarding local changes (--force)');
           await discard.run(ctx.exec);
         }
-        const commits = await local.run(ctx.exec);
+        const commits = lost ? 0 : await local.run(ctx.exec);
         if (commits > 0) {
           if (!req.force) throw localCommits(sourceDir, commits);
           ctx.say(
-            `dropping ${commits} local commit${commits > 1 ? 's' : ''} (--force; git's reflog keeps them)`,
+            `dropping ${commits} local commit${commits > 1 ? 's' : ''} (--force; the site keeps them under refs/karlstage/dropped/)`,
           );
         }
       },

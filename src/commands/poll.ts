@@ -10,6 +10,7 @@ import { layout } from '../model/layout.js';
 import { listPending } from '../model/pending.js';
 import { readState, updateState, type BranchState, type PollRecord } from '../model/state.js';
 import { describePoll, shortRevision } from '../model/upstream.js';
+import { storeLooksWhole } from '../vcs/git-store.js';
 
 export interface PollOptions extends GlobalOptions {
   branches: string[];
@@ -89,22 +90,33 @@ export async function poll(opts: PollOptions): Promise<PollResult> {
   const behind = sites.filter(
     (s) => records.get(s.name)?.behind || ['update', 'switch'].includes(pending[s.name]?.op ?? ''),
   );
-  if (opts.build && behind.length) {
+  // Nothing to build: the shared git store is only looked at (no program runs), and checked and
+  // repaired only when it is missing or git could not open it.
+  const storeGone =
+    opts.build &&
+    !behind.length &&
+    cfg.source.vcs === 'git' &&
+    !storeLooksWhole(layout.gitStore(cfg.root));
+  if (opts.build && (behind.length || storeGone)) {
     const [{ refKindOf, updateJob }, report] = await Promise.all([
       import('../branches/update.js'),
       import('../context/report.js'),
     ]);
     const vcs = await siteVcs(cfg);
-    const command = `poll --build (update ${behind.map((s) => s.name).join(' ')})`;
-    const store = storeStep(cfg, vcs, command);
+    const command = behind.length
+      ? `poll --build (update ${behind.map((s) => s.name).join(' ')})`
+      : 'poll --build (repair the shared git store)';
+    const kinds = await Promise.all(behind.map((site) => refKindOf(vcs, site)));
+    const store = storeStep(cfg, vcs, command, {
+      fetch: behind.length > 0,
+      targets: behind.map((s, i) => ({ ref: s.ref, kind: kinds[i]! })),
+    });
     const updates: Plan = {
       command,
       concurrency: opts.jobs ?? cfg.staging.jobs,
       ...(store ? { before: { name: 'store', steps: [store] } } : {}),
-      jobs: await Promise.all(
-        behind.map(async (site) =>
-          updateJob(cfg, site, vcs, await refKindOf(vcs, site), { command, skipIfLocked: true }),
-        ),
+      jobs: behind.map((site, i) =>
+        updateJob(cfg, site, vcs, kinds[i]!, { command, skipIfLocked: true }),
       ),
     };
     if (g.dryRun) plan = report.dryRun(ctx, updates);
