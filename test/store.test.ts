@@ -362,4 +362,114 @@ describe('the store survives force-pushes, gc and damage (issue 27)', () => {
     const after = await st.cli(['update', '--all', '--force']);
     expect(after.exitCode, after.stderr).toBe(0);
   });
+
+  it('each kind of damage is repaired, in place where it can be; a deleted store is rebuilt by a quiet update and by poll --build, with commits only the store or a site had', async () => {
+    const repo = await gitRepo();
+    const st = await stagingServer(repo);
+    const s = store(st.root);
+    const work = join(repo.dir, 'app-work');
+    await create({ ...st.g, branch: 'branch1' });
+    await create({ ...st.g, branch: 'branch2', ref: repo.featureRef });
+    // branch3 and branch4 sit on branches deleted upstream since: only the store has their
+    // commits; branch4 also holds a copy of its own (as a site made before the store does).
+    await repo.commit('doomed', { 'D.txt': 'd\n' }, 'Doomed');
+    await git(work, ['checkout', '-q', 'main']);
+    await repo.commit('doomed2', { 'D2.txt': 'd2\n' }, 'Doomed too');
+    await create({ ...st.g, branch: 'branch3', ref: 'doomed' });
+    await create({ ...st.g, branch: 'branch4', ref: 'doomed2' });
+    await git(work, ['push', '-q', 'origin', '--delete', 'doomed', 'doomed2']);
+    await git(source(st.root, 'branch4'), ['repack', '-a', '-d', '-q']);
+    const sites = ['branch1', 'branch2', 'branch3', 'branch4'];
+    const heads: Record<string, string> = {};
+    for (const b of sites) heads[b] = await headOf(source(st.root, b));
+    const looseFile = (id: string) => join(s, 'objects', id.slice(0, 2), id.slice(2));
+    /** Every site whole at its commit, and the store keeping each. */
+    const intact = async (what: string, except: string[] = []) => {
+      for (const b of sites.filter((x) => !except.includes(x))) {
+        const dir = source(st.root, b);
+        expect(await headOf(dir), `${what}: ${b}`).toBe(heads[b]);
+        await whole(dir);
+        expect((await git(s, ['rev-parse', `refs/karlstage/keep/${b}`])).stdout).toBe(heads[b]);
+      }
+      await git(s, ['fsck', '--connectivity-only', '--no-progress']);
+    };
+
+    const damages: [string, () => Promise<void>, RegExp][] = [
+      ['garbage config', () => writeFile(join(s, 'config'), '[garbage\n'), /config \(kept as/],
+      [
+        'garbage packed-refs',
+        async () => {
+          await git(s, ['pack-refs', '--all', '--prune']);
+          await writeFile(join(s, 'packed-refs'), 'garbage\n');
+        },
+        /packed-refs \(kept as/,
+      ],
+      [
+        'three loose objects deleted',
+        async () => {
+          const ids = [
+            (await git(s, ['rev-parse', 'refs/heads/main^{tree}'])).stdout,
+            (await git(s, ['rev-parse', 'refs/heads/main:server.mjs'])).stdout,
+            heads.branch2!,
+          ];
+          for (const id of ids) await rm(looseFile(id)); // fails if it was not a loose object
+        },
+        /objects were missing from the store/,
+      ],
+      ['garbage HEAD', () => writeFile(join(s, 'HEAD'), 'garbage\n'), /HEAD \(kept as/],
+      ['refs/ removed', () => rm(join(s, 'refs'), { recursive: true }), /refs\/ \(missing\)/],
+    ];
+    for (const [what, damage, said] of damages) {
+      await damage();
+      // Nothing new upstream: the update only checks the store, and repairs it.
+      const r = await st.cli(['update', 'branch1', 'branch2']);
+      expect(r.exitCode, `${what}: ${r.stderr}`).toBe(0);
+      expect(r.stderr, what).toMatch(said);
+      await intact(what);
+    }
+    expect((await git(s, ['config', 'gc.auto'])).stdout).toBe('0');
+    // Files of a site that does not move (a tree and a blob: the cheap check before a quiet run
+    // reads commits only) are found, and fetched again, by the next run that fetches.
+    for (const id of [
+      (await git(s, ['rev-parse', `${heads.branch2}^{tree}`])).stdout,
+      (await git(s, ['rev-parse', `${heads.branch2}:server.mjs`])).stdout,
+    ])
+      await rm(looseFile(id));
+    const main2 = await repo.commit('main', { 'NEWS.txt': 'news\n' }, 'News');
+    const moved = await st.cli(['update', 'branch1', 'branch2']);
+    expect(moved.exitCode, moved.stderr).toBe(0);
+    expect(moved.stderr).toMatch(/objects the sites need were missing from the store: fetched again/);
+    heads.branch1 = main2;
+    await intact('after a real update');
+
+    // The store deleted: a quiet update rebuilds it; branch4's commit comes back from the site's
+    // own objects; branch3's was only in the store, and is said to be gone.
+    await rm(s, { recursive: true, force: true });
+    const quiet = await st.cli(['update', 'branch1', 'branch2']);
+    expect(quiet.exitCode, quiet.stderr).toBe(0);
+    expect(quiet.stderr).toMatch(/was missing: made anew/);
+    expect(quiet.stderr).toMatch(/fetched the commit of branch4 from the site's own objects/);
+    expect(quiet.stderr).toMatch(/branch3: its commit \w+ is gone for good/);
+    await intact('deleted store, quiet update', ['branch3']);
+    const stuck = await st.cli(['update', 'branch3']);
+    expect(stuck.exitCode).toBe(1);
+    expect(stuck.stderr).toMatch(/gone for good/);
+    for (const b of ['branch3', 'branch4']) {
+      const sw = await st.cli(['switch', b, 'main', '--force']);
+      expect(sw.exitCode, `${b}: ${sw.stderr}`).toBe(0);
+      heads[b] = main2;
+    }
+    await intact('switched');
+
+    // The store deleted again, met by cron's poll --build with nothing new; then something new.
+    await rm(s, { recursive: true, force: true });
+    const poll = await st.cli(['poll', '--build']);
+    expect(poll.exitCode, poll.stderr).toBe(0);
+    await intact('deleted store, poll --build');
+    const main3 = await repo.commit('main', { 'NEWS.txt': 'more news\n' }, 'More news');
+    const built = await st.cli(['poll', '--build']);
+    expect(built.exitCode, built.stderr).toBe(0);
+    for (const b of ['branch1', 'branch3', 'branch4']) heads[b] = main3;
+    await intact('poll --build after');
+  });
 });

@@ -240,9 +240,18 @@ export class GitVcs implements Vcs {
     const tracking = `refs/remotes/origin/${ref}`;
     let input = '';
     // --git-dir: a site whose .git is broken is never mistaken for a repository above it.
+    // %(HEAD) marks the branch checked out now: the one karlstage made for the site's last ref.
     const strays = this.git(
-      ['--git-dir', gitDir, 'for-each-ref', '--format=%(refname)', 'refs/remotes/', 'refs/tags/'],
-      "list the site's remote-tracking refs and tags",
+      [
+        '--git-dir',
+        gitDir,
+        'for-each-ref',
+        '--format=%(HEAD)%(refname)',
+        'refs/remotes/',
+        'refs/tags/',
+        'refs/heads/',
+      ],
+      "list the site's remote-tracking refs, tags and branch",
     );
     const refs = this.git(
       ['--git-dir', gitDir, 'update-ref', '--no-deref', '--stdin'],
@@ -262,9 +271,19 @@ export class GitVcs implements Vcs {
     return {
       commands: [strays, refs, co, keep],
       run: async (run) => {
+        // Dropped: every remote-tracking ref and tag but origin/REF, and the branch of the last
+        // ref when the site moves off it (a switch); someone's own other branches stay.
         const drop = (await run(strays)).stdout
           .split('\n')
-          .filter((r) => r && r !== (kind === 'branch' ? tracking : ''));
+          .filter((l) => l.trim())
+          .flatMap((l) => {
+            const name = l.slice(1);
+            if (name.startsWith('refs/heads/'))
+              return l[0] === '*' && name !== `refs/heads/${kind === 'branch' ? ref : ''}`
+                ? [name]
+                : [];
+            return name === (kind === 'branch' ? tracking : '') ? [] : [name];
+          });
         input = [
           ...drop.map((r) => `delete ${r}\n`),
           ...(kind === 'branch' ? [`update ${tracking} ${commit()}\n`] : []),
