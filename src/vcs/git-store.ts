@@ -184,7 +184,7 @@ export class GitStore {
       health: this.g(
         ['for-each-ref', '--format=%(objectname) %(objecttype) %(refname)', KEEP],
         'check the shared object store',
-        { okExitCodes: [128] },
+        { okExitCodes: [128], when: 'when the store exists' },
       ),
       readConfig: this.o.git(
         ['config', '--file', join(s, 'config'), '--list'],
