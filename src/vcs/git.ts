@@ -229,13 +229,14 @@ export class GitVcs implements Vcs {
    * origin/REF (a branch), which is set to the commit; then a branch is checked out as a local
    * branch tracking it, a tag or commit detached; and the store keeps the commit.
    */
-  private land(
-    dir: string,
-    ref: string,
-    kind: RefKind,
-    site: string,
-    commit: () => string,
-  ): { commands: Command[]; run: (run: Exec) => Promise<void> } {
+  private land(to: {
+    dir: string;
+    ref: string;
+    kind: RefKind;
+    site: string;
+    commit: () => string;
+  }): { commands: Command[]; run: (run: Exec) => Promise<void> } {
+    const { dir, ref, kind, site, commit } = to;
     const gitDir = join(dir, '.git');
     const tracking = `refs/remotes/origin/${ref}`;
     let input = '';
@@ -353,7 +354,7 @@ export class GitVcs implements Vcs {
     );
     const origin = this.git(['-C', dest, 'remote', 'add', 'origin', this.store], 'use the store');
     const alternates = join(dest, '.git', 'objects', 'info', 'alternates');
-    const land = this.land(dest, ref, kind, site, () => commit);
+    const land = this.land({ dir: dest, ref, kind, site, commit: () => commit });
     return {
       commands: [resolve, init, ...settings, origin, ...land.commands],
       effects: [`write ${alternates} (${join(this.store, 'objects')})`],
@@ -433,7 +434,7 @@ export class GitVcs implements Vcs {
       'keep the local commits',
       { when: 'when local commits are dropped (--force)' },
     );
-    const land = this.land(dir, ref, kind, site, () => commit);
+    const land = this.land({ dir, ref, kind, site, commit: () => commit });
     return {
       commands: [
         ...adopt.commands,
