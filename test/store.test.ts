@@ -135,6 +135,17 @@ describe('one git object store for every branch site', () => {
     const forced = await st.cli(['update', 'branch1', '--force']);
     expect(forced.exitCode, forced.stderr).toBe(0);
     expect(existsSync(join(dir, 'hotfix.txt'))).toBe(false);
+    // Dropped, not lost: the site keeps the commit under a ref of its own (it has no reflogs).
+    const kept = (
+      await git(dir, [
+        'log',
+        '-1',
+        '--format=%s',
+        '--branches=karlstage',
+        '--glob=refs/karlstage/dropped/*',
+      ])
+    ).stdout;
+    expect(kept).toBe('Hotfix on staging');
   });
 
   it('a store deleted by hand is rebuilt by the next run; every site works on', async () => {
@@ -438,7 +449,9 @@ describe('the store survives force-pushes, gc and damage (issue 27)', () => {
     const main2 = await repo.commit('main', { 'NEWS.txt': 'news\n' }, 'News');
     const moved = await st.cli(['update', 'branch1', 'branch2']);
     expect(moved.exitCode, moved.stderr).toBe(0);
-    expect(moved.stderr).toMatch(/objects the sites need were missing from the store: fetched again/);
+    expect(moved.stderr).toMatch(
+      /objects the sites need were missing from the store: fetched again/,
+    );
     heads.branch1 = main2;
     await intact('after a real update');
 
