@@ -474,6 +474,20 @@ describe('the store survives force-pushes, gc and damage (issue 27)', () => {
     }
     await intact('switched');
 
+    // The store deleted while upstream cannot be reached: the run fails, saying why; the next
+    // one, with upstream back, fetches before it gives up on any commit.
+    await rm(s, { recursive: true, force: true });
+    const upstream = join(repo.dir, 'app.git');
+    await execa('mv', [upstream, `${upstream}.away`]);
+    const offline = await st.cli(['update', 'branch1', 'branch2']);
+    expect(offline.exitCode).toBe(1);
+    expect(offline.stderr).toMatch(/fetch into the shared object store/);
+    await execa('mv', [`${upstream}.away`, upstream]);
+    const back = await st.cli(['poll', '--build']);
+    expect(back.exitCode, back.stderr).toBe(0);
+    expect(back.stderr).not.toMatch(/gone for good/);
+    await intact('upstream back');
+
     // The store deleted again, met by cron's poll --build with nothing new; then something new.
     await rm(s, { recursive: true, force: true });
     const poll = await st.cli(['poll', '--build']);

@@ -10,7 +10,6 @@ import { layout } from '../model/layout.js';
 import { listPending } from '../model/pending.js';
 import { readState, updateState, type BranchState, type PollRecord } from '../model/state.js';
 import { describePoll, shortRevision } from '../model/upstream.js';
-import { storeLooksWhole } from '../vcs/git-store.js';
 
 export interface PollOptions extends GlobalOptions {
   branches: string[];
@@ -90,13 +89,18 @@ export async function poll(opts: PollOptions): Promise<PollResult> {
   const behind = sites.filter(
     (s) => records.get(s.name)?.behind || ['update', 'switch'].includes(pending[s.name]?.op ?? ''),
   );
-  // Nothing to build: the shared git store is only looked at (no program runs), and checked and
-  // repaired only when it is missing or git could not open it.
+  // Nothing to build: the shared git store is only looked at (no program runs: its files, and a
+  // keep ref for each site), and checked and repaired only when something there is amiss.
   const storeGone =
     opts.build &&
     !behind.length &&
     cfg.source.vcs === 'git' &&
-    !storeLooksWhole(layout.gitStore(cfg.root));
+    !(await import('../vcs/git-store.js')).storeLooksWhole(
+      layout.gitStore(cfg.root),
+      Object.values(state.branches)
+        .filter((b) => b.vcs === 'git' && b.revision)
+        .map((b) => b.name),
+    );
   if (opts.build && (behind.length || storeGone)) {
     const [{ refKindOf, updateJob }, report] = await Promise.all([
       import('../branches/update.js'),

@@ -38,19 +38,27 @@ const HEAD_TEXT = /^(ref: refs\/\S+|[0-9a-f]{40}|[0-9a-f]{64})\n?$/;
 const PACKED_REF = /^[0-9a-f]{40} refs\/\S+$/;
 const PACKED_PEEL = /^\^[0-9a-f]{40}$/;
 /** git's words for an object it cannot find or read. */
+// (Not "Could not read from remote repository": that is the network, or the URL.)
 const OBJECT_TROUBLE =
-  /missing object|bad object|bad tree|missing (blob|tree|commit)|did not send all necessary objects|unable to read|is corrupt|could not read|invalid object/i;
+  /missing object|bad object|bad tree|missing (blob|tree|commit)|did not send all necessary objects|unable to read [0-9a-f]{7,}\b|is corrupt|could not read [0-9a-f]{7,}\b|invalid object/i;
 
 /** What a ref names in the store: a branch or tag by its full name; a commit id as it is. */
 export function storeSpec(ref: string, kind: RefKind): string {
   return kind === 'branch' ? `refs/heads/${ref}` : kind === 'tag' ? `refs/tags/${ref}` : ref;
 }
 
-/** Without running anything: the store is there and git would open it (poll's nothing-new path). */
-export function storeLooksWhole(store: string): boolean {
+/**
+ * Without running anything (poll's nothing-new path): the store is there, git would open it,
+ * and it has a keep ref for each of these sites (a loose ref file, or a line of packed-refs).
+ */
+export function storeLooksWhole(store: string, sites: string[] = []): boolean {
   try {
     if (!['config', 'objects', 'refs'].every((f) => existsSync(join(store, f)))) return false;
-    return HEAD_TEXT.test(readFileSync(join(store, 'HEAD'), 'utf8'));
+    if (!HEAD_TEXT.test(readFileSync(join(store, 'HEAD'), 'utf8'))) return false;
+    const loose = sites.filter((s) => !existsSync(join(store, keepRef(s))));
+    if (!loose.length) return true;
+    const packed = readFileSync(join(store, 'packed-refs'), 'utf8');
+    return loose.every((s) => packed.includes(` ${keepRef(s)}\n`));
   } catch {
     return false;
   }
@@ -133,6 +141,7 @@ interface Visit {
   sites: StoreSite[];
   /** The store was made anew or repaired: it must be fetched and checked whatever the run. */
   repaired: boolean;
+  fetched: boolean;
   refetched: boolean;
 }
 
@@ -212,7 +221,9 @@ export class GitStore {
         when: 'when a keep ref is missing, or refs name missing objects, or at gc',
       }),
       fetch: this.g(['fetch', ...fetchArgs], 'fetch into the shared object store', {
-        ...(use.fetch ? {} : { when: 'when the store was made anew or repaired' }),
+        ...(use.fetch
+          ? {}
+          : { when: "when the store was made anew or repaired, or lacks a site's commit" }),
       }),
       refetch: this.g(['fetch', '--refetch', ...fetchArgs], 'fetch every object again', objects),
       ...(refs.length
@@ -318,7 +329,13 @@ export class GitStore {
   }
 
   private async carryOut(run: Exec, use: StoreUse, c: Commands): Promise<string[]> {
-    const v: Visit = { notes: [], sites: await use.sites(), repaired: false, refetched: false };
+    const v: Visit = {
+      notes: [],
+      sites: await use.sites(),
+      repaired: false,
+      fetched: false,
+      refetched: false,
+    };
     this.lost.clear();
     let health = await this.health(run, c);
     if (health.kind === 'missing') {
@@ -360,7 +377,7 @@ export class GitStore {
               ]),
             );
     await this.restoreKeeps(run, c, v, keeps);
-    if (use.fetch || v.repaired || v.refetched) await this.verify(run, c, v, keeps);
+    if (use.fetch || v.repaired || v.fetched) await this.verify(run, c, v, keeps);
     if (use.fetch && gcDue(this.o.store)) await this.gc(run, c, v);
     return v.notes;
   }
@@ -425,6 +442,7 @@ export class GitStore {
   private async fetch(run: Exec, c: Commands, v: Visit, refetch: boolean): Promise<void> {
     try {
       await withRetries(() => run(refetch ? c.refetch : c.fetch), this.o.retries);
+      v.fetched = true;
       if (refetch) v.refetched = true;
     } catch (e) {
       // A ref to an object the store lost stops every fetch ("bad object", "did not send all
@@ -433,7 +451,7 @@ export class GitStore {
       v.notes.push(`objects were missing from the store (${fatal(e.outputTail)}): fetched again`);
       await this.dropDangling(run, c);
       await withRetries(() => run(c.refetch), this.o.retries);
-      v.refetched = true;
+      v.fetched = v.refetched = true;
     }
   }
 
@@ -478,20 +496,18 @@ export class GitStore {
   ): Promise<void> {
     const wanting = v.sites.filter((s) => s.revision && !keeps.has(s.name));
     if (!wanting.length) return;
-    let gone = await this.missing(
-      run,
-      c,
-      wanting.map((s) => s.revision!),
-    );
+    const revisions = wanting.map((s) => s.revision!);
+    let gone = await this.missing(run, c, revisions);
+    // Not fetched yet in this run (a store whose first fetch failed, say): upstream first.
+    if (gone.size && !v.fetched) {
+      await this.fetch(run, c, v, false);
+      gone = await this.missing(run, c, revisions);
+    }
     const rescued: string[] = [];
     for (const site of wanting.filter((s) => gone.has(s.revision!)))
       if (await this.rescue(run, c, site)) rescued.push(site.name);
     if (rescued.length) {
-      gone = await this.missing(
-        run,
-        c,
-        wanting.map((s) => s.revision!),
-      );
+      gone = await this.missing(run, c, revisions);
       v.notes.push(`fetched the commit of ${rescued.join(', ')} from the site's own objects`);
     }
     const back = wanting.filter((s) => !gone.has(s.revision!));
