@@ -123,7 +123,7 @@ export async function planCreate(cfg: Config, req: CreateRequest): Promise<Plan>
   // git: one fetch into the shared store, before anything of the site exists; a commit id is
   // looked up there (it cannot be asked of the server without fetching).
   // Both only read (the store is a cache of upstream): a ref refused here changed nothing.
-  const store = storeStep(cfg, vcs, command);
+  const store = storeStep(cfg, vcs, command, { fetch: true, targets: [{ ref, kind }] });
   if (store) steps.push({ ...store, readOnly: true });
   const locate = vcs.locate(ref, kind);
   if (locate)

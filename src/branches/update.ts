@@ -14,7 +14,7 @@ import { noteActivity } from '../model/activity.js';
 import { wantOf } from '../model/site-state.js';
 import { deploymentCommand, deploymentStep, startAndWait, stepEnv } from '../model/steps.js';
 import { afterStart } from './lifecycle.js';
-import type { BuildFacts, RefKind, Vcs } from '../vcs/vcs.js';
+import { LostCommitError, type BuildFacts, type RefKind, type Vcs } from '../vcs/vcs.js';
 
 export interface UpdateRequest {
   /** Rebuild even when the revision is already built; update over local changes. */
@@ -166,9 +166,17 @@ export function updateJob(
         }
         // What refuses the update (exit 2) is asked before anything is written.
         const refuse = (e: UsageError) => (interrupted ? asFailure(e) : e);
-        const isDirty = await dirty.run(ctx.exec);
+        // A commit gone for good (git: not upstream, and the shared store lost it) cannot be
+        // asked about local changes; --force moves the site on all the same.
+        let lost = false;
+        const isDirty = await dirty.run(ctx.exec).catch((e: unknown) => {
+          if (!(req.force && e instanceof LostCommitError)) throw e;
+          ctx.say(`${e.message.split(':')[0]}: moving it on (--force)`);
+          lost = true;
+          return false;
+        });
         if (isDirty && !req.force) throw refuse(localChanges(sourceDir));
-        const commits = await local.run(ctx.exec);
+        const commits = lost ? 0 : await local.run(ctx.exec);
         if (commits > 0 && !req.force) throw refuse(localCommits(sourceDir, commits));
         if (!leftover) await markPending(root, branch, req.switchTo ? 'switch' : 'update');
         const fixed = await ensureMailSafety(root, branch);
@@ -180,7 +188,7 @@ export function updateJob(
         }
         if (commits > 0)
           ctx.say(
-            `dropping ${commits} local commit${commits > 1 ? 's' : ''} (--force; git's reflog keeps them)`,
+            `dropping ${commits} local commit${commits > 1 ? 's' : ''} (--force; the site keeps them under refs/karlstage/dropped/)`,
           );
       },
     },

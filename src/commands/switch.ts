@@ -24,11 +24,18 @@ export async function switchBranch(opts: SwitchOptions) {
   const vcs = await siteVcs(cfg);
   vcs.validateRef(opts.ref);
   const kind = await vcs.checkRef(opts.ref); // a read: also in --dry-run
-  // Local changes refuse the switch before anything runs (checked again under the lock).
+  // Local changes refuse the switch before anything runs (checked again under the lock, after
+  // the shared store is checked: a git that cannot answer yet is asked again there).
   const sourceDir = `${layout.branch(cfg.root, site.name)}/${cfg.source.path}`;
-  if (!opts.force && (await vcs.isDirty(sourceDir).run(direct()))) throw localChanges(sourceDir);
+  const dirty = opts.force
+    ? false
+    : await vcs
+        .isDirty(sourceDir)
+        .run(direct())
+        .catch(() => false);
+  if (dirty) throw localChanges(sourceDir);
   const command = `switch ${opts.branch} ${opts.ref}`;
-  const store = storeStep(cfg, vcs, command);
+  const store = storeStep(cfg, vcs, command, { fetch: true, targets: [{ ref: opts.ref, kind }] });
   // A commit id is looked up in the store before the site is touched: one that is not there
   // refuses the switch (exit 2) with nothing changed.
   const locate = vcs.locate(opts.ref, kind);

@@ -228,6 +228,9 @@ export async function executePlan(plan: Plan, opts: ExecuteOptions): Promise<Job
   await logLine(log, `# karlstage ${plan.command} (pid ${process.pid})`);
   if (plan.before) {
     const first = await runJob(plan.before, log, (t) => out.progress(`${plan.before!.name}: ${t}`));
+    for (const w of first.warnings ?? []) out.warn(`${first.name}: ${w}`);
+    // With no job to carry it (the store step of a poll that builds nothing), its own result.
+    if (!first.ok && plan.jobs.length === 0) return [first];
     if (!first.ok) {
       // Nothing else starts; each job says why.
       const error = new KarlstageError(
