@@ -3,8 +3,10 @@ export interface Relay {
   host: string;
   port: number;
   stats: { connections: number; turns: number; bytesUp: number; bytesDown: number };
-  /** Round trips so far: TCP handshakes plus turns of the talk. */
+  /** Round trips so far: the turns of the talk (see relay.mjs). */
   roundTrips(): number;
+  /** Each connection since the last reset: its startup parameters and turns. */
+  log: { turns: number; startup: Record<string, string> }[];
   reset(): void;
   setDelay(ms: number): void;
   close(): Promise<void>;

@@ -9,9 +9,21 @@
 // Round trips are counted per connection as the times the talk turned back to the server: the
 // first bytes the client sends, and each time the client sends again after the server last
 // spoke. With a protocol that waits for each answer (PostgreSQL's simple query protocol, and
-// its startup and authentication), that is the number of times the client waited for the
-// server; add one per connection for TCP's own handshake.
+// its startup and authentication), each turn but the last is a wait for the server; the last is
+// the client's goodbye (Terminate), which it does not wait on, and in its place TCP's handshake
+// is a wait the relay cannot see as a turn (it is delayed by one round trip all the same). So a
+// connection's round trips are its turns.
 import { createServer, connect } from 'node:net';
+import { performance } from 'node:perf_hooks';
+
+/** The parameters of a PostgreSQL startup message (protocol 3.0), if `chunk` is one. */
+function startupOf(chunk) {
+  if (chunk.length < 8 || chunk.readInt32BE(4) !== 196608) return {};
+  const parts = chunk.subarray(8, chunk.readInt32BE(0)).toString('utf8').split('\0');
+  const out = {};
+  for (let i = 0; i + 1 < parts.length && parts[i]; i += 2) out[parts[i]] = parts[i + 1];
+  return out;
+}
 
 /**
  * @param {{ host: string, port: number, delayMs?: number, listen?: string }} opts
@@ -20,6 +32,8 @@ import { createServer, connect } from 'node:net';
 export async function startRelay(opts) {
   let delayMs = opts.delayMs ?? 0;
   const stats = { connections: 0, turns: 0, bytesUp: 0, bytesDown: 0 };
+  /** Per connection: what it asked for (PostgreSQL's startup message) and its turns. */
+  const log = [];
   const sockets = new Set();
 
   // Write `chunk` to `to` after the delay, keeping order; stop reading `from` while `to` is full.
@@ -57,11 +71,22 @@ export async function startRelay(opts) {
     sockets.add(client);
     const upstream = connect({ host: opts.host, port: opts.port, allowHalfOpen: true });
     sockets.add(upstream);
+    // TCP's own handshake costs a round trip on a real network: the client's first bytes wait one.
+    if (delayMs > 0) {
+      client.pause();
+      setTimeout(() => client.resume(), 2 * delayMs);
+    }
     let last = 'server';
+    const entry = { turns: 0, startup: {} };
+    log.push(entry);
     pipe(client, upstream, (chunk) => {
       stats.bytesUp += chunk.length;
-      if (last === 'server') stats.turns++;
+      if (last === 'server') {
+        stats.turns++;
+        entry.turns++;
+      }
       last = 'client';
+      if (!entry.startup.database) Object.assign(entry.startup, startupOf(chunk));
     });
     pipe(upstream, client, (chunk) => {
       stats.bytesDown += chunk.length;
@@ -82,11 +107,14 @@ export async function startRelay(opts) {
     host: opts.listen ?? '127.0.0.1',
     port: server.address().port,
     stats,
-    /** Round trips so far: TCP handshakes plus turns of the talk. */
-    roundTrips: () => stats.connections + stats.turns,
+    /** Round trips so far: the turns of the talk (see above). */
+    roundTrips: () => stats.turns,
+    /** Each connection since the last reset: { turns, startup: { database, application_name, … } }. */
+    log,
     /** Counts back to zero (between the runs being measured). */
     reset() {
       Object.assign(stats, { connections: 0, turns: 0, bytesUp: 0, bytesDown: 0 });
+      log.length = 0;
     },
     /** A new delay each way, for the connections and chunks from now on. */
     setDelay(ms) {
