@@ -4,7 +4,7 @@
 //     a delaying TCP relay (bench/relay.mjs): 0 ms ("loopback") or 10 ms each way (a 20 ms round
 //     trip), alternated in one run; the relays count connections and round trips
 //   - a nightly sync of 4 branch sites (dump, restore, sanitize, scan, clone, swap, migrate) of
-//     BENCH_MB (default 100) MB of production data, and a create of one more site with its
+//     BENCH_MB (default 300, as bench/sync.mjs) MB of production data, and a create of one more site with its
 //     database, BENCH_REPS (default 3) times each way; medians
 // Target (issue 30): the 4-site sync at 20 ms <= 1.2x the same sync on loopback.
 // Needs a PostgreSQL 15+ server installed (as root, initdb runs as the postgres user).
@@ -22,7 +22,7 @@ import { benchGitStaging } from './staging.mjs';
 const here = fileURLToPath(new URL('.', import.meta.url));
 const bin = join(here, '..', 'bin', 'karlstage.js');
 const dist = join(here, '..', 'dist');
-const MB = Number(process.env.BENCH_MB ?? 100);
+const MB = Number(process.env.BENCH_MB ?? 300);
 const REPS = Number(process.env.BENCH_REPS ?? 3);
 const SITES = 4;
 const DELAY = 10; // ms each way: a 20 ms round trip
