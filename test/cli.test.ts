@@ -86,7 +86,7 @@ describe('the built binary, end to end', () => {
     expect(doctor.stdout).toMatch(/^ok\s+source\s+.*\/trunk exists/m);
     expect(doctor.stdout).toMatch(/^ok\s+disk\s+[\d.]+ GB free/m);
     expect(doctor.stdout).toMatch(
-      /^ok\s+ports\s+branch sites listen on \d+–\d+; the kernel's ephemeral ports are \d+–\d+$/m,
+      /^ok\s+ports\s+branch sites use ports \d+–\d+; the kernel's ephemeral ports are \d+–\d+$/m,
     );
     expect(doctor.stderr).toBe('');
     // A base port inside the kernel's ephemeral range: said, as a warning.

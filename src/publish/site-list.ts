@@ -223,7 +223,8 @@ export function renderText(list: SiteList): string {
   const lines = [`Branch sites on ${list.url} (as of ${when(list.generatedAt)})`, ''];
   if (list.branches.length === 0) lines.push('No branch sites yet.');
   for (const b of list.branches) {
-    lines.push(`${b.name}  ${b.state.text}`);
+    lines.push(`${b.name}  ${b.url}`);
+    lines.push(`  state:    ${b.state.text}`);
     lines.push(
       `  code:     ${b.ref} at ${b.revision ?? 'not built yet'}${b.commit ? ` "${b.commit.subject}" (${b.commit.author}, ${when(b.commit.date)})` : ''}`,
     );
