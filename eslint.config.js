@@ -19,6 +19,18 @@ export default tseslint.config(
     },
     rules: {
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_' }],
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: [
+            {
+              name: 'write-file-atomic',
+              message:
+                'it renames a short write (a full disk) into place: use writeFileAtomic of src/core/files.ts',
+            },
+          ],
+        },
+      ],
     },
   },
   {

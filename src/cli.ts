@@ -409,7 +409,7 @@ export function buildProgram(): Command {
   program
     .command('repair')
     .description(
-      "a damaged state.json: put back the last good copy, or rebuild it from the branch sites' folders",
+      "a damaged or missing state.json: put back the last good copy, or rebuild it from the branch sites' folders (holds and dates kept); add back a site the state lost",
     )
     .action(async (_o, cmd: Command) => {
       const { repair } = await import('./commands/repair.js');
@@ -489,22 +489,24 @@ export async function main(argv: string[]): Promise<number> {
       if (json) document({ ok: false, exitCode: 2, error: e.message.replace(/^error: /, '') });
       return 2;
     }
-    const { isKarlstageError, StepError } = await import('./core/errors.js');
+    const { isKarlstageError, osError, StepError } = await import('./core/errors.js');
     const { Output } = await import('./core/output.js');
     const noColor = argv.includes('--no-color');
     const out = await Output.create({ color: !noColor }, process.stderr);
-    if (isKarlstageError(e)) {
-      out.error(e.message, e.details);
+    // A full disk or a refused permission is the machine's state, not a bug: one line.
+    const known = osError(e) ?? (isKarlstageError(e) ? e : undefined);
+    if (known) {
+      out.error(known.message, known.details);
       if (json)
         document({
           ok: false,
-          exitCode: e.exitCode,
-          error: e.message,
-          ...(e instanceof StepError ? { step: e.step, command: e.commandLine } : {}),
-          details: e.details,
-          ...(e.result ?? {}),
+          exitCode: known.exitCode,
+          error: known.message,
+          ...(known instanceof StepError ? { step: known.step, command: known.commandLine } : {}),
+          details: known.details,
+          ...(known.result ?? {}),
         });
-      return e.exitCode;
+      return known.exitCode;
     }
     out.error(`internal error, please report it: ${(e as Error)?.message ?? String(e)}`, [
       String((e as Error)?.stack ?? ''),

@@ -219,7 +219,7 @@ describe('damaged files', () => {
 });
 
 describe('a full disk under .karlstage', () => {
-  it('a state write that finds no room: one line naming it, no stack trace, state intact; with room again it works', async () => {
+  it('a state write that finds no room, or only part of it: one line naming the file, no stack trace, state intact; with room again it works', async () => {
     const repo = await gitRepo();
     const st = await stagingServer(repo);
     // .karlstage on a small filesystem of its own (tmpfs, as root), filled up once the site exists.
@@ -229,20 +229,39 @@ describe('a full disk under .karlstage', () => {
     onCleanup(async () => void (await execa('umount', ['-l', meta], { reject: false })));
     await create({ ...st.g, branch: 'branch1' });
     const good = await readFile(join(meta, 'state.json'), 'utf8');
-    await execa('dd', ['if=/dev/zero', `of=${join(meta, 'filler')}`, 'bs=64k', 'count=64'], {
+    const filler = join(meta, 'filler');
+    await execa('dd', ['if=/dev/zero', `of=${filler}`, 'bs=64k', 'count=64'], { reject: false });
+    const reason = `testing ${'x'.repeat(16_000)}`; // a state.json of some 17 kB
+
+    // Room for the lock, and for part of the new state.json: the write comes up short, and what
+    // is written never replaces the good file (write-file-atomic renamed the part into place).
+    await execa('truncate', ['-s', '-8K', filler]);
+    const short = await st.cli(['hold', 'branch1', '--reason', reason]);
+    expect(short.exitCode).toBe(1);
+    expect(short.stderr).toMatch(
+      /^error: cannot write \S*\/\.karlstage\/state\.json: no space left on device \(ENOSPC\)$/m,
+    );
+    expect(short.stderr).not.toMatch(/\bat \w+ \(|internal error/);
+    expect(await readFile(join(meta, 'state.json'), 'utf8')).toBe(good);
+    expect(readdirSync(meta).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+
+    // No room at all: the lock cannot be taken; said in one line naming it.
+    await execa('dd', ['if=/dev/zero', `of=${join(meta, 'filler2')}`, 'bs=4k', 'count=64'], {
       reject: false,
     });
-
-    const r = await st.cli(['hold', 'branch1', '--reason', 'testing']);
-    expect(r.exitCode).toBe(1);
-    expect(r.stderr).toMatch(/^error: .*ENOSPC: no space left on device/m);
-    expect(r.stderr).not.toMatch(/\bat \w+ \(/);
+    const full = await st.cli(['hold', 'branch1', '--reason', 'testing']);
+    expect(full.exitCode).toBe(1);
+    expect(full.stderr).toMatch(
+      /^error: cannot write \S*\/\.karlstage\/\S+: no space left on device \(ENOSPC\)$/m,
+    );
+    expect(full.stderr).not.toMatch(/\bat \w+ \(|internal error/);
     expect(await readFile(join(meta, 'state.json'), 'utf8')).toBe(good);
 
-    await rm(join(meta, 'filler'));
-    const again = await st.cli(['hold', 'branch1', '--reason', 'testing']);
+    await rm(filler);
+    await rm(join(meta, 'filler2'));
+    const again = await st.cli(['hold', 'branch1', '--reason', reason]);
     expect(again.exitCode, again.stderr).toBe(0);
-    expect((await readState(st.root)).branches.branch1!.hold?.reason).toBe('testing');
+    expect((await readState(st.root)).branches.branch1!.hold?.reason).toBe(reason);
   });
 });
 
@@ -332,6 +351,32 @@ describe('interrupted work is always visible and redone', () => {
     expect(p.exitCode, p.stderr).toBe(0);
     expect(p.stdout).toMatch(/finishing an interrupted update/);
     expect(await ask(port, 'osf')).toContain('branch=branch1');
+    expect((await st.cli(['status'])).stdout).not.toContain('interrupted');
+  });
+});
+
+describe('a pending marker that cannot be read', () => {
+  it('is an interrupted change: status and doctor name it, the next update redoes it', async () => {
+    const repo = await gitRepo();
+    const st = await stagingServer(repo);
+    await create({ ...st.g, branch: 'branch1' });
+    const file = join(st.root, '.karlstage', 'pending', 'branch1.json');
+    await mkdir(join(st.root, '.karlstage', 'pending'), { recursive: true });
+    await writeFile(file, '{"op": "upd'); // cut short, as a full disk or a kill leaves it
+
+    const s = await st.cli(['status']);
+    expect(s.stdout).toContain(
+      `branch1: a change was interrupted (${file} is damaged (not JSON)); the next "karlstage update branch1" (or poll --build) finishes it`,
+    );
+    const d = await st.cli(['doctor']);
+    expect(d.stdout).toMatch(
+      /^warn\s+pending branch1\s+\S+branch1\.json is damaged \(not JSON\): the next "karlstage update branch1" finishes it$/m,
+    );
+    // Nothing new upstream, already built: still redone, because the change was interrupted.
+    const u = await st.cli(['update', 'branch1']);
+    expect(u.exitCode, u.stderr).toBe(0);
+    expect(await buildCount(st.root, 'branch1')).toBe(2);
+    expect(existsSync(file)).toBe(false);
     expect((await st.cli(['status'])).stdout).not.toContain('interrupted');
   });
 });

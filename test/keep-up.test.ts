@@ -139,6 +139,11 @@ describe('branch sites that stay up', () => {
     expect(twenty.map((r) => r.status)).toEqual(Array(20).fill(200));
     for (const r of twenty) expect(r.body).toMatch(/^KARL demo: branch=branch1 .* customer=osf/m);
     expect(await starts(st.root, 'branch1')).toBe(before + 1);
+    // The visitor had the page as soon as the app answered; the start is recorded after it.
+    await waitFor(
+      'the wake to be recorded',
+      async () => (await readState(st.root)).branches.branch1!.run?.want === 'running',
+    );
     const site = (await readState(st.root)).branches.branch1!;
     expect(site.run).toMatchObject({
       want: 'running',
@@ -160,7 +165,7 @@ describe('branch sites that stay up', () => {
 
     // Slower than wake_wait: a "waking up" page that reloads itself, then the real page.
     const ini = await readFile(st.config, 'utf8');
-    await writeFile(st.config, ini.replace('[staging]', '[staging]\nwake_wait = 1s'));
+    await writeFile(st.config, ini.replace(/^wake_wait = .*$/m, 'wake_wait = 1s'));
     await writeFile(join(st.root, 'branch1', 'var', 'slow-start'), '3');
     expect((await st.cli(['sleep', 'branch1'])).exitCode).toBe(0);
     const waking = await get('/branch1/osf/');
@@ -213,10 +218,7 @@ describe('branch sites that stay up', () => {
     // A start that hangs is stopped at [deployment] start_timeout, and said so.
     await writeFile(
       st.config,
-      (await readFile(st.config, 'utf8')).replace(
-        '[deployment]',
-        '[deployment]\nstart_timeout = 2',
-      ),
+      (await readFile(st.config, 'utf8')).replace(/^start_timeout = .*$/m, 'start_timeout = 2'),
     );
     expect((await st.cli(['stop', 'branch1'])).exitCode).toBe(0);
     await writeFile(join(st.root, 'branch1', 'var', 'slow-start'), '60');

@@ -263,7 +263,7 @@ describe.each(['git', 'svn'] as const)('branch-site lifecycle on %s', (vcs) => {
     expect(c.stdout).toContain('Dry run: create branch2 would do this (nothing is changed):');
     expect(c.stdout).toContain(
       vcs === 'git'
-        ? `$ git clone -q --shared --no-checkout -- ${join(st.root, '.karlstage', 'git', 'source.git')} ${join(st.root, 'branch2', 'src', 'karl')}`
+        ? `$ git init -q -- ${join(st.root, 'branch2', 'src', 'karl')}`
         : `$ svn --non-interactive checkout -q -- ${repo.url}/branches/feature-x`,
     );
     expect(c.stdout).toContain(

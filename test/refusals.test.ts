@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { create } from '../src/commands/create.js';
 import { gitRepo, svnRepo } from './helpers/repos.js';
-import { stagingServer } from './helpers/staging.js';
+import { buildCount, stagingServer } from './helpers/staging.js';
 
 /**
  * The corpus of bad configuration and bad input we keep: every case is
@@ -379,6 +379,60 @@ describe('what karlstage refuses (exit 2, one clear message, nothing changed)', 
     expect(r.stderr.split('\n').filter((l) => /^\$ svn .* list /.test(l))).toHaveLength(1);
     expect(await st.snapshot()).toBe(before);
     expect(existsSync(join(st.root, 'branch2'))).toBe(false);
+  });
+
+  it('a refusal found late still changes nothing, generated files included; a mixed result is 1', async () => {
+    const repo = await gitRepo();
+    const st = await stagingServer(repo);
+    await create({ ...st.g, branch: 'branch1' });
+    await create({ ...st.g, branch: 'branch2' });
+    const ini = join(st.root, 'branch2', 'etc', 'instances.ini');
+    await writeFile(ini, '[instance:osf\ngarbage\n');
+    // Local changes in branch1, and something new upstream for it to update to.
+    await writeFile(join(st.root, 'branch1', 'src', 'karl', 'server.mjs'), '// changed here\n');
+    await repo.commit(repo.defaultRef, { 'NEWS.txt': 'news\n' }, 'News');
+    // One user, and routes installed after every change: the host must never be left without one.
+    const add = await st.cli(['access', 'add', 'anna', '--password-stdin'], {}, 'annas-pw-12\n');
+    expect(add.exitCode, add.stderr).toBe(0);
+    await writeFile(
+      st.config,
+      (await readFile(st.config, 'utf8')).replace('routes = manual', 'routes = auto'),
+    );
+    // The shared git store is a cache of upstream: a ref is looked up there, so it may fetch.
+    const snapshot = async () => (await st.snapshot()).replace(/^\.karlstage\/git\/.*\n/gm, '');
+    const before = await snapshot();
+    const missing = '0123456789abcdef0123456789abcdef01234567';
+    for (const [args, says] of [
+      // Found only after the store fetched: the site list and mail maps are not written either.
+      [['create', 'branch3', '--ref', missing], /ref "0123456789abcdef.*" does not exist in/],
+      [['switch', 'branch1', missing, '--force'], /ref "0123456789abcdef.*" does not exist in/],
+      // Found under the site's lock: nothing recorded, no marker left, no site list.
+      [['update', 'branch1'], /branch1\/src\/karl has local changes: commit or revert them/],
+      [
+        ['access', 'remove', 'anna'],
+        /anna is the last user of the locked TLS host, whose routes would then let no one in/,
+      ],
+    ] as [string[], RegExp][]) {
+      const r = await st.cli(args);
+      expect(r.exitCode, `${args.join(' ')}: ${r.stderr}`).toBe(2);
+      expect(r.stderr, args.join(' ')).toMatch(says);
+      expect(await snapshot(), args.join(' ')).toBe(before);
+    }
+    expect(existsSync(join(st.root, 'branch3'))).toBe(false);
+    // A broken site fails its own job (exit 1, like a site whose folder is gone: its failure is
+    // recorded), and neither its file nor its build is touched.
+    const broken = await st.cli(['update', 'branch2', '--force']);
+    expect(broken.exitCode, broken.stderr).toBe(1);
+    expect(broken.stderr).toMatch(/branch2\/etc\/instances\.ini line 1: .*Python refuses/);
+    expect(await readFile(ini, 'utf8')).toBe('[instance:osf\ngarbage\n');
+    expect(await buildCount(st.root, 'branch2')).toBe(1);
+
+    // One site refused, the other rebuilt: that changed something, so it is not a 2.
+    const mixed = await st.cli(['update', '--all', '--force']);
+    expect(mixed.exitCode, mixed.stderr).toBe(1);
+    expect(mixed.stderr).toMatch(/^error: update: 1 of 2 failed$/m);
+    expect(mixed.stderr).toMatch(/branch2: .*instances\.ini line 1: /);
+    expect(await buildCount(st.root, 'branch1')).toBe(2);
   });
 
   it('with --json a refusal is one JSON document on stdout too', async () => {

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import writeFileAtomic from 'write-file-atomic';
+import { writeFileAtomic } from '../core/files.js';
 import type { Config } from '../config/config.js';
 import { checkName } from '../config/names.js';
 import { UsageError } from '../core/errors.js';
@@ -14,7 +14,6 @@ import { renderInstancesIni } from '../instances/write.js';
 import { layout } from '../model/layout.js';
 import { writeAllowList } from '../model/mail-safety.js';
 import { clearPending, markPending, readPending } from '../model/pending.js';
-import { writeSiteMarker } from '../model/sites.js';
 import { readState, updateState, type State } from '../model/state.js';
 import { noteActivity } from '../model/activity.js';
 import {
@@ -112,7 +111,9 @@ export async function planCreate(cfg: Config, req: CreateRequest): Promise<Plan>
     steps.push({
       title: 'remove what an interrupted create left',
       commands: stop ? [{ ...stop, when: 'when the folder is there' }] : [],
-      effects: [`remove ${dir}/ (left by pid ${leftover.pid} at ${leftover.started})`],
+      effects: [
+        `remove ${dir}/ (${leftover.damaged ?? `left by pid ${leftover.pid} at ${leftover.started}`})`,
+      ],
       run: async (ctx) => {
         if (stop && existsSync(dir)) await ctx.exec(stop).catch(() => undefined);
         await rm(dir, { recursive: true, force: true });
@@ -121,13 +122,15 @@ export async function planCreate(cfg: Config, req: CreateRequest): Promise<Plan>
   }
   // git: one fetch into the shared store, before anything of the site exists; a commit id is
   // looked up there (it cannot be asked of the server without fetching).
-  const store = storeStep(cfg, vcs, command);
-  if (store) steps.push(store);
+  // Both only read (the store is a cache of upstream): a ref refused here changed nothing.
+  const store = storeStep(cfg, vcs, command, { fetch: true, targets: [{ ref, kind }] });
+  if (store) steps.push({ ...store, readOnly: true });
   const locate = vcs.locate(ref, kind);
   if (locate)
     steps.push({
       title: `find ${ref}`,
       commands: locate.commands,
+      readOnly: true,
       run: (ctx) => locate.run(ctx.exec),
     });
   steps.push(
@@ -230,7 +233,8 @@ export async function planCreate(cfg: Config, req: CreateRequest): Promise<Plan>
     ],
     run: async () => {
       const now = new Date().toISOString();
-      const state = await updateState(root, (s) => {
+      // state.json's update writes the site's marker too (.karlstage-site.json).
+      await updateState(root, (s) => {
         s.branches[branch] = {
           name: branch,
           slot,
@@ -251,7 +255,6 @@ export async function planCreate(cfg: Config, req: CreateRequest): Promise<Plan>
           },
         };
       });
-      await writeSiteMarker(root, state.branches[branch]!);
       await noteActivity(root, branch);
     },
   });

@@ -2,19 +2,19 @@ import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Config } from '../config/config.js';
-import { LockedError } from '../core/errors.js';
+import { asFailure, EXIT, LockedError, type UsageError } from '../core/errors.js';
 import type { Job, Step } from '../core/plan.js';
 import { layout } from '../model/layout.js';
 import { acquireLock, branchLock, type Release } from '../model/locks.js';
 import { ensureMailSafety } from '../model/mail-safety.js';
 import { clearPending, markPending, readPending } from '../model/pending.js';
-import { localChanges, localCommits, siteProblem, writeSiteMarker } from '../model/sites.js';
+import { localChanges, localCommits, siteProblem } from '../model/sites.js';
 import { readState, updateState, type BranchState } from '../model/state.js';
 import { noteActivity } from '../model/activity.js';
 import { wantOf } from '../model/site-state.js';
 import { deploymentCommand, deploymentStep, startAndWait, stepEnv } from '../model/steps.js';
 import { afterStart } from './lifecycle.js';
-import type { BuildFacts, RefKind, Vcs } from '../vcs/vcs.js';
+import { LostCommitError, type BuildFacts, type RefKind, type Vcs } from '../vcs/vcs.js';
 
 export interface UpdateRequest {
   /** Rebuild even when the revision is already built; update over local changes. */
@@ -144,34 +144,52 @@ export function updateJob(
           checkedOnly = true;
           return { skipRest: `already built at ${built} (nothing new upstream)` };
         }
-        await markPending(root, branch, req.switchTo ? 'switch' : 'update');
-        const fixed = await ensureMailSafety(root, branch);
-        if (fixed.length)
-          ctx.say(`restored mail_white_list for ${fixed.join(', ')} in etc/instances.ini`);
         if (sourceGone) {
           // Nothing of it is left to keep or repair: the next step checks it out again.
+          await markPending(root, branch, req.switchTo ? 'switch' : 'update');
+          const fixed = await ensureMailSafety(root, branch);
+          if (fixed.length)
+            ctx.say(`restored mail_white_list for ${fixed.join(', ')} in etc/instances.ini`);
           ctx.say(`${sourceDir} is missing (removed by hand?): checking out ${ref}`);
           return;
         }
         if (leftover) {
+          // Our own half-done work is put right first: a refusal after this is a failure (exit 1).
+          await markPending(root, branch, req.switchTo ? 'switch' : 'update');
           interrupted = true;
           ctx.say(
-            `finishing an interrupted ${leftover.op} (pid ${leftover.pid}, ${leftover.started})`,
+            leftover.damaged
+              ? `finishing an interrupted change (${leftover.damaged})`
+              : `finishing an interrupted ${leftover.op} (pid ${leftover.pid}, ${leftover.started})`,
           );
           await repair.run(ctx.exec);
         }
-        if (await dirty.run(ctx.exec)) {
-          if (!req.force) throw localChanges(sourceDir);
+        // What refuses the update (exit 2) is asked before anything is written.
+        const refuse = (e: UsageError) => (interrupted ? asFailure(e) : e);
+        // A commit gone for good (git: not upstream, and the shared store lost it) cannot be
+        // asked about local changes; --force moves the site on all the same.
+        let lost = false;
+        const isDirty = await dirty.run(ctx.exec).catch((e: unknown) => {
+          if (!(req.force && e instanceof LostCommitError)) throw e;
+          ctx.say(`${e.message.split(':')[0]}: moving it on (--force)`);
+          lost = true;
+          return false;
+        });
+        if (isDirty && !req.force) throw refuse(localChanges(sourceDir));
+        const commits = lost ? 0 : await local.run(ctx.exec);
+        if (commits > 0 && !req.force) throw refuse(localCommits(sourceDir, commits));
+        if (!leftover) await markPending(root, branch, req.switchTo ? 'switch' : 'update');
+        const fixed = await ensureMailSafety(root, branch);
+        if (fixed.length)
+          ctx.say(`restored mail_white_list for ${fixed.join(', ')} in etc/instances.ini`);
+        if (isDirty) {
           ctx.say('discarding local changes (--force)');
           await discard.run(ctx.exec);
         }
-        const commits = await local.run(ctx.exec);
-        if (commits > 0) {
-          if (!req.force) throw localCommits(sourceDir, commits);
+        if (commits > 0)
           ctx.say(
-            `dropping ${commits} local commit${commits > 1 ? 's' : ''} (--force; git's reflog keeps them)`,
+            `dropping ${commits} local commit${commits > 1 ? 's' : ''} (--force; the site keeps them under refs/karlstage/dropped/)`,
           );
-        }
       },
     },
     {
@@ -237,10 +255,12 @@ export function updateJob(
     steps,
     finally: async (result) => {
       if (!release) return; // never got the lock: nothing of ours to record
-      if (checkedOnly) return await release();
+      // Checked only, or refused before anything was written (exit 2): nothing to record.
+      if (checkedOnly || result.error?.exitCode === EXIT.usage) return await release();
       try {
         const now = new Date().toISOString();
-        const state = await updateState(root, (s) => {
+        // Also writes the site's marker when its ref, hold or dates changed.
+        await updateState(root, (s) => {
           const b = s.branches[branch];
           if (!b) return;
           if (moved && req.switchTo) Object.assign(b, { ref, refKind });
@@ -268,8 +288,6 @@ export function updateJob(
               : {}),
           };
         });
-        if (moved && req.switchTo && state.branches[branch])
-          await writeSiteMarker(root, state.branches[branch]);
         // Only once the result is recorded: a marker left here makes the next run redo the work.
         await clearPending(root, branch);
         // An update or a switch counts as a use of the site (watch's idle clock).

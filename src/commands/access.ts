@@ -17,6 +17,7 @@ import {
   writeUsers,
   type AccessUser,
 } from '../publish/access.js';
+import { renderRoutes } from '../publish/routes.js';
 import { refreshSiteList } from '../publish/site-list.js';
 
 export interface AccessAddOptions extends GlobalOptions {
@@ -24,6 +25,18 @@ export interface AccessAddOptions extends GlobalOptions {
   customers?: string[];
   /** The password, read from standard input (--password-stdin); else one is made and printed once. */
   password?: string;
+}
+
+/**
+ * Routes that would be refused after the change (a locked host left without
+ * users, no certificate configured) refuse the change itself, before anything
+ * is written: exit 2 means nothing changed. With [staging] routes = manual the
+ * routes are not installed by this command, and nothing is asked.
+ */
+async function refuseUnpublishable(ctx: CommandContext, users: AccessUser[]): Promise<void> {
+  const { cfg } = ctx;
+  if (cfg.staging.routes !== 'auto') return;
+  await renderRoutes(cfg, await branchViews(cfg, await readState(cfg.root)), users);
 }
 
 /** Carry out a change of the users, then refresh what shows them: the site lists and the routes. */
@@ -63,6 +76,7 @@ export async function accessAdd(opts: AccessAddOptions) {
     added: new Date().toISOString(),
   };
   const scope = user.customers === '*' ? 'every customer' : user.customers.join(', ');
+  await refuseUnpublishable(ctx, [...users, user]);
   const plan: Plan = {
     command: `access add ${name}`,
     jobs: [
@@ -107,6 +121,12 @@ export async function accessRemove(opts: GlobalOptions & { user: string }) {
   const users = await readUsers(cfg.root);
   if (!users.some((u) => u.name === name))
     throw new UsageError(`there is no user "${name}": "karlstage access list" lists them`);
+  const rest = users.filter((u) => u.name !== name);
+  if (rest.length === 0 && !cfg.access.public && cfg.staging.routes === 'auto')
+    throw new UsageError(
+      `${name} is the last user of the locked TLS host, whose routes would then let no one in: add another user first ("karlstage access add NAME"), or write [access] public = yes in ${cfg.file}`,
+    );
+  await refuseUnpublishable(ctx, rest);
   const plan: Plan = {
     command: `access remove ${name}`,
     jobs: [
@@ -119,11 +139,7 @@ export async function accessRemove(opts: GlobalOptions & { user: string }) {
               `write ${layout.accessUsers(cfg.root)}`,
               `write ${layout.accessHtpasswd(cfg.root)}`,
             ],
-            run: () =>
-              writeUsers(
-                cfg,
-                users.filter((u) => u.name !== name),
-              ),
+            run: () => writeUsers(cfg, rest),
           },
         ],
       },

@@ -2,7 +2,7 @@ import { planCreate } from '../branches/create.js';
 import { checkName } from '../config/names.js';
 import { afterChange } from '../context/after-change.js';
 import { commandContext, type GlobalOptions } from '../context/context.js';
-import { carryOut, dryRun, finishJobs, jobsAsJson } from '../context/report.js';
+import { carryOut, dryRun, finishJobs, jobsAsJson, refused } from '../context/report.js';
 import { branchLock, LOCKS, withLocks } from '../model/locks.js';
 import { readState } from '../model/state.js';
 import { publicBase } from '../model/views.js';
@@ -27,7 +27,8 @@ export async function create(opts: CreateOptions) {
     async () => {
       const results = await carryOut(ctx, await planCreate(cfg, request));
       const ok = results.every((r) => r.ok);
-      await afterChange(ctx, { routes: true, changeFailed: !ok });
+      // Refused (exit 2): nothing was changed, so nothing generated is written either.
+      if (!refused(results)) await afterChange(ctx, { routes: true, changeFailed: !ok });
       const site = (await readState(cfg.root)).branches[opts.branch];
       const result = { ok, jobs: jobsAsJson(results), site };
       finishJobs(ctx, results, 'create', result);

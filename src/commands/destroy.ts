@@ -2,7 +2,7 @@ import { planDestroy } from '../branches/destroy.js';
 import { checkName } from '../config/names.js';
 import { afterChange } from '../context/after-change.js';
 import { commandContext, type GlobalOptions } from '../context/context.js';
-import { carryOut, dryRun, finishJobs, jobsAsJson } from '../context/report.js';
+import { carryOut, dryRun, finishJobs, jobsAsJson, refused } from '../context/report.js';
 import { UsageError } from '../core/errors.js';
 import { branchLock, LOCKS, withLocks } from '../model/locks.js';
 import { knownSite } from '../model/sites.js';
@@ -37,7 +37,7 @@ export async function destroy(opts: DestroyOptions) {
       }
       const results = await carryOut(ctx, await planDestroy(cfg, now));
       const ok = results.every((r) => r.ok);
-      await afterChange(ctx, { routes: true, changeFailed: !ok });
+      if (!refused(results)) await afterChange(ctx, { routes: true, changeFailed: !ok });
       const result = { ok, jobs: jobsAsJson(results) };
       finishJobs(ctx, results, 'destroy', result);
       out.line(`destroyed ${branch}`);

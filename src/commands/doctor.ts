@@ -8,9 +8,12 @@ import { askIdentity, type Identity } from '../db/guard.js';
 import { productionEnv, psql, serverVersion, stagingEnv, toolMajor } from '../db/pg.js';
 import { newestMatch } from '../sync/backups.js';
 import { databaseSizes, dumpsOf, freeBytes, mb } from '../sync/disk.js';
+import { startTime } from '../core/children.js';
 import { listLocks, liveHolder } from '../core/lock.js';
 import { layout } from '../model/layout.js';
 import { LOCKS, lockRoom } from '../model/locks.js';
+import { readMarkers } from '../model/marker.js';
+import { listPending } from '../model/pending.js';
 import { siteRuns } from '../model/site-state.js';
 import { siteCustomers, sourceProblem } from '../model/sites.js';
 import { readState, type State } from '../model/state.js';
@@ -121,10 +124,34 @@ export async function doctor(opts: GlobalOptions & { minFreeGb?: number }) {
     ['openssl', ['version']],
   ] as const)
     await check(tool, () => version(tool, [...args]), 'warn');
-  await check(
-    'state',
-    async () => `${Object.keys((await state()).branches).length} branch site(s)`,
-  );
+  await check('state', async () => {
+    const known = (await state()).branches;
+    const found = `${Object.keys(known).length} branch site(s)`;
+    // Folders that say they are branch sites, unknown to the state: no routes, no updates.
+    const lost = (await readMarkers(root)).filter((m) => !known[m.name]).map((m) => m.name);
+    return lost.length
+      ? {
+          level: 'warn',
+          detail: `${found}; state.json lacks ${lost.join(', ')}, whose folder says it is one: "karlstage repair" adds it`,
+        }
+      : found;
+  });
+  // A change left half-done (its run gone), or a marker that cannot be read: the next run redoes it.
+  for (const [branch, p] of Object.entries(await listPending(root))) {
+    if (!p.damaged && p.start && startTime(p.pid) === p.start) continue; // under way
+    const known = Boolean((await state().catch(() => undefined))?.branches[branch]);
+    const again =
+      p.op === 'destroy'
+        ? `destroy ${branch} --yes`
+        : known
+          ? `update ${branch}`
+          : `create ${branch}`;
+    checks.push({
+      name: `pending ${branch}`,
+      level: 'warn',
+      detail: `${p.damaged ?? `a ${p.op} of ${p.started} was interrupted`}: the next "karlstage ${again}" finishes it`,
+    });
+  }
   // Each branch site: broken (folder or instances.ini, the one line every command says), or its source removed by hand.
   for (const b of Object.values((await state().catch(() => ({ branches: {} }))).branches))
     await check(`site ${b.name}`, async () => {

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import writeFileAtomic from 'write-file-atomic';
+import { writeFileAtomic } from '../core/files.js';
 import { CONFIG_NAME, isRemoteLocation, parseConfig } from '../config/config.js';
 import { UsageError } from '../core/errors.js';
 import { planAsJson, printPlan, type Step } from '../core/plan.js';

@@ -1,11 +1,11 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import writeFileAtomic from 'write-file-atomic';
+import { writeFileAtomic } from '../core/files.js';
 import { parseConfig } from '../config/config.js';
 import { checkName } from '../config/names.js';
 import { commandContext, type GlobalOptions } from '../context/context.js';
 import { carryOut, dryRun, finishJobs } from '../context/report.js';
-import { UsageError } from '../core/errors.js';
+import { asFailure, isKarlstageError, UsageError } from '../core/errors.js';
 import { table } from '../core/format.js';
 import { setSectionKeys } from '../core/ini-edit.js';
 import { layout } from '../model/layout.js';
@@ -17,6 +17,7 @@ import { branchViews } from '../model/views.js';
 import { installCrontab, renderCrontab } from '../publish/crontab.js';
 import {
   installPlan,
+  maildirUsers,
   mailOutTo,
   mailRoutes,
   maildirOf,
@@ -162,6 +163,9 @@ async function moveMail(opts: MailOptions, customerName: string, branchName: str
   const next = parseConfig(text, cfg.file);
   const views = await branchViews(next, await readState(cfg.root));
   const cronInstalled = existsSync(next.cron.file);
+  // What could refuse the move is asked before anything is written (exit 2: nothing changed).
+  const cronText = cronInstalled ? await renderCrontab(next, views) : undefined;
+  if (await postfixInstalled(next)) await maildirUsers(next);
   const result = {
     customer,
     from: c.mailBranch,
@@ -185,14 +189,19 @@ async function moveMail(opts: MailOptions, customerName: string, branchName: str
             ],
             run: async () => {
               await writeFileAtomic(cfg.file, text);
-              await writeAllowList(next);
-              const written = await refreshMail(next, views);
-              if (written && !written.postmapped)
-                out.warn(
-                  `postfix's postmap is not installed: ${written.file} was written but not compiled`,
-                );
-              if (cronInstalled) await installCrontab(next, await renderCrontab(next, views));
-              await refreshSiteList(next, views);
+              try {
+                await writeAllowList(next);
+                const written = await refreshMail(next, views);
+                if (written && !written.postmapped)
+                  out.warn(
+                    `postfix's postmap is not installed: ${written.file} was written but not compiled`,
+                  );
+                if (cronText !== undefined) await installCrontab(next, cronText);
+                await refreshSiteList(next, views);
+              } catch (e) {
+                // karlstage.ini is changed already: anything refused from here is a failure.
+                throw isKarlstageError(e) ? asFailure(e) : e;
+              }
             },
           },
         ],

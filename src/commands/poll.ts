@@ -96,24 +96,42 @@ export async function poll(opts: PollOptions): Promise<PollResult> {
   // Behind upstream, or an update of it was interrupted: finished whatever the revision says.
   const pending = await listPending(cfg.root);
   const behind = sites.filter(
-    (s) => records.get(s.name)?.behind || ['update', 'switch'].includes(pending[s.name]?.op ?? ''),
+    (s) =>
+      records.get(s.name)?.behind ||
+      ['update', 'switch', 'unknown'].includes(pending[s.name]?.op ?? ''),
   );
-  if (opts.build && behind.length) {
+  // Nothing to build: the shared git store is only looked at (no program runs: its files, and a
+  // keep ref for each site), and checked and repaired only when something there is amiss.
+  const storeGone =
+    opts.build &&
+    !behind.length &&
+    cfg.source.vcs === 'git' &&
+    !(await import('../vcs/git-store.js')).storeLooksWhole(
+      layout.gitStore(cfg.root),
+      Object.values(state.branches)
+        .filter((b) => b.vcs === 'git' && b.revision)
+        .map((b) => b.name),
+    );
+  if (opts.build && (behind.length || storeGone)) {
     const [{ refKindOf, updateJob }, report] = await Promise.all([
       import('../branches/update.js'),
       import('../context/report.js'),
     ]);
     const vcs = await siteVcs(cfg);
-    const command = `poll --build (update ${behind.map((s) => s.name).join(' ')})`;
-    const store = storeStep(cfg, vcs, command);
+    const command = behind.length
+      ? `poll --build (update ${behind.map((s) => s.name).join(' ')})`
+      : 'poll --build (repair the shared git store)';
+    const kinds = await Promise.all(behind.map((site) => refKindOf(vcs, site)));
+    const store = storeStep(cfg, vcs, command, {
+      fetch: behind.length > 0,
+      targets: behind.map((s, i) => ({ ref: s.ref, kind: kinds[i]! })),
+    });
     const updates: Plan = {
       command,
       concurrency: opts.jobs ?? cfg.staging.jobs,
       ...(store ? { before: { name: 'store', steps: [store] } } : {}),
-      jobs: await Promise.all(
-        behind.map(async (site) =>
-          updateJob(cfg, site, vcs, await refKindOf(vcs, site), { command, skipIfLocked: true }),
-        ),
+      jobs: behind.map((site, i) =>
+        updateJob(cfg, site, vcs, kinds[i]!, { command, skipIfLocked: true }),
       ),
     };
     if (g.dryRun) plan = report.dryRun(ctx, updates);

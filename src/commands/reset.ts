@@ -1,7 +1,7 @@
 import { checkName } from '../config/names.js';
 import { afterChange } from '../context/after-change.js';
 import { commandContext, type GlobalOptions } from '../context/context.js';
-import { carryOut, dryRun, finishJobs } from '../context/report.js';
+import { carryOut, dryRun, finishJobs, refused } from '../context/report.js';
 import { exec } from '../core/command.js';
 import { UsageError } from '../core/errors.js';
 import { ProductionGuard } from '../db/guard.js';
@@ -69,6 +69,9 @@ export async function reset(opts: ResetOptions) {
     };
     if (g.dryRun) return dryRun(ctx, plan);
     const results = await carryOut(ctx, plan);
+    // Refused (the guard's check, exit 2): nothing was written, and nothing is recorded.
+    if (refused(results))
+      return finishJobs(ctx, results, 'reset', { branch: site.name, ...outcome });
     // The data it holds now is as old as the golden copy: the newest copy any site took from it.
     const goldenOf = (customer: string): DataRecord | undefined =>
       Object.values(state.branches)

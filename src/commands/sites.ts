@@ -1,5 +1,5 @@
 import { resolve } from 'node:path';
-import writeFileAtomic from 'write-file-atomic';
+import { writeFileAtomic } from '../core/files.js';
 import { commandContext, type GlobalOptions } from '../context/context.js';
 import { UsageError } from '../core/errors.js';
 import { publishedViews } from '../context/after-change.js';

@@ -43,7 +43,7 @@ export interface BranchStatus {
 
 export interface StatusResult {
   branches: BranchStatus[];
-  interrupted: { branch: string; op: string; started: string }[];
+  interrupted: { branch: string; op: string; started: string; damaged?: string }[];
   /** The last notification deliveries ([notify]), each channel's. */
   notifications: DeliveryRecord[];
 }
@@ -102,7 +102,13 @@ export async function status(opts: GlobalOptions & { disk?: boolean }): Promise<
   // A marker whose run is gone: an interrupted create, update, switch or destroy (the next run finishes it).
   const interrupted = Object.entries(pending)
     .filter(([, p]) => !runIsAlive(p))
-    .map(([branch, p]) => ({ branch, op: p.op, started: p.started }));
+    .map(([branch, p]) => ({
+      branch,
+      // A damaged marker of a site that is recorded: an update or switch (else a create).
+      op: p.op !== 'unknown' ? p.op : state.branches[branch] ? 'update' : 'create',
+      started: p.started,
+      ...(p.damaged ? { damaged: p.damaged } : {}),
+    }));
   const notifications = await lastDeliveries(cfg.root);
   const result = { branches, interrupted, notifications };
   if (out.json) return result;
@@ -235,7 +241,9 @@ export async function status(opts: GlobalOptions & { disk?: boolean }): Promise<
   for (const i of interrupted)
     out.line(
       out.c.yellow(
-        `${i.branch}: ${i.op === 'update' ? 'an' : 'a'} ${i.op} was interrupted (${formatWhen(i.started)}); ${finish(i)}`,
+        i.damaged
+          ? `${i.branch}: a change was interrupted (${i.damaged}); ${finish(i)}`
+          : `${i.branch}: ${i.op === 'update' ? 'an' : 'a'} ${i.op} was interrupted (${formatWhen(i.started)}); ${finish(i)}`,
       ),
     );
   return result;

@@ -3,8 +3,8 @@ import { updateJob } from '../branches/update.js';
 import { checkName } from '../config/names.js';
 import { afterChange } from '../context/after-change.js';
 import { commandContext, type GlobalOptions } from '../context/context.js';
-import { carryOut, dryRun, finishJobs, jobsAsJson } from '../context/report.js';
-import type { Plan } from '../core/plan.js';
+import { carryOut, dryRun, finishJobs, jobsAsJson, refused } from '../context/report.js';
+import type { Plan, Step, StepContext } from '../core/plan.js';
 import { layout } from '../model/layout.js';
 import { knownSite, localChanges, siteProblem } from '../model/sites.js';
 import { direct } from '../vcs/vcs.js';
@@ -24,14 +24,37 @@ export async function switchBranch(opts: SwitchOptions) {
   const vcs = await siteVcs(cfg);
   vcs.validateRef(opts.ref);
   const kind = await vcs.checkRef(opts.ref); // a read: also in --dry-run
-  // Local changes refuse the switch before anything runs (checked again under the lock).
+  // Local changes refuse the switch before anything runs (checked again under the lock, after
+  // the shared store is checked: a git that cannot answer yet is asked again there).
   const sourceDir = `${layout.branch(cfg.root, site.name)}/${cfg.source.path}`;
-  if (!opts.force && (await vcs.isDirty(sourceDir).run(direct()))) throw localChanges(sourceDir);
+  const dirty = opts.force
+    ? false
+    : await vcs
+        .isDirty(sourceDir)
+        .run(direct())
+        .catch(() => false);
+  if (dirty) throw localChanges(sourceDir);
   const command = `switch ${opts.branch} ${opts.ref}`;
-  const store = storeStep(cfg, vcs, command);
+  const store = storeStep(cfg, vcs, command, { fetch: true, targets: [{ ref: opts.ref, kind }] });
+  // A commit id is looked up in the store before the site is touched: one that is not there
+  // refuses the switch (exit 2) with nothing changed.
+  const locate = vcs.locate(opts.ref, kind);
+  const before: Step[] = [
+    ...(store ? [{ ...store, readOnly: true }] : []),
+    ...(locate
+      ? [
+          {
+            title: `find ${opts.ref}`,
+            commands: locate.commands,
+            readOnly: true,
+            run: (c: StepContext) => locate.run(c.exec),
+          },
+        ]
+      : []),
+  ];
   const plan: Plan = {
     command,
-    ...(store ? { before: { name: 'store', steps: [store] } } : {}),
+    ...(before.length ? { before: { name: 'store', steps: before } } : {}),
     jobs: [
       updateJob(cfg, site, vcs, kind, {
         switchTo: { ref: opts.ref, kind },
@@ -44,7 +67,7 @@ export async function switchBranch(opts: SwitchOptions) {
   if (g.dryRun) return dryRun(ctx, plan);
   const results = await carryOut(ctx, plan);
   const ok = results.every((r) => r.ok);
-  await afterChange(ctx, { routes: true, changeFailed: !ok });
+  if (!refused(results)) await afterChange(ctx, { routes: true, changeFailed: !ok });
   const result = { ok, from: site.ref, to: opts.ref, jobs: jobsAsJson(results) };
   finishJobs(ctx, results, 'switch', result);
   out.line(`switched ${opts.branch} from ${site.ref} to ${opts.ref}`);

@@ -3,7 +3,7 @@ import { refKindOf, updateJob } from '../branches/update.js';
 import { checkName } from '../config/names.js';
 import { afterChange, tellPeople } from '../context/after-change.js';
 import { commandContext, type GlobalOptions } from '../context/context.js';
-import { carryOut, dryRun, finishJobs, jobsAsJson } from '../context/report.js';
+import { carryOut, dryRun, finishJobs, jobsAsJson, refused } from '../context/report.js';
 import { UsageError } from '../core/errors.js';
 import type { Plan } from '../core/plan.js';
 import { listPending } from '../model/pending.js';
@@ -50,27 +50,29 @@ export async function update(opts: UpdateOptions) {
     s.built.revision === headOf(s.ref) &&
     s.revision === s.built.revision &&
     !pending[s.name];
-  const store = sites.some((s) => !upToDate(s)) ? storeStep(cfg, vcs, command) : undefined;
+  const kinds = await Promise.all(sites.map((site) => refKindOf(vcs, site)));
+  const moving = sites.flatMap((s, i) => (upToDate(s) ? [] : [{ ref: s.ref, kind: kinds[i]! }]));
+  // One fetch into the shared store for every site of this run (git); with nothing new, only a
+  // check of the store (a missing or damaged one is repaired before any site uses it).
+  const store = storeStep(cfg, vcs, command, { fetch: moving.length > 0, targets: moving });
   const plan: Plan = {
     command,
     concurrency: opts.jobs ?? cfg.staging.jobs,
-    // One fetch into the shared store for every site of this run (git).
     ...(store ? { before: { name: 'store', steps: [store] } } : {}),
-    jobs: await Promise.all(
-      sites.map(async (site) =>
-        updateJob(cfg, site, vcs, await refKindOf(vcs, site), {
-          force: opts.force,
-          waitSeconds: g.wait,
-          command,
-          upstreamHead: headOf(site.ref),
-        }),
-      ),
+    jobs: sites.map((site, i) =>
+      updateJob(cfg, site, vcs, kinds[i]!, {
+        force: opts.force,
+        waitSeconds: g.wait,
+        command,
+        upstreamHead: headOf(site.ref),
+      }),
     ),
   };
   if (g.dryRun) return dryRun(ctx, plan);
   const results = await carryOut(ctx, plan);
-  // The site list and the mail map show what changed; a run that only checked changes nothing.
-  if (results.some((r) => !r.ok || !r.skipped)) {
+  // The site list and the mail map show what changed; a run that only checked, or was refused
+  // (exit 2), changed nothing.
+  if (results.some((r) => !r.ok || !r.skipped) && !refused(results)) {
     await afterChange(ctx, { routes: false });
     await tellPeople(ctx, state);
   }

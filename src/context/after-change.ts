@@ -34,11 +34,17 @@ export async function installRoutes(
   const command = opts.command ?? 'routes';
   await withLocks(cfg.root, [LOCKS.routes], { command, waitSeconds: g.wait ?? 60 }, async () => {
     const views = opts.views ?? (await publishedViews(ctx));
-    // Rendered first: routes that would be refused (a locked host without users) change nothing.
+    // Rendered and planned first: routes that would be refused (a locked host without users, a
+    // path nginx cannot take) change nothing, the site list included.
     const text = await renderRoutes(cfg, views);
+    const plan = routesPlan(
+      cfg,
+      text,
+      command,
+      views.map((v) => v.site.name),
+    );
     if (!opts.views) await refreshSiteList(cfg, views); // the routes serve it at "/"
-    const branches = views.map((v) => v.site.name);
-    const [r] = await executePlan(routesPlan(cfg, text, command, branches), {
+    const [r] = await executePlan(plan, {
       out,
       logs: layout.logs(cfg.root),
     });

@@ -1,4 +1,4 @@
-import { EXIT, KarlstageError, LockedError, UsageError } from '../core/errors.js';
+import { EXIT, KarlstageError, LockedError } from '../core/errors.js';
 import { formatDuration } from '../core/format.js';
 import { executePlan, planAsJson, printPlan, type JobResult, type Plan } from '../core/plan.js';
 import { layout } from '../model/layout.js';
@@ -40,10 +40,19 @@ export function withResult<E extends KarlstageError>(e: E, result: object): E {
 }
 
 /**
+ * Every job was refused (exit 2) before it changed anything: then the command
+ * writes nothing after them either (no state record, no site list, no mail map).
+ */
+export function refused(results: JobResult[]): boolean {
+  return results.length > 0 && results.every((r) => !r.ok && r.error?.exitCode === EXIT.usage);
+}
+
+/**
  * After jobs ran: one line each, then fail if any failed. A single job's error
  * is passed on as it is (its exit status and details); several are summed up,
  * naming each failure. Exit 75 when every failure was a held lock, 2 when
- * every one was bad input. The returned (or carried) result is `result`.
+ * every job was refused (nothing was changed); a mixed result (some done, some
+ * refused) is 1. The returned (or carried) result is `result`.
  */
 export function finishJobs<T extends object>(
   ctx: CommandContext,
@@ -63,7 +72,7 @@ export function finishJobs<T extends object>(
   if (failed.length === 0) return result;
   const code = failed.every((r) => r.error instanceof LockedError)
     ? EXIT.locked
-    : failed.every((r) => r.error instanceof UsageError)
+    : refused(results)
       ? EXIT.usage
       : EXIT.failure;
   throw withResult(

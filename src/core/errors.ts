@@ -23,6 +23,17 @@ export class UsageError extends KarlstageError {
   }
 }
 
+/**
+ * A refusal that comes after something was changed is a failure (exit 1): exit 2
+ * promises that nothing was changed. The message stays; only the status changes.
+ */
+export function asFailure(e: KarlstageError): KarlstageError {
+  if (e.exitCode !== EXIT.usage) return e;
+  return Object.assign(new KarlstageError(e.message, EXIT.failure, e.details), {
+    ...(e.result ? { result: e.result } : {}),
+  });
+}
+
 /** Another run holds a lock and --wait ran out: exit 75 (EX_TEMPFAIL). */
 export class LockedError extends KarlstageError {
   constructor(message: string) {
@@ -114,6 +125,63 @@ export function causeOf(output: string): string | undefined {
     if (line) return line.length > 240 ? `${line.slice(0, 237)}...` : line;
   }
   return undefined;
+}
+
+/**
+ * The operating system refused a file operation because of where it ran, not
+ * because of a bug: a full disk, a quota, a read-only or missing permission,
+ * a broken device. Such an error is one line naming the file and the cause
+ * (exit 1), never an "internal error" with a stack.
+ */
+const OS_CAUSES = new Set([
+  'ENOSPC',
+  'EDQUOT',
+  'EROFS',
+  'EACCES',
+  'EPERM',
+  'EIO',
+  'EMFILE',
+  'ENFILE',
+  'EFBIG',
+  'ENAMETOOLONG',
+  'ELOOP',
+  'ENOTDIR',
+  'EISDIR',
+  'EXDEV',
+  'EBUSY',
+  'ETXTBSY',
+]);
+const VERBS: Record<string, string> = {
+  open: 'open',
+  write: 'write',
+  fsync: 'write',
+  close: 'write',
+  read: 'read',
+  rename: 'rename',
+  mkdir: 'make the folder',
+  rmdir: 'remove',
+  unlink: 'remove',
+  rm: 'remove',
+  copyfile: 'copy',
+  link: 'link',
+  symlink: 'link',
+  chmod: 'change the mode of',
+  chown: 'change the owner of',
+  scandir: 'read the folder',
+  utime: 'date',
+};
+
+/** The one-line error for an operating system's refusal (see OS_CAUSES); undefined for anything else. */
+export function osError(e: unknown, file?: string): KarlstageError | undefined {
+  if (e instanceof KarlstageError || !(e instanceof Error)) return undefined;
+  const { code, syscall, path, dest } = e as NodeJS.ErrnoException & { dest?: string };
+  if (!code || !OS_CAUSES.has(code)) return undefined;
+  // "ENOSPC: no space left on device, write" -> "no space left on device"
+  const cause = e.message.replace(/^E[A-Z]+: /, '').replace(/, \w+( '.*')?$/, '');
+  const verb = (syscall && VERBS[syscall]) ?? 'write';
+  const what = file ?? path;
+  const target = what ? ` ${what}${verb === 'rename' && dest ? ` to ${dest}` : ''}` : '';
+  return new KarlstageError(`cannot ${verb}${target}: ${cause} (${code})`);
 }
 
 /** One line for a status table: the message, which for a failed program names its cause already. */

@@ -4,7 +4,7 @@ import { link, mkdir, readFile, rename, rm, unlink, writeFile } from 'node:fs/pr
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { armChildRecord, startTime, stopLeftovers } from './children.js';
-import { LockedError } from './errors.js';
+import { LockedError, osError } from './errors.js';
 
 /**
  * Named locks under .karlstage/locks/. A lock is a file holding its owner
@@ -146,7 +146,10 @@ export async function acquireLock(
     token: randomUUID(),
   };
   const draft = join(dir, `.${name}.${owner.token}`);
-  await writeFile(draft, JSON.stringify(owner));
+  await writeFile(draft, JSON.stringify(owner)).catch(async (e: unknown) => {
+    await unlink(draft).catch(() => undefined);
+    throw osError(e, file) ?? e;
+  });
   const deadline = Date.now() + (opts.waitSeconds ?? 0) * 1000;
   let saidWaiting = false;
   try {

@@ -2,7 +2,15 @@ import { tidyLogs } from './logs.js';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { argvOf, exec, plannedArgv, previewOf, type Command } from './command.js';
-import { EXIT, InternalError, isKarlstageError, KarlstageError, messageOf } from './errors.js';
+import {
+  asFailure,
+  EXIT,
+  InternalError,
+  isKarlstageError,
+  KarlstageError,
+  messageOf,
+  osError,
+} from './errors.js';
 import { forPeople, type Output } from './output.js';
 import { logLine, type RunResult } from './runner.js';
 
@@ -31,6 +39,11 @@ export interface Step {
   commands?: Command[];
   /** What else it changes: "write FILE", "remove DIR/". */
   effects?: string[];
+  /**
+   * It changes nothing (a read, or a cache such as the git store): a refusal after it still
+   * leaves everything as it was (exit 2). A refusal after any other step is a failure (exit 1).
+   */
+  readOnly?: boolean;
   /** Return skipRest to end the job early and successfully (e.g. "already built"). */
   run(ctx: StepContext): Promise<void | { skipRest: string }>;
 }
@@ -159,12 +172,14 @@ async function runJob(job: Job, log: string, say: (t: string) => void): Promise<
     },
   });
   let result: JobResult;
+  let changed = false; // a step that may change something has run
   try {
     let skipped: string | undefined;
     for (const step of job.steps) {
       say(step.title);
       await logLine(log, `## ${job.name}: ${step.title}`);
       const r = await step.run(contextOf(step));
+      changed ||= !step.readOnly;
       if (typeof r === 'object' && r !== null && 'skipRest' in r) {
         skipped = r.skipRest;
         break;
@@ -172,13 +187,15 @@ async function runJob(job: Job, log: string, say: (t: string) => void): Promise<
     }
     result = { name: job.name, ok: true, skipped, durationMs: Date.now() - started };
   } catch (e) {
-    const error = isKarlstageError(e)
+    const known = isKarlstageError(e)
       ? e
-      : new KarlstageError(
+      : (osError(e) ??
+        new KarlstageError(
           `${e instanceof InternalError ? 'internal error, please report it: ' : ''}${messageOf(e)}`,
           1,
           [String((e as Error)?.stack ?? '')],
-        );
+        ));
+    const error = changed ? asFailure(known) : known;
     await logLine(log, `!! ${job.name}: ${error.message}\n${error.details.join('\n')}`);
     for (const fn of undo.reverse()) {
       await fn().catch((u) => logLine(log, `!! undo failed: ${messageOf(u)}`));
@@ -211,6 +228,9 @@ export async function executePlan(plan: Plan, opts: ExecuteOptions): Promise<Job
   await logLine(log, `# karlstage ${plan.command} (pid ${process.pid})`);
   if (plan.before) {
     const first = await runJob(plan.before, log, (t) => out.progress(`${plan.before!.name}: ${t}`));
+    for (const w of first.warnings ?? []) out.warn(`${first.name}: ${w}`);
+    // With no job to carry it (the store step of a poll that builds nothing), its own result.
+    if (!first.ok && plan.jobs.length === 0) return [first];
     if (!first.ok) {
       // Nothing else starts; each job says why.
       const error = new KarlstageError(

@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import writeFileAtomic from 'write-file-atomic';
+import { writeFileAtomic } from '../core/files.js';
 import type { Config } from '../config/config.js';
 import { maskedDsn, parseDsn, withDatabase, type Dsn } from '../core/dsn.js';
 import { briefly, KarlstageError, UsageError } from '../core/errors.js';

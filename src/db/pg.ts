@@ -1,5 +1,6 @@
 import { dsnEnv, type Dsn } from '../core/dsn.js';
 import { run, type RunResult } from '../core/runner.js';
+import { templatesDir } from '../core/templates.js';
 
 /**
  * PostgreSQL through its own client tools, over libpq connection strings.
@@ -7,7 +8,19 @@ import { run, type RunResult } from '../core/runner.js';
  * variables, never as arguments that `ps` would show.
  */
 export function pgEnv(dsn: Dsn, extra: Record<string, string> = {}): Record<string, string> {
-  return { PGCONNECT_TIMEOUT: '10', PGAPPNAME: 'karlstage', ...dsnEnv(dsn), ...extra };
+  // TCP keepalives have no PG* variable: they come from karlstage's own service
+  // (templates/pg_service.conf), unless the connection names a service of its own.
+  const keepalives: Record<string, string> =
+    dsn.service || process.env.PGSERVICE
+      ? {}
+      : { PGSERVICEFILE: `${templatesDir}pg_service.conf`, PGSERVICE: 'karlstage' };
+  return {
+    PGCONNECT_TIMEOUT: '10',
+    PGAPPNAME: 'karlstage',
+    ...keepalives,
+    ...dsnEnv(dsn),
+    ...extra,
+  };
 }
 
 /** Sessions on production: read-only, so even a bug cannot write there. */

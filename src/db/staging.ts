@@ -6,6 +6,10 @@ import { stagingAdmin, type ProductionGuard } from './guard.js';
 import { goldenName, stagingDatabaseName, twin, withTwins } from './names.js';
 import { endSessions, PSQL_FLAGS, quoteIdent, quoteLiteral, stagingEnv } from './pg.js';
 
+/** SQL printing which of these databases exist, one name a line. */
+const existing = (names: string[]) =>
+  `SELECT datname FROM pg_database WHERE datname IN (${names.map(quoteLiteral).join(', ')})`;
+
 /** The guard's own words when its check stopped a statement: a refusal (exit 2), not a failure. */
 function refusal(e: StepError): Error | undefined {
   const said = /karlstage refuses to write .*/.exec(e.outputTail)?.[0];
@@ -38,31 +42,49 @@ export class StagingServer {
     };
   }
 
+  /**
+   * A write, in one session: the guard's check and `checked` in one transaction (one round
+   * trip, and nothing of `checked` runs when the check fails), then each of `alone` on its own
+   * (CREATE and DROP DATABASE cannot run in a transaction). Every round trip counts when the
+   * server is another machine (bench/remote-db.mjs): statements are joined where they may be.
+   */
   private write(
-    targets: string[],
-    statements: string[],
+    w: { targets: string[]; checked: string; alone?: string[] },
     step: string,
     more: Partial<Command> = {},
   ) {
-    return this.psql([this.guard.statement(targets), ...statements], step, more);
+    const first = [this.guard.statement(w.targets), w.checked].filter(Boolean).join(' ');
+    return this.psql([first, ...(w.alone ?? [])], step, more);
   }
 
   /** Which of these databases exist (a read: one name per line). */
   lookUp(names: string[], step = 'look up the databases'): Command {
-    return this.psql(
-      [`SELECT datname FROM pg_database WHERE datname IN (${names.map(quoteLiteral).join(', ')})`],
-      step,
-    );
+    return this.psql([existing(names)], step);
+  }
+
+  /**
+   * `command` (psql on the maintenance database) that first looks up which of `names` exist,
+   * printing each that does on a line of its own: one session, where two would cost a
+   * connection more (some five round trips) on a server elsewhere.
+   */
+  lookingUp(names: string[], command: Command): Command {
+    const flags = PSQL_FLAGS.length;
+    return {
+      ...command,
+      args: [...command.args.slice(0, flags), '-c', existing(names), ...command.args.slice(flags)],
+    };
   }
 
   /** A new database, empty or a file copy of `template` (whose sessions are ended first). */
   create(db: string, template?: string, step = `create ${db}`, when?: string): Command {
     return this.write(
-      template ? [db, template] : [db],
-      [
-        ...(template ? [endSessions([template])] : []),
-        `CREATE DATABASE ${quoteIdent(db)}${template ? ` TEMPLATE ${quoteIdent(template)} STRATEGY FILE_COPY` : ''}`,
-      ],
+      {
+        targets: template ? [db, template] : [db],
+        checked: template ? endSessions([template]) : '',
+        alone: [
+          `CREATE DATABASE ${quoteIdent(db)}${template ? ` TEMPLATE ${quoteIdent(template)} STRATEGY FILE_COPY` : ''}`,
+        ],
+      },
       step,
       when ? { when } : {},
     );
@@ -70,10 +92,18 @@ export class StagingServer {
 
   /** End its sessions and drop it if it exists (DROP DATABASE needs its own -c: no transaction). */
   drop(db: string, when?: string): Command {
+    return this.dropAll([db], when);
+  }
+
+  /** End the sessions of these databases and drop those that exist, in one session. */
+  private dropAll(dbs: string[], when?: string): Command {
     return this.write(
-      [db],
-      [endSessions([db]), `DROP DATABASE IF EXISTS ${quoteIdent(db)}`],
-      `drop ${db}`,
+      {
+        targets: dbs,
+        checked: endSessions(dbs),
+        alone: dbs.map((db) => `DROP DATABASE IF EXISTS ${quoteIdent(db)}`),
+      },
+      `drop ${dbs.join(', ')}`,
       when ? { when } : {},
     );
   }
@@ -87,10 +117,10 @@ export class StagingServer {
     const rename = (a: string, b: string) =>
       `EXECUTE ${quoteLiteral(`ALTER DATABASE ${quoteIdent(a)} RENAME TO ${quoteIdent(b)}`)};`;
     return this.write(
-      [live, incoming, outgoing],
-      [
-        `${endSessions([live, incoming])} DO $swap$ BEGIN IF EXISTS (SELECT 1 FROM pg_database WHERE datname = ${quoteLiteral(live)}) THEN ${rename(live, outgoing)} END IF; ${rename(incoming, live)} END $swap$;`,
-      ],
+      {
+        targets: [live, incoming, outgoing],
+        checked: `${endSessions([live, incoming])} DO $swap$ BEGIN IF EXISTS (SELECT 1 FROM pg_database WHERE datname = ${quoteLiteral(live)}) THEN ${rename(live, outgoing)} END IF; ${rename(incoming, live)} END $swap$;`,
+      },
       step,
       when ? { when } : {},
     );
@@ -99,8 +129,10 @@ export class StagingServer {
   /** Rename a database (its sessions ended first). */
   rename(from: string, to: string, step: string, when?: string): Command {
     return this.write(
-      [from, to],
-      [`${endSessions([from])} ALTER DATABASE ${quoteIdent(from)} RENAME TO ${quoteIdent(to)};`],
+      {
+        targets: [from, to],
+        checked: `${endSessions([from])} ALTER DATABASE ${quoteIdent(from)} RENAME TO ${quoteIdent(to)};`,
+      },
       step,
       when ? { when } : {},
     );
@@ -108,15 +140,26 @@ export class StagingServer {
 
   /**
    * Put yesterday's copy (LIVE__old) back under the live name: tonight's copy,
-   * if any, is swapped out to LIVE__new and dropped. Three commands.
+   * if any, is swapped out to LIVE__new and dropped. Three writes, each with
+   * its own check, in one session.
    */
   putBack(live: string, when?: string): Command[] {
     const fresh = twin(live, 'new');
-    return [
+    const [drop, swap] = [
       this.drop(fresh, when),
       this.swapIn(live, twin(live, 'old'), fresh, `put back yesterday's ${live}`, when),
-      this.drop(fresh, when),
     ];
+    return [this.together([drop, swap, drop], swap.step)];
+  }
+
+  /** Several of its commands in one session, in order; the first error stops it. */
+  together(commands: Command[], step: string): Command {
+    const flags = PSQL_FLAGS.length;
+    return {
+      ...commands[0]!,
+      step,
+      args: [...PSQL_FLAGS, ...commands.flatMap((c) => c.args.slice(flags))],
+    };
   }
 
   /** Run an SQL file in one transaction in `db`, after the guard's check in the same session. */
@@ -154,14 +197,17 @@ export class StagingServer {
   siteDatabases(branch: string, customers: string[]) {
     if (customers.length === 0) return { commands: [], run: async () => [] as string[] };
     const goldens = customers.map(goldenName);
-    const look = this.lookUp(goldens, 'look up the golden copies');
+    // Leftovers dropped in one session, which first looks up the golden copies.
+    const drops = this.lookingUp(
+      goldens,
+      this.dropAll(withTwins(customers.map((c) => stagingDatabaseName(branch, c)))),
+    );
     const per = customers.map((customer) => {
       const db = stagingDatabaseName(branch, customer);
       const golden = goldenName(customer);
       return {
         customer,
         db,
-        drops: withTwins([db]).map((x) => this.drop(x)),
         copy: this.create(db, golden, `${branch}: copy ${golden}`, 'when that golden copy exists'),
         empty: this.create(
           db,
@@ -172,13 +218,10 @@ export class StagingServer {
       };
     });
     return {
-      commands: [look, ...per.flatMap((p) => [...p.drops, p.copy, p.empty])],
+      commands: [drops, ...per.flatMap((p) => [p.copy, p.empty])],
       run: async (run: (c: Command) => Promise<{ stdout: string }>) => {
-        const have = new Set((await run(look)).stdout.split('\n').filter(Boolean));
-        for (const p of per) {
-          for (const d of p.drops) await run(d);
-          await run(have.has(goldenName(p.customer)) ? p.copy : p.empty);
-        }
+        const have = new Set((await run(drops)).stdout.split('\n').filter(Boolean));
+        for (const p of per) await run(have.has(goldenName(p.customer)) ? p.copy : p.empty);
         return per.map((p) => p.db);
       },
     };
@@ -186,6 +229,6 @@ export class StagingServer {
 
   /** Drop databases and their twins: a killed sync's old copy must not come back in a new site of the same name. */
   dropWithTwins(names: string[]): Command[] {
-    return withTwins(names).map((db) => this.drop(db));
+    return names.length ? [this.dropAll(withTwins(names))] : [];
   }
 }

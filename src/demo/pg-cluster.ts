@@ -1,5 +1,5 @@
 import { existsSync, readdirSync } from 'node:fs';
-import { chmod, chown, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { appendFile, chmod, chown, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { run } from '../core/runner.js';
@@ -35,8 +35,25 @@ export function serverBin(): string | undefined {
   return version ? join(base, version, 'bin') : undefined;
 }
 
+/**
+ * Where a cluster listens, when not on 127.0.0.1 at a free port: an address of a network
+ * namespace, started through `wrap` (e.g. ['ip', 'netns', 'exec', NAME]); it then has no
+ * unix socket at all, so nothing on this machine can reach it but through that address.
+ */
+export interface ClusterPlace {
+  address: string;
+  port: number;
+  wrap: string[];
+  /** The network its clients come from (CIDR), let in with a password. */
+  clients: string;
+}
+
 /** `settings`: more server settings, e.g. ['shared_buffers=256MB'] for a benchmark. */
-export async function startCluster(password: string, settings: string[] = []): Promise<PgCluster> {
+export async function startCluster(
+  password: string,
+  settings: string[] = [],
+  place?: ClusterPlace,
+): Promise<PgCluster> {
   const bin = serverBin();
   if (!bin)
     throw new Error('no PostgreSQL server is installed (Debian: apt-get install postgresql)');
@@ -70,10 +87,16 @@ export async function startCluster(password: string, settings: string[] = []): P
     'initdb',
   );
   await rm(join(dir, 'pw'), { force: true });
-  const port = (await freeBasePort(1)) + 1;
-  await owner(
-    join(bin, 'pg_ctl'),
+  if (place)
+    await appendFile(join(data, 'pg_hba.conf'), `host all all ${place.clients} scram-sha-256\n`);
+  const port = place?.port ?? (await freeBasePort(1)) + 1;
+  const listen = place?.address ?? '127.0.0.1';
+  const host = listen.split(',')[0]!;
+  const [start = '', ...startArgs] = [...(place?.wrap ?? []), ...as, join(bin, 'pg_ctl')];
+  await run(
+    start,
     [
+      ...startArgs,
       '-D',
       data,
       '-w',
@@ -81,21 +104,21 @@ export async function startCluster(password: string, settings: string[] = []): P
       join(dir, 'log'),
       '-o',
       [
-        `-c listen_addresses=127.0.0.1 -c port=${port} -c unix_socket_directories=${dir} -c fsync=off`,
+        `-c listen_addresses=${listen} -c port=${port} -c unix_socket_directories=${place ? "''" : dir} -c fsync=off`,
         ...settings.map((x) => `-c ${x}`),
       ].join(' '),
       'start',
     ],
-    'start PostgreSQL',
+    { step: 'start PostgreSQL', cwd: '/', timeoutMs: 60_000 },
   );
   const stopArgs = ['-D', data, '-m', 'fast', 'stop'];
   return {
     dir,
     port,
     dsn: (db = 'postgres') =>
-      `host=127.0.0.1 port=${port} user=postgres password=${password} dbname=${db}`,
+      `host=${host} port=${port} user=postgres password=${password} dbname=${db}`,
     env: {
-      PGHOST: '127.0.0.1',
+      PGHOST: host,
       PGPORT: String(port),
       PGUSER: 'postgres',
       PGPASSWORD: password,

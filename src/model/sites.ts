@@ -1,8 +1,8 @@
 import { existsSync } from 'node:fs';
-import writeFileAtomic from 'write-file-atomic';
 import { KarlstageError, UsageError } from '../core/errors.js';
 import { BrokenSiteError, readInstances, type Instance } from '../instances/instances.js';
 import { layout } from './layout.js';
+import { readMarkers, writeMarker } from './marker.js';
 import { readState, type BranchState } from './state.js';
 
 /** The one way to say a branch site does not exist. */
@@ -53,28 +53,9 @@ export function sourceProblem(root: string, branch: string, path: string): strin
   return `${source} is missing (removed by hand?): "karlstage update ${branch}" checks it out again`;
 }
 
-/** What a branch site says of itself, in its own folder: state.json can be rebuilt from it. */
-export interface SiteMarker {
-  name: string;
-  slot: number;
-  port: number;
-  vcs: 'git' | 'svn';
-  ref: string;
-  refKind?: BranchState['refKind'];
-  createdAt: string;
-}
-
+/** Write a site's marker now (state.json's updates write it whenever what it keeps changes). */
 export async function writeSiteMarker(root: string, b: BranchState): Promise<void> {
-  const marker: SiteMarker = {
-    name: b.name,
-    slot: b.slot,
-    port: b.port,
-    vcs: b.vcs,
-    ref: b.ref,
-    ...(b.refKind ? { refKind: b.refKind } : {}),
-    createdAt: b.createdAt,
-  };
-  await writeFileAtomic(layout.siteMarker(root, b.name), JSON.stringify(marker, null, 2) + '\n');
+  await writeMarker(root, b);
 }
 
 /** Commits made in a working copy that are not upstream: an update would drop them. */
@@ -91,32 +72,36 @@ export const localChanges = (dir: string) =>
 
 /**
  * The branch sites as their folders tell them (each folder's .karlstage-site.json):
- * the state rebuilt when state.json and its last good copy are both damaged.
- * What was built is not known from a folder, so each site's next update builds it again.
+ * the state rebuilt when state.json and its last good copy are both damaged, or
+ * the sites a state.json has lost. Each keeps its hold and its dates; a marker
+ * older than that knows only when the site was made, and such a site is never
+ * taken for stale until its next update. What was built is not known from a
+ * folder, so each site's next update builds it again. Damaged markers are
+ * left out, and named.
  */
-export async function sitesFromFolders(root: string): Promise<BranchState[]> {
-  const { readdir, readFile } = await import('node:fs/promises');
-  const found: BranchState[] = [];
-  for (const entry of await readdir(root, { withFileTypes: true })) {
-    if (!entry.isDirectory() || entry.name.startsWith('.')) continue;
-    const text = await readFile(layout.siteMarker(root, entry.name), 'utf8').catch(() => undefined);
-    if (!text) continue;
-    try {
-      const m = JSON.parse(text) as SiteMarker;
-      if (m.name !== entry.name || typeof m.slot !== 'number' || typeof m.port !== 'number')
-        continue;
-      found.push({
-        name: m.name,
-        slot: m.slot,
-        port: m.port,
-        vcs: m.vcs,
-        ref: m.ref,
-        ...(m.refKind ? { refKind: m.refKind } : {}),
-        createdAt: m.createdAt,
-      });
-    } catch {
-      // not ours, or damaged too: left out, and said so by repair
+export async function sitesFromFolders(
+  root: string,
+): Promise<{ sites: BranchState[]; damaged: string[] }> {
+  const sites: BranchState[] = [];
+  const damaged: string[] = [];
+  for (const { name, marker: m } of await readMarkers(root)) {
+    if (!m) {
+      damaged.push(name);
+      continue;
     }
+    sites.push({
+      name: m.name,
+      slot: m.slot,
+      port: m.port,
+      vcs: m.vcs,
+      ref: m.ref,
+      ...(m.refKind ? { refKind: m.refKind } : {}),
+      createdAt: m.createdAt,
+      ...(m.hold ? { hold: m.hold } : {}),
+      ...(m.run ? { run: m.run } : {}),
+      ...(m.lastUpdate ? { lastUpdate: m.lastUpdate } : {}),
+      ...(m.version === 2 ? {} : { datesUnknown: true as const }),
+    });
   }
-  return found.sort((a, b) => a.slot - b.slot);
+  return { sites: sites.sort((a, b) => a.slot - b.slot), damaged: damaged.sort() };
 }

@@ -1,10 +1,11 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import writeFileAtomic from 'write-file-atomic';
+import { writeFileAtomic } from '../core/files.js';
 import { KarlstageError } from '../core/errors.js';
 import { printable } from '../core/printable.js';
 import { layout } from './layout.js';
 import { acquireLock, LOCKS } from './locks.js';
+import { markerTexts, traces, writeChangedMarkers } from './marker.js';
 
 /** What karlstage knows about each branch site; .karlstage/state.json. */
 export interface UpdateRecord {
@@ -48,6 +49,8 @@ export interface BranchState {
   data?: Record<string, DataRecord>;
   /** Held out of the nightly sync (someone is testing on its data). */
   hold?: { since: string; by: string; reason?: string };
+  /** Rebuilt by repair from a marker that kept no dates: never stale by age until its next update. */
+  datesUnknown?: true;
   /** Whether its app should run, and how its starts went (absent: made before; it should run). */
   run?: RunRecord;
 }
@@ -157,8 +160,14 @@ export async function readState(root: string): Promise<State> {
   try {
     text = await readFile(layout.state(root), 'utf8');
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return structuredClone(EMPTY);
-    throw new KarlstageError(`cannot read ${layout.state(root)}: ${(e as Error).message}`);
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT')
+      throw new KarlstageError(`cannot read ${layout.state(root)}: ${(e as Error).message}`);
+    // Missing: a fresh root, or one whose state.json was deleted, which must not start afresh.
+    const left = await traces(root);
+    if (!left) return structuredClone(EMPTY);
+    throw new KarlstageError(
+      `${layout.state(root)} is missing, but this staging root has ${left.sites.length ? `branch sites (${left.sites.join(', ')})` : 'a last good copy of it'}: "karlstage repair" puts it back from the last good copy or rebuilds it from the branch sites' folders; nothing was changed`,
+    );
   }
   const { state, problem } = parseState(text);
   if (state) return state;
@@ -184,12 +193,15 @@ export async function updateState(root: string, change: (state: State) => void):
   });
   try {
     const state = await readState(root);
+    const markers = markerTexts(Object.values(state.branches));
     change(state);
     const text = JSON.stringify(state, null, 2) + '\n';
     await writeFileAtomic(layout.state(root), text);
     // A second copy of the good state: what "karlstage repair" puts back when state.json is
     // damaged by hand or by a full disk (each write is atomic, so both are seldom hit at once).
     await writeFileAtomic(layout.stateBackup(root), text).catch(() => undefined);
+    // And each site's own marker, when what it keeps (who it is, its hold, its dates) changed.
+    await writeChangedMarkers(root, markers, Object.values(state.branches));
     return state;
   } finally {
     await release();

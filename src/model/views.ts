@@ -35,11 +35,14 @@ export interface BranchView {
 
 /**
  * Stale: its ref is gone upstream, or nothing has happened to it (created,
- * updated, held) for [staging] stale_after days.
+ * updated, held) for [staging] stale_after days. A site whose dates are not
+ * known (rebuilt by repair from an old marker, not updated since) is never
+ * stale by age: prune must not remove a site updated minutes before the repair.
  */
 export function staleness(cfg: Config, site: BranchState, now = Date.now()): string | undefined {
   // Gone, as the last poll saw it: a poll that failed (network, login) says nothing of that.
   if (upstreamState(site.poll) === 'gone upstream') return `${site.ref} is gone upstream`;
+  if (site.datesUnknown && !site.lastUpdate) return undefined;
   const last = [site.lastUpdate?.at, site.built?.at, site.createdAt, site.hold?.since]
     .filter((x): x is string => Boolean(x))
     .sort()

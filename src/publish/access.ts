@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { chmod, chown, mkdir, readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { dirname } from 'node:path';
-import writeFileAtomic from 'write-file-atomic';
+import { writeFileAtomic } from '../core/files.js';
 import type { Config } from '../config/config.js';
 import { nameProblem } from '../config/names.js';
 import type { Command } from '../core/command.js';

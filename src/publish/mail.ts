@@ -3,10 +3,16 @@ import { copyFile, mkdir, readFile, rename, rm, stat, utimes } from 'node:fs/pro
 import { connect } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import writeFileAtomic from 'write-file-atomic';
+import { writeFileAtomic } from '../core/files.js';
 import type { Config } from '../config/config.js';
 import { exec, type Command } from '../core/command.js';
-import { KarlstageError, StepError, UsageError } from '../core/errors.js';
+import {
+  asFailure,
+  isKarlstageError,
+  KarlstageError,
+  StepError,
+  UsageError,
+} from '../core/errors.js';
 import type { Plan, Step } from '../core/plan.js';
 import { renderTemplate } from '../core/templates.js';
 import { layout } from '../model/layout.js';
@@ -235,14 +241,24 @@ async function reachable(dir: string, who: { uid: number; gid: number }, user: s
   }
 }
 
-/** The Maildirs of every live route and the catch-all, owned by the mail user. */
-export async function makeMaildirs(cfg: Config, views: BranchView[], log?: string): Promise<void> {
-  const who = {
+/** Who owns the Maildirs; refuses (exit 2) a [mail] or [cron] user that does not exist here. */
+export async function maildirUsers(cfg: Config, log?: string) {
+  return {
     uid: await idOf(cfg.mail.user, '-u', '[mail] user', log),
     gid: await idOf(cfg.mail.user, '-g', '[mail] user', log),
+    // Mail-in runs as the cron user: the Maildir's group, so it may read and move the messages.
+    group: await idOf(cfg.cron.user, '-g', '[cron] user', log),
   };
-  // Mail-in runs as the cron user: the Maildir's group, so it may read and move the messages.
-  const group = await idOf(cfg.cron.user, '-g', '[cron] user', log);
+}
+
+/** The Maildirs of every live route and the catch-all, owned by the mail user. */
+export async function makeMaildirs(
+  cfg: Config,
+  views: BranchView[],
+  log?: string,
+  users?: Awaited<ReturnType<typeof maildirUsers>>,
+): Promise<void> {
+  const { group, ...who } = users ?? (await maildirUsers(cfg, log));
   // From the staging root down, as "deliver" walks: a branch site folder replaced by a link is
   // refused here too.
   const places = [
@@ -328,8 +344,12 @@ export function installPlan(cfg: Config, views: BranchView[], command: string): 
         if (!postmapProgram())
           throw new UsageError('postfix is not installed: apt-get install postfix');
         rendered = await renderPostfix(cfg);
+        const users = await maildirUsers(cfg, ctx.log); // refused before anything is written
         await writeTransport(cfg, views, ctx.log);
-        await makeMaildirs(cfg, views, ctx.log);
+        // The maps are written: from here a refusal is a failure (exit 2 means nothing changed).
+        await makeMaildirs(cfg, views, ctx.log, users).catch((e: unknown) => {
+          throw isKarlstageError(e) ? asFailure(e) : e;
+        });
       },
     },
     {

@@ -1,7 +1,7 @@
 import { createHmac } from 'node:crypto';
 import { appendFile, mkdir, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import writeFileAtomic from 'write-file-atomic';
+import { writeFileAtomic } from '../core/files.js';
 import type { Config } from '../config/config.js';
 import { printable } from '../core/printable.js';
 import { redact } from '../core/redact.js';

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import writeFileAtomic from 'write-file-atomic';
+import { writeFileAtomic } from '../core/files.js';
 import type { Config } from '../config/config.js';
 import { KarlstageError, UsageError } from '../core/errors.js';
 import { makeActivityFiles } from '../model/activity.js';
@@ -52,9 +52,10 @@ export interface RouteFacts {
   trusted?: string;
 }
 
-export async function routeFacts(cfg: Config): Promise<RouteFacts> {
+/** `users`: the users as they will be after a change (read from disk when not given). */
+export async function routeFacts(cfg: Config, users?: AccessUser[]): Promise<RouteFacts> {
   return {
-    users: await readUsers(cfg.root),
+    users: users ?? (await readUsers(cfg.root)),
     nginx: await nginxFacts(cfg),
     ocsp: cfg.staging.tlsCertificate ? await ocspResponder(cfg.staging.tlsCertificate) : undefined,
     nameServers: await nameServers(),
@@ -67,8 +68,12 @@ export const LOGIN_LIMIT = { rate: 10, burst: 100 } as const;
 /** Seconds nginx waits for an app's connection before the friendly page. */
 export const CONNECT_TIMEOUT = 3;
 
-export async function renderRoutes(cfg: Config, views: BranchView[]): Promise<string> {
-  return routesText(cfg, views, await routeFacts(cfg));
+export async function renderRoutes(
+  cfg: Config,
+  views: BranchView[],
+  users?: AccessUser[],
+): Promise<string> {
+  return routesText(cfg, views, await routeFacts(cfg, users));
 }
 
 /** The routes as a function of the configuration, the sites and the facts read. */

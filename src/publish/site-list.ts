@@ -1,6 +1,6 @@
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import writeFileAtomic from 'write-file-atomic';
+import { writeFileAtomic } from '../core/files.js';
 import type { Config } from '../config/config.js';
 import { layout } from '../model/layout.js';
 import { publicBase } from '../model/views.js';

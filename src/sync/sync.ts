@@ -304,8 +304,11 @@ export async function syncJobs(
         )
       : undefined;
     const dropGoldenNew = db.drop(goldenNew, 'when a later step fails');
-    const swapGolden = db.swapIn(golden, goldenNew, goldenOld, 'swap the golden copy');
-    const dropGoldenOld = db.drop(goldenOld);
+    // One session: the swap, then yesterday's golden copy dropped.
+    const swapGolden = db.together(
+      [db.swapIn(golden, goldenNew, goldenOld, 'swap'), db.drop(goldenOld)],
+      'swap the golden copy',
+    );
     const mirror = c.productionFiles ? mirrorCommand(cfg, c.name, c.productionFiles) : undefined;
 
     const steps: Step[] = [
@@ -376,10 +379,9 @@ export async function syncJobs(
       },
       {
         title: 'swap in the new golden copy',
-        commands: [swapGolden, dropGoldenOld],
+        commands: [swapGolden],
         run: async (ctx) => {
           await ctx.exec(swapGolden);
-          await ctx.exec(dropGoldenOld);
           Object.assign(record, { dump, asOf: taken.toISOString() });
         },
       },
@@ -456,8 +458,8 @@ function branchStep(cfg: Config, db: StagingServer, req: BranchSyncRequest): Ste
   const fresh = twin(live, 'new');
   const old = twin(live, 'old');
   let site: BranchState | undefined;
-  const look = db.lookUp([live], `look up ${live}`);
-  const clone = db.create(fresh, golden, 'copy the golden copy');
+  // The clone's session first says whether the site has a database now: one connection fewer.
+  const clone = db.lookingUp([live], db.create(fresh, golden, 'copy the golden copy'));
   const dropFresh = db.drop(fresh, 'when the copy fails');
   const link = linkCommand(cfg, branch, customer);
   const swap = db.swapIn(live, fresh, old, 'swap');
@@ -471,7 +473,6 @@ function branchStep(cfg: Config, db: StagingServer, req: BranchSyncRequest): Ste
   return {
     title: `${branch}: copy, swap, migrate`,
     commands: [
-      look,
       clone,
       dropFresh,
       ...(withFiles ? [link] : []),
@@ -504,10 +505,10 @@ function branchStep(cfg: Config, db: StagingServer, req: BranchSyncRequest): Ste
           return;
         }
         // Everything is prepared under temporary names first: nothing the site serves changes yet.
-        const had = (await ctx.exec(look)).stdout.trim() === live;
+        let had = false;
         let swapStart = 0;
         try {
-          await ctx.exec(clone);
+          had = (await ctx.exec(clone)).stdout.split('\n').includes(live);
           if (withFiles) {
             await clearStaged(cfg, branch, customer);
             await ctx.exec(link);

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { exec, later, type Arg, type Command } from '../core/command.js';
 import { KarlstageError, StepError, UsageError } from '../core/errors.js';
@@ -7,12 +7,17 @@ import { redact } from '../core/redact.js';
 import { withRetries } from '../core/runner.js';
 import { gitCredentialEnv, splitCredentials, type Credentials } from './credentials.js';
 import { unreachable } from './failures.js';
+import { GitStore, keepRef, storeLooksWhole, storeSpec } from './git-store.js';
 import {
   CHANGES_SHOWN,
+  LostCommitError,
   type BuildFacts,
   type CommitInfo,
+  type Exec,
   type Procedure,
   type RefKind,
+  type StoreProcedure,
+  type StoreUse,
   type UpdateOutcome,
   type Vcs,
   type VcsOptions,
@@ -27,21 +32,31 @@ const COMMIT = /^[0-9a-f]{7,40}$/;
 // Programs git would start to talk to a person: never wanted here (cron has no terminal).
 const INTERACTIVE = /^(GIT_)?(EDITOR|VISUAL|PAGER|SEQUENCE_EDITOR|ASKPASS)$|^SSH_ASKPASS$/i;
 
-/** The store keeps each site's commit alive under this ref, so its gc never prunes what a site needs. */
-const keepRef = (site: string) => `refs/karlstage/keep/${site}`;
+/** What a site made by karlstage sets in its own config: no reflogs, and no gc of its own. */
+const SITE_SETTINGS: [string, string][] = [
+  ['core.logAllRefUpdates', 'false'],
+  ['gc.auto', '0'],
+];
 
 /**
  * git, through the one runner. Every branch site takes its objects from one
- * bare store (VcsOptions.store): the store is fetched from [source] url once
- * per run, and a site is a `git clone --shared` of it (objects through
- * alternates), so an extra site costs its checkout, not another clone. A site
- * follows a branch as a local branch tracking the store, or sits detached on
- * a tag or commit; two sites on one branch are no problem (no worktrees).
+ * bare store (VcsOptions.store, kept whole by git-store.ts): the store is
+ * fetched from [source] url once per run, and a site's .git borrows its
+ * objects (alternates), so an extra site costs its checkout, not another
+ * clone. A site follows a branch as a local branch tracking the store's, or
+ * sits detached on a tag or commit; two sites on one branch are no problem (no
+ * worktrees). A site never fetches: the store has every object it needs, so
+ * karlstage points the site at a commit by its id, and the site holds no
+ * reference the store might drop (see git-store.ts).
  */
 export class GitVcs implements Vcs {
   readonly kind = 'git' as const;
   private readonly url: string;
   private readonly credentials?: Credentials;
+
+  private keeper?: GitStore;
+  /** Local commits counted in a working copy this run (an update with --force saves them). */
+  private readonly localCount = new Map<string, number>();
 
   constructor(private readonly opts: VcsOptions) {
     const split = splitCredentials(opts.url);
@@ -52,6 +67,32 @@ export class GitVcs implements Vcs {
   private get store(): string {
     if (!this.opts.store) throw new Error('internal: no git store given');
     return this.opts.store;
+  }
+
+  /** The shared store's keeper (one per run: it remembers which sites' commits are lost). */
+  private get storeKeeper(): GitStore {
+    this.keeper ??= new GitStore({
+      store: this.store,
+      url: this.url,
+      retries: this.opts.retries,
+      git: (args, step, more) => this.git(args, step, more),
+      fetchSpecs: ['+refs/heads/*:refs/heads/*', '+refs/tags/*:refs/tags/*'],
+    });
+    return this.keeper;
+  }
+
+  /** A git command on the store: --git-dir, so a damaged store is never mistaken for a folder above it. */
+  private inStore(args: Arg[], step: string, more: Partial<Command> = {}): Command {
+    return this.git([`--git-dir=${this.store}`, ...args], step, more);
+  }
+
+  /** The commit a site had checked out is gone for good (found by this run's store check). */
+  private lostAt(dir: string): LostCommitError | undefined {
+    const commit = this.keeper?.lost.get(dir);
+    if (commit === undefined) return undefined;
+    return new LostCommitError(
+      `the commit it had checked out (${commit.slice(0, 10)}) is gone for good: not upstream, not in the shared store, not in the site; its files are untouched. "update --force" or "switch --force" moves it onto a commit that exists`,
+    );
   }
 
   /** The operator's environment less git's interactive helpers, and what karlstage adds. */
@@ -159,96 +200,127 @@ export class GitVcs implements Vcs {
     );
   }
 
-  /** The store exists and looks like a bare repository (else it is made anew). */
-  private storeIsWhole(): boolean {
-    return ['HEAD', 'config', 'objects', 'refs'].every((f) => existsSync(join(this.store, f)));
-  }
-
-  prepare(): Procedure<void> {
-    const store = this.store;
-    const init = this.git(['init', '-q', '--bare', '--', store], 'make the shared object store', {
-      when: 'when the store is missing or damaged',
-    });
-    // From the URL itself, not a remote in the store's config: a changed [source] url is followed.
-    const fetch = this.git(
-      [
-        '-C',
-        store,
-        'fetch',
-        '-q',
-        '--prune',
-        '--force',
-        '--',
-        this.url,
-        '+refs/heads/*:refs/heads/*',
-        '+refs/tags/*:refs/tags/*',
-      ],
-      'fetch into the shared object store',
-    );
-    return {
-      commands: [init, fetch],
-      effects: [`remove ${store}/ first when it is missing or damaged`],
-      run: async (run) => {
-        const rebuild = async () => {
-          await rm(store, { recursive: true, force: true });
-          await run(init);
-        };
-        if (!this.storeIsWhole()) await rebuild();
-        try {
-          await withRetries(() => run(fetch), this.opts.retries);
-        } catch (e) {
-          // A store someone damaged by hand is rebuilt once; a network failure is just that.
-          if (
-            !(e instanceof StepError) ||
-            !/corrupt|bad object|not a git repository|missing/i.test(e.outputTail)
-          )
-            throw e;
-          await rebuild();
-          await withRetries(() => run(fetch), this.opts.retries);
-        }
-      },
-    };
+  prepare(use: StoreUse): StoreProcedure {
+    return this.storeKeeper.procedure(use);
   }
 
   locate(ref: string, kind: RefKind): Procedure<void> | undefined {
     if (kind !== 'commit') return undefined; // checkRef found it upstream
-    const find = this.git(
-      ['-C', this.store, 'cat-file', '-e', '--end-of-options', `${ref}^{commit}`],
+    const find = this.inStore(
+      ['cat-file', '-e', '--end-of-options', `${ref}^{commit}`],
       'look the commit up in the store',
       { explain: this.missing(ref) },
     );
     return { commands: [find], run: async (run) => void (await run(find)) };
   }
 
-  /** The commit a ref names in a working copy that has fetched from the store. */
-  private resolve(dir: string, ref: string, kind: RefKind, gone: () => Error): Command {
-    const spec =
-      kind === 'branch'
-        ? `refs/remotes/origin/${ref}^{commit}`
-        : kind === 'tag'
-          ? `refs/tags/${ref}^{commit}`
-          : `${ref}^{commit}`;
-    return this.git(
-      ['-C', dir, 'rev-parse', '--verify', '--quiet', '--end-of-options', spec],
+  /** The commit a ref names in the store (fetched, or checked, just before). */
+  private resolve(ref: string, kind: RefKind, gone: () => Error): Command {
+    return this.inStore(
+      ['rev-parse', '--verify', '--quiet', '--end-of-options', `${storeSpec(ref, kind)}^{commit}`],
       'resolve the ref',
       // --quiet: a ref that is not there fails silently; anything else is git's own failure.
       { explain: (e) => (e.outputTail.trim() === '' ? gone() : this.why(e)) },
     );
   }
 
-  /** A branch as a local branch tracking the store's; a tag or commit detached. */
-  private switchCommand(dir: string, ref: string, kind: RefKind, commit: () => string): Command {
-    return this.git(
+  /**
+   * Where a site lands on a commit: its remote-tracking refs and tags are dropped but for
+   * origin/REF (a branch), which is set to the commit; then a branch is checked out as a local
+   * branch tracking it, a tag or commit detached; and the store keeps the commit.
+   */
+  private land(to: {
+    dir: string;
+    ref: string;
+    kind: RefKind;
+    site: string;
+    commit: () => string;
+  }): { commands: Command[]; run: (run: Exec) => Promise<void> } {
+    const { dir, ref, kind, site, commit } = to;
+    const gitDir = join(dir, '.git');
+    const tracking = `refs/remotes/origin/${ref}`;
+    let input = '';
+    // --git-dir: a site whose .git is broken is never mistaken for a repository above it.
+    // %(HEAD) marks the branch checked out now: the one karlstage made for the site's last ref.
+    const strays = this.git(
+      [
+        '--git-dir',
+        gitDir,
+        'for-each-ref',
+        '--format=%(HEAD)%(refname)',
+        'refs/remotes/',
+        'refs/tags/',
+        'refs/heads/',
+      ],
+      "list the site's remote-tracking refs, tags and branch",
+    );
+    const refs = this.git(
+      ['--git-dir', gitDir, 'update-ref', '--no-deref', '--stdin'],
+      'set the refs',
+      {
+        input: () => input,
+        when: 'when there is a ref to drop or set',
+      },
+    );
+    const co = this.git(
       kind === 'branch'
         ? ['-C', dir, 'checkout', '-q', '--force', '-B', ref, '--track', `origin/${ref}`]
         : ['-C', dir, 'checkout', '-q', '--force', '--detach', later('COMMIT', commit)],
       'check out',
     );
+    const keep = this.keepCommand(site, commit);
+    return {
+      commands: [strays, refs, co, keep],
+      run: async (run) => {
+        // Dropped: every remote-tracking ref and tag but origin/REF, and the branch of the last
+        // ref when the site moves off it (a switch); someone's own other branches stay.
+        const drop = (await run(strays)).stdout
+          .split('\n')
+          .filter((l) => l.trim())
+          .flatMap((l) => {
+            const name = l.slice(1);
+            if (name.startsWith('refs/heads/'))
+              return l[0] === '*' && name !== `refs/heads/${kind === 'branch' ? ref : ''}`
+                ? [name]
+                : [];
+            return name === (kind === 'branch' ? tracking : '') ? [] : [name];
+          });
+        input = [
+          ...drop.map((r) => `delete ${r}\n`),
+          ...(kind === 'branch' ? [`update ${tracking} ${commit()}\n`] : []),
+        ].join('');
+        if (input) await run(refs);
+        await run(co);
+        await run(keep);
+      },
+    };
+  }
+
+  /** A site made by an older karlstage (a clone): its reflogs go, and it gets a site's settings. */
+  private settle(dir: string): { commands: Command[]; effects: string[]; run: Run } {
+    const logs = join(dir, '.git', 'logs');
+    const when = { when: 'when the site still has reflogs (made by an older karlstage)' };
+    const settings = SITE_SETTINGS.map(([k, v]) =>
+      this.git(
+        ['--git-dir', join(dir, '.git'), 'config', k, v],
+        'no reflogs, no gc of its own',
+        when,
+      ),
+    );
+    return {
+      commands: settings,
+      effects: [`remove ${logs}/ ${when.when}`],
+      run: async (run) => {
+        if (!existsSync(logs)) return;
+        for (const c of settings) await run(c);
+        await rm(logs, { recursive: true, force: true });
+      },
+    };
   }
 
   private keepCommand(site: string, commit: () => string): Command {
-    return this.git(
-      ['-C', this.store, 'update-ref', keepRef(site), later('COMMIT', commit)],
+    return this.inStore(
+      ['update-ref', keepRef(site), later('COMMIT', commit)],
       'keep the commit in the store',
     );
   }
@@ -267,22 +339,32 @@ export class GitVcs implements Vcs {
       );
   }
 
+  /**
+   * A new site: an empty repository whose objects come from the store (alternates), with
+   * the store as origin, no reflogs and no gc of its own; then it lands on the commit. Not
+   * `git clone --shared`, which would give it every branch and tag of the store as refs
+   * that the store may later drop.
+   */
   checkout(ref: string, kind: RefKind, dest: string, site: string): Procedure<string> {
     let commit = '';
-    const clone = this.git(
-      ['clone', '-q', '--shared', '--no-checkout', '--', this.store, dest],
-      'check out: a clone sharing the store',
+    const resolve = this.resolve(ref, kind, this.missing(ref));
+    const init = this.git(['init', '-q', '--', dest], 'check out: a repository sharing the store');
+    const settings = SITE_SETTINGS.map(([k, v]) =>
+      this.git(['-C', dest, 'config', k, v], 'no reflogs, no gc of its own'),
     );
-    const resolve = this.resolve(dest, ref, kind, this.missing(ref));
-    const co = this.switchCommand(dest, ref, kind, () => commit);
-    const keep = this.keepCommand(site, () => commit);
+    const origin = this.git(['-C', dest, 'remote', 'add', 'origin', this.store], 'use the store');
+    const alternates = join(dest, '.git', 'objects', 'info', 'alternates');
+    const land = this.land({ dir: dest, ref, kind, site, commit: () => commit });
     return {
-      commands: [clone, resolve, co, keep],
+      commands: [resolve, init, ...settings, origin, ...land.commands],
+      effects: [`write ${alternates} (${join(this.store, 'objects')})`],
       run: async (run) => {
-        await run(clone);
         commit = (await run(resolve)).stdout.trim();
-        await run(co);
-        await run(keep);
+        await run(init);
+        for (const c of settings) await run(c);
+        await writeFile(alternates, `${join(this.store, 'objects')}\n`);
+        await run(origin);
+        await land.run(run);
         return commit;
       },
     };
@@ -312,7 +394,6 @@ export class GitVcs implements Vcs {
       effects: [`write ${alternates} (${join(this.store, 'objects')}) ${when.when}`],
       run: async (run) => {
         if (existsSync(alternates)) return;
-        const { writeFile } = await import('node:fs/promises');
         await writeFile(alternates, `${join(this.store, 'objects')}\n`);
         await run(origin);
         await run(repack);
@@ -330,33 +411,55 @@ export class GitVcs implements Vcs {
     let before = '';
     let commit = '';
     const adopt = this.adopt(dir);
-    const fetch = this.git(
-      ['-C', dir, 'fetch', '-q', '--prune', '--force', '--tags', 'origin'],
-      'fetch from the store',
-    );
+    const settle = this.settle(dir);
+    const resolve = this.resolve(ref, kind, notFound);
     const head = this.git(['-C', dir, 'rev-parse', 'HEAD'], 'read the revision');
-    const resolve = this.resolve(dir, ref, kind, notFound);
     const lost = this.git(
       ['-C', dir, 'rev-list', '--count', later('RANGE', () => `${commit}..${before}`)],
       'compare history',
       { when: 'when the head moved' },
     );
-    const co = this.switchCommand(dir, ref, kind, () => commit);
-    const keep = this.keepCommand(site, () => commit);
+    // Local commits dropped by --force stay in the site, under a ref of their own.
+    const save = this.git(
+      [
+        '--git-dir',
+        join(dir, '.git'),
+        'update-ref',
+        later(
+          'REF',
+          () => `refs/karlstage/dropped/${new Date().toISOString().replace(/[:.]/g, '-')}`,
+        ),
+        'HEAD',
+      ],
+      'keep the local commits',
+      { when: 'when local commits are dropped (--force)' },
+    );
+    const land = this.land({ dir, ref, kind, site, commit: () => commit });
     return {
-      commands: [...adopt.commands, fetch, head, resolve, lost, co, keep],
-      effects: adopt.effects,
+      commands: [
+        ...adopt.commands,
+        ...settle.commands,
+        resolve,
+        head,
+        lost,
+        save,
+        ...land.commands,
+      ],
+      effects: [...adopt.effects, ...settle.effects],
       run: async (run) => {
         await adopt.run(run);
-        await run(fetch);
-        before = (await run(head)).stdout.trim();
+        await settle.run(run);
         commit = (await run(resolve)).stdout.trim();
+        before = (await run(head)).stdout.trim();
+        const gone = this.lostAt(dir);
         let note: string | undefined;
+        if (gone)
+          note = `its commit ${before.slice(0, 10)} was gone for good; now at ${commit.slice(0, 10)}`;
         // Commits of ours that the new head does not contain: history was rewritten upstream.
-        if (commit !== before && Number((await run(lost)).stdout.trim()) > 0)
+        else if (commit !== before && Number((await run(lost)).stdout.trim()) > 0)
           note = `history rewritten upstream: ${before.slice(0, 10)} is not in ${ref} any more; following ${commit.slice(0, 10)}`;
-        await run(co);
-        await run(keep);
+        if ((this.localCount.get(dir) ?? 0) > 0) await run(save);
+        await land.run(run);
         return { revision: commit, note };
       },
     };
@@ -376,13 +479,20 @@ export class GitVcs implements Vcs {
       ['-C', dir, 'status', '--porcelain', '--untracked-files=no'],
       'check for local changes',
     );
-    return { commands: [status], run: async (run) => (await run(status)).stdout.trim() !== '' };
+    return {
+      commands: [status],
+      run: async (run) => {
+        const gone = this.lostAt(dir);
+        if (gone) throw gone;
+        return (await run(status)).stdout.trim() !== '';
+      },
+    };
   }
 
   localCommits(dir: string, site: string): Procedure<number> {
     let kept = '';
-    const keep = this.git(
-      ['-C', this.store, 'rev-parse', '--verify', '--quiet', keepRef(site)],
+    const keep = this.inStore(
+      ['rev-parse', '--verify', '--quiet', keepRef(site)],
       'read what karlstage checked out',
       { okExitCodes: [1], when: 'when the store exists' },
     );
@@ -401,8 +511,12 @@ export class GitVcs implements Vcs {
     return {
       commands: [keep, onTop, unpushed],
       run: async (run) => {
-        if (this.storeIsWhole()) kept = (await run(keep)).stdout.trim();
-        return Number((await run(kept ? onTop : unpushed)).stdout.trim());
+        const gone = this.lostAt(dir);
+        if (gone) throw gone;
+        if (storeLooksWhole(this.store)) kept = (await run(keep)).stdout.trim();
+        const n = Number((await run(kept ? onTop : unpushed)).stdout.trim());
+        this.localCount.set(dir, n);
+        return n;
       },
     };
   }
@@ -423,25 +537,19 @@ export class GitVcs implements Vcs {
   }
 
   describeBuild(dir: string, ref: string, defaultRef: string): Procedure<BuildFacts> {
+    let revision = '';
     const log = this.git(
-      ['-C', dir, 'log', '-1', '--format=%s%x1f%an%x1f%aI', 'HEAD'],
+      ['-C', dir, 'log', '-1', '--format=%H%x1f%s%x1f%an%x1f%aI', 'HEAD'],
       'read the commit',
     );
-    // origin/DEFAULT came with the fetch from the store: no network.
-    const ahead = this.git(
-      ['-C', dir, 'rev-list', '--count', `refs/remotes/origin/${defaultRef}..HEAD`],
-      'count commits ahead',
-      { when: `when ${ref} is not ${defaultRef}` },
-    );
-    const changes = this.git(
-      [
-        '-C',
-        dir,
-        'log',
-        `--max-count=${CHANGES_SHOWN}`,
-        '--format=%s%x1f%an%x1f%aI%x1e',
-        `refs/remotes/origin/${defaultRef}..HEAD`,
-      ],
+    // Counted in the store, which has the default branch as upstream has it: no network, and
+    // no remote-tracking ref in the site.
+    const range = later('RANGE', () => `refs/heads/${defaultRef}..${revision}`);
+    const ahead = this.inStore(['rev-list', '--count', range], 'count commits ahead', {
+      when: `when ${ref} is not ${defaultRef}`,
+    });
+    const changes = this.inStore(
+      ['log', `--max-count=${CHANGES_SHOWN}`, '--format=%s%x1f%an%x1f%aI%x1e', range],
       'list the commits ahead',
       { when: `when ${ref} is not ${defaultRef}` },
     );
@@ -454,9 +562,13 @@ export class GitVcs implements Vcs {
       run: async (run) => {
         const facts: BuildFacts = {};
         const out = await run(log).catch(() => undefined);
-        if (out) facts.commit = commitOf(out.stdout);
+        if (out) {
+          const [id = '', ...rest] = out.stdout.trim().split('\x1f');
+          revision = id;
+          facts.commit = commitOf(rest.join('\x1f'));
+        }
         if (ref === defaultRef) facts.ahead = 0;
-        else {
+        else if (revision) {
           const n = await run(ahead).catch(() => undefined);
           if (n) facts.ahead = Number(n.stdout.trim());
           const list = await run(changes).catch(() => undefined);
@@ -472,17 +584,13 @@ export class GitVcs implements Vcs {
   }
 
   forget(site: string): Procedure<void> {
-    const drop = this.git(
-      ['-C', this.store, 'update-ref', '-d', keepRef(site)],
-      'forget it in the store',
-      {
-        when: 'when the store exists',
-      },
-    );
+    const drop = this.inStore(['update-ref', '-d', keepRef(site)], 'forget it in the store', {
+      when: 'when the store exists',
+    });
     return {
       commands: [drop],
       run: async (run) => {
-        if (this.storeIsWhole()) await run(drop).catch(() => undefined);
+        if (storeLooksWhole(this.store)) await run(drop).catch(() => undefined);
       },
     };
   }
@@ -509,7 +617,7 @@ export class GitVcs implements Vcs {
   async commitsBetween(_dir: string, from: string, to: string): Promise<number> {
     // Only when both are in the store already: counting must never fetch.
     const r = await exec(
-      this.git(['-C', this.store, 'rev-list', '--count', `${from}..${to}`], 'count commits'),
+      this.inStore(['rev-list', '--count', `${from}..${to}`], 'count commits'),
       this.opts.log,
     );
     return Number(r.stdout.trim());
@@ -524,21 +632,25 @@ export class GitVcs implements Vcs {
     };
   }
 
-  /** Is the store whole, and how big (doctor)? fsck --connectivity-only reads every object it reaches. */
+  /**
+   * Is the store whole, and how big (doctor)? fsck --connectivity-only reads every object it
+   * reaches: more than the check before each run, which reads only what the sites need.
+   */
   storeCheck(): Procedure<string> {
-    const fsck = this.git(
-      ['-C', this.store, 'fsck', '--connectivity-only', '--no-progress'],
-      'check the store',
-    );
-    const count = this.git(['-C', this.store, 'count-objects', '-v', '-H'], 'measure the store');
+    const fsck = this.inStore(['fsck', '--connectivity-only', '--no-progress'], 'check the store');
+    const count = this.inStore(['count-objects', '-v', '-H'], 'measure the store');
+    const repairs = 'the next update, switch, create or poll --build repairs it';
     return {
       commands: [fsck, count],
       run: async (run) => {
-        if (!this.storeIsWhole())
-          throw new KarlstageError(`${this.store} is missing: the next update makes it`);
-        await run(fsck);
-        const size = /size-pack: (.*)/.exec((await run(count)).stdout)?.[1] ?? '?';
-        return size;
+        if (!existsSync(this.store))
+          throw new KarlstageError(`${this.store} is missing: ${repairs}`);
+        try {
+          await run(fsck);
+        } catch (e) {
+          throw new KarlstageError(`${e instanceof Error ? e.message : String(e)}: ${repairs}`);
+        }
+        return /size-pack: (.*)/.exec((await run(count)).stdout)?.[1] ?? '?';
       },
     };
   }

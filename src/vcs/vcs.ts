@@ -1,5 +1,6 @@
 import type { VcsKind } from '../config/config.js';
 import type { Command } from '../core/command.js';
+import { KarlstageError } from '../core/errors.js';
 import type { RunResult } from '../core/runner.js';
 
 /**
@@ -51,6 +52,38 @@ export interface BuildFacts {
   changes?: CommitInfo[];
 }
 
+/** A git branch site as the shared object store knows it. */
+export interface StoreSite {
+  name: string;
+  /** Its working copy (ROOT/BRANCH/[source] path). */
+  dir: string;
+  /** What karlstage last checked out there (state.json): the store keeps it. */
+  revision?: string;
+}
+
+/** How a run uses the shared store (git). */
+export interface StoreUse {
+  /** Fetch from upstream: some site moves in this run. Otherwise the store is only checked (and repaired). */
+  fetch: boolean;
+  /** Every branch site of the staging root, read when the step runs (under the store's lock). */
+  sites: () => Promise<StoreSite[]>;
+  /** The refs the sites of this run will check out: checked whole in the store after the fetch. */
+  targets: { ref: string; kind: RefKind }[];
+}
+
+/** The shared store's check, repair and fetch; what the operator should hear. */
+export interface StoreProcedure extends Procedure<string[]> {
+  /** The cheap check alone, without the lock: the store is whole and keeps every site's commit. */
+  healthy(exec: Exec): Promise<boolean>;
+}
+
+/**
+ * The commit a site had checked out is gone for good: upstream deleted it, and the shared
+ * store lost its copy (deleted by hand, say) that no site could give back. The site's files
+ * are untouched; `update --force` or `switch --force` moves it onto a commit that exists.
+ */
+export class LostCommitError extends KarlstageError {}
+
 /** How many of a branch's own commits are recorded for the site list ("and N more" after them). */
 export const CHANGES_SHOWN = 20;
 
@@ -62,8 +95,11 @@ export interface Vcs {
   describeRef(ref: string): string;
   /** A read: does the ref exist upstream, and is it a branch, a tag or a commit? UsageError if not. */
   checkRef(ref: string): Promise<RefKind>;
-  /** Run once before working copies change in a run (git: fetch the shared store); undefined when nothing is needed. */
-  prepare(): Procedure<void> | undefined;
+  /**
+   * Run once, before working copies are used in a run (git: check the shared store, repair
+   * it, fetch it when sites move); what the operator should hear. Undefined when nothing is needed.
+   */
+  prepare(use: StoreUse): StoreProcedure | undefined;
   /** Before any working copy is made: make sure the ref can be checked out (git: a commit id is in the store). */
   locate(ref: string, kind: RefKind): Procedure<void> | undefined;
   /** A new working copy of `ref` at `dest`; its revision. */

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parseDsn } from '../../src/core/dsn.js';
 import { spelledAlike } from '../../src/db/guard.js';
@@ -32,6 +33,12 @@ describe('which database a connection string is spelled to mean', () => {
       PGDATABASE: 'x',
     });
     expect(quoteIdent('ks_a-b_c')).toBe('"ks_a-b_c"');
+    // TCP keepalives from karlstage's own service file, unless the setting names its own service.
+    const env = pgEnv(parseDsn('host=db'));
+    expect(env.PGSERVICE).toBe('karlstage');
+    expect(readFileSync(env.PGSERVICEFILE!, 'utf8')).toMatch(/^\[karlstage\]\nkeepalives=1\n/m);
+    expect(pgEnv(parseDsn('service=mine'))).toMatchObject({ PGSERVICE: 'mine' });
+    expect(pgEnv(parseDsn('service=mine')).PGSERVICEFILE).toBeUndefined();
     expect(quoteIdent('x"; drop')).toBe('"x""; drop"');
   });
 });

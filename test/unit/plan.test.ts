@@ -54,8 +54,36 @@ describe('the plan executor', () => {
     ]);
     expect(seen).toEqual(['a', 'b', 'c', 'undo b', 'undo a']);
     expect(r).toMatchObject({ name: 'job', ok: false });
-    expect(r!.error).toBeInstanceOf(UsageError);
+    // A refusal after steps that changed something is a failure: exit 2 promises nothing changed.
+    expect(r!.error!.exitCode).toBe(1);
     expect(r!.error!.message).toBe('c broke');
+  });
+
+  it('a refusal is exit 2 only before any step that may change something ran (reads and caches aside)', async () => {
+    const refuse = async () => {
+      throw new UsageError('no such commit');
+    };
+    const [first, afterReads, afterChange] = await run([
+      { name: 'first', steps: [{ title: 'check', run: refuse }] },
+      {
+        name: 'after reads',
+        steps: [
+          { title: 'fetch into a cache', readOnly: true, run: async () => undefined },
+          { title: 'find it', readOnly: true, run: refuse },
+        ],
+      },
+      {
+        name: 'after a change',
+        steps: [
+          { title: 'write a file', run: async () => undefined },
+          { title: 'find it', readOnly: true, run: refuse },
+        ],
+      },
+    ]);
+    expect(first!.error).toBeInstanceOf(UsageError);
+    expect(afterReads!.error!.exitCode).toBe(2);
+    expect(afterChange!.error!.exitCode).toBe(1);
+    expect(afterChange!.error!.message).toBe('no such commit');
   });
 
   it('a step can end its job early and successfully (skipRest); finally always runs, after', async () => {
