@@ -1,6 +1,5 @@
 import { mkdir } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
 import { writeFileAtomic } from '../core/files.js';
 import type { Config } from '../config/config.js';
 import { UsageError } from '../core/errors.js';
@@ -8,7 +7,7 @@ import { splitCommand } from '../core/runner.js';
 import { renderTemplate } from '../core/templates.js';
 import { layout } from '../model/layout.js';
 import type { BranchView } from '../model/views.js';
-import { mailRoutes } from './mail.js';
+import { mailRoutes, ourPrograms, type Programs } from './mail.js';
 
 /**
  * The crontab lines of a staging server: poll --build, the nightly sync, and
@@ -24,7 +23,15 @@ function cronWord(path: string): string {
 }
 
 export async function renderCrontab(cfg: Config, views: BranchView[]): Promise<string> {
-  const karlstage = resolve(fileURLToPath(new URL('../../bin/karlstage.js', import.meta.url)));
+  return crontabText(cfg, views, ourPrograms());
+}
+
+/** The lines as a function of the configuration, the sites and the programs cron starts. */
+export async function crontabText(
+  cfg: Config,
+  views: BranchView[],
+  programs: Programs,
+): Promise<string> {
   const log = cronWord(join(layout.logs(cfg.root), 'cron.log'));
   const mailin = cfg.deployment.mailin
     ? mailRoutes(cfg, views).map((r) => ({
@@ -35,8 +42,8 @@ export async function renderCrontab(cfg: Config, views: BranchView[]): Promise<s
   return renderTemplate('crontab', {
     config: cronWord(cfg.file),
     log,
-    node: cronWord(process.execPath),
-    karlstage: cronWord(karlstage),
+    node: cronWord(programs.node),
+    karlstage: cronWord(programs.karlstage),
     mailin,
     poll: cfg.cron.poll,
     sync: cfg.cron.sync,

@@ -41,6 +41,13 @@ export const transportFile = (root: string) => join(layout.mail(root), 'transpor
 export const relayDomainsFile = (root: string) => join(layout.mail(root), 'relay_domains');
 const bin = fileURLToPath(new URL('../../bin/karlstage.js', import.meta.url));
 
+/** The node and the launcher postfix's pipe and cron start: this installation's. */
+export interface Programs {
+  node: string;
+  karlstage: string;
+}
+export const ourPrograms = (): Programs => ({ node: process.execPath, karlstage: bin });
+
 /** The mail routes that are live: the mail branch exists and serves the customer. */
 export function mailRoutes(cfg: Config, views: BranchView[]): MailRoute[] {
   if (!cfg.staging.mailDomain) return [];
@@ -106,6 +113,14 @@ export function renderMailboxes(cfg: Config, views: BranchView[]): Mailboxes {
 
 const postmapProgram = () => ['/usr/sbin/postmap', '/usr/bin/postmap'].find((p) => existsSync(p));
 
+/** The staged mail domains postfix takes mail for from anyone. */
+export function renderRelayDomains(cfg: Config): string {
+  const domains = cfg.staging.mailDomain
+    ? cfg.customers.map((c) => `${c.name}.${cfg.staging.mailDomain}\tok\n`).join('')
+    : '';
+  return `# karlstage: the staged mail domains postfix takes from anyone.\n${domains}`;
+}
+
 /** Write the maps and mailboxes.json and, where postfix is installed, the maps' postmap databases. */
 export async function writeTransport(
   cfg: Config,
@@ -114,14 +129,7 @@ export async function writeTransport(
 ): Promise<{ file: string; postmapped: boolean }> {
   const file = transportFile(cfg.root);
   await mkdir(dirname(file), { recursive: true, mode: 0o755 });
-  const domains = cfg.staging.mailDomain
-    ? cfg.customers.map((c) => `${c.name}.${cfg.staging.mailDomain}\tok\n`).join('')
-    : '';
-  await writeFileAtomic(
-    relayDomainsFile(cfg.root),
-    `# karlstage: the staged mail domains postfix takes from anyone.\n${domains}`,
-    { mode: 0o644 },
-  );
+  await writeFileAtomic(relayDomainsFile(cfg.root), renderRelayDomains(cfg), { mode: 0o644 });
   await writeFileAtomic(file, renderTransport(cfg, mailRoutes(cfg, views)), { mode: 0o644 });
   await writeFileAtomic(
     layout.mailboxes(cfg.root),
@@ -140,9 +148,17 @@ export async function writeTransport(
 
 /** main.cf and master.cf as karlstage writes them. */
 export async function renderPostfix(cfg: Config): Promise<{ main: string; master: string }> {
+  return postfixText(cfg, ourPrograms());
+}
+
+/** main.cf and master.cf as a function of the configuration and the programs the pipe starts. */
+export async function postfixText(
+  cfg: Config,
+  programs: Programs,
+): Promise<{ main: string; master: string }> {
   for (const [what, path] of [
-    ['node', process.execPath],
-    ['karlstage', bin],
+    ['node', programs.node],
+    ['karlstage', programs.karlstage],
     ['the staging root', cfg.root],
   ] as const)
     if (/\s/.test(path))
@@ -164,8 +180,8 @@ export async function renderPostfix(cfg: Config): Promise<{ main: string; master
     transport: transportFile(cfg.root),
     listen: address ? `${address.includes(':') ? `[${address}]` : address}:${port}` : String(port),
     user: cfg.mail.user,
-    node: process.execPath,
-    bin,
+    node: programs.node,
+    bin: programs.karlstage,
     mailboxes: layout.mailboxes(cfg.root),
   };
   return {

@@ -84,10 +84,11 @@ export function collectSiteList(
   cfg: Config,
   views: BranchView[],
   runs: Map<string, SiteRun> = new Map(),
+  now = new Date(),
 ): SiteList {
   return {
     version: SITE_LIST_VERSION,
-    generatedAt: new Date().toISOString(),
+    generatedAt: now.toISOString(),
     host: cfg.staging.host,
     url: `${publicBase(cfg)}/`,
     branches: sortByProblems(
@@ -341,17 +342,21 @@ export function listForScope(list: SiteList, customers: string[] | '*'): SiteLis
   };
 }
 
+/** The files of one site-list folder, by name, as written. */
+export async function siteFiles(list: SiteList): Promise<Record<string, string>> {
+  return {
+    [SITE_FILES.html]: await renderHtml(list),
+    [SITE_FILES.json]: JSON.stringify(list, null, 2) + '\n',
+    [SITE_FILES.text]: renderText(list),
+    // The friendly page nginx shows when a branch site's app is down (see templates/nginx.conf).
+    'down.html': await renderTemplate('down.html', {}),
+  };
+}
+
 async function writeFolder(dir: string, list: SiteList): Promise<void> {
   await mkdir(dir, { recursive: true });
-  await writeFileAtomic(join(dir, SITE_FILES.html), await renderHtml(list), { mode: 0o644 });
-  await writeFileAtomic(join(dir, SITE_FILES.json), JSON.stringify(list, null, 2) + '\n', {
-    mode: 0o644,
-  });
-  await writeFileAtomic(join(dir, SITE_FILES.text), renderText(list), { mode: 0o644 });
-  // The friendly page nginx shows when a branch site's app is down (see templates/nginx.conf).
-  await writeFileAtomic(join(dir, 'down.html'), await renderTemplate('down.html', {}), {
-    mode: 0o644,
-  });
+  for (const [name, text] of Object.entries(await siteFiles(list)))
+    await writeFileAtomic(join(dir, name), text, { mode: 0o644 });
 }
 
 /**

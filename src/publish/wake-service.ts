@@ -235,7 +235,7 @@ function proxy(site: BranchState, req: IncomingMessage, res: ServerResponse): Pr
   });
 }
 
-interface PageView {
+export interface PageView {
   title: string;
   text: string;
   branch?: string;
@@ -244,8 +244,12 @@ interface PageView {
   retry?: number;
 }
 
+/** The wake service's own page (waking up, stopped, down…). */
+export const wakePage = (view: PageView): Promise<string> =>
+  renderTemplate('wake.html', view, 'html');
+
 async function page(res: ServerResponse, status: number, view: PageView): Promise<void> {
-  const html = await renderTemplate('wake.html', view, 'html');
+  const html = await wakePage(view);
   res.writeHead(status, {
     'content-type': 'text/html; charset=utf-8',
     'cache-control': 'no-store',
