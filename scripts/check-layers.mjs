@@ -7,7 +7,8 @@ import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const FLOORS = [
-  ['cli.ts'], // the command line
+  ['cli.ts'], // the command line: main(), the program
+  ['cli'], // each group of commands and its flags
   ['demo'], // the demo: a throwaway staging server, end to end (and its sample repositories)
   ['commands'], // one file per command
   ['context'], // what every command shares: options, reporter, "after a change"

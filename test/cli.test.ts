@@ -125,9 +125,9 @@ describe('the built binary, end to end', () => {
     ]);
     const table = await st.cli(['status']);
     expect(table.stdout.split('\n')[0]).toMatch(
-      /^BRANCH\s+REF\s+REVISION\s+UPSTREAM\s+LAST UPDATE\s+LAST SYNC\s+PORT\s+CUSTOMERS\s+MAIL$/,
+      /^BRANCH\s+STATE\s+REF\s+REVISION\s+UPSTREAM\s+LAST UPDATE\s+LAST SYNC\s+PORT\s+CUSTOMERS\s+MAIL$/,
     );
-    expect(table.stdout).toMatch(/^branch2\s+branches\/feature-x\s+r\d+/m);
+    expect(table.stdout).toMatch(/^branch2\s+running [\d.]+ MB\s+branches\/feature-x\s+r\d+/m);
     expect(table.stdout).not.toContain('\u001b['); // no colour when not on a terminal
     expect(table.stdout).not.toContain('CUSTOMER '); // no data table before any sync or hold
 
