@@ -403,11 +403,11 @@ export class GitVcs implements Vcs {
 
   private move(
     dir: string,
-    ref: string,
-    kind: RefKind,
+    to: { ref: string; kind: RefKind },
     site: string,
     notFound: () => Error,
   ): Procedure<UpdateOutcome> {
+    const { ref, kind } = to;
     let before = '';
     let commit = '';
     const adopt = this.adopt(dir);
@@ -466,12 +466,12 @@ export class GitVcs implements Vcs {
   }
 
   switchTo(dir: string, ref: string, kind: RefKind, site: string): Procedure<string> {
-    const p = this.move(dir, ref, kind, site, this.missing(ref));
+    const p = this.move(dir, { ref, kind }, site, this.missing(ref));
     return { ...p, run: async (run) => (await p.run(run)).revision };
   }
 
   update(dir: string, ref: string, kind: RefKind, site: string): Procedure<UpdateOutcome> {
-    return this.move(dir, ref, kind, site, this.gone(ref));
+    return this.move(dir, { ref, kind }, site, this.gone(ref));
   }
 
   isDirty(dir: string): Procedure<boolean> {
