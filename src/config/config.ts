@@ -29,7 +29,7 @@ type Sections = typeof SECTIONS;
  * declarations fill (schema.ts: `base_port` → `staging.basePort`, a number). The compiler
  * works the types out from the declarations; nothing here lists a key again.
  */
-export type SectionsConfig = { [S in keyof Sections]: FieldsOf<Sections[S]> };
+export type SectionsConfig = { -readonly [S in keyof Sections]: FieldsOf<Sections[S]> };
 
 /** One [customer:NAME] section: its name, and the fields its keys fill (schema.ts, CUSTOMER). */
 export interface CustomerConfig extends FieldsOf<typeof CUSTOMER> {

@@ -2,29 +2,25 @@ import { userInfo } from 'node:os';
 import { addSecret } from '../core/redact.js';
 import type { KeySpec } from './kinds.js';
 import {
-  fields,
-  inRoot,
   list,
-  maybe,
   ms,
   msOrOff,
-  one,
   oneOf,
+  optional,
   optionalPath,
-  optionalText,
   path,
   text,
   whole,
-  yes,
+  yesNo,
   type Reader,
 } from './readers.js';
 import { isRemoteLocation, parseListen, parseRelay, splitPatterns, webhookOf } from './values.js';
 
 /**
  * Every section and key karlstage.ini may hold, each declared once: its kind (checked by
- * kinds.ts), its default, whether it is required, a one-line description, and how it is read
- * into `Config` (`read: whole('basePort')` fills cfg.staging.basePort with a number; the
- * compiler derives the `Config` type from these readers, see readers.ts).
+ * kinds.ts), its default, whether it is required, a one-line description, the field of `Config`
+ * it fills and how it is read (`field: 'basePort', read: whole`: cfg.staging.basePort, a
+ * number). The compiler derives the `Config` type from these fields and readers (readers.ts).
  *
  * A key or section not listed here is refused (with a "did you mean" for a near miss), so a
  * misspelt key can never leave a default silently in force.
@@ -38,102 +34,112 @@ export interface KeyDecl extends KeySpec {
   doc: string;
   /** The default as the table shows it, where it is worked out rather than written here. */
   defaultText?: string;
+  /** The field of its section in `Config` it fills; none: its reader returns several fields. */
+  field?: string;
   read: Reader;
 }
 
-const int = (def: number, min: number, max: number) => ({
-  kind: 'int' as const,
-  default: String(def),
-  min,
-  max,
-});
+/** A whole number from min to max. */
+const int = (def: number, min: number, max: number) =>
+  ({ kind: 'int', default: String(def), min, max, read: whole }) as const;
+
+/** One of the choices; the first is the default. */
+const choice = <const C extends string>(choices: readonly [C, ...C[]]) =>
+  ({ kind: 'choice', default: choices[0], choices, read: oneOf(choices) }) as const;
 
 export const SECTIONS = {
   staging: {
-    host: { kind: 'host', required: true, read: text('host'), doc: 'the one TLS host' },
+    host: { kind: 'host', required: true, field: 'host', read: text, doc: 'the one TLS host' },
     base_port: {
       ...int(6500, 1024, 65000),
-      read: whole('basePort'),
+      field: 'basePort',
       doc: "branch site N's app listens on 127.0.0.1:(base_port + N)",
     },
     database: {
       kind: 'dsn',
       required: true,
-      read: text('database'),
+      field: 'database',
+      read: text,
       doc: 'where the staging databases live: libpq keywords or a `postgres://` URL (each branch × customer gets `ks_BRANCH_CUSTOMER`)',
     },
     tls_certificate: {
       kind: 'path',
-      read: optionalPath('tlsCertificate'),
+      field: 'tlsCertificate',
+      read: optionalPath,
       doc: "the TLS host's certificate",
     },
-    tls_key: { kind: 'path', read: optionalPath('tlsKey'), doc: 'its private key' },
+    tls_key: { kind: 'path', field: 'tlsKey', read: optionalPath, doc: 'its private key' },
     mail_domain: {
       kind: 'host',
-      read: optionalText('mailDomain'),
+      field: 'mailDomain',
+      read: optional,
       doc: 'staged mail for CUSTOMER goes to CUSTOMER.mail_domain',
     },
     https_port: {
       ...int(443, 1, 65535),
-      read: whole('httpsPort'),
+      field: 'httpsPort',
       doc: 'where the web server listens for https',
     },
     http_port: {
       ...int(80, 1, 65535),
-      read: whole('httpPort'),
+      field: 'httpPort',
       doc: 'where it listens for http (a redirect to https)',
     },
     listen_addresses: {
       kind: 'ips',
       default: '',
-      read: list('listenAddresses'),
+      field: 'listenAddresses',
+      read: list,
       doc: 'the IP addresses it listens on, comma-separated (empty: every address); it answers only `host` and these (another name: 421)',
     },
     nginx_conf: {
       kind: 'path',
       default: '/etc/nginx/conf.d/karlstage.conf',
-      read: path('nginxConf'),
+      field: 'nginxConf',
+      read: path,
       doc: 'where `karlstage routes` installs the generated nginx configuration',
     },
     reload: {
       kind: 'command',
       default: 'nginx -s reload',
-      read: text('reload'),
+      field: 'reload',
+      read: text,
       doc: 'how nginx reloads it',
     },
     nginx: {
       kind: 'command',
       default: 'nginx',
-      read: text('nginx'),
+      field: 'nginx',
+      read: text,
       doc: 'the nginx program that checks a new configuration first (`nginx -t`)',
     },
     routes: {
-      kind: 'choice',
-      default: 'auto',
-      choices: ['auto', 'manual'],
-      read: oneOf('routes', ['auto', 'manual']),
+      ...choice(['auto', 'manual']),
+      field: 'routes',
       doc: '`auto`: create, switch, destroy refresh the routes; `manual`: only `karlstage routes`',
     },
     manage_databases: {
       kind: 'yes-no',
       default: 'yes',
-      read: yes('manageDatabases'),
+      field: 'manageDatabases',
+      read: yesNo,
       doc: 'create makes and destroy drops the branch × customer databases (`no`: someone else does)',
     },
     mail_allow: {
       kind: 'addresses',
       default: '',
-      read: list('mailAllow'),
+      field: 'mailAllow',
+      read: list,
       doc: "testers' addresses: the only ones staging may mail (every instance's `mail_white_list` file)",
     },
     jobs: {
       ...int(2, 1, 64),
-      read: whole('jobs'),
+      field: 'jobs',
       doc: 'branch sites `update --all` works on at once',
     },
     stale_after: {
       ...int(30, 1, 3650),
-      read: whole('staleAfter'),
+      field: 'staleAfter',
       doc: 'days without an update after which a branch site is stale (`prune`)',
     },
     idle_after: {
@@ -142,7 +148,8 @@ export const SECTIONS = {
       off: true,
       min: 60_000,
       max: 365 * 86_400_000,
-      read: msOrOff('idleAfterMs'),
+      field: 'idleAfterMs',
+      read: msOrOff,
       doc: 'a site with no logged-in request for this long sleeps (`90s`, `15m`, `4h`, `2d`; `off`: never); see [keeping sites up](keeping-sites-up.md)',
     },
     wake_wait: {
@@ -150,44 +157,46 @@ export const SECTIONS = {
       default: '15s',
       min: 1_000,
       max: 300_000,
-      read: ms('wakeWaitMs'),
+      field: 'wakeWaitMs',
+      read: ms,
       doc: 'how long the first visitor of a sleeping site waits before a "waking up" page',
     },
   },
   source: {
     vcs: {
-      kind: 'choice',
-      default: 'git',
-      choices: ['git', 'svn'],
-      read: oneOf('vcs', ['git', 'svn']),
+      ...choice(['git', 'svn']),
+      field: 'vcs',
       doc: '`svn` or `git`',
     },
     url: {
       kind: 'url',
       required: true,
-      read: text('url'),
+      field: 'url',
+      read: text,
       doc: 'svn: the repository root (holding trunk/, branches/, tags/); git: the clone URL',
     },
     path: {
       kind: 'relative',
       default: 'src/karl',
-      read: text('path'),
+      field: 'path',
+      read: text,
       doc: 'where the source sits inside a branch site',
     },
     default: {
       kind: 'ref',
       defaultText: '`trunk` (svn), `main` (git)',
-      read: one('default', (t, at) => t || (at.value('vcs') === 'svn' ? 'trunk' : 'main')),
+      field: 'default',
+      read: (t, at) => t || (at.value('vcs') === 'svn' ? 'trunk' : 'main'),
       doc: 'the ref of a new branch site when `create` is given no `--ref`',
     },
     timeout: {
       ...int(120, 1, 86400),
-      read: whole('timeout'),
+      field: 'timeout',
       doc: 'seconds a network operation (clone, fetch, svn info) may take',
     },
     retries: {
       ...int(2, 0, 10),
-      read: whole('retries'),
+      field: 'retries',
       doc: 'how often a failed network operation is tried again (with backoff)',
     },
   },
@@ -195,39 +204,44 @@ export const SECTIONS = {
     skeleton: {
       kind: 'location',
       required: true,
-      read: one('skeleton', (t, at) => (isRemoteLocation(t) ? t : t && inRoot(t, at))),
+      field: 'skeleton',
+      read: (t, at) => (isRemoteLocation(t) ? t : t && path(t, at)),
       doc: 'what every branch site starts from: a local folder, or a git URL (`git+https://…`)',
     },
     build: {
       kind: 'command',
-      read: optionalText('build'),
+      field: 'build',
+      read: optional,
       doc: 'the build step (see [deployment steps](#deployment-steps))',
     },
-    migrate: { kind: 'command', read: optionalText('migrate'), doc: 'the migrate step' },
-    start: { kind: 'command', read: optionalText('start'), doc: 'starts the app' },
-    restart: { kind: 'command', read: optionalText('restart'), doc: 'restarts the app' },
-    stop: { kind: 'command', read: optionalText('stop'), doc: 'stops the app' },
+    migrate: { kind: 'command', field: 'migrate', read: optional, doc: 'the migrate step' },
+    start: { kind: 'command', field: 'start', read: optional, doc: 'starts the app' },
+    restart: { kind: 'command', field: 'restart', read: optional, doc: 'restarts the app' },
+    stop: { kind: 'command', field: 'stop', read: optional, doc: 'stops the app' },
     mailin: {
       kind: 'command',
-      read: optionalText('mailin'),
+      field: 'mailin',
+      read: optional,
       doc: "mail-in, run by cron per customer in its mail branch (the customer's name appended)",
     },
     blobs: {
       kind: 'relative',
       default: 'var/blobs',
-      read: text('blobs'),
+      field: 'blobs',
+      read: text,
       doc: "where a branch site keeps each customer's files (BRANCH/var/blobs/CUSTOMER)",
     },
     maildir: {
       kind: 'relative',
       default: 'var/mail',
-      read: text('maildir'),
+      field: 'maildir',
+      read: text,
       doc: "where a branch site keeps each customer's staged mail-in (a Maildir per customer)",
     },
-    timeout: { ...int(3600, 1, 7 * 86400), read: whole('timeout'), doc: 'seconds per step' },
+    timeout: { ...int(3600, 1, 7 * 86400), field: 'timeout', doc: 'seconds per step' },
     start_timeout: {
       ...int(120, 1, 86400),
-      read: whole('startTimeout'),
+      field: 'startTimeout',
       doc: 'seconds a start or restart may take until the app answers HTTP on its port (it also bounds stop)',
     },
   },
@@ -235,38 +249,44 @@ export const SECTIONS = {
     poll: {
       kind: 'schedule',
       default: '*/5 * * * *',
-      read: text('poll'),
+      field: 'poll',
+      read: text,
       doc: 'when cron runs `poll --build`',
     },
     sync: {
       kind: 'schedule',
       default: '0 2 * * *',
-      read: text('sync'),
+      field: 'sync',
+      read: text,
       doc: 'when cron runs the nightly sync',
     },
     mailin: {
       kind: 'schedule',
       default: '*/2 * * * *',
-      read: text('mailin'),
+      field: 'mailin',
+      read: text,
       doc: 'when cron runs mail-in',
     },
     // Restart what should run and does not answer; put idle sites to sleep; keep the wake service up.
     watch: {
       kind: 'schedule',
       default: '* * * * *',
-      read: text('watch'),
+      field: 'watch',
+      read: text,
       doc: 'when cron runs `watch` (an `@reboot` line runs `watch --boot`)',
     },
     user: {
       kind: 'user',
       defaultText: 'you',
-      read: one('user', (t) => t || userInfo().username),
+      field: 'user',
+      read: (t) => t || userInfo().username,
       doc: "the cron.d file's user field: who the jobs run as",
     },
     file: {
       kind: 'path',
       default: '/etc/cron.d/karlstage',
-      read: path('file'),
+      field: 'file',
+      read: path,
       doc: 'where `karlstage cron --install` writes the lines',
     },
   },
@@ -276,19 +296,22 @@ export const SECTIONS = {
     public: {
       kind: 'yes-no',
       default: 'no',
-      read: yes('public'),
+      field: 'public',
+      read: yesNo,
       doc: '`yes`: serve the TLS host without a login (production data included)',
     },
     allow: {
       kind: 'cidrs',
       default: '',
-      read: list('allow'),
+      field: 'allow',
+      read: list,
       doc: 'addresses and CIDRs let in without a password (`10.0.0.0/8, 192.0.2.7`)',
     },
     group: {
       kind: 'user',
       default: 'www-data',
-      read: text('group'),
+      field: 'group',
+      read: text,
       doc: "the group of nginx's workers, which may read the password hashes",
     },
   },
@@ -296,38 +319,49 @@ export const SECTIONS = {
     postfix: {
       kind: 'path',
       default: '/etc/postfix',
-      read: path('postfix'),
+      field: 'postfix',
+      read: path,
       doc: 'the postfix configuration folder `mail --install` writes',
     },
     queue_directory: {
       kind: 'path',
       default: '/var/spool/postfix',
-      read: path('queueDirectory'),
+      field: 'queueDirectory',
+      read: path,
       doc: "postfix's queue",
     },
     data_directory: {
       kind: 'path',
       default: '/var/lib/postfix',
-      read: path('dataDirectory'),
+      field: 'dataDirectory',
+      read: path,
       doc: "postfix's data folder",
     },
-    log: { kind: 'path', read: optionalPath('log'), doc: "postfix's log file (none: syslog)" },
+    log: {
+      kind: 'path',
+      field: 'log',
+      read: optionalPath,
+      doc: "postfix's log file (none: syslog)",
+    },
     // Where postfix takes mail: staged mail-in from outside, mail-out from the branch sites.
     listen: {
       kind: 'listen',
       default: '25',
-      read: one('listen', (t) => parseListen(t) ?? { port: 25 }),
+      field: 'listen',
+      read: (t) => parseListen(t) ?? { port: 25 },
       doc: 'where postfix takes mail: `PORT`, `ADDRESS:PORT`, `[IPV6]:PORT`',
     },
     relay: {
       kind: 'relay',
-      read: maybe('relay', parseRelay),
+      field: 'relay',
+      read: parseRelay,
       doc: "where tester mail goes: `HOST`, `HOST:PORT`, `[HOST]:PORT` (none: the testers' MX)",
     },
     user: {
       kind: 'user',
       default: 'nobody',
-      read: text('user'),
+      field: 'user',
+      read: text,
       doc: 'who delivers (owns the Maildirs); root and postfix are refused',
     },
   },
@@ -335,91 +369,104 @@ export const SECTIONS = {
     // JSON POSTed on a failure, a new build, a recovery (see the README for the payload).
     webhook: {
       kind: 'http-url',
-      read: fields(webhookOf),
+      read: webhookOf, // fills webhook and webhookAuth
       doc: 'an `http(s)://` address POSTed each event (JSON); a secret but for its scheme and host; `user:password@` in it goes as an `Authorization` header',
     },
     // Sent as an HMAC-SHA256 signature of the body (X-Karlstage-Signature: sha256=HEX).
     webhook_secret: {
       kind: 'secret',
-      read: maybe('webhookSecret', (s) => (addSecret(s), s)),
+      field: 'webhookSecret',
+      read: (t) => (t ? (addSecret(t), t) : undefined),
       doc: 'signs the body (HMAC-SHA256, `X-Karlstage-Signature`); never printed',
     },
     mail: {
       kind: 'addresses',
       default: '',
-      read: list('mail'),
+      field: 'mail',
+      read: list,
       doc: 'addresses mailed the same events',
     },
     smtp: {
       kind: 'relay',
       default: '[127.0.0.1]:25',
-      read: one('smtp', (t) => parseRelay(t) ?? '[127.0.0.1]:25'),
+      field: 'smtp',
+      read: (t) => parseRelay(t) ?? '[127.0.0.1]:25',
       doc: 'the mail server for them',
     },
   },
   sync: {
-    jobs: { ...int(2, 1, 32), read: whole('jobs'), doc: 'pg_dump / pg_restore parallelism' },
+    jobs: { ...int(2, 1, 32), field: 'jobs', doc: 'pg_dump / pg_restore parallelism' },
     dumps: {
       kind: 'path',
       default: '.karlstage/dumps',
-      read: path('dumps'),
+      field: 'dumps',
+      read: path,
       doc: 'where dumps are kept',
     },
     keep: {
       kind: 'keep',
       default: '3 daily, 2 weekly, 1 monthly, 1 half-yearly, 1 yearly',
-      read: text('keep'),
+      field: 'keep',
+      read: text,
       doc: 'which dumps to keep',
     },
     files: {
       kind: 'path',
       default: '.karlstage/files',
-      read: path('files'),
+      field: 'files',
+      read: path,
       doc: "the local mirror of each customer's production files",
     },
   },
-} satisfies Record<string, Record<string, KeyDecl>>;
+} as const satisfies Record<string, Record<string, KeyDecl>>;
 
 /** [customer:NAME]: one per customer. */
 export const CUSTOMER = {
   production: {
     kind: 'dsn',
-    read: optionalText('production'),
+    field: 'production',
+    read: optional,
     doc: 'read-only source of the nightly sync (libpq keywords or a URL)',
   },
   production_dump: {
     kind: 'path',
-    read: optionalPath('productionDump'),
+    field: 'productionDump',
+    read: optionalPath,
     doc: 'a backup file or glob to sync from instead (the newest match)',
   },
   production_files: {
     kind: 'text',
-    read: optionalText('productionFiles'),
+    field: 'productionFiles',
+    read: optional,
     doc: "the customer's files, rsync'ed nightly (a path or host:path)",
   },
   sanitize: {
     kind: 'path',
-    read: optionalPath('sanitize'),
+    field: 'sanitize',
+    read: optionalPath,
     doc: 'SQL run on the restored copy before any branch site sees it',
   },
   mail_branch: {
     kind: 'name',
     default: 'branch1',
-    read: text('mailBranch'),
+    field: 'mailBranch',
+    read: text,
     doc: "the branch site receiving this customer's staged mail",
   },
   staging_on_production_server: {
     kind: 'yes-no',
     default: 'no',
-    read: yes('stagingOnProductionServer'),
+    field: 'stagingOnProductionServer',
+    read: yesNo,
     doc: "`yes`: the operator allows the staging databases on this customer's production cluster (each write is then checked by OID)",
   },
   must_not_contain: {
     kind: 'patterns',
     default: '',
-    read: one('mustNotContain', splitPatterns),
+    field: 'mustNotContain',
+    read: splitPatterns,
     doc: 'words or `/regexes/` a sanitized copy must not contain (checked before it is used)',
   },
-} satisfies Record<string, KeyDecl>;
+} as const satisfies Record<string, KeyDecl>;
 
 export const CUSTOMER_PREFIX = 'customer:';
