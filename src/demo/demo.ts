@@ -205,9 +205,7 @@ export async function demo(opts: DemoOptions): Promise<DemoResult | { stopped: s
         `production = ${production.osf}\nstaging_on_production_server = yes`,
       )
       .replace(/^# production_files = .*$/m, `production_files = ${production.files}`)
-      .replace(/^# sanitize = .*$/m, `sanitize = ${production.sanitize}`)
-      .replace(/^dumps = .*$/m, 'dumps = .karlstage/dumps')
-      .replace(/^files = .*$/m, 'files = .karlstage/files');
+      .replace(/^# sanitize = .*$/m, `sanitize = ${production.sanitize}`);
     ini += `\n[customer:another]\nmail_branch = branch2\nproduction = ${production.another}\nstaging_on_production_server = yes\nsanitize = ${production.sanitize}\n`;
   } else {
     ini = ini.replace('manage_databases = yes', 'manage_databases = no');

@@ -127,6 +127,24 @@ mail_branch = ../x
     }
   });
 
+  it('a webhook that is no address, or whose credentials do not decode, is refused (not a crash)', () => {
+    const base =
+      '[staging]\nhost = a.example\ndatabase = dbname=x\n[source]\nurl = /r\n[deployment]\nskeleton = /s\n';
+    for (const webhook of ['not a url', 'https://%zz@hooks.example.org/x']) {
+      const refused = (() => {
+        try {
+          parseConfig(`${base}[notify]\nwebhook = ${webhook}\n`, '/etc/ks.ini');
+        } catch (e) {
+          return e;
+        }
+      })();
+      expect(refused).toBeInstanceOf(UsageError);
+      expect((refused as UsageError).details).toEqual([
+        '/etc/ks.ini:9: [notify] webhook: expected an http:// or https:// address',
+      ]);
+    }
+  });
+
   it('a missing file says what to do', async () => {
     const dir = await tempDir();
     expect(() => loadConfig(join(dir, 'nope.ini'))).toThrow(/does not exist/);
