@@ -2,7 +2,7 @@ import type { Config } from '../config/config.js';
 import type { Command } from '../core/command.js';
 import { parseDsn, withDatabase } from '../core/dsn.js';
 import { StepError, UsageError } from '../core/errors.js';
-import { stagingAdmin, type ProductionGuard } from './guard.js';
+import { stagingAdmin, type GuardVerdicts } from './guard.js';
 import { goldenName, stagingDatabaseName, twin, withTwins } from './names.js';
 import { endSessions, PSQL_FLAGS, quoteIdent, quoteLiteral, stagingEnv } from './pg.js';
 
@@ -26,7 +26,7 @@ function refusal(e: StepError): Error | undefined {
 export class StagingServer {
   constructor(
     private readonly cfg: Config,
-    private readonly guard: ProductionGuard,
+    private readonly guard: Pick<GuardVerdicts, 'statement'>,
   ) {}
 
   /** psql on the maintenance database: the statements in order, in one session; the first error stops it. */
