@@ -332,7 +332,10 @@ export function startStep(c: CreateContext): Step | undefined {
 }
 
 /** The new site's record, as the create found it out. */
-export function newSiteRecord(c: CreateContext, now: string): BranchState {
+export function newSiteRecord(
+  c: Pick<CreateContext, 'cfg' | 'facts' | 'site' | 'run'>,
+  now: string,
+): BranchState {
   const { ref, kind, branch, slot } = c.facts;
   const { revision, about, startedMs } = c.run;
   return {

@@ -255,17 +255,19 @@ export function lockAndCheckStep(c: UpdateContext): Step {
   const asked = marked(
     expect === 'check' ? WHEN.changed : facts.sourceGone ? WHEN.there : undefined,
   );
+  // An interrupted change is repaired first (a missing checkout has nothing to repair).
+  const repairs = facts.interrupted && !facts.sourceGone ? undefined : WHEN.interrupted;
   return {
     title: 'lock and check',
     commands: [
-      ...source.repair.commands.map(marked(WHEN.interrupted)),
+      ...source.repair.commands.map(marked(repairs)),
       ...source.dirty.commands.map(asked),
       ...source.discard.commands.map(marked(WHEN.forced)),
       ...source.local.commands.map(asked),
     ],
     effects: [
       `lock ${branch} (${layout.locks(cfg.root)}/${branchLock(branch)}.lock)`,
-      ...(source.repair.effects?.map((e) => `${e} [${WHEN.interrupted}]`) ?? []),
+      ...(source.repair.effects?.map((e) => (repairs ? `${e} [${repairs}]` : e)) ?? []),
       `put back a missing mail_white_list in ${layout.instancesIni(cfg.root, branch)}`,
     ],
     run: async (ctx) => {
@@ -395,7 +397,7 @@ export function sourceStep(c: UpdateContext): Step {
             ...source.move.commands.map(marked(moves)),
             ...source.checkout.commands.map(marked(WHEN.gone)),
           ]),
-      ...source.describe.commands.map(marked(WHEN.notBuilt)),
+      ...source.describe.commands.map(marked(buildMark(c))),
     ],
     effects: source.move.effects,
     run: async (ctx) => {
@@ -471,7 +473,12 @@ export function restartStep(c: UpdateContext): Step | undefined {
 }
 
 /** The site's record after the job (a pure change of the record read under the state's lock). */
-export function updatedRecord(b: BranchState, c: UpdateContext, result: JobResult, now: string) {
+export function updatedRecord(
+  b: BranchState,
+  c: Pick<UpdateContext, 'req' | 'ref' | 'refKind' | 'run'>,
+  result: JobResult,
+  now: string,
+) {
   const { run, req, ref, refKind } = c;
   if (run.moved && req.switchTo) Object.assign(b, { ref, refKind });
   else if (!b.refKind) b.refKind = refKind;
