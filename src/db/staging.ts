@@ -113,7 +113,11 @@ export class StagingServer {
    * there is one, becomes `outgoing`, and `incoming` becomes the live one — so
    * the site never lacks its database.
    */
-  swapIn(live: string, incoming: string, outgoing: string, step: string, when?: string): Command {
+  swapIn(
+    { live, incoming, outgoing }: { live: string; incoming: string; outgoing: string },
+    step: string,
+    when?: string,
+  ): Command {
     const rename = (a: string, b: string) =>
       `EXECUTE ${quoteLiteral(`ALTER DATABASE ${quoteIdent(a)} RENAME TO ${quoteIdent(b)}`)};`;
     return this.write(
@@ -147,7 +151,11 @@ export class StagingServer {
     const fresh = twin(live, 'new');
     const [drop, swap] = [
       this.drop(fresh, when),
-      this.swapIn(live, twin(live, 'old'), fresh, `put back yesterday's ${live}`, when),
+      this.swapIn(
+        { live, incoming: twin(live, 'old'), outgoing: fresh },
+        `put back yesterday's ${live}`,
+        when,
+      ),
     ];
     return [this.together([drop, swap, drop], swap.step)];
   }

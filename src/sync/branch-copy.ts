@@ -58,7 +58,7 @@ export const cloneCommand = (b: BranchContext): Command =>
   b.c.db.lookingUp([b.live], b.c.db.create(b.fresh, b.c.golden, 'copy the golden copy'));
 
 export const swapCommand = (b: BranchContext): Command =>
-  b.c.db.swapIn(b.live, b.fresh, b.old, 'swap');
+  b.c.db.swapIn({ live: b.live, incoming: b.fresh, outgoing: b.old }, 'swap');
 
 /** Which customer's fresh copy it migrates: KARLSTAGE_CUSTOMER. */
 export const migrateCommand = (b: BranchContext): Command | undefined =>

@@ -300,7 +300,10 @@ export function restoreStep(c: CustomerContext): Step {
 export function swapGoldenStep(c: CustomerContext): Step {
   const { db, golden } = c;
   const swapGolden = db.together(
-    [db.swapIn(golden, goldenNewOf(c), twin(golden, 'old'), 'swap'), db.drop(twin(golden, 'old'))],
+    [
+      db.swapIn({ live: golden, incoming: goldenNewOf(c), outgoing: twin(golden, 'old') }, 'swap'),
+      db.drop(twin(golden, 'old')),
+    ],
     'swap the golden copy',
   );
   return {
