@@ -248,7 +248,7 @@ describe('production is recognised by asking the servers', () => {
     for (const attempt of [
       () => exec(db.drop('ks_branch2_osf')),
       () => exec(db.rename('ks_branch2_osf', 'ks_branch2_osf__old', 'rename')),
-      () => exec(db.swapIn('ks_branch2_osf', 'nothing', 'x', 'swap')),
+      () => exec(db.swapIn({ live: 'ks_branch2_osf', incoming: 'nothing', outgoing: 'x' }, 'swap')),
       () => exec(db.create('ks_anything', 'ks_branch2_osf')),
     ])
       await expect(attempt()).rejects.toThrow(

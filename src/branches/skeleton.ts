@@ -8,10 +8,19 @@ import { GitVcs } from '../vcs/git.js';
 
 /**
  * The deployment skeleton (the buildout) every branch site starts from: a
- * local folder is copied, a git URL cloned. Checked when the plan is made: a
+ * local folder is copied, a git URL cloned. Checked before the plan is made: a
  * missing folder is one line, not a stack trace.
  */
-export function skeletonStep(cfg: Config, dest: string, branch: string): Step {
+export function checkSkeleton(cfg: Config, branch: string): void {
+  const s = cfg.deployment.skeleton;
+  if (!isRemoteLocation(s) && (!existsSync(s) || !statSync(s).isDirectory()))
+    throw new UsageError(
+      `[deployment] skeleton = ${s}: there is no such folder; fix the setting in ${cfg.file} before creating ${branch}`,
+    );
+}
+
+/** The step that copies (or clones) it to `dest`: made without reading the disk (checkSkeleton checks first). */
+export function skeletonStep(cfg: Config, dest: string): Step {
   const s = cfg.deployment.skeleton;
   const title = 'copy the deployment skeleton';
   if (isRemoteLocation(s)) {
@@ -22,10 +31,6 @@ export function skeletonStep(cfg: Config, dest: string, branch: string): Step {
     }).clonePlain(dest);
     return { title, commands: clone.commands, run: (ctx) => clone.run(ctx.exec) };
   }
-  if (!existsSync(s) || !statSync(s).isDirectory())
-    throw new UsageError(
-      `[deployment] skeleton = ${s}: there is no such folder; fix the setting in ${cfg.file} before creating ${branch}`,
-    );
   return {
     title,
     effects: [`copy ${s}/ to ${dest}/`],

@@ -1,7 +1,7 @@
 import { pollBranches } from '../branches/poll.js';
 import { siteVcs, storeStep } from '../branches/source.js';
 import { checkName } from '../config/names.js';
-import { commandContext, type GlobalOptions } from '../context/context.js';
+import { commandContext, type CommandContext, type GlobalOptions } from '../context/context.js';
 import type { DryRunResult, jobsAsJson } from '../context/report.js';
 import { EXIT, KarlstageError } from '../core/errors.js';
 import { tidyLogs } from '../core/logs.js';
@@ -9,7 +9,13 @@ import type { JobResult, Plan } from '../core/plan.js';
 import { layout } from '../model/layout.js';
 import { recordChecked } from '../model/checked.js';
 import { listPending } from '../model/pending.js';
-import { readState, updateState, type BranchState, type PollRecord } from '../model/state.js';
+import {
+  readState,
+  updateState,
+  type BranchState,
+  type PollRecord,
+  type State,
+} from '../model/state.js';
 import { describePoll, shortRevision } from '../model/upstream.js';
 
 export interface PollOptions extends GlobalOptions {
@@ -90,9 +96,6 @@ export async function poll(opts: PollOptions): Promise<PollResult> {
     );
   }
 
-  let builds: JobResult[] = [];
-  let buildsJson: PollResult['builds'] = [];
-  let plan: DryRunResult | undefined;
   // Behind upstream, or an update of it was interrupted: finished whatever the revision says.
   const pending = await listPending(cfg.root);
   const behind = sites.filter(
@@ -100,46 +103,9 @@ export async function poll(opts: PollOptions): Promise<PollResult> {
       records.get(s.name)?.behind ||
       ['update', 'switch', 'unknown'].includes(pending[s.name]?.op ?? ''),
   );
-  // Nothing to build: the shared git store is only looked at (no program runs: its files, and a
-  // keep ref for each site), and checked and repaired only when something there is amiss.
-  const storeGone =
-    opts.build &&
-    !behind.length &&
-    cfg.source.vcs === 'git' &&
-    !(await import('../vcs/git-store.js')).storeLooksWhole(
-      layout.gitStore(cfg.root),
-      Object.values(state.branches)
-        .filter((b) => b.vcs === 'git' && b.revision)
-        .map((b) => b.name),
-    );
-  if (opts.build && (behind.length || storeGone)) {
-    const [{ refKindOf, updateJob }, report] = await Promise.all([
-      import('../branches/update.js'),
-      import('../context/report.js'),
-    ]);
-    const vcs = await siteVcs(cfg);
-    const command = behind.length
-      ? `poll --build (update ${behind.map((s) => s.name).join(' ')})`
-      : 'poll --build (repair the shared git store)';
-    const kinds = await Promise.all(behind.map((site) => refKindOf(vcs, site)));
-    const store = storeStep(cfg, vcs, command, {
-      fetch: behind.length > 0,
-      targets: behind.map((s, i) => ({ ref: s.ref, kind: kinds[i]! })),
-    });
-    const updates: Plan = {
-      command,
-      concurrency: opts.jobs ?? cfg.staging.jobs,
-      ...(store ? { before: { name: 'store', steps: [store] } } : {}),
-      jobs: behind.map((site, i) =>
-        updateJob(cfg, site, vcs, kinds[i]!, { command, skipIfLocked: true }),
-      ),
-    };
-    if (g.dryRun) plan = report.dryRun(ctx, updates);
-    else {
-      builds = await report.carryOut(ctx, updates);
-      buildsJson = report.jobsAsJson(builds);
-    }
-  }
+  const { builds, buildsJson, plan } = opts.build
+    ? await buildBehind(ctx, state, behind, opts)
+    : { builds: [] as JobResult[], buildsJson: [], plan: undefined };
   // The site list shows upstream state: refresh it when that changed or something was built.
   const changed = builds.length > 0 || found.length > 0;
   if (changed) {
@@ -174,6 +140,52 @@ export async function poll(opts: PollOptions): Promise<PollResult> {
     );
   }
   return result;
+}
+
+/**
+ * poll --build: update the sites that are behind, through update's own plan. Nothing to build:
+ * the shared git store is only looked at (no program runs: its files, and a keep ref for each
+ * site), and checked and repaired only when something there is amiss.
+ */
+async function buildBehind(
+  ctx: CommandContext,
+  state: State,
+  behind: BranchState[],
+  opts: PollOptions,
+): Promise<{ builds: JobResult[]; buildsJson: PollResult['builds']; plan?: DryRunResult }> {
+  const { cfg, g } = ctx;
+  const storeGone =
+    !behind.length &&
+    cfg.source.vcs === 'git' &&
+    !(await import('../vcs/git-store.js')).storeLooksWhole(
+      layout.gitStore(cfg.root),
+      Object.values(state.branches)
+        .filter((b) => b.vcs === 'git' && b.revision)
+        .map((b) => b.name),
+    );
+  if (!behind.length && !storeGone) return { builds: [], buildsJson: [] };
+  const [{ gatherUpdateFacts, updateJob }, report] = await Promise.all([
+    import('../branches/update.js'),
+    import('../context/report.js'),
+  ]);
+  const vcs = await siteVcs(cfg);
+  const command = behind.length
+    ? `poll --build (update ${behind.map((s) => s.name).join(' ')})`
+    : 'poll --build (repair the shared git store)';
+  const facts = await gatherUpdateFacts(cfg, vcs, behind);
+  const store = storeStep(cfg, vcs, command, {
+    fetch: behind.length > 0,
+    targets: facts.map((f) => ({ ref: f.site.ref, kind: f.kind })),
+  });
+  const updates: Plan = {
+    command,
+    concurrency: opts.jobs ?? cfg.staging.jobs,
+    ...(store ? { before: { name: 'store', steps: [store] } } : {}),
+    jobs: facts.map((f) => updateJob(cfg, vcs, f, { command, skipIfLocked: true })),
+  };
+  if (g.dryRun) return { builds: [], buildsJson: [], plan: report.dryRun(ctx, updates) };
+  const builds = await report.carryOut(ctx, updates);
+  return { builds, buildsJson: report.jobsAsJson(builds) };
 }
 
 /** Whether a poll found something other than the last one did (its time aside). */

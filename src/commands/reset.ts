@@ -10,8 +10,10 @@ import { noteActivity } from '../model/activity.js';
 import { layout } from '../model/layout.js';
 import { LOCKS, withLocks } from '../model/locks.js';
 import { knownSite, siteCustomers } from '../model/sites.js';
-import { readState, updateState, type DataRecord } from '../model/state.js';
-import { goldenLookup, migrateRecord, resetJobs, type SyncOutcome } from '../sync/sync.js';
+import { readState, updateState } from '../model/state.js';
+import { goldenOf, recordResults } from '../sync/outcome.js';
+import type { SyncFacts } from '../sync/context.js';
+import { goldenLookup, mirroredFiles, resetPlan } from '../sync/sync.js';
 
 export interface ResetOptions extends GlobalOptions {
   branch: string;
@@ -62,39 +64,27 @@ export async function reset(opts: ResetOptions) {
         `there is no golden copy of ${missing.map((c) => c.name).join(', ')} yet: run "karlstage sync ${site.name}" (or wait for the nightly sync) first`,
       );
     const state = await readState(cfg.root);
-    const outcome: SyncOutcome = { customers: {}, branches: [], held: [] };
-    const plan = {
-      command,
-      jobs: resetJobs(cfg, state, { branch: site, customers }, guard, outcome),
+    const facts: SyncFacts = {
+      broken: [],
+      served: Object.fromEntries(customers.map((c) => [c.name, [site.name]])),
+      goldenIsASite: Boolean(state.branches.golden),
+      guard,
+      mirrored: mirroredFiles(cfg, customers),
     };
+    const { jobs, outcome } = resetPlan(cfg, facts, { branch: site, customers });
+    const plan = { command, jobs };
     if (g.dryRun) return dryRun(ctx, plan);
     const results = await carryOut(ctx, plan);
     // Refused (the guard's check, exit 2): nothing was written, and nothing is recorded.
     if (refused(results))
       return finishJobs(ctx, results, 'reset', { branch: site.name, ...outcome });
-    // The data it holds now is as old as the golden copy: the newest copy any site took from it.
-    const goldenOf = (customer: string): DataRecord | undefined =>
-      Object.values(state.branches)
-        .map((b) => b.data?.[customer])
-        .filter((d): d is DataRecord => Boolean(d?.asOf && d.lastSync?.result === 'ok'))
-        .sort((a, b) => (a.asOf! < b.asOf! ? 1 : -1))[0];
-    await updateState(cfg.root, (s) => {
-      const b = s.branches[site.name];
-      if (!b) return;
-      for (const r of outcome.branches) {
-        const before = b.data?.[r.customer];
-        const golden = goldenOf(r.customer);
-        b.data = {
-          ...b.data,
-          [r.customer]: {
-            ...before,
-            asOf: r.ok ? (golden?.asOf ?? before?.asOf ?? null) : (before?.asOf ?? null),
-            ...(r.ok && golden?.checkedPatterns ? { checkedPatterns: golden.checkedPatterns } : {}),
-            ...(r.migrate ? { migrate: migrateRecord(r.at, r.migrate, golden?.asOf ?? null) } : {}),
-          },
-        };
-      }
-    });
+    // The data it holds now is the golden copy's: as old as the newest copy any site took from it.
+    await updateState(cfg.root, (s) =>
+      recordResults(s, outcome.branches, {
+        copyOf: (customer, before) => goldenOf(state, customer) ?? before,
+        lastSync: false,
+      }),
+    );
     await noteActivity(cfg.root, site.name).catch(() => undefined);
     await afterChange(ctx, { routes: false });
     for (const r of outcome.branches.filter((x) => x.ok))

@@ -1,5 +1,5 @@
 import { siteVcs, storeStep } from '../branches/source.js';
-import { updateJob } from '../branches/update.js';
+import { gatherUpdateFacts, updateJob } from '../branches/update.js';
 import { checkName } from '../config/names.js';
 import { afterChange } from '../context/after-change.js';
 import { commandContext, type GlobalOptions } from '../context/context.js';
@@ -55,14 +55,14 @@ export async function switchBranch(opts: SwitchOptions) {
   const plan: Plan = {
     command,
     ...(before.length ? { before: { name: 'store', steps: before } } : {}),
-    jobs: [
-      updateJob(cfg, site, vcs, kind, {
+    jobs: (await gatherUpdateFacts(cfg, vcs, [site], { kind })).map((f) =>
+      updateJob(cfg, vcs, f, {
         switchTo: { ref: opts.ref, kind },
         force: opts.force,
         waitSeconds: g.wait,
         command,
       }),
-    ],
+    ),
   };
   if (g.dryRun) return dryRun(ctx, plan);
   const results = await carryOut(ctx, plan);

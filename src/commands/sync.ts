@@ -1,15 +1,18 @@
 import { formatDuration } from '../core/format.js';
 import { knownSite } from '../model/sites.js';
-import { briefly, EXIT, KarlstageError, UsageError } from '../core/errors.js';
+import type { Config } from '../config/config.js';
+import { EXIT, KarlstageError, UsageError } from '../core/errors.js';
+import type { JobResult } from '../core/plan.js';
 import { noteActivity } from '../model/activity.js';
 import { layout } from '../model/layout.js';
 import { LOCKS, withLocks } from '../model/locks.js';
 import { checkName } from '../config/names.js';
-import { readState, updateState, type BranchState } from '../model/state.js';
+import { readState, updateState, type BranchState, type State } from '../model/state.js';
 import { ProductionGuard } from '../db/guard.js';
-import { migrateRecord, syncJobs, syncTargetsOf, type SyncOutcome } from '../sync/sync.js';
+import { failedBeforeBranches, recordResults, type SyncOutcome } from '../sync/outcome.js';
+import { gatherSyncFacts, syncPlan, syncTargetsOf, type SyncRequest } from '../sync/sync.js';
 import { afterChange, tellPeople } from '../context/after-change.js';
-import { commandContext, type GlobalOptions } from '../context/context.js';
+import { commandContext, type CommandContext, type GlobalOptions } from '../context/context.js';
 import { carryOut, dryRun, finishJobs, withResult } from '../context/report.js';
 
 export interface SyncOptions extends GlobalOptions {
@@ -24,12 +27,52 @@ export interface SyncOptions extends GlobalOptions {
  */
 export async function sync(opts: SyncOptions) {
   const ctx = await commandContext(opts);
-  const { cfg, out, g } = ctx;
+  const { cfg, g } = ctx;
   if (opts.nightly && opts.branches.length)
     throw new UsageError(
       '--nightly syncs every branch site: give branch names or --nightly, not both',
     );
   const state = await readState(cfg.root);
+  const req = await syncRequest(cfg, state, opts);
+  // Who is production and who is staging is asked of the servers before anything (a lock too) is written.
+  const guard = await ProductionGuard.establish(cfg, { memory: layout.productions(cfg.root) });
+  const facts = await gatherSyncFacts(cfg, state, req, guard);
+  await guard.refuseProduction(syncTargetsOf(facts, req.customers));
+  // People are told once the lock is let go (below): a slow mail server or webhook never holds
+  // up the next sync, a reset, or anyone waiting for the lock.
+  let recorded = false;
+  const work = async () => {
+    if (!g.dryRun) await guard.remember();
+    const { jobs, outcome } = syncPlan(cfg, facts, req);
+    const plan = { command: req.command, jobs };
+    if (g.dryRun) return dryRun(ctx, plan);
+    const results = await carryOut(ctx, plan);
+    failedBeforeBranches(outcome, results, new Date().toISOString());
+    await updateState(cfg.root, (s) =>
+      recordResults(s, outcome.branches, {
+        copyOf: (customer) => outcome.customers[customer],
+        lastSync: true,
+      }),
+    );
+    recorded = true;
+    await afterChange(ctx, { routes: false });
+    return syncSummary(ctx, req, results, outcome);
+  };
+  if (g.dryRun) return work();
+  try {
+    return await withLocks(
+      cfg.root,
+      [LOCKS.sync],
+      { command: req.command, waitSeconds: g.wait },
+      work,
+    );
+  } finally {
+    if (recorded) await tellPeople(ctx, state);
+  }
+}
+
+/** The branch sites and customers a sync is asked for (bad names refused, exit 2). */
+async function syncRequest(cfg: Config, state: State, opts: SyncOptions): Promise<SyncRequest> {
   let branches: BranchState[];
   if (opts.branches.length) {
     branches = [];
@@ -53,114 +96,56 @@ export async function sync(opts: SyncOptions) {
   } else customers = customers.filter((c) => c.production || c.productionDump);
   if (customers.length === 0)
     throw new UsageError(`no customer in ${cfg.file} has a production setting: nothing to sync`);
-
-  const outcome: SyncOutcome = { customers: {}, branches: [], held };
   const command = opts.nightly ? 'sync --nightly' : `sync ${opts.branches.join(' ')}`.trim();
-  const req = { branches, customers, held, command };
-  // Who is production and who is staging is asked of the servers before anything (a lock too) is written.
-  const guard = await ProductionGuard.establish(cfg, { memory: layout.productions(cfg.root) });
-  await guard.refuseProduction(await syncTargetsOf(cfg, req));
-  // People are told once the lock is let go (below): a slow mail server or webhook never holds
-  // up the next sync, a reset, or anyone waiting for the lock.
-  let recorded = false;
-  const work = async () => {
-    if (!g.dryRun) await guard.remember();
-    const plan = { command, jobs: await syncJobs(cfg, state, req, guard, outcome) };
-    if (g.dryRun) return dryRun(ctx, plan);
-    const results = await carryOut(ctx, plan);
-    // A customer that failed before its branch sites' turn (dump, restore, sanitize) failed for each of them.
-    for (const r of results) {
-      if (r.ok) continue;
-      for (const branch of outcome.customers[r.name]?.branches ?? [])
-        if (!outcome.branches.some((x) => x.branch === branch && x.customer === r.name))
-          outcome.branches.push({
-            branch,
-            customer: r.name,
-            ok: false,
-            error: briefly(r.error),
-            at: new Date().toISOString(),
-            durationMs: r.durationMs,
-          });
-    }
-    await updateState(cfg.root, (s) => {
-      for (const r of outcome.branches) {
-        const b = s.branches[r.branch];
-        if (!b) continue;
-        const c = outcome.customers[r.customer];
-        const before = b.data?.[r.customer];
-        b.data = {
-          ...b.data,
-          [r.customer]: {
-            asOf: r.ok ? (c?.asOf ?? null) : (before?.asOf ?? null),
-            ...(r.ok ? { dump: c?.dump } : before?.dump ? { dump: before.dump } : {}),
-            // The copy it holds was checked for this many must_not_contain patterns.
-            ...((r.ok ? c?.checkedPatterns : before?.checkedPatterns)
-              ? { checkedPatterns: r.ok ? c!.checkedPatterns : before!.checkedPatterns }
-              : {}),
-            lastSync: {
-              at: r.at,
-              result: r.ok ? 'ok' : 'failed',
-              durationMs: r.durationMs,
-              ...(r.error ? { error: r.error } : {}),
-            },
-            // A night whose migrate did not run keeps the last verdict.
-            ...(r.migrate
-              ? { migrate: migrateRecord(r.at, r.migrate, c?.asOf ?? null) }
-              : before?.migrate
-                ? { migrate: before.migrate }
-                : {}),
-          },
-        };
-      }
-    });
-    recorded = true;
-    await afterChange(ctx, { routes: false });
+  return { branches, customers, held, command };
+}
 
-    const result = {
-      ok: results.every((r) => r.ok),
-      ...outcome,
-      customersFailed: results
-        .filter((r) => !r.ok)
-        .map((r) => ({ name: r.name, error: r.error?.message, details: r.error?.details })),
-    };
-    for (const h of held) out.line(`held    ${h}: kept its data (held out of the nightly sync)`);
-    for (const r of outcome.branches)
-      out.line(
-        `${r.ok ? out.c.green('ok') : out.c.red('failed')}      ${r.customer} → ${r.branch}${r.ok ? ` (${formatDuration(r.durationMs)}, unavailable ${r.swapMs} ms)` : `: ${r.error}`}`,
-      );
-    const failed = results.filter((r) => !r.ok);
-    const isCustomer = (name: string) => customers.some((c) => c.name === name);
-    const failedCustomers = failed.filter((r) => isCustomer(r.name)).length;
-    const brokenSites = failed.length - failedCustomers;
-    const total = results.filter((r) => isCustomer(r.name)).length;
-    if (failed.length)
-      throw withResult(
-        new KarlstageError(
-          [
-            failedCustomers &&
-              `${failedCustomers} of ${total} customer${total > 1 ? 's' : ''} failed`,
-            brokenSites &&
-              `${brokenSites} branch site${brokenSites > 1 ? 's' : ''} could not be read`,
-          ]
-            .filter(Boolean)
-            .join(', ')
-            .replace(/^/, 'sync: '),
-          EXIT.failure,
-          failed.flatMap((r) => [
-            `${r.name}: ${r.error?.message}`,
-            ...(r.error?.details ?? []).map((d) => `  ${d}`),
-          ]),
-        ),
-        result,
-      );
-    return result;
+/** One line per branch site × customer (and held site); the error that sums up the failures. */
+function syncSummary(
+  ctx: CommandContext,
+  req: SyncRequest,
+  results: JobResult[],
+  outcome: SyncOutcome,
+) {
+  const { out } = ctx;
+  const result = {
+    ok: results.every((r) => r.ok),
+    ...outcome,
+    customersFailed: results
+      .filter((r) => !r.ok)
+      .map((r) => ({ name: r.name, error: r.error?.message, details: r.error?.details })),
   };
-  if (g.dryRun) return work();
-  try {
-    return await withLocks(cfg.root, [LOCKS.sync], { command, waitSeconds: g.wait }, work);
-  } finally {
-    if (recorded) await tellPeople(ctx, state);
-  }
+  for (const h of req.held) out.line(`held    ${h}: kept its data (held out of the nightly sync)`);
+  for (const r of outcome.branches)
+    out.line(
+      `${r.ok ? out.c.green('ok') : out.c.red('failed')}      ${r.customer} → ${r.branch}${r.ok ? ` (${formatDuration(r.durationMs)}, unavailable ${r.swapMs} ms)` : `: ${r.error}`}`,
+    );
+  const failed = results.filter((r) => !r.ok);
+  const isCustomer = (name: string) => req.customers.some((c) => c.name === name);
+  const failedCustomers = failed.filter((r) => isCustomer(r.name)).length;
+  const brokenSites = failed.length - failedCustomers;
+  const total = results.filter((r) => isCustomer(r.name)).length;
+  if (failed.length)
+    throw withResult(
+      new KarlstageError(
+        [
+          failedCustomers &&
+            `${failedCustomers} of ${total} customer${total > 1 ? 's' : ''} failed`,
+          brokenSites &&
+            `${brokenSites} branch site${brokenSites > 1 ? 's' : ''} could not be read`,
+        ]
+          .filter(Boolean)
+          .join(', ')
+          .replace(/^/, 'sync: '),
+        EXIT.failure,
+        failed.flatMap((r) => [
+          `${r.name}: ${r.error?.message}`,
+          ...(r.error?.details ?? []).map((d) => `  ${d}`),
+        ]),
+      ),
+      result,
+    );
+  return result;
 }
 
 /** Hold a branch site out of the nightly sync (someone is testing on its data), or release it. */

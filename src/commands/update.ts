@@ -1,12 +1,11 @@
 import { siteVcs, storeStep } from '../branches/source.js';
-import { refKindOf, updateJob } from '../branches/update.js';
+import { builtAtHead, gatherUpdateFacts, updateJob } from '../branches/update.js';
 import { checkName } from '../config/names.js';
 import { afterChange, tellPeople } from '../context/after-change.js';
 import { commandContext, type GlobalOptions } from '../context/context.js';
 import { carryOut, dryRun, finishJobs, jobsAsJson, refused } from '../context/report.js';
 import { UsageError } from '../core/errors.js';
 import type { Plan } from '../core/plan.js';
-import { listPending } from '../model/pending.js';
 import { noSuchSite } from '../model/sites.js';
 import { readState } from '../model/state.js';
 
@@ -38,35 +37,20 @@ export async function update(opts: UpdateOptions) {
   const heads = opts.force
     ? undefined
     : await vcs.remoteHeads([...new Set(sites.map((s) => s.ref))]);
-  const headOf = (ref: string) => {
-    const h = heads?.get(ref);
-    return typeof h === 'string' ? h : undefined;
-  };
-  const pending = await listPending(cfg.root);
+  const facts = await gatherUpdateFacts(cfg, vcs, sites, { heads });
   // Nothing new upstream, built, nothing interrupted: its job only locks and checks the site.
-  const upToDate = (s: (typeof sites)[number]) =>
-    !opts.force &&
-    s.built?.ref === s.ref &&
-    s.built.revision === headOf(s.ref) &&
-    s.revision === s.built.revision &&
-    !pending[s.name];
-  const kinds = await Promise.all(sites.map((site) => refKindOf(vcs, site)));
-  const moving = sites.flatMap((s, i) => (upToDate(s) ? [] : [{ ref: s.ref, kind: kinds[i]! }]));
+  const moving = facts.flatMap((f) =>
+    builtAtHead(f, opts.force) ? [] : [{ ref: f.site.ref, kind: f.kind }],
+  );
   // One fetch into the shared store for every site of this run (git); with nothing new, only a
   // check of the store (a missing or damaged one is repaired before any site uses it).
   const store = storeStep(cfg, vcs, command, { fetch: moving.length > 0, targets: moving });
+  const request = { force: opts.force, waitSeconds: g.wait, command };
   const plan: Plan = {
     command,
     concurrency: opts.jobs ?? cfg.staging.jobs,
     ...(store ? { before: { name: 'store', steps: [store] } } : {}),
-    jobs: sites.map((site, i) =>
-      updateJob(cfg, site, vcs, kinds[i]!, {
-        force: opts.force,
-        waitSeconds: g.wait,
-        command,
-        upstreamHead: headOf(site.ref),
-      }),
-    ),
+    jobs: facts.map((f) => updateJob(cfg, vcs, f, request)),
   };
   if (g.dryRun) return dryRun(ctx, plan);
   const results = await carryOut(ctx, plan);

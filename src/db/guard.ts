@@ -236,3 +236,12 @@ export class ProductionGuard {
     return `DO $karlstage$ DECLARE hit text; BEGIN SELECT d.datname INTO hit FROM pg_database d, pg_control_system() c WHERE d.datname IN (${targets.map(quoteLiteral).join(', ')}) AND (c.system_identifier, d.oid) IN (${pairs}) LIMIT 1; IF hit IS NOT NULL THEN RAISE EXCEPTION 'karlstage refuses to write "%": it is a production database', hit; END IF; END $karlstage$;`;
   }
 }
+
+/**
+ * What a plan needs of the guard: its verdicts, asked when the guard was established. A plan
+ * is built from them without asking any server (unit tests give made-up ones).
+ */
+export type GuardVerdicts = Pick<
+  ProductionGuard,
+  'statement' | 'unknown' | 'canRepair' | 'remember'
+>;

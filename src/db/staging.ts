@@ -2,7 +2,7 @@ import type { Config } from '../config/config.js';
 import type { Command } from '../core/command.js';
 import { parseDsn, withDatabase } from '../core/dsn.js';
 import { StepError, UsageError } from '../core/errors.js';
-import { stagingAdmin, type ProductionGuard } from './guard.js';
+import { stagingAdmin, type GuardVerdicts } from './guard.js';
 import { goldenName, stagingDatabaseName, twin, withTwins } from './names.js';
 import { endSessions, PSQL_FLAGS, quoteIdent, quoteLiteral, stagingEnv } from './pg.js';
 
@@ -26,7 +26,7 @@ function refusal(e: StepError): Error | undefined {
 export class StagingServer {
   constructor(
     private readonly cfg: Config,
-    private readonly guard: ProductionGuard,
+    private readonly guard: Pick<GuardVerdicts, 'statement'>,
   ) {}
 
   /** psql on the maintenance database: the statements in order, in one session; the first error stops it. */
@@ -113,7 +113,11 @@ export class StagingServer {
    * there is one, becomes `outgoing`, and `incoming` becomes the live one — so
    * the site never lacks its database.
    */
-  swapIn(live: string, incoming: string, outgoing: string, step: string, when?: string): Command {
+  swapIn(
+    { live, incoming, outgoing }: { live: string; incoming: string; outgoing: string },
+    step: string,
+    when?: string,
+  ): Command {
     const rename = (a: string, b: string) =>
       `EXECUTE ${quoteLiteral(`ALTER DATABASE ${quoteIdent(a)} RENAME TO ${quoteIdent(b)}`)};`;
     return this.write(
@@ -147,7 +151,11 @@ export class StagingServer {
     const fresh = twin(live, 'new');
     const [drop, swap] = [
       this.drop(fresh, when),
-      this.swapIn(live, twin(live, 'old'), fresh, `put back yesterday's ${live}`, when),
+      this.swapIn(
+        { live, incoming: twin(live, 'old'), outgoing: fresh },
+        `put back yesterday's ${live}`,
+        when,
+      ),
     ];
     return [this.together([drop, swap, drop], swap.step)];
   }

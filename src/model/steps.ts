@@ -1,7 +1,6 @@
 import { isAbsolute, join, resolve } from 'node:path';
 import type { Config } from '../config/config.js';
 import type { Command } from '../core/command.js';
-import type { Step } from '../core/plan.js';
 import { KarlstageError } from '../core/errors.js';
 import { waitUntilAnswering } from '../core/http-probe.js';
 import { splitCommand } from '../core/runner.js';
@@ -93,20 +92,4 @@ export async function startAndWait(
       `the app did not answer on 127.0.0.1:${port} within ${cfg.deployment.startTimeout} s of its start ([deployment] start_timeout)`,
     );
   return Date.now() - started;
-}
-
-/** A plan step that runs one deployment step; undefined when the key is not set. */
-export function deploymentStep(
-  cfg: Config,
-  key: DeploymentStep,
-  branch: string,
-  env: () => Record<string, string>,
-): Step | undefined {
-  const command = deploymentCommand(cfg, key, branch, env);
-  if (!command) return undefined;
-  return {
-    title: key,
-    commands: [command],
-    run: async (ctx) => void (await ctx.exec(command)),
-  };
 }

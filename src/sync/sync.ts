@@ -1,37 +1,26 @@
-import { existsSync } from 'node:fs';
-import { mkdir, readdir, rename, rm } from 'node:fs/promises';
+import { mkdir, rename, rm } from 'node:fs/promises';
 import { basename, join } from 'node:path';
+import { existsSync } from 'node:fs';
 import type { Config, CustomerConfig } from '../config/config.js';
 import { later, type Command } from '../core/command.js';
 import { parseDsn } from '../core/dsn.js';
-import { briefly, KarlstageError, StepError } from '../core/errors.js';
-import type { Job, Step, StepContext } from '../core/plan.js';
-import type { ProductionGuard } from '../db/guard.js';
+import { KarlstageError } from '../core/errors.js';
+import type { Job, Step } from '../core/plan.js';
+import type { GuardVerdicts, ProductionGuard } from '../db/guard.js';
 import { scanCommand, scanProblem, scanResult } from '../db/scan.js';
 import { dumpsOf, freeBytes, mb } from './disk.js';
-import {
-  goldenName,
-  legacyGoldenName,
-  stagingDatabaseName,
-  syncTargets,
-  twin,
-} from '../db/names.js';
+import { goldenName, legacyGoldenName, syncTargets, twin } from '../db/names.js';
 import { productionEnv } from '../db/pg.js';
 import { StagingServer } from '../db/staging.js';
 import { siteCustomers, siteProblem } from '../model/sites.js';
 import { layout } from '../model/layout.js';
-import { acquireLock, branchLock } from '../model/locks.js';
-import { readState, type BranchState, type DataRecord, type State } from '../model/state.js';
-import { deploymentCommand, stepEnv } from '../model/steps.js';
+import type { BranchState, State } from '../model/state.js';
 import { dumpName, newestMatch, pruneDumps } from './backups.js';
-import {
-  clearStaged,
-  commitFiles,
-  linkCommand,
-  mirrorCommand,
-  putBackFiles,
-  swapFiles,
-} from './files.js';
+import { branchContext, branchStep } from './branch-copy.js';
+import { cleanUpStep } from './clean-up.js';
+import { customerContext, type CustomerContext, type SyncFacts } from './context.js';
+import { mirrorCommand } from './files.js';
+import type { SyncOutcome } from './outcome.js';
 
 /**
  * The nightly sync, per customer so the cost does not grow with the branches:
@@ -40,53 +29,11 @@ import {
  * clone the golden copy (CREATE DATABASE … TEMPLATE … STRATEGY FILE_COPY) under
  * a temporary name, swap it in by rename, and run the migrate step. Until a
  * swap, every site keeps serving yesterday's data; a failure leaves it as it was.
+ *
+ * In three parts: its facts are gathered first (gatherSyncFacts), its plan is a
+ * pure function of the configuration and those facts (syncPlan, resetPlan), and
+ * the plan's steps carry it out, each customer's sharing one context object.
  */
-export interface BranchSyncResult {
-  branch: string;
-  customer: string;
-  ok: boolean;
-  error?: string;
-  /** When this branch site had its data (or failed). */
-  at: string;
-  /** From the start of the customer's sync (its dump and restore included) to `at`. */
-  durationMs: number;
-  /** How long the branch's database was unavailable during its swap. */
-  swapMs?: number;
-  /** The branch's migrate on this night's copy: the verdict "migrates on production data". */
-  migrate?: { ok: boolean; durationMs: number; error?: string };
-}
-
-/** The verdict state.json keeps for a branch × customer: its migrate on the copy of `dataOf`. */
-export function migrateRecord(
-  at: string,
-  migrate: NonNullable<BranchSyncResult['migrate']>,
-  dataOf: string | null,
-): NonNullable<DataRecord['migrate']> {
-  return {
-    at,
-    dataOf,
-    result: migrate.ok ? 'ok' : 'failed',
-    durationMs: migrate.durationMs,
-    ...(migrate.error ? { error: migrate.error } : {}),
-  };
-}
-
-export interface CustomerSync {
-  /** The branch sites serving the customer: the ones this sync writes. */
-  branches: string[];
-  startedAt?: number;
-  dump?: string;
-  asOf?: string;
-  /** How many must_not_contain patterns the new copy was checked for (and found clean). */
-  checkedPatterns?: number;
-}
-
-export interface SyncOutcome {
-  customers: Record<string, CustomerSync>;
-  branches: BranchSyncResult[];
-  held: string[];
-}
-
 export interface SyncRequest {
   branches: BranchState[];
   customers: CustomerConfig[];
@@ -94,474 +41,316 @@ export interface SyncRequest {
   command: string;
 }
 
-/** Which branch sites serve a customer (their instances.ini). */
-async function servedBy(cfg: Config, branches: BranchState[], customer: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const b of branches) {
-    const served = (await siteCustomers(cfg.root, b.name).catch(() => [])).map((i) => i.name);
-    if (served.includes(customer)) out.push(b.name);
+/** A plan's jobs, and the outcome they fill in as they run. */
+export interface SyncPlan {
+  jobs: Job[];
+  outcome: SyncOutcome;
+}
+
+/** Which customers each branch site serves (a site that cannot say is broken), and what the guard said. */
+export async function gatherSyncFacts(
+  cfg: Config,
+  state: State,
+  req: Pick<SyncRequest, 'branches' | 'customers'>,
+  guard: GuardVerdicts,
+): Promise<SyncFacts> {
+  const broken: SyncFacts['broken'] = [];
+  const servedBy = new Map<string, string[]>();
+  for (const b of req.branches) {
+    const problem = await siteProblem(cfg.root, b.name);
+    if (problem) broken.push({ branch: b.name, problem });
+    servedBy.set(
+      b.name,
+      (await siteCustomers(cfg.root, b.name).catch(() => [])).map((i) => i.name),
+    );
   }
-  return out;
+  const served: SyncFacts['served'] = {};
+  for (const c of req.customers)
+    served[c.name] = req.branches
+      .filter((b) => servedBy.get(b.name)?.includes(c.name))
+      .map((b) => b.name);
+  return { broken, served, goldenIsASite: Boolean(state.branches.golden), guard };
 }
 
 /** Every database the sync may write: the production guard checks them all before anything runs. */
-export async function syncTargetsOf(cfg: Config, req: SyncRequest): Promise<string[]> {
-  const targets: string[] = [];
-  for (const c of req.customers)
-    targets.push(
-      ...syncTargets(c.name, await servedBy(cfg, req.branches, c.name)),
-      legacyGoldenName(c.name),
-    );
-  return targets;
+export function syncTargetsOf(facts: SyncFacts, customers: CustomerConfig[]): string[] {
+  return customers.flatMap((c) => [
+    ...syncTargets(c.name, facts.served[c.name] ?? []),
+    legacyGoldenName(c.name),
+  ]);
 }
 
-const finished = (started: number) => ({
-  at: new Date().toISOString(),
-  durationMs: Date.now() - started,
-});
+/** The nightly (or a named) sync's plan: a pure function of the configuration and its facts. */
+export function syncPlan(cfg: Config, facts: SyncFacts, req: SyncRequest): SyncPlan {
+  const outcome: SyncOutcome = { customers: {}, branches: [], held: req.held };
+  const db = new StagingServer(cfg, facts.guard);
+  const jobs = [
+    // A site that cannot say which customers it serves is a failure of that site, never skipped silently.
+    ...facts.broken.map(({ branch, problem }) => brokenSiteJob(cfg, branch, problem)),
+    ...req.customers.map((customer) =>
+      customerJob(
+        customerContext({
+          cfg,
+          db,
+          customer,
+          facts,
+          branches: facts.served[customer.name] ?? [],
+          outcome,
+        }),
+      ),
+    ),
+  ];
+  return { jobs, outcome };
+}
 
-/**
- * Repair what a killed run left. The rule: a sync of a database commits by
- * dropping its old twin (NAME__old), so an old twin found here means that sync
- * did not finish (killed mid-swap or mid-migrate): yesterday's copy is put
- * back, with its files. A new twin (NAME__new) or file folder is unfinished
- * work: removed. A golden copy of the naming before "__" is renamed once.
- */
-function cleanUpStep(
-  cfg: Config,
-  db: StagingServer,
-  state: State,
-  customer: string,
-  branches: string[],
-  dumpDir: string,
-  started: () => void,
-): Step {
-  const golden = goldenName(customer);
-  const legacy = legacyGoldenName(customer);
-  const lives = [golden, ...branches.map((b) => stagingDatabaseName(b, customer))];
-  const look = db.lookUp([legacy, ...lives.flatMap((l) => [l, twin(l, 'new'), twin(l, 'old')])]);
-  const adopt = db.rename(
-    legacy,
-    golden,
-    `rename ${legacy} to ${golden}`,
-    `when ${legacy} is there`,
-  );
-  const repairs = lives.map((live) => ({
-    live,
-    back: db.putBack(live, `when ${twin(live, 'old')} is there`),
-    drop: db.drop(twin(live, 'new'), `when only ${twin(live, 'new')} is there`),
-  }));
+function brokenSiteJob(cfg: Config, branch: string, broken: KarlstageError): Job {
   return {
-    title: 'clean up what an interrupted run left',
-    commands: [look, adopt, ...repairs.flatMap((r) => [...r.back, r.drop])],
-    effects: [
-      `put back or remove each branch site's staged files (…${cfg.deployment.blobs}/${customer}.karlstage-old/-new)`,
-      `remove ${dumpDir}/*.partial`,
+    name: branch,
+    steps: [
+      {
+        title: 'read which customers it serves',
+        effects: [`read ${layout.instancesIni(cfg.root, branch)}`],
+        run: async () => {
+          throw new KarlstageError(
+            `${broken.message}; ${branch}'s data was not synced`,
+            1,
+            broken.details,
+          );
+        },
+      },
     ],
+  };
+}
+
+/** One customer's sync: its golden copy made again, then each branch site's copy. */
+function customerJob(c: CustomerContext): Job {
+  const name = c.customer.name;
+  const unknown = c.facts.guard.unknown(name);
+  if (unknown)
+    // Nothing of this customer's is written on a guess; the other customers go on. Repairs
+    // (putting back yesterday's copy) still run when its identity is known from the last time.
+    return {
+      name,
+      steps: [
+        ...(c.facts.guard.canRepair(name) ? [cleanUpStep(c)] : []),
+        {
+          title: "make sure the staging server is not this customer's production",
+          effects: [unknown],
+          run: async () => {
+            throw new KarlstageError(unknown);
+          },
+        },
+      ],
+    };
+  const files = filesStep(c);
+  return {
+    name,
+    steps: [
+      cleanUpStep(c),
+      c.customer.productionDump ? backupStep(c) : dumpStep(c),
+      restoreStep(c),
+      swapGoldenStep(c),
+      ...(files ? [files] : []),
+      ...c.branches.map((b) => branchStep(branchContext(c, b, Boolean(files)))),
+      pruneStep(c),
+    ],
+  };
+}
+
+/** pg_dump of production, read-only, into DUMP.partial (renamed when complete). */
+export function dumpCommand(c: CustomerContext): Command {
+  const { cfg } = c;
+  const production = c.customer.production ? parseDsn(c.customer.production) : {};
+  return {
+    program: 'pg_dump',
+    args: [
+      '--format=directory',
+      // Measured by bench/sync.mjs on 324 MB of incompressible data: default level
+      // 34.6 s / 342 MB, -Z1 13.3 s / 351 MB, -Z0 3.8 s / 600 MB. Level 1: fast, and
+      // nearly as small (the dumps are kept as snapshots, so size counts too).
+      '--compress=1',
+      `--jobs=${cfg.sync.jobs}`,
+      '--no-owner',
+      '--no-privileges',
+      later('--file=DUMP.partial', () => `--file=${c.dump.path}.partial`),
+    ],
+    step: 'dump production',
+    env: () => productionEnv(production),
+    timeoutMs: cfg.deployment.timeout * 1000,
+  };
+}
+
+export function dumpStep(c: CustomerContext): Step {
+  const pgDump = dumpCommand(c);
+  const { cfg, dumpDir } = c;
+  const name = c.customer.name;
+  return {
+    title: 'dump production (read-only)',
+    commands: [pgDump],
+    effects: [`rename ${dumpDir}/DUMP.partial to DUMP (${name}-STAMP.dump) when complete`],
     run: async (ctx) => {
-      started();
-      await mkdir(dumpDir, { recursive: true });
-      const said: string[] = [];
-      const names = new Set((await ctx.exec(look)).stdout.split('\n').filter(Boolean));
-      if (names.has(legacy) && !names.has(golden) && !state.branches.golden) {
-        await ctx.exec(adopt);
-        said.push(`${legacy} → ${golden}`);
-      }
-      for (const r of repairs) {
-        if (names.has(twin(r.live, 'old'))) {
-          for (const c of r.back) await ctx.exec(c);
-          said.push(`${twin(r.live, 'old')} → ${r.live}`);
-        } else if (names.has(twin(r.live, 'new'))) {
-          await ctx.exec(r.drop);
-          said.push(twin(r.live, 'new'));
-        }
-      }
-      for (const b of branches) {
-        const uncommitted = names.has(twin(stagingDatabaseName(b, customer), 'old'));
-        said.push(
-          ...(uncommitted
-            ? await putBackFiles(cfg, b, customer)
-            : await commitFiles(cfg, b, customer)),
+      // Tonight's dump is about as big as the last one: if that cannot fit, stop now.
+      const [last] = await dumpsOf(cfg, name);
+      const free = await freeBytes(dumpDir);
+      if (last && free < last.newestBytes)
+        throw new KarlstageError(
+          `not enough room for ${name}'s dump in ${dumpDir}: about ${mb(last.newestBytes)} needed (the last dump), ${mb(free)} free; make room (fewer dumps kept: [sync] keep) — nothing was touched`,
         );
-      }
-      for (const f of await readdir(dumpDir).catch(() => [] as string[]))
-        if (f.endsWith('.partial')) {
-          await rm(join(dumpDir, f), { recursive: true, force: true });
-          said.push(f);
-        }
-      if (said.length) ctx.say(`cleaned up: ${said.join(', ')}`);
+      const taken = new Date();
+      const dump = dumpName(dumpDir, name, taken);
+      c.dump = { name: dump, path: join(dumpDir, dump), taken };
+      const partial = `${c.dump.path}.partial`;
+      ctx.onUndo(() => rm(partial, { recursive: true, force: true }));
+      await ctx.exec(pgDump);
+      await rename(partial, c.dump.path);
     },
   };
 }
 
-export async function syncJobs(
-  cfg: Config,
-  state: State,
-  req: SyncRequest,
-  guard: ProductionGuard,
-  outcome: SyncOutcome,
-): Promise<Job[]> {
-  const jobsN = String(cfg.sync.jobs);
-  const timeoutMs = cfg.deployment.timeout * 1000;
-  const db = new StagingServer(cfg, guard);
-  const jobs: Job[] = [];
-  // A site that cannot say which customers it serves is a failure of that site, never skipped silently.
-  for (const b of req.branches) {
-    const broken = await siteProblem(cfg.root, b.name);
-    if (broken)
-      jobs.push({
-        name: b.name,
-        steps: [
-          {
-            title: 'read which customers it serves',
-            effects: [`read ${layout.instancesIni(cfg.root, b.name)}`],
-            run: async () => {
-              throw new KarlstageError(
-                `${broken.message}; ${b.name}'s data was not synced`,
-                1,
-                broken.details,
-              );
-            },
-          },
-        ],
-      });
-  }
-  for (const c of req.customers) {
-    const production = c.production ? parseDsn(c.production) : {};
-    const branches = await servedBy(cfg, req.branches, c.name);
-    const dumpDir = join(cfg.sync.dumps, c.name);
-    const golden = goldenName(c.name);
-    const goldenNew = twin(golden, 'new');
-    const goldenOld = twin(golden, 'old');
-    let dump = '';
-    let dumpPath = '';
-    let taken = new Date();
-    const record: CustomerSync = (outcome.customers[c.name] = { branches });
-    const cleanUp = cleanUpStep(cfg, db, state, c.name, branches, dumpDir, () => {
-      record.startedAt = Date.now();
-    });
-    const unknown = guard.unknown(c.name);
-    if (unknown) {
-      // Nothing of this customer's is written on a guess; the other customers go on. Repairs
-      // (putting back yesterday's copy) still run when its identity is known from the last time.
-      jobs.push({
-        name: c.name,
-        steps: [
-          ...(guard.canRepair(c.name) ? [cleanUp] : []),
-          {
-            title: "make sure the staging server is not this customer's production",
-            effects: [unknown],
-            run: async () => {
-              throw new KarlstageError(unknown);
-            },
-          },
-        ],
-      });
-      continue;
-    }
-
-    const pgDump: Command = {
-      program: 'pg_dump',
-      args: [
-        '--format=directory',
-        // Measured by bench/sync.mjs on 324 MB of incompressible data: default level
-        // 34.6 s / 342 MB, -Z1 13.3 s / 351 MB, -Z0 3.8 s / 600 MB. Level 1: fast, and
-        // nearly as small (the dumps are kept as snapshots, so size counts too).
-        '--compress=1',
-        `--jobs=${jobsN}`,
-        '--no-owner',
-        '--no-privileges',
-        later('--file=DUMP.partial', () => `--file=${dumpPath}.partial`),
-      ],
-      step: 'dump production',
-      env: () => productionEnv(production),
-      timeoutMs,
-    };
-    const createGolden = db.create(goldenNew, undefined, 'create the new golden copy');
-    const restore: Command = {
-      program: 'pg_restore',
-      args: [
-        `--jobs=${jobsN}`,
-        '--no-owner',
-        '--no-privileges',
-        '--exit-on-error',
-        `--dbname=${goldenNew}`,
-        later('DUMP', () => dumpPath),
-      ],
-      step: 'restore',
-      env: () => db.envFor(goldenNew),
-      timeoutMs,
-    };
-    const sanitize = c.sanitize
-      ? db.runFile(goldenNew, c.sanitize, 'sanitize', timeoutMs)
-      : undefined;
-    const scan = c.mustNotContain.length
-      ? scanCommand(
-          () => db.envFor(goldenNew),
-          c.mustNotContain,
-          'check the sanitized copy',
-          timeoutMs,
-        )
-      : undefined;
-    const dropGoldenNew = db.drop(goldenNew, 'when a later step fails');
-    // One session: the swap, then yesterday's golden copy dropped.
-    const swapGolden = db.together(
-      [db.swapIn(golden, goldenNew, goldenOld, 'swap'), db.drop(goldenOld)],
-      'swap the golden copy',
-    );
-    const mirror = c.productionFiles ? mirrorCommand(cfg, c.name, c.productionFiles) : undefined;
-
-    const steps: Step[] = [
-      cleanUp,
-      c.productionDump
-        ? {
-            title: 'take the newest backup',
-            effects: [`the newest file matching ${c.productionDump}`],
-            run: async (ctx) => {
-              const newest = await newestMatch(c.productionDump!);
-              if (!newest)
-                throw new KarlstageError(`${c.name}: no backup matches ${c.productionDump}`);
-              dumpPath = newest.path;
-              dump = basename(newest.path);
-              taken = newest.mtime;
-              ctx.say(`restoring ${dump} of ${taken.toISOString()}`);
-            },
-          }
-        : {
-            title: 'dump production (read-only)',
-            commands: [pgDump],
-            effects: [
-              `rename ${dumpDir}/DUMP.partial to DUMP (${c.name}-STAMP.dump) when complete`,
-            ],
-            run: async (ctx) => {
-              // Tonight's dump is about as big as the last one: if that cannot fit, stop now.
-              const [last] = await dumpsOf(cfg, c.name);
-              const free = await freeBytes(dumpDir);
-              if (last && free < last.newestBytes)
-                throw new KarlstageError(
-                  `not enough room for ${c.name}'s dump in ${dumpDir}: about ${mb(last.newestBytes)} needed (the last dump), ${mb(free)} free; make room (fewer dumps kept: [sync] keep) — nothing was touched`,
-                );
-              taken = new Date();
-              dump = dumpName(dumpDir, c.name, taken);
-              dumpPath = join(dumpDir, dump);
-              ctx.onUndo(() => rm(`${dumpPath}.partial`, { recursive: true, force: true }));
-              await ctx.exec(pgDump);
-              await rename(`${dumpPath}.partial`, dumpPath);
-            },
-          },
-      {
-        title: 'restore into a new golden copy',
-        commands: [
-          createGolden,
-          restore,
-          ...(sanitize ? [sanitize] : []),
-          ...(scan ? [scan] : []),
-          dropGoldenNew,
-        ],
-        run: async (ctx) => {
-          ctx.onUndo(async () => void (await ctx.exec(dropGoldenNew).catch(() => undefined)));
-          await ctx.exec(createGolden);
-          await ctx.exec(restore);
-          if (sanitize) {
-            ctx.say(`sanitize with ${c.sanitize}`);
-            await ctx.exec(sanitize);
-          }
-          if (scan) {
-            // Before the swap: a copy that still holds real data never reaches a branch site.
-            const found = scanResult((await ctx.exec(scan)).stdout, c.mustNotContain);
-            const problem = scanProblem(found);
-            if (problem) throw new KarlstageError(problem);
-            if (found.skipped.length) ctx.say(`not scanned: ${found.skipped.join(', ')}`);
-            record.checkedPatterns = c.mustNotContain.length;
-            ctx.say(`sanitized, checked for ${c.mustNotContain.length} pattern(s)`);
-          }
-        },
-      },
-      {
-        title: 'swap in the new golden copy',
-        commands: [swapGolden],
-        run: async (ctx) => {
-          await ctx.exec(swapGolden);
-          Object.assign(record, { dump, asOf: taken.toISOString() });
-        },
-      },
-      ...(mirror
-        ? [
-            {
-              title: 'copy the files (blobs)',
-              commands: [mirror],
-              run: async (ctx: StepContext) => {
-                await mkdir(join(cfg.sync.files, c.name), { recursive: true });
-                await ctx.exec(mirror);
-              },
-            },
-          ]
-        : []),
-      ...branches.map((b) =>
-        branchStep(cfg, db, {
-          golden,
-          branch: b,
-          customer: c.name,
-          withFiles: Boolean(mirror),
-          started: () => record.startedAt ?? Date.now(),
-          done: (r) => outcome.branches.push(r),
-        }),
-      ),
-      {
-        title: 'prune old dumps',
-        effects: [`keep ${cfg.sync.keep} in ${dumpDir}`],
-        run: async (ctx) => {
-          const pruned = await pruneDumps(dumpDir, cfg.sync.keep);
-          if (pruned.length) ctx.say(`pruned ${pruned.length} old dump(s)`);
-          // The customer's job fails when any of its branch sites did (each is in the summary).
-          const failed = outcome.branches.filter((r) => r.customer === c.name && !r.ok);
-          if (failed.length)
-            throw new KarlstageError(
-              `${c.name}: ${failed.length} of ${branches.length} branch sites failed`,
-              1,
-              failed.map((r) => `${r.branch}: ${r.error}`),
-            );
-        },
-      },
-    ];
-    jobs.push({ name: c.name, steps });
-  }
-  return jobs;
-}
-
-/** The verdict's words: which step failed, and the last line the program said (its error). */
-function errorLine(e: unknown): string {
-  const said = e instanceof StepError ? e.outputTail.trim().split('\n').at(-1)?.trim() : '';
-  return `${briefly(e)}${said ? `: ${said}` : ''}`.replace(/^[a-z][a-z0-9-]*: /, '');
-}
-
-interface BranchSyncRequest {
-  golden: string;
-  branch: string;
-  customer: string;
-  /** The customer has production files: stage, swap and commit them with the database. */
-  withFiles: boolean;
-  /** When the customer's sync started (its dump), for the duration shown. */
-  started: () => number;
-  done: (result: BranchSyncResult) => void;
-}
-
-/**
- * One branch site × customer: clone the golden copy under a temporary name,
- * swap it in, migrate; yesterday's copy is dropped only after the migrate
- * worked (the commit), and put back if it failed. Its failure is recorded and
- * does not stop the other branch sites.
- */
-function branchStep(cfg: Config, db: StagingServer, req: BranchSyncRequest): Step {
-  const { golden, branch, customer, withFiles } = req;
-  const live = stagingDatabaseName(branch, customer);
-  const fresh = twin(live, 'new');
-  const old = twin(live, 'old');
-  let site: BranchState | undefined;
-  // The clone's session first says whether the site has a database now: one connection fewer.
-  const clone = db.lookingUp([live], db.create(fresh, golden, 'copy the golden copy'));
-  const dropFresh = db.drop(fresh, 'when the copy fails');
-  const link = linkCommand(cfg, branch, customer);
-  const swap = db.swapIn(live, fresh, old, 'swap');
-  // Which customer's fresh copy it migrates: KARLSTAGE_CUSTOMER.
-  const migrate = deploymentCommand(cfg, 'migrate', branch, () => ({
-    ...stepEnv(cfg, site!, site!.built?.revision),
-    KARLSTAGE_CUSTOMER: customer,
-  }));
-  const putBack = db.putBack(live, 'when the migrate fails');
-  const commit = db.drop(old, 'when there was a copy before');
+/** production_dump: the newest backup file is restored instead of dumping production. */
+export function backupStep(c: CustomerContext): Step {
+  const pattern = c.customer.productionDump!;
   return {
-    title: `${branch}: copy, swap, migrate`,
-    commands: [
-      clone,
-      dropFresh,
-      ...(withFiles ? [link] : []),
-      swap,
-      ...(migrate ? [migrate] : []),
-      ...putBack,
-      commit,
+    title: 'take the newest backup',
+    effects: [`the newest file matching ${pattern}`],
+    run: async (ctx) => {
+      const newest = await newestMatch(pattern);
+      if (!newest) throw new KarlstageError(`${c.customer.name}: no backup matches ${pattern}`);
+      c.dump = { name: basename(newest.path), path: newest.path, taken: newest.mtime };
+      ctx.say(`restoring ${c.dump.name} of ${newest.mtime.toISOString()}`);
+    },
+  };
+}
+
+const goldenNewOf = (c: CustomerContext) => twin(c.golden, 'new');
+const timeoutOf = (c: CustomerContext) => c.cfg.deployment.timeout * 1000;
+
+export function restoreCommand(c: CustomerContext): Command {
+  const goldenNew = goldenNewOf(c);
+  return {
+    program: 'pg_restore',
+    args: [
+      `--jobs=${c.cfg.sync.jobs}`,
+      '--no-owner',
+      '--no-privileges',
+      '--exit-on-error',
+      `--dbname=${goldenNew}`,
+      later('DUMP', () => c.dump.path),
     ],
-    effects: [
-      `lock ${branch}`,
-      ...(withFiles
-        ? [`swap the linked files in by rename; yesterday's kept until the commit`]
-        : []),
+    step: 'restore',
+    env: () => c.db.envFor(goldenNew),
+    timeoutMs: timeoutOf(c),
+  };
+}
+
+export const sanitizeCommand = (c: CustomerContext): Command | undefined =>
+  c.customer.sanitize
+    ? c.db.runFile(goldenNewOf(c), c.customer.sanitize, 'sanitize', timeoutOf(c))
+    : undefined;
+
+export const scanCommandOf = (c: CustomerContext): Command | undefined =>
+  c.customer.mustNotContain.length
+    ? scanCommand(
+        () => c.db.envFor(goldenNewOf(c)),
+        c.customer.mustNotContain,
+        'check the sanitized copy',
+        timeoutOf(c),
+      )
+    : undefined;
+
+/** Restore, sanitize and scan into a new golden copy (dropped when any of it fails). */
+export function restoreStep(c: CustomerContext): Step {
+  const { db, customer } = c;
+  const createGolden = db.create(goldenNewOf(c), undefined, 'create the new golden copy');
+  const restore = restoreCommand(c);
+  const sanitize = sanitizeCommand(c);
+  const scan = scanCommandOf(c);
+  const dropGoldenNew = db.drop(goldenNewOf(c), 'when a later step fails');
+  return {
+    title: 'restore into a new golden copy',
+    commands: [
+      createGolden,
+      restore,
+      ...(sanitize ? [sanitize] : []),
+      ...(scan ? [scan] : []),
+      dropGoldenNew,
     ],
     run: async (ctx) => {
-      const started = req.started();
-      let release: (() => Promise<void>) | undefined;
-      let verdict: BranchSyncResult['migrate'];
-      try {
-        // An update of this branch site runs its own migrate: one at a time.
-        release = await acquireLock(cfg.root, branchLock(branch), {
-          command: `sync ${customer} into ${branch}`,
-          waitSeconds: 600,
-        });
-        // Read again under the lock: a site destroyed (or changed) meanwhile gets no data.
-        site = (await readState(cfg.root)).branches[branch];
-        const served = await siteCustomers(cfg.root, branch).catch(() => []);
-        if (!site || !served.some((i) => i.name === customer)) {
-          ctx.say(`${branch}: skipped, destroyed (or no longer serving ${customer}) meanwhile`);
-          return;
-        }
-        // Everything is prepared under temporary names first: nothing the site serves changes yet.
-        let had = false;
-        let swapStart = 0;
-        try {
-          had = (await ctx.exec(clone)).stdout.split('\n').includes(live);
-          if (withFiles) {
-            await clearStaged(cfg, branch, customer);
-            await ctx.exec(link);
-          }
-          swapStart = Date.now();
-          await ctx.exec(swap);
-        } catch (e) {
-          await ctx.exec(dropFresh).catch(() => undefined);
-          if (withFiles) await putBackFiles(cfg, branch, customer).catch(() => undefined);
-          throw e;
-        }
-        const swapMs = Date.now() - swapStart;
-        let migrateStart = 0;
-        try {
-          if (withFiles) await swapFiles(cfg, branch, customer);
-          migrateStart = Date.now();
-          if (migrate) await ctx.exec(migrate);
-          if (migrate) verdict = { ok: true, durationMs: Date.now() - migrateStart };
-        } catch (e) {
-          if (migrateStart && migrate)
-            verdict = { ok: false, durationMs: Date.now() - migrateStart, error: errorLine(e) };
-          if (!had) throw e; // nothing to go back to: the new copy stays
-          for (const c of putBack) await ctx.exec(c);
-          if (withFiles) await putBackFiles(cfg, branch, customer);
-          throw new KarlstageError(`${briefly(e)}; ${branch} keeps yesterday's data`);
-        }
-        // The commit: once yesterday's copy is dropped, a killed run is not undone any more.
-        if (had) await ctx.exec(commit);
-        if (withFiles) await commitFiles(cfg, branch, customer);
-        req.done({
-          branch,
-          customer,
-          ok: true,
-          ...finished(started),
-          swapMs,
-          ...(verdict ? { migrate: verdict } : {}),
-        });
-        ctx.say(`${branch}: done (unavailable ${swapMs} ms)`);
-      } catch (e) {
-        // The summary names the branch site already (its deployment steps say it too).
-        const error = briefly(e).replace(new RegExp(`^${branch}: `), '');
-        req.done({
-          branch,
-          customer,
-          ok: false,
-          error,
-          ...finished(started),
-          ...(verdict ? { migrate: verdict } : {}),
-        });
-        ctx.say(`${branch}: failed: ${error}`);
-      } finally {
-        await release?.();
+      ctx.onUndo(async () => void (await ctx.exec(dropGoldenNew).catch(() => undefined)));
+      await ctx.exec(createGolden);
+      await ctx.exec(restore);
+      if (sanitize) {
+        ctx.say(`sanitize with ${customer.sanitize}`);
+        await ctx.exec(sanitize);
       }
+      if (scan) {
+        // Before the swap: a copy that still holds real data never reaches a branch site.
+        const found = scanResult((await ctx.exec(scan)).stdout, customer.mustNotContain);
+        const problem = scanProblem(found);
+        if (problem) throw new KarlstageError(problem);
+        if (found.skipped.length) ctx.say(`not scanned: ${found.skipped.join(', ')}`);
+        c.record.checkedPatterns = customer.mustNotContain.length;
+        ctx.say(`sanitized, checked for ${customer.mustNotContain.length} pattern(s)`);
+      }
+    },
+  };
+}
+
+/** One session: the swap, then yesterday's golden copy dropped. */
+export function swapGoldenStep(c: CustomerContext): Step {
+  const { db, golden } = c;
+  const swapGolden = db.together(
+    [
+      db.swapIn({ live: golden, incoming: goldenNewOf(c), outgoing: twin(golden, 'old') }, 'swap'),
+      db.drop(twin(golden, 'old')),
+    ],
+    'swap the golden copy',
+  );
+  return {
+    title: 'swap in the new golden copy',
+    commands: [swapGolden],
+    run: async (ctx) => {
+      await ctx.exec(swapGolden);
+      Object.assign(c.record, {
+        dump: c.dump.name,
+        asOf: (c.dump.taken ?? new Date()).toISOString(),
+      });
+    },
+  };
+}
+
+/** The customer's production files (blobs), mirrored once for every branch site. */
+export function filesStep(c: CustomerContext): Step | undefined {
+  const { cfg, customer } = c;
+  if (!customer.productionFiles) return undefined;
+  const mirror = mirrorCommand(cfg, customer.name, customer.productionFiles);
+  return {
+    title: 'copy the files (blobs)',
+    commands: [mirror],
+    run: async (ctx) => {
+      await mkdir(join(cfg.sync.files, customer.name), { recursive: true });
+      await ctx.exec(mirror);
+    },
+  };
+}
+
+export function pruneStep(c: CustomerContext): Step {
+  const { cfg, dumpDir } = c;
+  const name = c.customer.name;
+  return {
+    title: 'prune old dumps',
+    effects: [`keep ${cfg.sync.keep} in ${dumpDir}`],
+    run: async (ctx) => {
+      const pruned = await pruneDumps(dumpDir, cfg.sync.keep);
+      if (pruned.length) ctx.say(`pruned ${pruned.length} old dump(s)`);
+      // The customer's job fails when any of its branch sites did (each is in the summary).
+      const failed = c.outcome.branches.filter((r) => r.customer === name && !r.ok);
+      if (failed.length)
+        throw new KarlstageError(
+          `${name}: ${failed.length} of ${c.branches.length} branch sites failed`,
+          1,
+          failed.map((r) => `${r.branch}: ${r.error}`),
+        );
     },
   };
 }
@@ -571,56 +360,43 @@ export interface ResetRequest {
   customers: CustomerConfig[];
 }
 
+/** Whether last night's sync mirrored each customer's files (a reset links them when it did). */
+export function mirroredFiles(cfg: Config, customers: CustomerConfig[]): string[] {
+  return customers
+    .filter((c) => c.productionFiles && existsSync(join(cfg.sync.files, c.name)))
+    .map((c) => c.name);
+}
+
 /**
  * "reset": a branch site gets each customer's golden copy again (last night's
  * sanitized copy; production is not read), through the nightly sync's own
  * clean-up, staged clone, swap, migrate and put-back-on-failure, files included.
+ * A pure function of the configuration and its facts.
  */
-export function resetJobs(
-  cfg: Config,
-  state: State,
-  req: ResetRequest,
-  guard: ProductionGuard,
-  outcome: SyncOutcome,
-): Job[] {
-  const db = new StagingServer(cfg, guard);
-  return req.customers.map((c) => {
-    const branch = req.branch.name;
-    const record: CustomerSync = (outcome.customers[c.name] = { branches: [branch] });
-    const cleanUp = cleanUpStep(
-      cfg,
-      db,
-      state,
-      c.name,
-      [branch],
-      join(cfg.sync.dumps, c.name),
-      () => {
-        record.startedAt = Date.now();
-      },
-    );
+export function resetPlan(cfg: Config, facts: SyncFacts, req: ResetRequest): SyncPlan {
+  const outcome: SyncOutcome = { customers: {}, branches: [], held: [] };
+  const db = new StagingServer(cfg, facts.guard);
+  const branch = req.branch.name;
+  const jobs = req.customers.map((customer): Job => {
+    const c = customerContext({ cfg, db, customer, facts, branches: [branch], outcome });
+    // The files come from last night's mirror, when the customer has one.
+    const withFiles = facts.mirrored?.includes(customer.name) ?? false;
     return {
-      name: c.name,
+      name: customer.name,
       steps: [
-        cleanUp,
-        branchStep(cfg, db, {
-          golden: goldenName(c.name),
-          branch,
-          customer: c.name,
-          // The files come from last night's mirror, when the customer has one.
-          withFiles: Boolean(c.productionFiles) && existsSync(join(cfg.sync.files, c.name)),
-          started: () => record.startedAt ?? Date.now(),
-          done: (r) => outcome.branches.push(r),
-        }),
+        cleanUpStep(c),
+        branchStep(branchContext(c, branch, withFiles)),
         {
           title: 'check the result',
           run: async () => {
-            const r = outcome.branches.find((x) => x.customer === c.name);
+            const r = outcome.branches.find((x) => x.customer === customer.name);
             if (r && !r.ok) throw new KarlstageError(`${branch}: ${r.error}`);
           },
         },
       ],
     };
   });
+  return { jobs, outcome };
 }
 
 /** Which golden copies exist (a reset needs one per customer). */
