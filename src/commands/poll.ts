@@ -134,8 +134,11 @@ export async function poll(opts: PollOptions): Promise<PollResult> {
         updateJob(cfg, site, vcs, kinds[i]!, { command, skipIfLocked: true }),
       ),
     };
-    if (g.dryRun) plan = report.dryRun(ctx, updates);
-    else {
+    if (g.dryRun) {
+      const { withPublishing } = await import('../context/after-change.js');
+      const when = 'when a site was built or its upstream moved';
+      plan = report.dryRun(ctx, await withPublishing(ctx, updates, { routes: false, when }));
+    } else {
       builds = await report.carryOut(ctx, updates);
       buildsJson = report.jobsAsJson(builds);
     }

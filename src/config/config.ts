@@ -9,7 +9,7 @@ import { parseDsn } from '../core/dsn.js';
 import { UsageError } from '../core/errors.js';
 import { readIni, type IniSection } from '../core/ini-read.js';
 import { addSecret, looksLikeToken } from '../core/redact.js';
-import { splitCommand } from '../core/runner.js';
+import { splitCommand } from '../core/command-line.js';
 import { userinfo } from '../core/url.js';
 import { parseKeep } from './keep.js';
 import { nameProblem } from './names.js';

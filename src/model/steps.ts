@@ -4,7 +4,7 @@ import type { Command } from '../core/command.js';
 import type { Step } from '../core/plan.js';
 import { KarlstageError } from '../core/errors.js';
 import { waitUntilAnswering } from '../core/http-probe.js';
-import { splitCommand } from '../core/runner.js';
+import { splitCommand } from '../core/command-line.js';
 
 /**
  * The deployment steps of karlstage.ini ([deployment] build, migrate, start,

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { writeFileAtomic } from '../core/files.js';
 import type { Config } from '../config/config.js';
 import { UsageError } from '../core/errors.js';
-import { splitCommand } from '../core/runner.js';
+import { splitCommand } from '../core/command-line.js';
 import { renderTemplate } from '../core/templates.js';
 import { layout } from '../model/layout.js';
 import type { BranchView } from '../model/views.js';
