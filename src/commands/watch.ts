@@ -17,6 +17,8 @@ export interface WatchOptions extends GlobalOptions {
 
 export interface WatchResult {
   actions: { branch?: string; kind: string; why?: string; ok?: boolean; error?: string }[];
+  /** --dry-run: what it would do. */
+  plan?: object;
 }
 
 /**
@@ -113,9 +115,15 @@ async function act(
     const { withPublishing } = await import('../context/after-change.js');
     const shown = { ...plan, jobs: [...(wake ? [wake.job] : []), ...plan.jobs] };
     // The site list shows the sites' new states: published after any site's job.
-    if (plan.jobs.length) dryRun(ctx, await withPublishing(ctx, shown, { routes: false }));
-    else if (shown.jobs.length) dryRun(ctx, shown);
-    return { actions: work.map((d) => ({ branch: d.branch, kind: d.kind, why: d.why })) };
+    const planned = plan.jobs.length
+      ? dryRun(ctx, await withPublishing(ctx, shown, { routes: false }))
+      : shown.jobs.length
+        ? dryRun(ctx, shown)
+        : undefined;
+    return {
+      actions: work.map((d) => ({ branch: d.branch, kind: d.kind, why: d.why })),
+      ...(planned ? { plan: planned } : {}),
+    };
   }
   if (plan.jobs.length) {
     for (const d of work) out.progress(`watch: ${d.kind} ${d.branch}: ${d.why}`);
