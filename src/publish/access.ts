@@ -72,12 +72,12 @@ export function hashCommand(password: string): Command {
   };
 }
 
-/** The slow hash, by hashCommand run in the step that declared it (`exec`: its ctx.exec). */
+/** The slow hash, by hashCommand run in the step that declared it (`run`: its ctx.exec). */
 export async function hashPassword(
   hashing: Command,
-  exec: (c: Command) => Promise<RunResult>,
+  run: (c: Command) => Promise<RunResult>,
 ): Promise<string> {
-  const hash = (await exec(hashing)).stdout.trim();
+  const hash = (await run(hashing)).stdout.trim();
   if (!hash.startsWith('$6$')) throw new KarlstageError(`openssl passwd gave no sha512-crypt hash`);
   return hash;
 }

@@ -308,6 +308,21 @@ const settle = async (...files: string[]) => {
   for (const f of files) if (existsSync(f)) await utimes(f, past, past);
 };
 
+/** [mail] postfix holds another's configuration, or postfix is missing: refused (exit 2). */
+async function refuseForeignPostfix(cfg: Config): Promise<void> {
+  const dir = cfg.mail.postfix;
+  const old = await readFile(join(dir, 'main.cf'), 'utf8').catch(() => undefined);
+  if (old !== undefined && !old.startsWith(MARKER))
+    throw new UsageError(
+      `${dir}/main.cf was not written by karlstage: move it aside, or set [mail] postfix to an empty folder`,
+    );
+  if (old !== undefined && !(await postfixInstalled(cfg)))
+    throw new UsageError(
+      `${dir}/main.cf was written for another karlstage.ini (${old.split('\n')[0]?.replace(/.* for /, '')}): one staging root per postfix`,
+    );
+  if (!postmapProgram()) throw new UsageError('postfix is not installed: apt-get install postfix');
+}
+
 /**
  * "mail --install": the maps and Maildirs, then main.cf and master.cf written
  * beside the installed ones and checked there (postconf, postfix check) — a
@@ -335,17 +350,7 @@ export function installPlan(cfg: Config, views: BranchView[], command: string): 
       commands: [ids.uid, ids.gid, ids.group],
       readOnly: true,
       run: async (ctx) => {
-        const old = await readFile(join(dir, 'main.cf'), 'utf8').catch(() => undefined);
-        if (old !== undefined && !old.startsWith(MARKER))
-          throw new UsageError(
-            `${dir}/main.cf was not written by karlstage: move it aside, or set [mail] postfix to an empty folder`,
-          );
-        if (old !== undefined && !(await postfixInstalled(cfg)))
-          throw new UsageError(
-            `${dir}/main.cf was written for another karlstage.ini (${old.split('\n')[0]?.replace(/.* for /, '')}): one staging root per postfix`,
-          );
-        if (!postmapProgram())
-          throw new UsageError('postfix is not installed: apt-get install postfix');
+        await refuseForeignPostfix(cfg);
         rendered = await renderPostfix(cfg);
         users = await maildirUsers(cfg, ctx.exec); // refused before anything is written
       },

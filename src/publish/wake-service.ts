@@ -55,18 +55,18 @@ export const wakeServiceCommand = (cfg: Config): Command => ({
 });
 
 /**
- * Start the service in the background (watch, @reboot) and wait until it holds its lock; `exec`
+ * Start the service in the background (watch, @reboot) and wait until it holds its lock; `run`
  * runs wakeServiceCommand (the ctx.exec of the step that declared it).
  */
 export async function startWakeService(
   cfg: Config,
-  exec: (c: Command) => Promise<RunResult>,
+  run: (c: Command) => Promise<RunResult>,
 ): Promise<{ ok: boolean; pid?: number; error?: string }> {
   const problem = wakeSocketProblem(cfg.root);
   if (problem) return { ok: false, error: problem };
   const log = wakeLog(cfg);
   await mkdir(layout.logs(cfg.root), { recursive: true });
-  const { pid } = await exec(wakeServiceCommand(cfg));
+  const { pid } = await run(wakeServiceCommand(cfg));
   if (!pid) return { ok: false, error: `it did not start (see ${log})` };
   const deadline = Date.now() + 10_000;
   while (Date.now() < deadline) {
