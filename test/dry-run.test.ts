@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { create } from '../src/commands/create.js';
 import { destroy } from '../src/commands/destroy.js';
+import { poll } from '../src/commands/poll.js';
 import { prune } from '../src/commands/prune.js';
 import { runControl } from '../src/commands/run-control.js';
 import { switchBranch } from '../src/commands/switch.js';
@@ -38,7 +39,7 @@ const KNOWN: Record<string, RegExp> = {
 };
 
 describe.each(['git', 'svn'] as const)('a dry run shows exactly what runs (%s)', (vcs) => {
-  it('create, update, switch and destroy run the argument lists their dry runs showed', async () => {
+  it('create, update, poll --build, switch and destroy run the argument lists their dry runs showed', async () => {
     const repo = vcs === 'git' ? await gitRepo() : await svnRepo();
     const st = await stagingServer(repo);
     const rec = recorder();
@@ -60,6 +61,15 @@ describe.each(['git', 'svn'] as const)('a dry run shows exactly what runs (%s)',
         real: () => update(one),
       },
       {
+        name: 'poll --build',
+        // Another commit upstream: poll finds the site behind and builds it.
+        first: () =>
+          repo.commit(repo.defaultRef, { 'server.mjs': serverSource('3.0') }, 'Release 3.0'),
+        dry: () => poll({ ...one, build: true, dryRun: true }),
+        real: () => poll({ ...one, build: true }),
+        planOf: (r) => (r as { plan: Planned }).plan,
+      },
+      {
         name: 'switch',
         dry: () => switchBranch({ ...b1, ref: repo.featureRef, dryRun: true }),
         real: () => switchBranch({ ...b1, ref: repo.featureRef }),
@@ -72,7 +82,7 @@ describe.each(['git', 'svn'] as const)('a dry run shows exactly what runs (%s)',
     ];
     const { problems, ran } = await checkAll(rec, checks);
     expect(onlyKnown(problems, KNOWN)).toEqual({ unexpected: [], fixedMeanwhile: [] });
-    for (const name of ['create', 'update --force', 'switch', 'destroy'])
+    for (const name of ['create', 'update --force', 'poll --build', 'switch', 'destroy'])
       expect(ran[name], name).toBeGreaterThan(0);
     expect(existsSync(join(st.root, 'branch1'))).toBe(false);
   });
