@@ -1,9 +1,9 @@
 import { checkName } from '../config/names.js';
-import { installRoutes } from '../context/after-change.js';
+import { publishSteps } from '../context/after-change.js';
 import { commandContext, type CommandContext, type GlobalOptions } from '../context/context.js';
 import { carryOut, dryRun, finishJobs } from '../context/report.js';
 import { UsageError } from '../core/errors.js';
-import type { Plan } from '../core/plan.js';
+import type { Plan, Step, StepContext } from '../core/plan.js';
 import { layout } from '../model/layout.js';
 import { LOCKS, withLocks } from '../model/locks.js';
 import { readState } from '../model/state.js';
@@ -12,13 +12,13 @@ import {
   checkUserName,
   fastHash,
   generatePassword,
+  hashCommand,
   hashPassword,
   readUsers,
   writeUsers,
   type AccessUser,
 } from '../publish/access.js';
 import { renderRoutes } from '../publish/routes.js';
-import { refreshSiteList } from '../publish/site-list.js';
 
 export interface AccessAddOptions extends GlobalOptions {
   user: string;
@@ -39,14 +39,35 @@ async function refuseUnpublishable(ctx: CommandContext, users: AccessUser[]): Pr
   await renderRoutes(cfg, await branchViews(cfg, await readState(cfg.root)), users);
 }
 
-/** Carry out a change of the users, then refresh what shows them: the site lists and the routes. */
-async function change(ctx: CommandContext, plan: Plan, what: string): Promise<void> {
-  const { cfg, out } = ctx;
-  finishJobs(ctx, await carryOut(ctx, plan), what, {});
-  await refreshSiteList(cfg, await branchViews(cfg, await readState(cfg.root)));
-  // Passwords count at once (nginx reads its file on every request); scopes live in the routes.
-  if (cfg.staging.routes === 'auto') await installRoutes(ctx, { command: `access (${what})` });
-  else out.warn('[staging] routes = manual: run "karlstage routes" for the scopes to take effect');
+/**
+ * A change of the users, then what shows them: the site lists and (with [staging] routes =
+ * auto) the routes, as steps of the same job. Passwords count at once (nginx reads its file on
+ * every request); scopes live in the routes.
+ */
+async function userPlan(
+  ctx: CommandContext,
+  change: { command: string; name: string; users: AccessUser[]; steps: Step[] },
+): Promise<Plan> {
+  const { command, name, users, steps } = change;
+  const publish = await publishSteps(ctx, { routes: true, mail: false, users });
+  return { command, jobs: [{ name, steps: [...steps, ...publish] }] };
+}
+
+/** Carry out a change of the users under the access lock (and the routes lock: it installs them). */
+async function change<T>(ctx: CommandContext, plan: Plan, what: string, then: () => T): Promise<T> {
+  const { cfg, out, g } = ctx;
+  const routes = cfg.staging.routes === 'auto';
+  return withLocks(
+    cfg.root,
+    routes ? [LOCKS.access, LOCKS.routes] : [LOCKS.access],
+    { command: plan.command, waitSeconds: g.wait ?? 30 },
+    async () => {
+      finishJobs(ctx, await carryOut(ctx, plan), what, {});
+      if (!routes)
+        out.warn('[staging] routes = manual: run "karlstage routes" for the scopes to take effect');
+      return then();
+    },
+  );
 }
 
 /** Add a user who may open the TLS host, for every customer or only some. */
@@ -66,52 +87,52 @@ export async function accessAdd(opts: AccessAddOptions) {
     );
   const made = opts.password === undefined;
   const password = opts.password ?? generatePassword();
-  // A generated password: a fast hash; a chosen one: a slow one (which checks the password:
-  // empty, line breaks, before anything).
-  const hash = made ? fastHash(password) : await hashPassword(password);
+  // A generated password: a fast hash; a chosen one: a slow one, made by a step of the plan
+  // (hashCommand checks the password first: empty, line breaks, before anything).
+  const hashing = made ? undefined : hashCommand(password);
   const user: AccessUser = {
     name,
     customers: opts.customers?.length ? [...new Set(opts.customers)].sort() : '*',
-    hash,
+    // Until the step has made it, a stand-in of the same kind (the routes tell slow from fast).
+    hash: made ? fastHash(password) : '$6$',
     added: new Date().toISOString(),
   };
   const scope = user.customers === '*' ? 'every customer' : user.customers.join(', ');
   await refuseUnpublishable(ctx, [...users, user]);
-  const plan: Plan = {
+  const plan = await userPlan(ctx, {
     command: `access add ${name}`,
-    jobs: [
+    name,
+    users: [...users, user],
+    steps: [
+      ...(hashing
+        ? [
+            {
+              title: 'hash the password (sha512-crypt)',
+              commands: [hashing],
+              readOnly: true,
+              run: async (ctx: StepContext) => {
+                user.hash = await hashPassword(hashing, ctx.exec);
+              },
+            },
+          ]
+        : []),
       {
-        name,
-        steps: [
-          {
-            title: `let ${name} in (${scope})`,
-            effects: [
-              `write ${layout.accessUsers(cfg.root)} (its hash only)`,
-              `write ${layout.accessHtpasswd(cfg.root)}`,
-              ...(cfg.staging.routes === 'auto'
-                ? [`install the routes (${cfg.staging.nginxConf}) and reload`]
-                : []),
-            ],
-            run: () => writeUsers(cfg, [...users, user]),
-          },
+        title: `let ${name} in (${scope})`,
+        effects: [
+          `write ${layout.accessUsers(cfg.root)} (its hash only)`,
+          `write ${layout.accessHtpasswd(cfg.root)}`,
         ],
+        run: () => writeUsers(cfg, [...users, user]),
       },
     ],
-  };
+  });
   if (g.dryRun) return dryRun(ctx, plan);
-  return withLocks(
-    cfg.root,
-    [LOCKS.access],
-    { command: plan.command, waitSeconds: g.wait ?? 30 },
-    async () => {
-      await change(ctx, plan, 'access add');
-      out.line(`${name} may open https://${cfg.staging.host}/ (${scope})`);
-      // Printed once, never stored: only the hash is kept.
-      if (made)
-        out.line(`password for ${name}: ${password}   (shown once; keep it somewhere safe)`);
-      return { user: name, customers: user.customers, ...(made ? { password } : {}) };
-    },
-  );
+  return change(ctx, plan, 'access add', () => {
+    out.line(`${name} may open https://${cfg.staging.host}/ (${scope})`);
+    // Printed once, never stored: only the hash is kept.
+    if (made) out.line(`password for ${name}: ${password}   (shown once; keep it somewhere safe)`);
+    return { user: name, customers: user.customers, ...(made ? { password } : {}) };
+  });
 }
 
 export async function accessRemove(opts: GlobalOptions & { user: string }) {
@@ -127,35 +148,26 @@ export async function accessRemove(opts: GlobalOptions & { user: string }) {
       `${name} is the last user of the locked TLS host, whose routes would then let no one in: add another user first ("karlstage access add NAME"), or write [access] public = yes in ${cfg.file}`,
     );
   await refuseUnpublishable(ctx, rest);
-  const plan: Plan = {
+  const plan = await userPlan(ctx, {
     command: `access remove ${name}`,
-    jobs: [
+    name,
+    users: rest,
+    steps: [
       {
-        name,
-        steps: [
-          {
-            title: `shut ${name} out`,
-            effects: [
-              `write ${layout.accessUsers(cfg.root)}`,
-              `write ${layout.accessHtpasswd(cfg.root)}`,
-            ],
-            run: () => writeUsers(cfg, rest),
-          },
+        title: `shut ${name} out`,
+        effects: [
+          `write ${layout.accessUsers(cfg.root)}`,
+          `write ${layout.accessHtpasswd(cfg.root)}`,
         ],
+        run: () => writeUsers(cfg, rest),
       },
     ],
-  };
+  });
   if (g.dryRun) return dryRun(ctx, plan);
-  return withLocks(
-    cfg.root,
-    [LOCKS.access],
-    { command: plan.command, waitSeconds: g.wait ?? 30 },
-    async () => {
-      await change(ctx, plan, 'access remove');
-      out.line(`${name} may no longer open https://${cfg.staging.host}/`);
-      return { user: name, removed: true };
-    },
-  );
+  return change(ctx, plan, 'access remove', () => {
+    out.line(`${name} may no longer open https://${cfg.staging.host}/`);
+    return { user: name, removed: true };
+  });
 }
 
 /** Who may open the TLS host, and which customers: never a hash or a password. */

@@ -1,6 +1,6 @@
 import { planCreate } from '../branches/create.js';
 import { checkName } from '../config/names.js';
-import { afterChange } from '../context/after-change.js';
+import { afterChange, withPublishing } from '../context/after-change.js';
 import { commandContext, type GlobalOptions } from '../context/context.js';
 import { carryOut, dryRun, finishJobs, jobsAsJson, refused } from '../context/report.js';
 import { branchLock, LOCKS, withLocks } from '../model/locks.js';
@@ -18,7 +18,8 @@ export async function create(opts: CreateOptions) {
   const { cfg, out, g } = ctx;
   checkName('branch', opts.branch);
   const request = { branch: opts.branch, ref: opts.ref, customers: opts.customers };
-  if (g.dryRun) return dryRun(ctx, await planCreate(cfg, request));
+  if (g.dryRun)
+    return dryRun(ctx, await withPublishing(ctx, await planCreate(cfg, request), { routes: true }));
   // "layout" serialises creates and destroys: slots and ports are handed out under it.
   return withLocks(
     cfg.root,

@@ -1,6 +1,6 @@
 import { planDestroy } from '../branches/destroy.js';
 import { checkName } from '../config/names.js';
-import { afterChange } from '../context/after-change.js';
+import { afterChange, withPublishing } from '../context/after-change.js';
 import { commandContext, type GlobalOptions } from '../context/context.js';
 import { carryOut, dryRun, finishJobs, jobsAsJson, refused } from '../context/report.js';
 import { UsageError } from '../core/errors.js';
@@ -22,7 +22,10 @@ export async function destroy(opts: DestroyOptions) {
   await knownSite(cfg.root, branch);
   if (!opts.yes && !g.dryRun)
     throw new UsageError(`destroy removes ${branch}'s folder and its data: pass --yes to confirm`);
-  if (g.dryRun) return dryRun(ctx, await planDestroy(cfg, await knownSite(cfg.root, branch)));
+  if (g.dryRun) {
+    const plan = await planDestroy(cfg, await knownSite(cfg.root, branch));
+    return dryRun(ctx, await withPublishing(ctx, plan, { routes: true }));
+  }
   return withLocks(
     cfg.root,
     [LOCKS.layout, branchLock(branch)],

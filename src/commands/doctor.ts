@@ -17,7 +17,7 @@ import { listPending } from '../model/pending.js';
 import { siteRuns } from '../model/site-state.js';
 import { siteCustomers, sourceProblem } from '../model/sites.js';
 import { readState, type State } from '../model/state.js';
-import { run } from '../core/runner.js';
+import { exec } from '../core/command.js';
 import { sourceVcs } from '../vcs/open.js';
 import { isFastHash, openToEveryone, readUsers } from '../publish/access.js';
 import { LOGIN_LIMIT } from '../publish/routes.js';
@@ -42,7 +42,12 @@ const GB = 1024 ** 3;
 const versionText = (v: number) => `${Math.floor(v / 10000)}.${v % 10000}`;
 
 async function version(cmd: string, args: string[]): Promise<string> {
-  const { stdout, stderr } = await run(cmd, args, { step: `${cmd} version`, timeoutMs: 10_000 });
+  const { stdout, stderr } = await exec({
+    program: cmd,
+    args,
+    step: `${cmd} version`,
+    timeoutMs: 10_000,
+  });
   return (stdout || stderr).trim().split('\n')[0] ?? '';
 }
 

@@ -7,6 +7,7 @@ import { commandContext, type GlobalOptions } from '../context/context.js';
 import { carryOut, dryRun, finishJobs } from '../context/report.js';
 import { asFailure, isKarlstageError, UsageError } from '../core/errors.js';
 import { table } from '../core/format.js';
+import type { StepContext } from '../core/plan.js';
 import { setSectionKeys } from '../core/ini-edit.js';
 import { layout } from '../model/layout.js';
 import { LOCKS, withLocks } from '../model/locks.js';
@@ -19,10 +20,10 @@ import {
   installPlan,
   maildirUsers,
   mailOutTo,
+  mailRefresh,
   mailRoutes,
   maildirOf,
   postfixInstalled,
-  refreshMail,
   renderPostfix,
   renderTransport,
   transportFile,
@@ -166,6 +167,7 @@ async function moveMail(opts: MailOptions, customerName: string, branchName: str
   // What could refuse the move is asked before anything is written (exit 2: nothing changed).
   const cronText = cronInstalled ? await renderCrontab(next, views) : undefined;
   if (await postfixInstalled(next)) await maildirUsers(next);
+  const refresh = await mailRefresh(next);
   const result = {
     customer,
     from: c.mailBranch,
@@ -180,6 +182,7 @@ async function moveMail(opts: MailOptions, customerName: string, branchName: str
         steps: [
           {
             title: `move ${customer}'s staged mail to ${branch}`,
+            commands: refresh?.commands ?? [],
             effects: [
               `write ${cfg.file} ([customer:${customer}] mail_branch = ${branch}; nothing else changes)`,
               `write ${layout.allowList(cfg.root)}`,
@@ -187,11 +190,11 @@ async function moveMail(opts: MailOptions, customerName: string, branchName: str
               ...(cronInstalled ? [`write ${next.cron.file}`] : []),
               `write ${layout.sites(cfg.root)}/`,
             ],
-            run: async () => {
+            run: async (step: StepContext) => {
               await writeFileAtomic(cfg.file, text);
               try {
                 await writeAllowList(next);
-                const written = await refreshMail(next, views);
+                const written = await refresh?.run(views, step.exec);
                 if (written && !written.postmapped)
                   out.warn(
                     `postfix's postmap is not installed: ${written.file} was written but not compiled`,

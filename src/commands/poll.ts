@@ -183,7 +183,12 @@ async function buildBehind(
     ...(store ? { before: { name: 'store', steps: [store] } } : {}),
     jobs: facts.map((f) => updateJob(cfg, vcs, f, { command, skipIfLocked: true })),
   };
-  if (g.dryRun) return { builds: [], buildsJson: [], plan: report.dryRun(ctx, updates) };
+  if (g.dryRun) {
+    const { withPublishing } = await import('../context/after-change.js');
+    const when = 'when a site was built or its upstream moved';
+    const plan = report.dryRun(ctx, await withPublishing(ctx, updates, { routes: false, when }));
+    return { builds: [], buildsJson: [], plan };
+  }
   const builds = await report.carryOut(ctx, updates);
   return { builds, buildsJson: report.jobsAsJson(builds) };
 }

@@ -36,10 +36,14 @@ export async function prune(opts: PruneOptions) {
   }
   if (!opts.yes || g.dryRun) {
     for (const s of stale) out.line(`stale   ${s.branch}: ${s.why}`);
-    out.line(
-      `"karlstage prune --yes" removes ${stale.length === 1 ? 'it' : `these ${stale.length}`}`,
-    );
-    return { removed: [], stale, kept };
+    if (!opts.yes)
+      out.line(
+        `"karlstage prune --yes" removes ${stale.length === 1 ? 'it' : `these ${stale.length}`}`,
+      );
+    // --yes --dry-run: what each removal would do, as destroy's dry run shows it.
+    const plans = [];
+    if (opts.yes) for (const s of stale) plans.push(await destroy({ ...opts, branch: s.branch }));
+    return { removed: [], stale, kept, ...(opts.yes ? { plans } : {}) };
   }
   const removed: string[] = [];
   const failed: { branch: string; error: string; locked: boolean }[] = [];

@@ -1,7 +1,7 @@
 import { userInfo } from 'node:os';
 import { siteActionJob, type SiteAction } from '../branches/lifecycle.js';
 import { checkName } from '../config/names.js';
-import { afterChange, tellPeople } from '../context/after-change.js';
+import { afterChange, tellPeople, withPublishing } from '../context/after-change.js';
 import { commandContext, type GlobalOptions } from '../context/context.js';
 import { carryOut, dryRun, finishJobs, jobsAsJson } from '../context/report.js';
 import { UsageError } from '../core/errors.js';
@@ -48,7 +48,7 @@ export async function runControl(action: SiteAction, opts: RunControlOptions) {
       siteActionJob(cfg, site, action, { command, by: userInfo().username, waitSeconds: g.wait }),
     ),
   };
-  if (g.dryRun) return dryRun(ctx, plan);
+  if (g.dryRun) return dryRun(ctx, await withPublishing(ctx, plan, { routes: false }));
   const results = await carryOut(ctx, plan);
   // The site list shows each site's state; people hear of a recovery.
   await afterChange(ctx, { routes: false });

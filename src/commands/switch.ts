@@ -1,7 +1,7 @@
 import { siteVcs, storeStep } from '../branches/source.js';
 import { gatherUpdateFacts, updateJob } from '../branches/update.js';
 import { checkName } from '../config/names.js';
-import { afterChange } from '../context/after-change.js';
+import { afterChange, withPublishing } from '../context/after-change.js';
 import { commandContext, type GlobalOptions } from '../context/context.js';
 import { carryOut, dryRun, finishJobs, jobsAsJson, refused } from '../context/report.js';
 import type { Plan, Step, StepContext } from '../core/plan.js';
@@ -64,7 +64,7 @@ export async function switchBranch(opts: SwitchOptions) {
       }),
     ),
   };
-  if (g.dryRun) return dryRun(ctx, plan);
+  if (g.dryRun) return dryRun(ctx, await withPublishing(ctx, plan, { routes: true }));
   const results = await carryOut(ctx, plan);
   const ok = results.every((r) => r.ok);
   if (!refused(results)) await afterChange(ctx, { routes: true, changeFailed: !ok });

@@ -1,7 +1,7 @@
 import { siteVcs, storeStep } from '../branches/source.js';
 import { builtAtHead, gatherUpdateFacts, updateJob } from '../branches/update.js';
 import { checkName } from '../config/names.js';
-import { afterChange, tellPeople } from '../context/after-change.js';
+import { afterChange, tellPeople, withPublishing } from '../context/after-change.js';
 import { commandContext, type GlobalOptions } from '../context/context.js';
 import { carryOut, dryRun, finishJobs, jobsAsJson, refused } from '../context/report.js';
 import { UsageError } from '../core/errors.js';
@@ -52,7 +52,11 @@ export async function update(opts: UpdateOptions) {
     ...(store ? { before: { name: 'store', steps: [store] } } : {}),
     jobs: facts.map((f) => updateJob(cfg, vcs, f, request)),
   };
-  if (g.dryRun) return dryRun(ctx, plan);
+  if (g.dryRun)
+    return dryRun(
+      ctx,
+      await withPublishing(ctx, plan, { routes: false, when: 'when a site was updated' }),
+    );
   const results = await carryOut(ctx, plan);
   // The site list and the mail map show what changed; a run that only checked, or was refused
   // (exit 2), changed nothing.

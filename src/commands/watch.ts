@@ -3,7 +3,7 @@ import { commandContext, type CommandContext, type GlobalOptions } from '../cont
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Config } from '../config/config.js';
-import type { Plan } from '../core/plan.js';
+import type { Job, Plan } from '../core/plan.js';
 import { layout } from '../model/layout.js';
 import { unprocessed } from '../model/maildir.js';
 import { noteActivity, tidyActivity } from '../model/activity.js';
@@ -17,6 +17,8 @@ export interface WatchOptions extends GlobalOptions {
 
 export interface WatchResult {
   actions: { branch?: string; kind: string; why?: string; ok?: boolean; error?: string }[];
+  /** --dry-run: what it would do. */
+  plan?: object;
 }
 
 /**
@@ -52,15 +54,19 @@ async function act(
   const actions: WatchResult['actions'] = [];
   const { siteActionJob } = await import('../branches/lifecycle.js');
   const { dryRun, carryOut } = await import('../context/report.js');
-  if (decisions.some((d) => d.kind === 'wake-service')) {
-    if (g.dryRun) out.line('would start the wake service');
-    else {
-      const { startWakeService } = await import('../publish/wake-service.js');
-      const r = await startWakeService(cfg);
-      actions.push({ kind: 'wake-service', ok: r.ok, ...(r.error ? { error: r.error } : {}) });
-      if (r.ok) out.progress(`watch: started the wake service (pid ${r.pid})`);
-      else out.warn(`watch: the wake service did not start: ${r.error}`);
-    }
+  const command = opts.boot ? 'watch --boot' : 'watch';
+  const wake = decisions.some((d) => d.kind === 'wake-service')
+    ? await wakeServiceJob(cfg)
+    : undefined;
+  if (wake && !g.dryRun) {
+    const [r] = await carryOut(ctx, { command, jobs: [wake.job] });
+    actions.push({
+      kind: 'wake-service',
+      ok: Boolean(r?.ok),
+      ...(r?.error ? { error: r.error.message } : {}),
+    });
+    if (r?.ok) out.progress(`watch: started the wake service (pid ${wake.pid()})`);
+    else out.warn(`watch: the wake service did not start: ${r?.error?.message}`);
   }
   const records = decisions.filter((d) => d.kind === 'record' || d.kind === 'activity');
   if (records.length && !g.dryRun) {
@@ -75,7 +81,6 @@ async function act(
       if (d.kind === 'record') actions.push({ branch: d.branch, kind: 'record', why: d.why });
   }
   const work = decisions.filter((d) => d.kind === 'start' || d.kind === 'sleep');
-  const command = opts.boot ? 'watch --boot' : 'watch';
   const plan: Plan = {
     command,
     concurrency: opts.jobs ?? cfg.staging.jobs,
@@ -107,8 +112,18 @@ async function act(
     }),
   };
   if (g.dryRun) {
-    if (plan.jobs.length) dryRun(ctx, plan);
-    return { actions: work.map((d) => ({ branch: d.branch, kind: d.kind, why: d.why })) };
+    const { withPublishing } = await import('../context/after-change.js');
+    const shown = { ...plan, jobs: [...(wake ? [wake.job] : []), ...plan.jobs] };
+    // The site list shows the sites' new states: published after any site's job.
+    const planned = plan.jobs.length
+      ? dryRun(ctx, await withPublishing(ctx, shown, { routes: false }))
+      : shown.jobs.length
+        ? dryRun(ctx, shown)
+        : undefined;
+    return {
+      actions: work.map((d) => ({ branch: d.branch, kind: d.kind, why: d.why })),
+      ...(planned ? { plan: planned } : {}),
+    };
   }
   if (plan.jobs.length) {
     for (const d of work) out.progress(`watch: ${d.kind} ${d.branch}: ${d.why}`);
@@ -144,6 +159,28 @@ async function act(
     );
   }
   return { actions };
+}
+
+/** Starting the wake service, as a job of watch's plan; its pid once started. */
+async function wakeServiceJob(cfg: Config): Promise<{ job: Job; pid: () => number | undefined }> {
+  const { startWakeService, wakeServiceCommand } = await import('../publish/wake-service.js');
+  const { KarlstageError } = await import('../core/errors.js');
+  let pid: number | undefined;
+  const job: Job = {
+    name: 'wake service',
+    steps: [
+      {
+        title: 'start the wake service',
+        commands: [wakeServiceCommand(cfg)],
+        run: async (ctx) => {
+          const r = await startWakeService(cfg, ctx.exec);
+          if (!r.ok) throw new KarlstageError(r.error ?? 'it did not start');
+          pid = r.pid;
+        },
+      },
+    ],
+  };
+  return { job, pid: () => pid };
 }
 
 /** Whether a mail branch's count of waiting mail-in differs from what the site list says. */

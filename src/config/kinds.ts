@@ -3,7 +3,7 @@ import { isAbsolute } from 'node:path';
 import { scheduleProblem } from '../core/cron-schedule.js';
 import { durationText, parseDuration } from '../core/duration.js';
 import { parseDsn } from '../core/dsn.js';
-import { splitCommand } from '../core/runner.js';
+import { splitCommand } from '../core/command-line.js';
 import { parseKeep } from './keep.js';
 import { nameProblem } from './names.js';
 import { HOST, isCidr, parseListen, parseRelay, splitList, splitPatterns } from './values.js';

@@ -2,7 +2,7 @@ import { loadConfig, type Config } from '../config/config.js';
 import { recordChildrenIn } from '../core/children.js';
 import { onTakeover, onWait } from '../core/lock.js';
 import { Output } from '../core/output.js';
-import { traceCommands } from '../core/runner.js';
+import { traceCommands } from '../core/logs.js';
 import { layout } from '../model/layout.js';
 
 /** Options every command takes (DESIGN.md: Commands). */

@@ -1,5 +1,7 @@
-import { readdir, rename, rm, stat } from 'node:fs/promises';
+import { appendFile, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { printable } from './printable.js';
+import { redact } from './redact.js';
 
 const DAY = 86_400_000;
 export const KEEP_RUN_LOGS_DAYS = 30;
@@ -26,4 +28,22 @@ export async function tidyLogs(dir: string, now = Date.now()): Promise<string[]>
     }
   }
   return removed;
+}
+
+/** A line for a run's log: masked, and with no control character raw (logs are read in terminals). */
+export async function logLine(log: string | undefined, text: string): Promise<void> {
+  if (log)
+    await appendFile(log, printable(redact(text), { layout: true }) + '\n').catch(() => undefined);
+}
+
+let tracer: ((text: string) => void) | undefined;
+
+/** With --verbose: each program's command line (masked) as it starts, and how it ended. */
+export function traceCommands(fn: (text: string) => void): void {
+  tracer = fn;
+}
+
+/** Say a line to the --verbose trace, if one is on. */
+export function trace(text: string): void {
+  tracer?.(text);
 }

@@ -1,7 +1,15 @@
-import { tidyLogs } from './logs.js';
+import { logLine, tidyLogs } from './logs.js';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { argvOf, exec, plannedArgv, previewOf, type Command } from './command.js';
+import {
+  argvOf,
+  exec,
+  plannedArgv,
+  previewOf,
+  withinStep,
+  type Command,
+  type RunResult,
+} from './command.js';
 import {
   asFailure,
   EXIT,
@@ -12,7 +20,6 @@ import {
   osError,
 } from './errors.js';
 import { forPeople, type Output } from './output.js';
-import { logLine, type RunResult } from './runner.js';
 
 /**
  * A command first works out its plan: jobs (usually one per branch site), each
@@ -162,7 +169,9 @@ async function runJob(job: Job, log: string, say: (t: string) => void): Promise<
         argv: [command.program, ...argvOf(command)],
         ...(command.cwd ? { cwd: command.cwd } : {}),
       });
-      return exec(command, log);
+      return withinStep({ job: job.name, step: step.title, declared: true }, () =>
+        exec(command, log),
+      );
     },
     onUndo: (fn) => undo.push(fn),
     say,
@@ -178,7 +187,9 @@ async function runJob(job: Job, log: string, say: (t: string) => void): Promise<
     for (const step of job.steps) {
       say(step.title);
       await logLine(log, `## ${job.name}: ${step.title}`);
-      const r = await step.run(contextOf(step));
+      const r = await withinStep({ job: job.name, step: step.title, declared: false }, () =>
+        step.run(contextOf(step)),
+      );
       changed ||= !step.readOnly;
       if (typeof r === 'object' && r !== null && 'skipRest' in r) {
         skipped = r.skipRest;

@@ -1,16 +1,17 @@
 import { closeSync, openSync } from 'node:fs';
-import { appendFile } from 'node:fs/promises';
-import { parseArgsStringToArgv } from 'string-argv';
-import { causeOf, StepError, UsageError } from './errors.js';
+import { StepError } from './errors.js';
 import { childEnded, childStarted, signalTree } from './children.js';
-import { printable } from './printable.js';
+import { commandLine, tailWithCause } from './command-line.js';
+import { logLine, trace } from './logs.js';
 import { redact } from './redact.js';
 
 /**
- * The one way karlstage runs an external program: an argument array (never a
- * shell string), a timeout, output appended to the run's log file, and on
- * failure a StepError with the step, the masked command line and the tail of
- * the output. Secrets go in `env`, never in `args`.
+ * What starts an external program: an argument array (never a shell string), a
+ * timeout, output appended to the run's log file, and on failure a StepError
+ * with the step, the masked command line and the tail of the output. Secrets go
+ * in `env`, never in `args`. Only core/command.ts imports this file (checked by
+ * scripts/check-layers.mjs): everyone else runs a `Command` value, in a plan's
+ * step (ctx.exec) or, outside any plan, through exec() of core/command.ts.
  */
 export interface RunOptions {
   step: string;
@@ -30,43 +31,8 @@ export interface RunResult {
   stderr: string;
   all: string;
   exitCode: number;
-}
-
-const TAIL_LINES = 20;
-
-export function commandLine(cmd: string, args: readonly string[]): string {
-  return [cmd, ...args].map(quoteForDisplay).join(' ');
-}
-
-function quoteForDisplay(arg: string): string {
-  return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
-}
-
-export function tail(text: string, lines = TAIL_LINES): string {
-  return text.trimEnd().split('\n').slice(-lines).join('\n');
-}
-
-/**
- * The tail of a failed program's output, led by the line that says why when that line came
- * earlier (pg_dump's cause, then a long query it quotes): the error names the real cause.
- */
-export function tailWithCause(text: string): string {
-  const last = tail(text);
-  const cause = causeOf(text);
-  return cause && !causeOf(last)?.startsWith(cause.slice(0, 200)) ? `${cause}\n…\n${last}` : last;
-}
-
-/** A line for a run's log: masked, and with no control character raw (logs are read in terminals). */
-export async function logLine(log: string | undefined, text: string): Promise<void> {
-  if (log)
-    await appendFile(log, printable(redact(text), { layout: true }) + '\n').catch(() => undefined);
-}
-
-let trace: ((text: string) => void) | undefined;
-
-/** With --verbose: each program's command line (masked) as it starts, and how it ended. */
-export function traceCommands(fn: (text: string) => void): void {
-  trace = fn;
+  /** A service started in the background (startDetached): its process id. */
+  pid?: number;
 }
 
 export async function run(
@@ -80,7 +46,7 @@ export async function run(
     opts.log,
     `\n### ${new Date().toISOString()} ${opts.step}${opts.cwd ? ` (in ${opts.cwd})` : ''}\n$ ${line}`,
   );
-  trace?.(`$ ${redact(line)}`);
+  trace(`$ ${redact(line)}`);
   const started = Date.now();
   const child = execa(cmd, [...args], {
     cwd: opts.cwd,
@@ -113,7 +79,7 @@ export async function run(
   childStarted(child.pid);
   const result = await child.finally(() => timers.forEach(clearTimeout));
   childEnded(child.pid);
-  trace?.(
+  trace(
     `  ${opts.step}: exit status ${result.exitCode ?? result.signal} in ${Date.now() - started} ms`,
   );
   const all = String(result.all ?? '');
@@ -142,41 +108,6 @@ export async function run(
   };
 }
 
-/** A configured step such as `bin/buildout -N`, split into an argument array without a shell. */
-export function splitCommand(text: string, key: string): string[] {
-  if (/[;&|<>`$]/.test(text))
-    throw new UsageError(
-      `${key} = ${text}: shell syntax is not run; put it in a script and name the script`,
-    );
-  const argv = parseArgsStringToArgv(text);
-  if (argv.length === 0) throw new UsageError(`${key} is empty`);
-  return argv;
-}
-
-/** An error that trying again cannot cure (a URL that names no repository, a refused address). */
-export const isFinal = (e: unknown): boolean =>
-  e instanceof UsageError || (e instanceof Error && (e as { final?: boolean }).final === true);
-
-/**
- * Network reads (clone, fetch, ls-remote, svn info URL) get a few retries with
- * backoff: a staging server's cron job should ride out a short outage. What
- * cannot succeed (isFinal) is not tried again; `signal` ends the waiting.
- */
-export async function withRetries<T>(
-  fn: () => Promise<T>,
-  retries: number,
-  opts: { signal?: AbortSignal } = {},
-): Promise<T> {
-  const { default: pRetry } = await import('p-retry');
-  return pRetry(fn, {
-    retries,
-    minTimeout: 500,
-    factor: 2,
-    shouldRetry: ({ error }) => !isFinal(error),
-    ...(opts.signal ? { signal: opts.signal } : {}),
-  });
-}
-
 /**
  * Start a service that outlives this run (karlstage's wake service): its own session, no
  * terminal, its output appended to `log`. Returns its pid; whether it came up is for the
@@ -185,14 +116,14 @@ export async function withRetries<T>(
 export async function startDetached(
   cmd: string,
   args: readonly string[],
-  opts: { step: string; log: string; cwd?: string; env?: Record<string, string> },
+  opts: { step: string; log: string; cwd?: string; env?: Record<string, string | undefined> },
 ): Promise<number> {
   const { spawn } = await import('node:child_process');
   await logLine(
     opts.log,
     `\n### ${new Date().toISOString()} ${opts.step}\n$ ${commandLine(cmd, args)}`,
   );
-  trace?.(`$ ${redact(commandLine(cmd, args))}   (detached)`);
+  trace(`$ ${redact(commandLine(cmd, args))}   (detached)`);
   const fd = openSync(opts.log, 'a');
   try {
     const child = spawn(cmd, [...args], {

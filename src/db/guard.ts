@@ -3,7 +3,7 @@ import { writeFileAtomic } from '../core/files.js';
 import type { Config } from '../config/config.js';
 import { maskedDsn, parseDsn, withDatabase, type Dsn } from '../core/dsn.js';
 import { briefly, KarlstageError, UsageError } from '../core/errors.js';
-import { run } from '../core/runner.js';
+import { exec } from '../core/command.js';
 import { productionEnv, psql, PSQL_FLAGS, quoteLiteral, stagingEnv } from './pg.js';
 
 /**
@@ -51,12 +51,16 @@ export async function askIdentity(
   step: string,
   log?: string,
 ): Promise<Identity> {
-  const r = await run('psql', [...PSQL_FLAGS, '-F', ' ', '-c', WHO], {
-    step,
-    env,
-    timeoutMs: 30_000,
+  const r = await exec(
+    {
+      program: 'psql',
+      args: [...PSQL_FLAGS, '-F', ' ', '-c', WHO],
+      step,
+      env: () => env,
+      timeoutMs: 30_000,
+    },
     log,
-  });
+  );
   const [system, oid, database] = r.stdout.trim().split(' ');
   if (!system || !oid || !database)
     throw new KarlstageError(`${step}: the server did not say who it is`);

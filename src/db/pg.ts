@@ -1,5 +1,5 @@
 import { dsnEnv, type Dsn } from '../core/dsn.js';
-import { run, type RunResult } from '../core/runner.js';
+import { exec, type RunResult } from '../core/command.js';
 import { templatesDir } from '../core/templates.js';
 
 /**
@@ -64,25 +64,31 @@ export interface PgRunOptions {
 export const PSQL_FLAGS = ['-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1'] as const;
 
 /**
- * psql on the staging server. Several statements are run in order in one
- * session (each -c its own transaction; a multi-statement -c is one), and the
- * first error stops it.
+ * A read on the staging server with psql, outside any plan (what writes is a plan's
+ * Command: db/staging.ts). Several statements are run in order in one session (each -c its
+ * own transaction; a multi-statement -c is one), and the first error stops it.
  */
 export function psql(dsn: Dsn, sql: string | string[], o: PgRunOptions): Promise<RunResult> {
   const commands = (Array.isArray(sql) ? sql : [sql]).filter(Boolean).flatMap((c) => ['-c', c]);
-  return run('psql', [...PSQL_FLAGS, ...commands], {
-    step: o.step,
-    log: o.log,
-    timeoutMs: o.timeoutMs,
-    env: stagingEnv(dsn, o.env),
-  });
+  return exec(
+    {
+      program: 'psql',
+      args: [...PSQL_FLAGS, ...commands],
+      step: o.step,
+      timeoutMs: o.timeoutMs,
+      env: () => stagingEnv(dsn, o.env),
+    },
+    o.log,
+  );
 }
 
 /** The server's version as a number (150004 for 15.4), asked with the given connection environment. */
 export async function serverVersion(env: Record<string, string>, step: string): Promise<number> {
-  const r = await run('psql', ['-X', '-A', '-t', '-c', 'SHOW server_version_num'], {
+  const r = await exec({
+    program: 'psql',
+    args: ['-X', '-A', '-t', '-c', 'SHOW server_version_num'],
     step,
-    env,
+    env: () => env,
     timeoutMs: 20_000,
   });
   return Number(r.stdout.trim());
@@ -90,7 +96,12 @@ export async function serverVersion(env: Record<string, string>, step: string): 
 
 /** The major version of an installed client tool (pg_dump --version → 15). */
 export async function toolMajor(tool: string): Promise<number> {
-  const r = await run(tool, ['--version'], { step: `${tool} --version`, timeoutMs: 10_000 });
+  const r = await exec({
+    program: tool,
+    args: ['--version'],
+    step: `${tool} --version`,
+    timeoutMs: 10_000,
+  });
   return Number(/(\d+)(?:\.\d+)?/.exec(r.stdout)?.[1] ?? 0);
 }
 

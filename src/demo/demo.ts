@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { messageOf, UsageError } from '../core/errors.js';
-import { run } from '../core/runner.js';
+import { exec } from '../core/command.js';
 import { stagingDatabaseName } from '../db/names.js';
 import { startCluster, type PgCluster } from './pg-cluster.js';
 import { sync } from '../commands/sync.js';
@@ -75,9 +75,11 @@ interface DemoRecord {
  */
 async function sampleProduction(pg: PgCluster, dir: string) {
   const sql = (db: string, query: string) =>
-    run('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-c', query], {
+    exec({
+      program: 'psql',
+      args: ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-c', query],
       step: 'make the sample production data',
-      env: { ...pg.env, PGDATABASE: db },
+      env: () => ({ ...pg.env, PGDATABASE: db }),
     });
   for (const [db, rows] of [
     ['production_osf', 500],
@@ -268,18 +270,16 @@ export async function demo(opts: DemoOptions): Promise<DemoResult | { stopped: s
     for (const b of st.branches)
       for (const customer of b.customers) {
         const [docs, sanitized] = (
-          await run(
-            'psql',
-            [
+          await exec({
+            program: 'psql',
+            args: [
               '-XAtF,',
               '-c',
               "SELECT count(*), count(*) FILTER (WHERE owner_email LIKE '%@staging.invalid') FROM docs",
             ],
-            {
-              step: 'count',
-              env: { ...pg.env, PGDATABASE: stagingDatabaseName(b.name, customer) },
-            },
-          )
+            step: 'count',
+            env: () => ({ ...pg.env, PGDATABASE: stagingDatabaseName(b.name, customer) }),
+          })
         ).stdout
           .trim()
           .split(',')
@@ -412,7 +412,9 @@ async function stopDemo(opts: DemoOptions, out: Output): Promise<{ stopped: stri
   }
   for (const b of Object.keys(state.branches)) {
     out.progress(`stopping the app of ${b}`);
-    await run(join(record.root, b, 'bin', 'supervisorctl'), ['shutdown'], {
+    await exec({
+      program: join(record.root, b, 'bin', 'supervisorctl'),
+      args: ['shutdown'],
       step: `stop ${b}`,
       cwd: join(record.root, b),
       timeoutMs: 60_000,
@@ -424,7 +426,9 @@ async function stopDemo(opts: DemoOptions, out: Output): Promise<{ stopped: stri
   }
   if (record.nginx) {
     out.progress('stopping nginx');
-    await run('nginx', ['-p', record.nginx.prefix, '-c', record.nginx.main, '-s', 'quit'], {
+    await exec({
+      program: 'nginx',
+      args: ['-p', record.nginx.prefix, '-c', record.nginx.main, '-s', 'quit'],
       step: 'stop nginx',
       timeoutMs: 30_000,
     }).catch(() => undefined);
@@ -432,7 +436,7 @@ async function stopDemo(opts: DemoOptions, out: Output): Promise<{ stopped: stri
   if (record.postgres) {
     out.progress('stopping PostgreSQL');
     const [program, ...args] = record.postgres.stop as [string, ...string[]];
-    await run(program, args, { step: 'stop PostgreSQL', cwd: '/', timeoutMs: 60_000 }).catch(
+    await exec({ program, args, step: 'stop PostgreSQL', cwd: '/', timeoutMs: 60_000 }).catch(
       () => undefined,
     );
     await rm(record.postgres.dir, { recursive: true, force: true });

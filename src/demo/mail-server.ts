@@ -1,6 +1,6 @@
 import { chmod, mkdir, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { run } from '../core/runner.js';
+import { exec } from '../core/command.js';
 import { freeBasePort } from './ports.js';
 
 /**
@@ -42,7 +42,9 @@ export async function privatePostfix(dir: string): Promise<PrivatePostfix> {
 
 /** Stop a private postfix, and the delivery programs it started (they outlive postfix stop). */
 export async function stopPostfix(etc: string): Promise<void> {
-  await run('postfix', ['-c', etc, 'stop'], {
+  await exec({
+    program: 'postfix',
+    args: ['-c', etc, 'stop'],
     step: 'postfix stop',
     okExitCodes: [1],
     timeoutMs: 30_000,
@@ -67,7 +69,9 @@ export async function stopPostfix(etc: string): Promise<void> {
 
 /** One message over SMTP to 127.0.0.1:port (postfix's smtp-source). */
 export async function sendMail(port: number, from: string, to: string, subject: string) {
-  await run('smtp-source', ['-m', '1', '-f', from, '-t', to, '-S', subject, `127.0.0.1:${port}`], {
+  await exec({
+    program: 'smtp-source',
+    args: ['-m', '1', '-f', from, '-t', to, '-S', subject, `127.0.0.1:${port}`],
     step: `send a message to ${to}`,
     timeoutMs: 30_000,
   });
@@ -75,7 +79,12 @@ export async function sendMail(port: number, from: string, to: string, subject: 
 
 /** Postfix's queue (postqueue -j): one entry per message still queued. */
 export async function queueOf(etc: string): Promise<QueueEntry[]> {
-  const r = await run('postqueue', ['-c', etc, '-j'], { step: 'postqueue', timeoutMs: 30_000 });
+  const r = await exec({
+    program: 'postqueue',
+    args: ['-c', etc, '-j'],
+    step: 'postqueue',
+    timeoutMs: 30_000,
+  });
   return r.stdout
     .split('\n')
     .filter(Boolean)

@@ -2,7 +2,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { appendFile, chmod, chown, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
-import { run } from '../core/runner.js';
+import { exec } from '../core/command.js';
 import { freeBasePort } from './ports.js';
 
 /**
@@ -64,13 +64,16 @@ export async function startCluster(
   const as = root ? ['runuser', '-u', 'postgres', '--'] : [];
   const owner = async (cmd: string, args: string[], step: string) => {
     const [program, ...rest] = [...as, cmd, ...args] as [string, ...string[]];
-    await run(program, rest, { step, cwd: '/', timeoutMs: 60_000 });
+    await exec({ program, args: rest, step, cwd: '/', timeoutMs: 60_000 });
   };
   await chmod(dir, 0o755);
   await writeFile(join(dir, 'pw'), `${password}\n`, { mode: 0o600 });
   if (root) {
     const id = async (flag: string) =>
-      Number((await run('id', [flag, 'postgres'], { step: 'look up the postgres user' })).stdout);
+      Number(
+        (await exec({ program: 'id', args: [flag, 'postgres'], step: 'look up the postgres user' }))
+          .stdout,
+      );
     const [uid, gid] = [await id('-u'), await id('-g')];
     await chown(dir, uid, gid);
     await chown(join(dir, 'pw'), uid, gid);
@@ -93,9 +96,9 @@ export async function startCluster(
   const listen = place?.address ?? '127.0.0.1';
   const host = listen.split(',')[0]!;
   const [start = '', ...startArgs] = [...(place?.wrap ?? []), ...as, join(bin, 'pg_ctl')];
-  await run(
-    start,
-    [
+  await exec({
+    program: start,
+    args: [
       ...startArgs,
       '-D',
       data,
@@ -109,8 +112,10 @@ export async function startCluster(
       ].join(' '),
       'start',
     ],
-    { step: 'start PostgreSQL', cwd: '/', timeoutMs: 60_000 },
-  );
+    step: 'start PostgreSQL',
+    cwd: '/',
+    timeoutMs: 60_000,
+  });
   const stopArgs = ['-D', data, '-m', 'fast', 'stop'];
   return {
     dir,

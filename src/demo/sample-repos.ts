@@ -2,7 +2,7 @@ import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { gitClient } from './git-client.js';
-import { run } from '../core/runner.js';
+import { exec } from '../core/command.js';
 import { serverSource, SKELETON } from './sample-app.js';
 
 /** A sample application repository the demo and the tests can commit to. */
@@ -83,10 +83,15 @@ export async function makeSvnSample(dir: string): Promise<SampleRepo> {
   const repo = join(dir, 'svnrepo');
   const work = join(dir, 'svn-work');
   await mkdir(dir, { recursive: true });
-  await run('svnadmin', ['create', repo], { step: 'svnadmin create' });
+  await exec({ program: 'svnadmin', args: ['create', repo], step: 'svnadmin create' });
   const url = pathToFileURL(repo).href;
   const svn = (args: string[]) =>
-    run('svn', ['--non-interactive', ...args], { step: 'svn', env: { LC_ALL: 'C' } });
+    exec({
+      program: 'svn',
+      args: ['--non-interactive', ...args],
+      step: 'svn',
+      env: () => ({ LC_ALL: 'C' }),
+    });
   await svn([
     'mkdir',
     '-q',

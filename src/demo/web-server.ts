@@ -3,7 +3,7 @@ import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
-import { run } from '../core/runner.js';
+import { exec } from '../core/command.js';
 import { freeBasePort } from './ports.js';
 
 /**
@@ -21,9 +21,9 @@ export async function selfSignedCert(
   await mkdir(dir, { recursive: true });
   const cert = join(dir, `${host}-${days}.pem`);
   const key = join(dir, `${host}-${days}.key`);
-  await run(
-    'openssl',
-    ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert].concat([
+  await exec({
+    program: 'openssl',
+    args: ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert].concat([
       '-subj',
       `/CN=${host}`,
       '-addext',
@@ -31,8 +31,9 @@ export async function selfSignedCert(
       '-days',
       String(days),
     ]),
-    { step: 'make a self-signed certificate', timeoutMs: 60_000 },
-  );
+    step: 'make a self-signed certificate',
+    timeoutMs: 60_000,
+  });
   return { cert, key };
 }
 
@@ -119,7 +120,12 @@ http {
   );
   const base = await freeBasePort(2);
   // nginx returns once its master runs and has written its pid file.
-  await run('nginx', ['-p', prefix, '-c', main], { step: 'start nginx', timeoutMs: 30_000 });
+  await exec({
+    program: 'nginx',
+    args: ['-p', prefix, '-c', main],
+    step: 'start nginx',
+    timeoutMs: 30_000,
+  });
   const master = () => (existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8').trim()) : 0);
   const pid = master();
   return {
@@ -132,7 +138,9 @@ http {
     address: '127.0.0.1',
     workers,
     stop: async () => {
-      await run('nginx', ['-p', prefix, '-c', main, '-s', 'quit'], {
+      await exec({
+        program: 'nginx',
+        args: ['-p', prefix, '-c', main, '-s', 'quit'],
         step: 'stop nginx',
         timeoutMs: 30_000,
       }).catch(() => undefined);

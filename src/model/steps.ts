@@ -3,7 +3,7 @@ import type { Config } from '../config/config.js';
 import type { Command } from '../core/command.js';
 import { KarlstageError } from '../core/errors.js';
 import { waitUntilAnswering } from '../core/http-probe.js';
-import { splitCommand } from '../core/runner.js';
+import { splitCommand } from '../core/command-line.js';
 
 /**
  * The deployment steps of karlstage.ini ([deployment] build, migrate, start,

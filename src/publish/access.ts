@@ -6,9 +6,8 @@ import { dirname } from 'node:path';
 import { writeFileAtomic } from '../core/files.js';
 import type { Config } from '../config/config.js';
 import { nameProblem } from '../config/names.js';
-import type { Command } from '../core/command.js';
+import type { Command, RunResult } from '../core/command.js';
 import { KarlstageError, UsageError } from '../core/errors.js';
-import { run } from '../core/runner.js';
 import { layout } from '../model/layout.js';
 
 /**
@@ -73,15 +72,12 @@ export function hashCommand(password: string): Command {
   };
 }
 
-export async function hashPassword(password: string): Promise<string> {
-  const c = hashCommand(password);
-  const hash = (
-    await run(c.program, c.args as string[], {
-      step: c.step,
-      input: c.input!(),
-      timeoutMs: c.timeoutMs,
-    })
-  ).stdout.trim();
+/** The slow hash, by hashCommand run in the step that declared it (`run`: its ctx.exec). */
+export async function hashPassword(
+  hashing: Command,
+  run: (c: Command) => Promise<RunResult>,
+): Promise<string> {
+  const hash = (await run(hashing)).stdout.trim();
   if (!hash.startsWith('$6$')) throw new KarlstageError(`openssl passwd gave no sha512-crypt hash`);
   return hash;
 }

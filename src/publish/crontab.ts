@@ -3,7 +3,7 @@ import { dirname, join } from 'node:path';
 import { writeFileAtomic } from '../core/files.js';
 import type { Config } from '../config/config.js';
 import { UsageError } from '../core/errors.js';
-import { splitCommand } from '../core/runner.js';
+import { splitCommand } from '../core/command-line.js';
 import { renderTemplate } from '../core/templates.js';
 import { layout } from '../model/layout.js';
 import type { BranchView } from '../model/views.js';

@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeFileAtomic } from '../core/files.js';
 import type { Config } from '../config/config.js';
-import { exec, type Command } from '../core/command.js';
+import { exec, type Command, type RunResult } from '../core/command.js';
 import {
   asFailure,
   isKarlstageError,
@@ -111,6 +111,9 @@ export function renderMailboxes(cfg: Config, views: BranchView[]): Mailboxes {
   };
 }
 
+/** How a step runs the commands it declared (its ctx.exec). */
+type Run = (c: Command) => Promise<RunResult>;
+
 const postmapProgram = () => ['/usr/sbin/postmap', '/usr/bin/postmap'].find((p) => existsSync(p));
 
 /** The staged mail domains postfix takes mail for from anyone. */
@@ -121,11 +124,24 @@ export function renderRelayDomains(cfg: Config): string {
   return `# karlstage: the staged mail domains postfix takes from anyone.\n${domains}`;
 }
 
+/** postmap of each map (its database for postfix); none where postfix is not installed. */
+export function postmapCommands(cfg: Config): Command[] {
+  const postmap = postmapProgram();
+  return postmap
+    ? [relayDomainsFile(cfg.root), transportFile(cfg.root)].map((map) => ({
+        program: postmap,
+        args: [`hash:${map}`],
+        step: 'postmap',
+        timeoutMs: 30_000,
+      }))
+    : [];
+}
+
 /** Write the maps and mailboxes.json and, where postfix is installed, the maps' postmap databases. */
 export async function writeTransport(
   cfg: Config,
   views: BranchView[],
-  log?: string,
+  run: Run,
 ): Promise<{ file: string; postmapped: boolean }> {
   const file = transportFile(cfg.root);
   await mkdir(dirname(file), { recursive: true, mode: 0o755 });
@@ -136,14 +152,9 @@ export async function writeTransport(
     JSON.stringify(renderMailboxes(cfg, views), null, 2) + '\n',
     { mode: 0o644 },
   );
-  const postmap = postmapProgram();
-  if (!postmap) return { file, postmapped: false };
-  for (const map of [relayDomainsFile(cfg.root), file])
-    await exec(
-      { program: postmap, args: [`hash:${map}`], step: 'postmap', timeoutMs: 30_000 },
-      log,
-    );
-  return { file, postmapped: true };
+  const postmaps = postmapCommands(cfg);
+  for (const c of postmaps) await run(c);
+  return { file, postmapped: postmaps.length > 0 };
 }
 
 /** main.cf and master.cf as karlstage writes them. */
@@ -216,16 +227,21 @@ const checkWords = (dir: string) =>
     },
   );
 
-/** A user's uid (-u) or gid (-g), or a refusal naming the key that names the user. */
-async function idOf(user: string, flag: '-u' | '-g', key: string, log?: string): Promise<number> {
-  const id = cmd(`id ${flag} ${user}`, 'id', [flag, '--', user], {
+/** Asks a user's uid (-u) or gid (-g); refused naming the key that names the user. */
+const idCommand = (user: string, flag: '-u' | '-g', key: string) =>
+  cmd(`id ${flag} ${user}`, 'id', [flag, '--', user], {
     explain: () =>
       new UsageError(
         `${key} = ${user}: there is no such user here; name one that exists (or make it: adduser --system ${user})`,
       ),
   });
-  return Number((await exec(id, log)).stdout.trim());
-}
+
+/** What maildirUsers asks: the mail user's uid and gid, the cron user's gid. */
+export const maildirUserCommands = (cfg: Config) => ({
+  uid: idCommand(cfg.mail.user, '-u', '[mail] user'),
+  gid: idCommand(cfg.mail.user, '-g', '[mail] user'),
+  group: idCommand(cfg.cron.user, '-g', '[cron] user'),
+});
 
 /** Every folder above a Maildir must let the mail user through, or every delivery would be deferred. */
 async function reachable(dir: string, who: { uid: number; gid: number }, user: string) {
@@ -241,24 +257,28 @@ async function reachable(dir: string, who: { uid: number; gid: number }, user: s
   }
 }
 
-/** Who owns the Maildirs; refuses (exit 2) a [mail] or [cron] user that does not exist here. */
-export async function maildirUsers(cfg: Config, log?: string) {
+/**
+ * Who owns the Maildirs; refuses (exit 2) a [mail] or [cron] user that does not exist here.
+ * `run` runs maildirUserCommands: a step's ctx.exec, or exec for a read outside a plan.
+ */
+export async function maildirUsers(cfg: Config, run: Run = exec) {
+  const c = maildirUserCommands(cfg);
+  const id = async (command: Command) => Number((await run(command)).stdout.trim());
   return {
-    uid: await idOf(cfg.mail.user, '-u', '[mail] user', log),
-    gid: await idOf(cfg.mail.user, '-g', '[mail] user', log),
+    uid: await id(c.uid),
+    gid: await id(c.gid),
     // Mail-in runs as the cron user: the Maildir's group, so it may read and move the messages.
-    group: await idOf(cfg.cron.user, '-g', '[cron] user', log),
+    group: await id(c.group),
   };
 }
 
-/** The Maildirs of every live route and the catch-all, owned by the mail user. */
+/** The Maildirs of every live route and the catch-all, owned by the mail user (maildirUsers). */
 export async function makeMaildirs(
   cfg: Config,
   views: BranchView[],
-  log?: string,
-  users?: Awaited<ReturnType<typeof maildirUsers>>,
+  users: Awaited<ReturnType<typeof maildirUsers>>,
 ): Promise<void> {
-  const { group, ...who } = users ?? (await maildirUsers(cfg, log));
+  const { group, ...who } = users;
   // From the staging root down, as "deliver" walks: a branch site folder replaced by a link is
   // refused here too.
   const places = [
@@ -304,6 +324,21 @@ const settle = async (...files: string[]) => {
   for (const f of files) if (existsSync(f)) await utimes(f, past, past);
 };
 
+/** [mail] postfix holds another's configuration, or postfix is missing: refused (exit 2). */
+async function refuseForeignPostfix(cfg: Config): Promise<void> {
+  const dir = cfg.mail.postfix;
+  const old = await readFile(join(dir, 'main.cf'), 'utf8').catch(() => undefined);
+  if (old !== undefined && !old.startsWith(MARKER))
+    throw new UsageError(
+      `${dir}/main.cf was not written by karlstage: move it aside, or set [mail] postfix to an empty folder`,
+    );
+  if (old !== undefined && !(await postfixInstalled(cfg)))
+    throw new UsageError(
+      `${dir}/main.cf was written for another karlstage.ini (${old.split('\n')[0]?.replace(/.* for /, '')}): one staging root per postfix`,
+    );
+  if (!postmapProgram()) throw new UsageError('postfix is not installed: apt-get install postfix');
+}
+
 /**
  * "mail --install": the maps and Maildirs, then main.cf and master.cf written
  * beside the installed ones and checked there (postconf, postfix check) — a
@@ -321,33 +356,32 @@ export function installPlan(cfg: Config, views: BranchView[], command: string): 
   const reload = cmd('postfix reload', postfix, ['-c', dir, 'reload']);
   const start = cmd('postfix start', postfix, ['-c', dir, 'start']);
   const stop = cmd('postfix stop', postfix, ['-c', dir, 'stop'], { okExitCodes: [1] });
+  const ids = maildirUserCommands(cfg);
   const files = ['main.cf', 'master.cf'];
   let rendered: { main: string; master: string } | undefined;
+  let users: Awaited<ReturnType<typeof maildirUsers>> | undefined;
   const steps: Step[] = [
     {
+      title: `check ${dir} and the users of the Maildirs`,
+      commands: [ids.uid, ids.gid, ids.group],
+      readOnly: true,
+      run: async (ctx) => {
+        await refuseForeignPostfix(cfg);
+        rendered = await renderPostfix(cfg);
+        users = await maildirUsers(cfg, ctx.exec); // refused before anything is written
+      },
+    },
+    {
       title: 'write the mail maps and Maildirs',
-      commands: [cmd('postmap', 'postmap', ['hash:FILE'], { when: 'for each map' })],
+      commands: postmapCommands(cfg),
       effects: [
         `write ${transportFile(cfg.root)}, ${relayDomainsFile(cfg.root)} and ${layout.mailboxes(cfg.root)}`,
         `make each mail branch's ${cfg.deployment.maildir}/CUSTOMER and ${layout.caught(cfg.root)} (owned by ${cfg.mail.user})`,
       ],
       run: async (ctx) => {
-        const old = await readFile(join(dir, 'main.cf'), 'utf8').catch(() => undefined);
-        if (old !== undefined && !old.startsWith(MARKER))
-          throw new UsageError(
-            `${dir}/main.cf was not written by karlstage: move it aside, or set [mail] postfix to an empty folder`,
-          );
-        if (old !== undefined && !(await postfixInstalled(cfg)))
-          throw new UsageError(
-            `${dir}/main.cf was written for another karlstage.ini (${old.split('\n')[0]?.replace(/.* for /, '')}): one staging root per postfix`,
-          );
-        if (!postmapProgram())
-          throw new UsageError('postfix is not installed: apt-get install postfix');
-        rendered = await renderPostfix(cfg);
-        const users = await maildirUsers(cfg, ctx.log); // refused before anything is written
-        await writeTransport(cfg, views, ctx.log);
+        await writeTransport(cfg, views, ctx.exec);
         // The maps are written: from here a refusal is a failure (exit 2 means nothing changed).
-        await makeMaildirs(cfg, views, ctx.log, users).catch((e: unknown) => {
+        await makeMaildirs(cfg, views, users!).catch((e: unknown) => {
           throw isKarlstageError(e) ? asFailure(e) : e;
         });
       },
@@ -388,9 +422,11 @@ export function installPlan(cfg: Config, views: BranchView[], command: string): 
       title: `install it in ${dir} and reload postfix`,
       commands: [
         status,
-        reload,
+        { ...reload, when: 'when postfix runs' },
         { ...start, when: 'when postfix is not running' },
-        { ...stop, when: 'when it started but does not answer' },
+        status,
+        { ...reload, when: 'when it does not take the new files: with the old ones' },
+        { ...stop, when: 'when it does not take the new files and was not running' },
       ],
       effects: [
         `rename ${stage}/main.cf and master.cf into ${dir} (the old ones kept as *.karlstage-old)`,
@@ -419,8 +455,8 @@ export function installPlan(cfg: Config, views: BranchView[], command: string): 
             else await rm(join(dir, f), { force: true });
           await settle(...files.map((f) => join(dir, f)));
           // Back as it was: reloaded with the old files, or stopped if it was not running.
-          if (running) await exec(reload, ctx.log).catch(() => undefined);
-          else await exec(stop, ctx.log).catch(() => undefined);
+          if (running) await ctx.exec(reload).catch(() => undefined);
+          else await ctx.exec(stop).catch(() => undefined);
           const why = e instanceof Error ? e.message : String(e);
           throw new KarlstageError(
             `postfix did not take the new configuration: ${why}; the old one is back`,
@@ -434,22 +470,47 @@ export function installPlan(cfg: Config, views: BranchView[], command: string): 
   return { command, jobs: [{ name: 'postfix', steps }] };
 }
 
-/** After the routes changed: new maps, Maildirs for new routes, and postfix told (when karlstage installed it). */
-export async function refreshMail(cfg: Config, views: BranchView[], log?: string) {
+/** Bringing the staged mail up to date: the commands a step declares, and how it runs them. */
+export interface MailRefresh {
+  commands: Command[];
+  effects: string[];
+  run(views: BranchView[], run: Run): Promise<{ file: string; postmapped: boolean }>;
+}
+
+/**
+ * After the sites changed: new maps, Maildirs for new routes, and postfix told (when karlstage
+ * installed it: read now, as a fact of the plan). Undefined when this staging root has no
+ * staged mail.
+ */
+export async function mailRefresh(cfg: Config): Promise<MailRefresh | undefined> {
   const installed = await postfixInstalled(cfg);
   if (!installed && !cfg.staging.mailDomain) return undefined;
-  const written = await writeTransport(cfg, views, log);
-  if (!installed) return written;
-  await makeMaildirs(cfg, views, log);
   const postfix = postfixProgram();
-  const running = await exec(
-    cmd('postfix status', postfix, ['-c', cfg.mail.postfix, 'status'], { okExitCodes: [1] }),
-    log,
-  );
-  // The maps changed: trivial-rewrite must read them again before the next message.
-  if (running.exitCode === 0)
-    await exec(cmd('postfix reload', postfix, ['-c', cfg.mail.postfix, 'reload']), log);
-  return written;
+  const ids = maildirUserCommands(cfg);
+  const status = cmd('postfix status', postfix, ['-c', cfg.mail.postfix, 'status'], {
+    okExitCodes: [1],
+  });
+  const reload = cmd('postfix reload', postfix, ['-c', cfg.mail.postfix, 'reload'], {
+    when: 'when postfix runs',
+  });
+  return {
+    commands: [
+      ...postmapCommands(cfg),
+      ...(installed ? [ids.uid, ids.gid, ids.group, status, reload] : []),
+    ],
+    effects: [
+      `write ${transportFile(cfg.root)}, ${relayDomainsFile(cfg.root)} and ${layout.mailboxes(cfg.root)}`,
+      ...(installed ? ['make the Maildirs of new mail routes (owned by [mail] user)'] : []),
+    ],
+    run: async (views, run) => {
+      const written = await writeTransport(cfg, views, run);
+      if (!installed) return written;
+      await makeMaildirs(cfg, views, await maildirUsers(cfg, run));
+      // The maps changed: trivial-rewrite must read them again before the next message.
+      if ((await run(status)).exitCode === 0) await run(reload);
+      return written;
+    },
+  };
 }
 
 /** doctor's word on staged mail: installed, current, running — or what to do. */

@@ -5,7 +5,7 @@ import { writeFileAtomic } from '../core/files.js';
 import type { Config } from '../config/config.js';
 import { printable } from '../core/printable.js';
 import { redact } from '../core/redact.js';
-import { withRetries } from '../core/runner.js';
+import { withRetries } from '../core/retries.js';
 import { layout } from '../model/layout.js';
 import type { State } from '../model/state.js';
 import { publicBase } from '../model/views.js';

@@ -9,7 +9,7 @@ import { makeActivityFiles } from '../model/activity.js';
 import { layout } from '../model/layout.js';
 import { later, type Command } from '../core/command.js';
 import type { Plan, Step } from '../core/plan.js';
-import { splitCommand } from '../core/runner.js';
+import { splitCommand } from '../core/command-line.js';
 import type { BranchView } from '../model/views.js';
 import { isIP } from 'node:net';
 import {
@@ -158,6 +158,20 @@ export function routesPlan(
   command = 'routes',
   branches: string[] = [],
 ): Plan {
+  return {
+    command,
+    jobs: [{ name: 'routes', steps: routesSteps(cfg, async () => ({ text, branches })) }],
+  };
+}
+
+/**
+ * The steps of routesPlan, the routes made when the first step runs (after a change: from the
+ * sites as they are then).
+ */
+export function routesSteps(
+  cfg: Config,
+  routes: () => Promise<{ text: string; branches: string[] }>,
+): Step[] {
   const target = nginxPath(cfg.staging.nginxConf, '[staging] nginx_conf');
   const fresh = `${target}.karlstage-new`;
   const previous = `${target}.karlstage-previous`;
@@ -195,7 +209,7 @@ export function routesPlan(
     step: 'reload nginx with the old routes',
     when: 'when the reload failed',
   };
-  const steps: Step[] = [
+  return [
     {
       title: 'write the new routes beside the installed ones',
       effects: [
@@ -204,6 +218,7 @@ export function routesPlan(
         `make ${layout.activityDir(cfg.root)}/BRANCH.log where missing`,
       ],
       run: async (ctx) => {
+        const { text, branches } = await routes();
         // nginx opens (and as root would make) each site's activity file: karlstage makes them
         // first, so they stay its own (watch reads and empties them).
         await makeActivityFiles(cfg.root, branches);
@@ -262,5 +277,4 @@ export function routesPlan(
       },
     },
   ];
-  return { command, jobs: [{ name: 'routes', steps }] };
 }

@@ -3,7 +3,8 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import type { Config } from '../config/config.js';
-import { run, splitCommand } from '../core/runner.js';
+import { exec } from '../core/command.js';
+import { splitCommand } from '../core/command-line.js';
 
 /**
  * What the TLS part of the routes is made of: Mozilla's "intermediate"
@@ -51,7 +52,9 @@ export async function nginxFacts(cfg: Config): Promise<NginxFacts> {
     string,
     ...string[],
   ];
-  const r = await run(nginx, [...args, '-V'], {
+  const r = await exec({
+    program: nginx,
+    args: [...args, '-V'],
     step: 'ask nginx what it offers (nginx -V)',
     timeoutMs: 10_000,
   }).catch(() => undefined);

@@ -6,7 +6,7 @@ import { nameProblem } from '../config/names.js';
 import { messageOf } from '../core/errors.js';
 import { answersHttp, waitUntilAnswering } from '../core/http-probe.js';
 import { liveHolder } from '../core/lock.js';
-import { startDetached } from '../core/runner.js';
+import type { Command, RunResult } from '../core/command.js';
 import { renderTemplate } from '../core/templates.js';
 import { noteActivity } from '../model/activity.js';
 import { layout } from '../model/layout.js';
@@ -42,20 +42,32 @@ export function wakeSocketProblem(root: string): string | undefined {
     : undefined;
 }
 
-/** Start the service in the background (watch, @reboot, the demo) and wait until it holds its lock. */
+const wakeLog = (cfg: Config) => `${layout.logs(cfg.root)}/wake.log`;
+
+/** The service, started in the background: karlstage itself, its output appended to wake.log. */
+export const wakeServiceCommand = (cfg: Config): Command => ({
+  program: process.execPath,
+  args: [BIN, '--config', cfg.file, 'wake-service'],
+  step: 'start the wake service',
+  // The tests' clean-up finds every process of a staging root by it.
+  env: () => ({ KARLSTAGE_ROOT: cfg.root }),
+  detached: { log: wakeLog(cfg) },
+});
+
+/**
+ * Start the service in the background (watch, @reboot) and wait until it holds its lock; `run`
+ * runs wakeServiceCommand (the ctx.exec of the step that declared it).
+ */
 export async function startWakeService(
   cfg: Config,
+  run: (c: Command) => Promise<RunResult>,
 ): Promise<{ ok: boolean; pid?: number; error?: string }> {
   const problem = wakeSocketProblem(cfg.root);
   if (problem) return { ok: false, error: problem };
-  const log = `${layout.logs(cfg.root)}/wake.log`;
+  const log = wakeLog(cfg);
   await mkdir(layout.logs(cfg.root), { recursive: true });
-  const pid = await startDetached(process.execPath, [BIN, '--config', cfg.file, 'wake-service'], {
-    step: 'start the wake service',
-    log,
-    // The tests' clean-up finds every process of a staging root by it.
-    env: { KARLSTAGE_ROOT: cfg.root },
-  });
+  const { pid } = await run(wakeServiceCommand(cfg));
+  if (!pid) return { ok: false, error: `it did not start (see ${log})` };
   const deadline = Date.now() + 10_000;
   while (Date.now() < deadline) {
     const holder = await liveHolder(lockRoom(cfg.root), LOCKS.wake);

@@ -1,7 +1,7 @@
 import { readdir, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Config } from '../config/config.js';
-import { run } from '../core/runner.js';
+import { exec } from '../core/command.js';
 import { layout } from '../model/layout.js';
 import type { State } from '../model/state.js';
 
@@ -17,7 +17,9 @@ const DUMP = /^.+-\d{8}T\d{6}Z(?:-\d+)?\.dump$/;
 async function du(paths: string[]): Promise<Map<string, number>> {
   const sizes = new Map<string, number>();
   if (paths.length === 0) return sizes;
-  const r = await run('du', ['-s', '-B1', '--', ...paths], {
+  const r = await exec({
+    program: 'du',
+    args: ['-s', '-B1', '--', ...paths],
     step: 'du',
     timeoutMs: 10 * 60_000,
     okExitCodes: [1], // a folder vanishing meanwhile is not worth failing for

@@ -1,6 +1,6 @@
 import { StepError, UsageError } from '../core/errors.js';
 import { redact } from '../core/redact.js';
-import { isFinal } from '../core/runner.js';
+import { isFinal } from '../core/retries.js';
 import type { VcsOptions } from './vcs.js';
 
 /**

@@ -3,7 +3,7 @@ import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { later, type Arg, type Command } from '../core/command.js';
 import { StepError } from '../core/errors.js';
-import { withRetries } from '../core/runner.js';
+import { withRetries } from '../core/retries.js';
 import type { Exec, RefKind, StoreProcedure, StoreSite, StoreUse } from './vcs.js';
 
 /**

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { exec, later, type Arg, type Command } from '../core/command.js';
 import { KarlstageError, StepError, UsageError } from '../core/errors.js';
 import { redact } from '../core/redact.js';
-import { withRetries } from '../core/runner.js';
+import { withRetries } from '../core/retries.js';
 import { gitCredentialEnv, splitCredentials, type Credentials } from './credentials.js';
 import { unreachable } from './failures.js';
 import { GitStore, keepRef, storeLooksWhole, storeSpec } from './git-store.js';

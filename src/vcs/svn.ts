@@ -1,7 +1,7 @@
 import { KarlstageError, StepError, UsageError } from '../core/errors.js';
 import { exec, later, type Arg, type Command } from '../core/command.js';
 import { redact } from '../core/redact.js';
-import { withRetries } from '../core/runner.js';
+import { withRetries } from '../core/retries.js';
 import { splitCredentials, type Credentials } from './credentials.js';
 import { unreachable } from './failures.js';
 import {

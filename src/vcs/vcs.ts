@@ -1,7 +1,6 @@
 import type { VcsKind } from '../config/config.js';
-import type { Command } from '../core/command.js';
+import type { Command, RunResult } from '../core/command.js';
 import { KarlstageError } from '../core/errors.js';
-import type { RunResult } from '../core/runner.js';
 
 /**
  * What karlstage needs from a version control system; git.ts and svn.ts

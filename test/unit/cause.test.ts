@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { causeOf } from '../../src/core/errors.js';
-import { tailWithCause } from '../../src/core/runner.js';
+import { tailWithCause } from '../../src/core/command-line.js';
 
 /*
  * Real output of pg_dump, pg_restore, psql and git when they fail (PostgreSQL 15, git 2.39),
