@@ -1,5 +1,5 @@
 import { checkName } from '../config/names.js';
-import { afterChange } from '../context/after-change.js';
+import { afterChange, withPublishing } from '../context/after-change.js';
 import { commandContext, type GlobalOptions } from '../context/context.js';
 import { carryOut, dryRun, finishJobs, refused } from '../context/report.js';
 import { exec } from '../core/command.js';
@@ -73,7 +73,8 @@ export async function reset(opts: ResetOptions) {
     };
     const { jobs, outcome } = resetPlan(cfg, facts, { branch: site, customers });
     const plan = { command, jobs };
-    if (g.dryRun) return dryRun(ctx, plan);
+    // The dry run shows what publishes the change too (the site list, the mail maps).
+    if (g.dryRun) return dryRun(ctx, await withPublishing(ctx, plan, { routes: false }));
     const results = await carryOut(ctx, plan);
     // Refused (the guard's check, exit 2): nothing was written, and nothing is recorded.
     if (refused(results))

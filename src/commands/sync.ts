@@ -11,7 +11,7 @@ import { readState, updateState, type BranchState, type State } from '../model/s
 import { ProductionGuard } from '../db/guard.js';
 import { failedBeforeBranches, recordResults, type SyncOutcome } from '../sync/outcome.js';
 import { gatherSyncFacts, syncPlan, syncTargetsOf, type SyncRequest } from '../sync/sync.js';
-import { afterChange, tellPeople } from '../context/after-change.js';
+import { afterChange, withPublishing, tellPeople } from '../context/after-change.js';
 import { commandContext, type CommandContext, type GlobalOptions } from '../context/context.js';
 import { carryOut, dryRun, finishJobs, withResult } from '../context/report.js';
 
@@ -45,7 +45,8 @@ export async function sync(opts: SyncOptions) {
     if (!g.dryRun) await guard.remember();
     const { jobs, outcome } = syncPlan(cfg, facts, req);
     const plan = { command: req.command, jobs };
-    if (g.dryRun) return dryRun(ctx, plan);
+    // The dry run shows what publishes the change too (the site list, the mail maps).
+    if (g.dryRun) return dryRun(ctx, await withPublishing(ctx, plan, { routes: false }));
     const results = await carryOut(ctx, plan);
     failedBeforeBranches(outcome, results, new Date().toISOString());
     await updateState(cfg.root, (s) =>

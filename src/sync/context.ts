@@ -21,6 +21,8 @@ export interface SyncFacts {
   guard: GuardVerdicts;
   /** reset: the customers whose files last night's sync mirrored. */
   mirrored?: string[];
+  /** Each customer's newest dump's size, in bytes (du): about what tonight's needs. */
+  lastDumpBytes?: Record<string, number>;
 }
 
 /**

@@ -69,7 +69,11 @@ export async function gatherSyncFacts(
     served[c.name] = req.branches
       .filter((b) => servedBy.get(b.name)?.includes(c.name))
       .map((b) => b.name);
-  return { broken, served, goldenIsASite: Boolean(state.branches.golden), guard };
+  // The dumps kept are measured now (du), not in the dump step: a fact, read before the plan.
+  const lastDumpBytes: Record<string, number> = {};
+  for (const d of await dumpsOf(cfg))
+    if (req.customers.some((c) => c.name === d.customer)) lastDumpBytes[d.customer] = d.newestBytes;
+  return { broken, served, goldenIsASite: Boolean(state.branches.golden), guard, lastDumpBytes };
 }
 
 /** Every database the sync may write: the production guard checks them all before anything runs. */
@@ -182,7 +186,7 @@ export function dumpCommand(c: CustomerContext): Command {
 
 export function dumpStep(c: CustomerContext): Step {
   const pgDump = dumpCommand(c);
-  const { cfg, dumpDir } = c;
+  const { dumpDir } = c;
   const name = c.customer.name;
   return {
     title: 'dump production (read-only)',
@@ -190,11 +194,11 @@ export function dumpStep(c: CustomerContext): Step {
     effects: [`rename ${dumpDir}/DUMP.partial to DUMP (${name}-STAMP.dump) when complete`],
     run: async (ctx) => {
       // Tonight's dump is about as big as the last one: if that cannot fit, stop now.
-      const [last] = await dumpsOf(cfg, name);
+      const last = c.facts.lastDumpBytes?.[name];
       const free = await freeBytes(dumpDir);
-      if (last && free < last.newestBytes)
+      if (last && free < last)
         throw new KarlstageError(
-          `not enough room for ${name}'s dump in ${dumpDir}: about ${mb(last.newestBytes)} needed (the last dump), ${mb(free)} free; make room (fewer dumps kept: [sync] keep) — nothing was touched`,
+          `not enough room for ${name}'s dump in ${dumpDir}: about ${mb(last)} needed (the last dump), ${mb(free)} free; make room (fewer dumps kept: [sync] keep) — nothing was touched`,
         );
       const taken = new Date();
       const dump = dumpName(dumpDir, name, taken);

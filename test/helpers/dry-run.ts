@@ -165,17 +165,3 @@ export async function checkAll(rec: ReturnType<typeof recorder>, checks: Check[]
   }
   return { problems, ran };
 }
-
-/**
- * No difference but the known ones: mismatches in a plan someone else is rewriting, each
- * expected (by command, and a pattern every one of its problems matches) until that plan is
- * fixed; then the entry must go.
- */
-export function onlyKnown(problems: Record<string, string[]>, known: Record<string, RegExp>) {
-  return {
-    unexpected: Object.entries(problems).flatMap(([name, list]) =>
-      list.filter((p) => !known[name]?.test(p)).map((p) => `${name}: ${p}`),
-    ),
-    fixedMeanwhile: Object.keys(known).filter((name) => !problems[name]),
-  };
-}
