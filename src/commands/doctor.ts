@@ -110,10 +110,55 @@ export async function doctor(opts: GlobalOptions & { minFreeGb?: number }) {
     report(out, checks);
     throw withResult(refused!, { ok: false, checks });
   }
-  // Read once, by every check that needs it (a damaged state.json fails each of them).
-  const root = cfg.root;
+  // State is read once, by every check that needs it (a damaged state.json fails each of them).
   let stateRead: Promise<State> | undefined;
-  const state = () => (stateRead ??= readState(root));
+  const d: Doctor = {
+    cfg,
+    opts,
+    check,
+    checks,
+    root: cfg.root,
+    state: () => (stateRead ??= readState(cfg.root)),
+  };
+  for (const group of [
+    toolChecks,
+    siteChecks,
+    hostChecks,
+    databaseChecks,
+    publishChecks,
+    appChecks,
+  ])
+    await group(d);
+  const result = { ok: checks.every((c) => c.level !== 'fail'), checks };
+  report(out, checks);
+  const failed = checks.filter((c) => c.level === 'fail');
+  if (failed.length)
+    throw withResult(
+      new KarlstageError(
+        `doctor: ${failed.length} check(s) failed: ${failed.map((c) => c.name).join(', ')}`,
+      ),
+      result,
+    );
+  return result;
+}
+
+/** What every group of checks works with. */
+interface Doctor {
+  cfg: Config;
+  opts: GlobalOptions & { minFreeGb?: number };
+  check: (
+    name: string,
+    fn: () => Promise<string | { level: Check['level']; detail: string }>,
+    missing?: Check['level'],
+  ) => Promise<void>;
+  checks: Check[];
+  root: string;
+  state: () => Promise<State>;
+}
+
+/** The programs karlstage runs, with their versions. */
+async function toolChecks(d: Doctor): Promise<void> {
+  const { cfg, check } = d;
   const needGit = cfg.source.vcs === 'git' || isRemoteLocation(cfg.deployment.skeleton);
   await check('git', () => version('git', ['--version']), needGit ? 'fail' : 'warn');
   await check(
@@ -129,6 +174,11 @@ export async function doctor(opts: GlobalOptions & { minFreeGb?: number }) {
     ['openssl', ['version']],
   ] as const)
     await check(tool, () => version(tool, [...args]), 'warn');
+}
+
+/** The state, changes left half-done, each branch site's folder, stuck locks. */
+async function siteChecks(d: Doctor): Promise<void> {
+  const { cfg, check, checks, state, root } = d;
   await check('state', async () => {
     const known = (await state()).branches;
     const found = `${Object.keys(known).length} branch site(s)`;
@@ -180,6 +230,11 @@ export async function doctor(opts: GlobalOptions & { minFreeGb?: number }) {
         level: 'warn',
         detail: `stuck: ${lock.dead}${lock.owner ? ` (held for "${lock.owner.command}" since ${lock.owner.since})` : ''}; the next run takes it over`,
       });
+}
+
+/** The staging root, disk room, ports, the skeleton, the source and its store. */
+async function hostChecks(d: Doctor): Promise<void> {
+  const { cfg, opts, check, state } = d;
   await check('staging root', async () => {
     await access(cfg.root, constants.W_OK);
     return `${cfg.root} is writable`;
@@ -267,7 +322,11 @@ export async function doctor(opts: GlobalOptions & { minFreeGb?: number }) {
         ? 'fail'
         : 'warn',
     );
+}
 
+/** The staging database server and each production, asked read-only. */
+async function databaseChecks(d: Doctor): Promise<void> {
+  const { cfg, check } = d;
   let stagingId: Identity | undefined;
   if (cfg.staging.database)
     await check(
@@ -340,7 +399,11 @@ export async function doctor(opts: GlobalOptions & { minFreeGb?: number }) {
         'warn',
       );
   }
+}
 
+/** The certificate, who may open the host, nginx's workers, staged mail. */
+async function publishChecks(d: Doctor): Promise<void> {
+  const { cfg, check } = d;
   await check('certificate', async () => {
     const { tlsCertificate: certFile, tlsKey: keyFile } = cfg.staging;
     if (!certFile || !keyFile) throw new Error('[staging] tls_certificate and tls_key are not set');
@@ -401,7 +464,11 @@ export async function doctor(opts: GlobalOptions & { minFreeGb?: number }) {
     );
 
   await check('mail', () => mailHealth(cfg));
+}
 
+/** Each branch site's app, the wake service and the cron lines. */
+async function appChecks(d: Doctor): Promise<void> {
+  const { cfg, check, checks, state } = d;
   // Each branch site's app: does it answer when it should? (Running means its port answers HTTP.)
   const sites = Object.values((await state().catch(() => ({ branches: {} }))).branches);
   const runs = await siteRuns(cfg, sites);
@@ -448,16 +515,4 @@ export async function doctor(opts: GlobalOptions & { minFreeGb?: number }) {
         }
       : `${cfg.cron.file}: poll, nightly sync, watch and @reboot`;
   });
-
-  const result = { ok: checks.every((c) => c.level !== 'fail'), checks };
-  report(out, checks);
-  const failed = checks.filter((c) => c.level === 'fail');
-  if (failed.length)
-    throw withResult(
-      new KarlstageError(
-        `doctor: ${failed.length} check(s) failed: ${failed.map((c) => c.name).join(', ')}`,
-      ),
-      result,
-    );
-  return result;
 }
