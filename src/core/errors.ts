@@ -50,29 +50,53 @@ export class InternalError extends Error {
 }
 
 /** An external program failed: carries the step, its command line and the tail of its output. */
+/** What a failed program left: its step, masked command line, output tail and the reason. */
+export interface Failure {
+  step: string;
+  commandLine: string;
+  outputTail: string;
+  reason: string;
+  logFile?: string;
+}
+
 export class StepError extends KarlstageError {
-  constructor(
-    readonly step: string,
-    readonly commandLine: string,
-    readonly outputTail: string,
-    reason: string,
-    readonly logFile?: string,
-  ) {
-    const details = [`$ ${commandLine}`];
-    if (outputTail.trim())
+  readonly step: string;
+  readonly commandLine: string;
+  readonly outputTail: string;
+  readonly logFile?: string;
+
+  constructor(f: Failure) {
+    const details = [`$ ${f.commandLine}`];
+    if (f.outputTail.trim())
       details.push(
-        ...outputTail
+        ...f.outputTail
           .trimEnd()
           .split('\n')
           .map((l) => `  ${l}`),
       );
-    if (logFile) details.push(`full output: ${logFile}`);
-    const cause = causeOf(outputTail);
+    if (f.logFile) details.push(`full output: ${f.logFile}`);
+    const cause = causeOf(f.outputTail);
     super(
-      `${step} failed: ${reason}${cause && !reason.includes(cause) ? ` (${cause})` : ''}`,
+      `${f.step} failed: ${f.reason}${cause && !f.reason.includes(cause) ? ` (${cause})` : ''}`,
       EXIT.failure,
       details,
     );
+    this.step = f.step;
+    this.commandLine = f.commandLine;
+    this.outputTail = f.outputTail;
+    if (f.logFile) this.logFile = f.logFile;
+  }
+
+  /** The same failure, its reason in better words (a program's own "fatal:" line, say). */
+  because(reason: string): StepError {
+    const { step, commandLine, outputTail, logFile } = this;
+    return new StepError({
+      step,
+      commandLine,
+      outputTail,
+      reason,
+      ...(logFile ? { logFile } : {}),
+    });
   }
 }
 

@@ -98,7 +98,13 @@ export async function run(
           ? `${cmd} is not installed or not on PATH`
           : (result.signal ?? short ?? 'failed');
     await logLine(opts.log, `--- ${reason}`);
-    throw new StepError(opts.step, redact(line), redact(tailWithCause(all)), reason, opts.log);
+    throw new StepError({
+      step: opts.step,
+      commandLine: redact(line),
+      outputTail: redact(tailWithCause(all)),
+      reason,
+      ...(opts.log ? { logFile: opts.log } : {}),
+    });
   }
   return {
     stdout: String(result.stdout),
@@ -135,7 +141,15 @@ export async function startDetached(
     const pid = await new Promise<number>((resolve, reject) => {
       child.once('spawn', () => resolve(child.pid!));
       child.once('error', (e) =>
-        reject(new StepError(opts.step, redact(commandLine(cmd, args)), '', e.message, opts.log)),
+        reject(
+          new StepError({
+            step: opts.step,
+            commandLine: redact(commandLine(cmd, args)),
+            outputTail: '',
+            reason: e.message,
+            logFile: opts.log,
+          }),
+        ),
       );
     });
     child.unref();

@@ -408,12 +408,12 @@ export function installPlan(cfg: Config, views: BranchView[], command: string): 
             (w: StepError) => w.outputTail,
           );
           if (e instanceof StepError && words.trim())
-            throw new StepError(
-              e.step,
-              e.commandLine,
-              words,
-              'postfix refused the new configuration',
-            );
+            throw new StepError({
+              step: e.step,
+              commandLine: e.commandLine,
+              outputTail: words,
+              reason: 'postfix refused the new configuration',
+            });
           throw e;
         }
       },

@@ -127,16 +127,10 @@ export class GitVcs implements Vcs {
   /** git's failure in git's words: its "fatal:" line, or that the server did not answer. */
   private why(e: StepError): StepError {
     if (/timed out after/.test(e.message))
-      return new StepError(
-        e.step,
-        e.commandLine,
-        e.outputTail,
-        `no answer within ${Math.round(this.opts.timeoutMs / 1000)} s`,
-        e.logFile,
-      );
+      return e.because(`no answer within ${Math.round(this.opts.timeoutMs / 1000)} s`);
     const lines = e.outputTail.split('\n').map((l) => l.trim());
     const said = lines.find((l) => /^(fatal|error):/.test(l));
-    return said ? new StepError(e.step, e.commandLine, e.outputTail, redact(said), e.logFile) : e;
+    return said ? e.because(redact(said)) : e;
   }
 
   validateRef(ref: string): void {

@@ -65,7 +65,7 @@ export class SvnVcs implements Vcs {
       .map((l) => l.trim())
       .filter((l) => /^svn: E\d+:/.test(l))
       .at(-1);
-    const told = said ? new StepError(e.step, e.commandLine, e.outputTail, said, e.logFile) : e;
+    const told = said ? e.because(said) : e;
     if (FINAL.test(e.outputTail) || url?.startsWith('file://'))
       Object.assign(told, { final: true });
     return told;
@@ -287,13 +287,13 @@ export class SvnVcs implements Vcs {
       const res = await exec(list, this.opts.log);
       if (res.exitCode !== 0 && !NOT_THERE.test(res.stderr))
         throw this.why(
-          new StepError(
-            'ask the repository',
-            `svn list --xml -- ${redact(parent)}`,
-            res.stderr.trim(),
-            'exit status 1',
-            this.opts.log,
-          ),
+          new StepError({
+            step: 'ask the repository',
+            commandLine: `svn list --xml -- ${redact(parent)}`,
+            outputTail: res.stderr.trim(),
+            reason: 'exit status 1',
+            ...(this.opts.log ? { logFile: this.opts.log } : {}),
+          }),
           parent,
         );
       return res;

@@ -14,12 +14,13 @@ describe('formatDuration', () => {
 
 describe('briefly (one line for a status table)', () => {
   it("keeps the program's error line, not the hint after it", () => {
-    const e = new StepError(
-      'dump production',
-      'pg_dump --format=directory',
-      'pg_dump: error: connection to server at "db", port 1 failed: Connection refused\n\tIs the server running on that host?\n',
-      'exit status 1',
-    );
+    const e = new StepError({
+      step: 'dump production',
+      commandLine: 'pg_dump --format=directory',
+      outputTail:
+        'pg_dump: error: connection to server at "db", port 1 failed: Connection refused\n\tIs the server running on that host?\n',
+      reason: 'exit status 1',
+    });
     expect(briefly(e)).toBe(
       'dump production failed: exit status 1 (pg_dump: error: connection to server at "db", port 1 failed: Connection refused)',
     );
