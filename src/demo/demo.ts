@@ -104,6 +104,115 @@ async function sampleProduction(pg: PgCluster, dir: string) {
   };
 }
 
+/** What the demo started around the staging root: each part left out where it cannot run here. */
+interface Servers {
+  dir: string;
+  vcs: 'git' | 'svn';
+  repo: Awaited<ReturnType<typeof makeGitSample>>;
+  skeleton: string;
+  pg?: PgCluster;
+  web?: { cert: string; key: string; nginx: Awaited<ReturnType<typeof startNginx>> };
+  /** The demo's postfix, or why there is none. */
+  postfix: PrivatePostfix | string;
+}
+
+/** The sample repository and skeleton, PostgreSQL, nginx and postfix; written down for --stop. */
+async function startServers(dir: string, vcs: 'git' | 'svn', out: Output): Promise<Servers> {
+  out.progress(`making a sample ${vcs} repository and a deployment skeleton`);
+  const repo =
+    vcs === 'git'
+      ? await makeGitSample(join(dir, 'repos'))
+      : await makeSvnSample(join(dir, 'repos'));
+  const skeleton = await makeSkeleton(join(dir, 'skeleton'));
+  const record: DemoRecord = { root: join(dir, 'staging') };
+  const without = (what: string, install: string) => (e: unknown) => {
+    out.line(
+      out.c.yellow(
+        `no ${what} in this demo: ${messageOf(e)} ("scripts/setup.sh demo" installs ${install})`,
+      ),
+    );
+    return undefined;
+  };
+  // PostgreSQL for the nightly sync: production and staging databases in one throwaway cluster.
+  out.progress('starting a throwaway PostgreSQL for the production and staging databases');
+  const pg = await startCluster(randomBytes(12).toString('hex')).catch(
+    without('nightly sync', 'it'),
+  );
+  if (pg) record.postgres = { dir: pg.dir, stop: pg.stopArgv };
+  // The one TLS host: a self-signed certificate and the demo's own nginx on free high ports.
+  out.progress(`starting nginx as the one TLS host https://${HOST}/ (a self-signed certificate)`);
+  const web = await (async () => {
+    const { cert, key } = await selfSignedCert(join(dir, 'tls'), HOST);
+    return { cert, key, nginx: await startNginx(join(dir, 'nginx')) };
+  })().catch(without('TLS host', 'nginx'));
+  if (web) record.nginx = { prefix: web.nginx.prefix, main: web.nginx.main };
+  // Staged mail: the demo's own postfix on a free high port (postfix -c needs root).
+  const postfix =
+    process.getuid?.() !== 0
+      ? 'it needs root (postfix -c DIR)'
+      : !existsSync('/usr/sbin/postfix')
+        ? 'postfix is missing ("scripts/setup.sh demo" installs it)'
+        : await privatePostfix(join(dir, 'postfix'));
+  if (typeof postfix === 'string')
+    out.line(out.c.yellow(`no staged mail in this demo: ${postfix}`));
+  else record.postfix = { etc: postfix.etc };
+  await writeFile(join(dir, 'demo.json'), JSON.stringify(record, null, 2) + '\n');
+  return { dir, vcs, repo, skeleton, ...(pg ? { pg } : {}), ...(web ? { web } : {}), postfix };
+}
+
+/** karlstage.ini by init, then pointed at what the demo started. */
+async function demoConfig(
+  s: Servers,
+  basePort: number,
+  quiet: { quiet: boolean; color?: boolean },
+): Promise<string> {
+  const { repo, pg, web, postfix } = s;
+  const { file } = await init({
+    ...quiet,
+    dir: join(s.dir, 'staging'),
+    host: HOST,
+    vcs: s.vcs,
+    url: repo.url,
+    skeleton: s.skeleton,
+    defaultRef: repo.defaultRef,
+    database: pg ? pg.dsn() : 'host=127.0.0.1 user=karl dbname=karl',
+    basePort,
+  });
+  let ini = await readFile(file, 'utf8');
+  if (web)
+    ini = ini
+      .replace(/^tls_certificate = .*$/m, `tls_certificate = ${web.cert}`)
+      .replace(/^tls_key = .*$/m, `tls_key = ${web.key}`)
+      .replace(/^https_port = .*$/m, `https_port = ${web.nginx.httpsPort}`)
+      .replace(/^http_port = .*$/m, `http_port = ${web.nginx.httpPort}`)
+      .replace(/^nginx_conf = .*$/m, `nginx_conf = ${web.nginx.conf}`)
+      .replace(/^reload = .*$/m, `reload = ${web.nginx.reload}`)
+      .replace(/^listen_addresses =.*$/m, `listen_addresses = ${web.nginx.address}`)
+      .replace(/^group = .*$/m, `group = ${web.nginx.workers.group}`);
+  else ini = ini.replace('routes = auto', 'routes = manual');
+  if (pg) {
+    const production = await sampleProduction(pg, s.dir);
+    ini = ini
+      .replace(
+        /^production = .*$/m,
+        // One throwaway cluster plays production and staging: the operator's written permission.
+        `production = ${production.osf}\nstaging_on_production_server = yes`,
+      )
+      .replace(/^# production_files = .*$/m, `production_files = ${production.files}`)
+      .replace(/^# sanitize = .*$/m, `sanitize = ${production.sanitize}`);
+    ini += `\n[customer:another]\nmail_branch = branch2\nproduction = ${production.another}\nstaging_on_production_server = yes\nsanitize = ${production.sanitize}\n`;
+  } else {
+    ini = ini.replace('manage_databases = yes', 'manage_databases = no');
+    ini += '\n[customer:another]\nmail_branch = branch2\n';
+  }
+  if (typeof postfix !== 'string')
+    ini =
+      ini.replace(/^mail_allow =.*$/m, `mail_allow = ${TESTER}`) +
+      `\n${postfix.section.replace('[mail]', "[mail]\n# The demo's own postfix.")}`;
+  await writeFile(file, ini);
+  return file;
+}
+
 /**
  * A throwaway staging server, end to end: a sample application repository, a
  * sample deployment skeleton, karlstage.ini, two branch sites of two customers
@@ -129,130 +238,66 @@ export async function demo(opts: DemoOptions): Promise<DemoResult | { stopped: s
   await chmod(dir, 0o755); // the web server reads the site list in it
 
   out.line(out.c.bold(`karlstage demo in ${dir}`));
-  out.progress(`making a sample ${vcs} repository and a deployment skeleton`);
-  const repo =
-    vcs === 'git'
-      ? await makeGitSample(join(dir, 'repos'))
-      : await makeSvnSample(join(dir, 'repos'));
-  const skeleton = await makeSkeleton(join(dir, 'skeleton'));
-  const root = join(dir, 'staging');
-  const basePort = opts.basePort ?? (await freeBasePort(2));
-  const record: DemoRecord = { root };
-  const save = () => writeFile(join(dir, 'demo.json'), JSON.stringify(record, null, 2) + '\n');
-  // PostgreSQL for the nightly sync: production and staging databases in one throwaway cluster.
-  out.progress('starting a throwaway PostgreSQL for the production and staging databases');
-  const pg = await startCluster(randomBytes(12).toString('hex')).catch((e: unknown) => {
-    out.line(
-      out.c.yellow(
-        `no nightly sync in this demo: ${messageOf(e)} ("scripts/setup.sh demo" installs it)`,
-      ),
-    );
-    return undefined;
-  });
-  if (pg) record.postgres = { dir: pg.dir, stop: pg.stopArgv };
-  // The one TLS host: a self-signed certificate and the demo's own nginx on free high ports.
-  out.progress(`starting nginx as the one TLS host https://${HOST}/ (a self-signed certificate)`);
-  const web = await (async () => {
-    const { cert, key } = await selfSignedCert(join(dir, 'tls'), HOST);
-    return { cert, key, nginx: await startNginx(join(dir, 'nginx')) };
-  })().catch((e: unknown) => {
-    out.line(
-      out.c.yellow(
-        `no TLS host in this demo: ${messageOf(e)} ("scripts/setup.sh demo" installs nginx)`,
-      ),
-    );
-    return undefined;
-  });
-  if (web) record.nginx = { prefix: web.nginx.prefix, main: web.nginx.main };
-  // Staged mail: the demo's own postfix on a free high port (postfix -c needs root).
-  const postfix =
-    process.getuid?.() !== 0
-      ? 'it needs root (postfix -c DIR)'
-      : !existsSync('/usr/sbin/postfix')
-        ? 'postfix is missing ("scripts/setup.sh demo" installs it)'
-        : await privatePostfix(join(dir, 'postfix'));
-  if (typeof postfix === 'string')
-    out.line(out.c.yellow(`no staged mail in this demo: ${postfix}`));
-  else record.postfix = { etc: postfix.etc };
-  await save();
-  const { file } = await init({
-    ...quiet,
-    dir: root,
-    host: HOST,
-    vcs,
-    url: repo.url,
-    skeleton,
-    defaultRef: repo.defaultRef,
-    database: pg ? pg.dsn() : 'host=127.0.0.1 user=karl dbname=karl',
-    basePort,
-  });
-  let ini = await readFile(file, 'utf8');
-  if (web)
-    ini = ini
-      .replace(/^tls_certificate = .*$/m, `tls_certificate = ${web.cert}`)
-      .replace(/^tls_key = .*$/m, `tls_key = ${web.key}`)
-      .replace(/^https_port = .*$/m, `https_port = ${web.nginx.httpsPort}`)
-      .replace(/^http_port = .*$/m, `http_port = ${web.nginx.httpPort}`)
-      .replace(/^nginx_conf = .*$/m, `nginx_conf = ${web.nginx.conf}`)
-      .replace(/^reload = .*$/m, `reload = ${web.nginx.reload}`)
-      .replace(/^listen_addresses =.*$/m, `listen_addresses = ${web.nginx.address}`)
-      .replace(/^group = .*$/m, `group = ${web.nginx.workers.group}`);
-  else ini = ini.replace('routes = auto', 'routes = manual');
-  if (pg) {
-    const production = await sampleProduction(pg, dir);
-    ini = ini
-      .replace(
-        /^production = .*$/m,
-        // One throwaway cluster plays production and staging: the operator's written permission.
-        `production = ${production.osf}\nstaging_on_production_server = yes`,
-      )
-      .replace(/^# production_files = .*$/m, `production_files = ${production.files}`)
-      .replace(/^# sanitize = .*$/m, `sanitize = ${production.sanitize}`);
-    ini += `\n[customer:another]\nmail_branch = branch2\nproduction = ${production.another}\nstaging_on_production_server = yes\nsanitize = ${production.sanitize}\n`;
-  } else {
-    ini = ini.replace('manage_databases = yes', 'manage_databases = no');
-    ini += '\n[customer:another]\nmail_branch = branch2\n';
-  }
-  if (typeof postfix !== 'string')
-    ini =
-      ini.replace(/^mail_allow =.*$/m, `mail_allow = ${TESTER}`) +
-      `\n${postfix.section.replace('[mail]', "[mail]\n# The demo's own postfix.")}`;
-  await writeFile(file, ini);
+  const s = await startServers(dir, vcs, out);
+  const file = await demoConfig(s, opts.basePort ?? (await freeBasePort(2)), quiet);
   const g = { ...quiet, config: file };
 
   // The host is locked: one demo user, who sees every customer.
   const user = 'demo';
   const added = (await accessAdd({ ...g, user })) as { password?: string };
-  const password = added.password ?? '';
-
-  out.progress(`creating branch1 at ${repo.defaultRef}`);
+  const login = { user, password: added.password ?? '' };
+  out.progress(`creating branch1 at ${s.repo.defaultRef}`);
   await create({ ...g, branch: 'branch1' });
-  out.progress(`creating branch2 at ${repo.featureRef}`);
-  await create({ ...g, branch: 'branch2', ref: repo.featureRef });
+  out.progress(`creating branch2 at ${s.repo.featureRef}`);
+  await create({ ...g, branch: 'branch2', ref: s.repo.featureRef });
   // What cron's watch line does every minute: here, it starts the wake service (sleeping sites
   // wake for a logged-in visitor).
-  if (web) await watch(g);
-
-  if (pg) {
+  if (s.web) await watch(g);
+  if (s.pg) {
     out.progress('the nightly sync: production → golden copy (sanitized) → every branch site');
     await sync({ ...g, branches: [], nightly: true });
   }
-
-  const mailed = typeof postfix === 'string' ? undefined : await stagedMail(g, postfix, out);
-
+  const mailed = typeof s.postfix === 'string' ? undefined : await stagedMail(g, s.postfix, out);
   const st = await status(g);
-  const base = web ? `https://${HOST}:${web.nginx.httpsPort}` : undefined;
+  const base = s.web ? `https://${HOST}:${s.web.nginx.httpsPort}` : undefined;
+  // Say how to run karlstage the way this run was started (a clone has no global install).
+  const launcher = process.argv[1]?.endsWith('karlstage.js')
+    ? `node ${process.argv[1]}`
+    : 'karlstage';
+  const result: DemoResult = {
+    dir,
+    root: join(dir, 'staging'),
+    config: file,
+    sites: await askSites(s, st.branches, login),
+    data: s.pg ? await countRows(s.pg, st.branches) : [],
+    ...(s.pg ? { postgres: { port: s.pg.port, dir: s.pg.dir, stop: s.pg.stopCommand } } : {}),
+    ...(mailed ? { mail: mailed } : {}),
+    ...(s.web && base
+      ? { https: { url: `${base}/`, port: s.web.nginx.httpsPort, ...login, cert: s.web.cert } }
+      : {}),
+    stop: `${launcher} demo ${dir} --stop`,
+  };
+  await printDemo(out, result, { s, launcher });
+  return result;
+}
+
+type Branches = Awaited<ReturnType<typeof status>>['branches'];
+
+/** What each site answers: through the TLS host, as the demo user; without nginx, the app itself. */
+async function askSites(
+  s: Servers,
+  branches: Branches,
+  login: { user: string; password: string },
+): Promise<DemoResult['sites']> {
+  const base = s.web ? `https://${HOST}:${s.web.nginx.httpsPort}` : undefined;
   const sites: DemoResult['sites'] = [];
-  for (const b of st.branches)
+  for (const b of branches)
     for (const customer of b.customers) {
-      // Through the TLS host, as the demo user; without nginx, straight to the app.
-      const answer = web
+      const answer = s.web
         ? await askTls(
-            HOST,
-            web.nginx.httpsPort,
+            { host: HOST, port: s.web.nginx.httpsPort, ca: s.web.cert },
             `/${b.name}/${customer}/`,
-            web.cert,
-            `${user}:${password}`,
+            `${login.user}:${login.password}`,
           )
         : {
             status: 0,
@@ -265,66 +310,68 @@ export async function demo(opts: DemoOptions): Promise<DemoResult | { stopped: s
         answer: answer.body.trim(),
       });
     }
-  const data: DemoResult['data'] = [];
-  if (pg)
-    for (const b of st.branches)
-      for (const customer of b.customers) {
-        const [docs, sanitized] = (
-          await exec({
-            program: 'psql',
-            args: [
-              '-XAtF,',
-              '-c',
-              "SELECT count(*), count(*) FILTER (WHERE owner_email LIKE '%@staging.invalid') FROM docs",
-            ],
-            step: 'count',
-            env: () => ({ ...pg.env, PGDATABASE: stagingDatabaseName(b.name, customer) }),
-          })
-        ).stdout
-          .trim()
-          .split(',')
-          .map(Number);
-        data.push({ branch: b.name, customer, docs: docs ?? 0, sanitized: sanitized ?? 0 });
-      }
-  // Say how to run karlstage the way this run was started (a clone has no global install).
-  const launcher = process.argv[1]?.endsWith('karlstage.js')
-    ? `node ${process.argv[1]}`
-    : 'karlstage';
-  const result: DemoResult = {
-    dir,
-    root,
-    config: file,
-    sites,
-    data,
-    ...(pg ? { postgres: { port: pg.port, dir: pg.dir, stop: pg.stopCommand } } : {}),
-    ...(mailed ? { mail: mailed } : {}),
-    ...(web && base
-      ? { https: { url: `${base}/`, port: web.nginx.httpsPort, user, password, cert: web.cert } }
-      : {}),
-    stop: `${launcher} demo ${dir} --stop`,
-  };
+  return sites;
+}
 
+/** What the nightly sync put into each site's database: its rows, and how many were sanitized. */
+async function countRows(pg: PgCluster, branches: Branches): Promise<DemoResult['data']> {
+  const data: DemoResult['data'] = [];
+  for (const b of branches)
+    for (const customer of b.customers) {
+      const [docs, sanitized] = (
+        await exec({
+          program: 'psql',
+          args: [
+            '-XAtF,',
+            '-c',
+            "SELECT count(*), count(*) FILTER (WHERE owner_email LIKE '%@staging.invalid') FROM docs",
+          ],
+          step: 'count',
+          env: () => ({ ...pg.env, PGDATABASE: stagingDatabaseName(b.name, customer) }),
+        })
+      ).stdout
+        .trim()
+        .split(',')
+        .map(Number);
+      data.push({ branch: b.name, customer, docs: docs ?? 0, sanitized: sanitized ?? 0 });
+    }
+  return data;
+}
+
+/** Where everything is, what each site answered, and what to try next. */
+async function printDemo(
+  out: Output,
+  result: DemoResult,
+  how: { s: Servers; launcher: string },
+): Promise<void> {
+  const { s } = how;
+  const { dir, root, https, mail: mailed } = result;
   out.line();
   out.line(out.c.bold('Made:'));
-  out.line(`  ${join(dir, 'repos')}      the sample application repository (${vcs}: ${repo.url})`);
-  out.line(`  ${skeleton}   the sample deployment skeleton`);
+  out.line(
+    `  ${join(dir, 'repos')}      the sample application repository (${s.vcs}: ${s.repo.url})`,
+  );
+  out.line(`  ${s.skeleton}   the sample deployment skeleton`);
   out.line(`  ${root}    the staging root: karlstage.ini, branch1/, branch2/, .karlstage/`);
   out.line();
-  if (web && base) {
-    const list = await askTls(HOST, web.nginx.httpsPort, '/', web.cert, `${user}:${password}`);
-    const locked = await askTls(HOST, web.nginx.httpsPort, '/', web.cert);
-    out.line(out.c.bold(`The one TLS host, locked: ${base}/`));
-    out.line(`  user ${user}, password ${password}   (a self-signed certificate: ${web.cert})`);
+  if (https) {
+    const tls = { host: HOST, port: https.port, ca: https.cert };
+    const list = await askTls(tls, '/', `${https.user}:${https.password}`);
+    const locked = await askTls(tls, '/');
+    out.line(out.c.bold(`The one TLS host, locked: ${https.url}`));
+    out.line(
+      `  user ${https.user}, password ${https.password}   (a self-signed certificate: ${https.cert})`,
+    );
     out.line(
       `  the site list at / answers ${list.status} with that login, ${locked.status} without`,
     );
     out.line(
-      `  curl --resolve ${HOST}:${web.nginx.httpsPort}:127.0.0.1 --cacert ${web.cert} -u ${user}:${password} ${base}/branch1/osf/`,
+      `  curl --resolve ${HOST}:${https.port}:127.0.0.1 --cacert ${https.cert} -u ${https.user}:${https.password} ${https.url}branch1/osf/`,
     );
     out.line();
   }
   out.line(out.c.bold('Each site answers:'));
-  for (const s of sites) out.line(`  ${s.url}  ${s.answer}`);
+  for (const site of result.sites) out.line(`  ${site.url}  ${site.answer}`);
   out.line();
   if (mailed) {
     out.line(out.c.bold(`Staged mail, through the demo's postfix on 127.0.0.1:${mailed.port}:`));
@@ -333,36 +380,40 @@ export async function demo(opts: DemoOptions): Promise<DemoResult | { stopped: s
       out.line(`  mail to ${c.recipient} ("${c.subject}") was caught, not sent`);
     out.line();
   }
-  if (pg) {
+  if (s.pg) {
     out.line(out.c.bold('The nightly sync copied production into every branch site:'));
-    for (const d of data)
+    for (const d of result.data)
       out.line(
         `  ${d.branch}/${d.customer}: ${d.docs} documents from production, ${d.sanitized === d.docs ? 'every' : `${d.sanitized} of ${d.docs}`} owner e-mail sanitized`,
       );
     out.line();
   }
   out.line(out.c.bold('Look around:'));
-  out.line(`  cd ${root}`);
-  out.line(`  ${launcher} status`);
-  out.line(`  ${launcher} doctor`);
-  out.line(`  ${launcher} switch branch2 ${repo.defaultRef}      # then ask branch2 again`);
-  out.line(`  ${launcher} update --all --dry-run`);
-  if (web)
-    out.line(
-      `  ${launcher} sleep branch2          # asleep: the next logged-in request wakes it (curl above)`,
-    );
-  out.line(`  ${launcher} access add anna --customers osf   # sees osf only`);
-  if (pg) {
-    out.line(
-      `  ${launcher} sync --nightly      # again: one dump per customer, each site's swap time`,
-    );
-    out.line(`  ${launcher} hold branch2 --reason "testing"; ${launcher} status`);
-  }
-  if (mailed) out.line(`  ${launcher} mail --caught`);
-  out.line(
-    `  ${result.stop}   # stops the apps, nginx, postfix and PostgreSQL, and removes ${dir}`,
-  );
-  return result;
+  for (const line of lookAround(result, how)) out.line(`  ${line}`);
+}
+
+/** The commands worth trying in the demo's staging root. */
+function lookAround(result: DemoResult, how: { s: Servers; launcher: string }): string[] {
+  const { s, launcher: k } = how;
+  return [
+    `cd ${result.root}`,
+    `${k} status`,
+    `${k} doctor`,
+    `${k} switch branch2 ${s.repo.defaultRef}      # then ask branch2 again`,
+    `${k} update --all --dry-run`,
+    ...(s.web
+      ? [`${k} sleep branch2          # asleep: the next logged-in request wakes it (curl above)`]
+      : []),
+    `${k} access add anna --customers osf   # sees osf only`,
+    ...(s.pg
+      ? [
+          `${k} sync --nightly      # again: one dump per customer, each site's swap time`,
+          `${k} hold branch2 --reason "testing"; ${k} status`,
+        ]
+      : []),
+    ...(result.mail ? [`${k} mail --caught`] : []),
+    `${result.stop}   # stops the apps, nginx, postfix and PostgreSQL, and removes ${result.dir}`,
+  ];
 }
 
 const TESTER = 'tester@example.org';

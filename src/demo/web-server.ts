@@ -163,14 +163,16 @@ export interface Answer {
   body: string;
 }
 
-/** Ask the TLS host for a path as its name resolves to 127.0.0.1, trusting only `ca`. */
-export function askTls(
-  host: string,
-  port: number,
-  path: string,
-  ca: string,
-  auth?: string,
-): Promise<Answer> {
+/** The TLS host as the demo asks it: its name (resolved to 127.0.0.1), its port, the CA trusted. */
+export interface TlsHost {
+  host: string;
+  port: number;
+  ca: string;
+}
+
+/** Ask the TLS host for a path, trusting only its `ca`; as `auth` ("user:password") if given. */
+export function askTls(to: TlsHost, path: string, auth?: string): Promise<Answer> {
+  const { host, port, ca } = to;
   return new Promise((resolve, reject) => {
     const req = request(
       {
