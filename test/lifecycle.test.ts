@@ -226,7 +226,7 @@ describe.each(['git', 'svn'] as const)('branch-site lifecycle on %s', (vcs) => {
     const st = await stagingServer(repo);
     await create({ ...st.g, branch: 'branch1' });
     const ini = join(st.root, 'branch1', 'etc', 'instances.ini');
-    const allowList = join(st.root, '.karlstage', 'mail-allow-list.txt');
+    const testersFile = join(st.root, '.karlstage', 'mail-allow-list.txt');
     // Hand edits Python reads: key case and ":" (the key is there), continuation lines, comments.
     const edited = (await readFile(ini, 'utf8'))
       .replace(/^mail_white_list = .*\n/m, '')
@@ -236,7 +236,7 @@ describe.each(['git', 'svn'] as const)('branch-site lifecycle on %s', (vcs) => {
     await writeFile(ini, edited);
     await update({ ...st.g, branches: ['branch1'] });
     const after = await readFile(ini, 'utf8');
-    const allow = `mail_white_list = ${allowList}`;
+    const allow = `mail_white_list = ${testersFile}`;
     expect(after.match(/^mail_white_list ?[=:] /gim)).toHaveLength(2);
     // Exactly one line added, in the osf section; nothing else touched.
     expect(after.split('\n').filter((l) => l !== allow)).toEqual(
@@ -246,10 +246,10 @@ describe.each(['git', 'svn'] as const)('branch-site lifecycle on %s', (vcs) => {
     // KARL's ConfigParser reads what karlstage meant.
     const [py] = await pythonRead([after]);
     expect(py!.ok && py!.values['instance:osf']).toMatchObject({
-      mail_white_list: allowList,
+      mail_white_list: testersFile,
       custom_key: '42\n43',
     });
-    expect(py!.ok && py!.values['instance:another']!.mail_white_list).toBe(allowList);
+    expect(py!.ok && py!.values['instance:another']!.mail_white_list).toBe(testersFile);
   });
 
   it('--dry-run prints each command line and file, and changes nothing', async () => {

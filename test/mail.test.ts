@@ -17,7 +17,7 @@ async function mailStaging() {
     st.config,
     (await readFile(st.config, 'utf8'))
       .replace(/^mail_domain = .*$/m, `mail_domain = ${DOMAIN}`)
-      .replace(/^mail_allow =.*$/m, 'mail_allow = tester@osf.example.org, qa@hoster.example.com')
+      .replace(/^testers =.*$/m, 'testers = tester@osf.example.org, qa@hoster.example.com')
       .replace('file = /etc/cron.d/karlstage', `file = ${cronFile}`),
   );
   await create({ ...st.g, branch: 'branch1' });

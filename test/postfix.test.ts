@@ -35,7 +35,7 @@ async function mailServer() {
     st.config,
     (await readFile(st.config, 'utf8'))
       .replace(/^mail_domain = .*$/m, `mail_domain = ${DOMAIN}`)
-      .replace(/^mail_allow =.*$/m, `mail_allow = ${TESTER}`) +
+      .replace(/^testers =.*$/m, `testers = ${TESTER}`) +
       `\n${pf.section}relay = [127.0.0.1]:${sink.port}\n`,
   );
   await create({ ...st.g, branch: 'branch1' });

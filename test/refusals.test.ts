@@ -104,13 +104,13 @@ const configCases: ConfigCase[] = [
   },
   {
     name: 'a quote that is not closed',
-    edit: replace('mail_allow', '"tester@example.org'),
-    says: /\[staging\] mail_allow: the quote " is not closed/,
+    edit: replace('testers', '"tester@example.org'),
+    says: /\[staging\] testers: the quote " is not closed/,
   },
   {
     name: 'text after a quoted value',
-    edit: replace('mail_allow', '"tester@example.org" more'),
-    says: /\[staging\] mail_allow: text after the closing quote: more/,
+    edit: replace('testers', '"tester@example.org" more'),
+    says: /\[staging\] testers: text after the closing quote: more/,
   },
   {
     name: 'routes = sometimes',
@@ -159,8 +159,8 @@ const configCases: ConfigCase[] = [
   },
   {
     name: 'a tester address that is not one',
-    edit: replace('mail_allow', 'not-an-address'),
-    says: /mail_allow = not-an-address: "not-an-address" is not a mail address/,
+    edit: replace('testers', 'not-an-address'),
+    says: /testers = not-an-address: "not-an-address" is not a mail address/,
   },
   {
     name: 'vcs = cvs',
@@ -257,6 +257,11 @@ const configCases: ConfigCase[] = [
     name: 'idle_after shorter than watch can see',
     edit: inSection('staging', 'idle_after = 10s'),
     says: /\[staging\] idle_after = 10s: expected a duration from 1m to 365d/,
+  },
+  {
+    name: 'a key that was renamed (mail_allow is testers now)',
+    edit: (ini: string) => ini.replace(/^testers =.*$/m, 'mail_allow = tester@example.org'),
+    says: /\[staging\] mail_allow: renamed: write testers = … instead/,
   },
 ];
 

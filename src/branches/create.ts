@@ -47,7 +47,7 @@ export async function renderInstances(
       name,
       dsn: stagingDsn(cfg.staging.database, branch, name),
       host: cfg.staging.host,
-      allowList: layout.allowList(cfg.root),
+      testersFile: layout.testersFile(cfg.root),
     })),
   );
 }
@@ -271,7 +271,7 @@ export function instancesStep(c: CreateContext): Step {
     title: 'write etc/instances.ini',
     effects: [
       `write ${file} (customers: ${c.facts.customers.join(', ')})`,
-      `write ${layout.allowList(cfg.root)}`,
+      `write ${layout.testersFile(cfg.root)}`,
     ],
     run: async () => {
       await mkdir(dirname(file), { recursive: true });

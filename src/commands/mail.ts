@@ -68,7 +68,7 @@ async function installMail(opts: MailOptions) {
         postfix: cfg.mail.postfix,
         listen: cfg.mail.listen,
         routes,
-        testers: cfg.staging.mailAllow,
+        testers: cfg.staging.testers,
       };
       finishJobs(ctx, await carryOut(ctx, plan), 'mail', result);
       out.line(
@@ -77,7 +77,7 @@ async function installMail(opts: MailOptions) {
       for (const r of routes)
         out.line(`  *@${r.domain} -> ${maildirOf(cfg, r.branch, r.customer)}`);
       out.line(
-        `  mail-out goes only to ${mailOutTo(cfg).join(', ') || '(no one: [staging] mail_allow and [notify] mail are empty)'}; the rest is caught: karlstage mail --caught`,
+        `  mail-out goes only to ${mailOutTo(cfg).join(', ') || '(no one: [staging] testers and [notify] mail are empty)'}; the rest is caught: karlstage mail --caught`,
       );
       return result;
     },
@@ -185,7 +185,7 @@ async function moveMail(opts: MailOptions, customerName: string, branchName: str
             commands: refresh?.commands ?? [],
             effects: [
               `write ${cfg.file} ([customer:${customer}] mail_branch = ${branch}; nothing else changes)`,
-              `write ${layout.allowList(cfg.root)}`,
+              `write ${layout.testersFile(cfg.root)}`,
               `write ${transportFile(cfg.root)} (and its postmap database)`,
               ...(cronInstalled ? [`write ${next.cron.file}`] : []),
               `write ${layout.sites(cfg.root)}/`,

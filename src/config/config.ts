@@ -9,7 +9,7 @@ import { userinfo } from '../core/url.js';
 import { kindProblem, UNSHOWN, type KeySpec } from './kinds.js';
 import { nameProblem } from './names.js';
 import { readSection, type FieldsOf } from './readers.js';
-import { CUSTOMER, CUSTOMER_PREFIX, SECTIONS } from './schema.js';
+import { CUSTOMER, CUSTOMER_PREFIX, SECTIONS, RENAMED } from './schema.js';
 
 export { isRemoteLocation, parseListen, parseRelay, splitPatterns, webhookOf } from './values.js';
 
@@ -147,8 +147,11 @@ function checkSection(
     const keySpec = spec[e.key];
     if (!keySpec) {
       const shown = s.name.startsWith(CUSTOMER_PREFIX) ? `${CUSTOMER_PREFIX}NAME` : s.name;
+      const renamed = RENAMED[s.name]?.[e.key];
       problems.add(
-        `${problems.at(e.line, s.name, e.key)}: not a key of [${shown}]${didYouMean(e.key, Object.keys(spec))}`,
+        renamed
+          ? `${problems.at(e.line, s.name, e.key)}: renamed: write ${renamed} = … instead`
+          : `${problems.at(e.line, s.name, e.key)}: not a key of [${shown}]${didYouMean(e.key, Object.keys(spec))}`,
       );
       continue;
     }

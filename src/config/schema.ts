@@ -125,12 +125,12 @@ export const SECTIONS = {
       read: yesNo,
       doc: 'create makes and destroy drops the branch × customer databases (`no`: someone else does)',
     },
-    mail_allow: {
+    testers: {
       kind: 'addresses',
       default: '',
-      field: 'mailAllow',
+      field: 'testers',
       read: list,
-      doc: "testers' addresses: the only ones staging may mail (every instance's `mail_white_list` file)",
+      doc: "the testers' mail addresses: the only ones staging may mail (every instance's `mail_white_list` file lists them)",
     },
     jobs: {
       ...int(2, 1, 64),
@@ -470,3 +470,9 @@ export const CUSTOMER = {
 } as const satisfies Record<string, KeyDecl>;
 
 export const CUSTOMER_PREFIX = 'customer:';
+
+/** Keys that were renamed: the old name is refused with the new one (a config means what it says). */
+export const RENAMED: Record<string, Record<string, string>> = {
+  // "allow list" was both [access] allow and this; the testers' list has its own name now.
+  staging: { mail_allow: 'testers' },
+};

@@ -207,7 +207,7 @@ async function demoConfig(
   }
   if (typeof postfix !== 'string')
     ini =
-      ini.replace(/^mail_allow =.*$/m, `mail_allow = ${TESTER}`) +
+      ini.replace(/^testers =.*$/m, `testers = ${TESTER}`) +
       `\n${postfix.section.replace('[mail]', "[mail]\n# The demo's own postfix.")}`;
   await writeFile(file, ini);
   return file;

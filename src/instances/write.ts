@@ -40,7 +40,7 @@ export interface InstanceSpec {
   /** The libpq connection string of its staging database. */
   dsn: string;
   host: string;
-  allowList: string;
+  testersFile: string;
 }
 
 /** A new site's instances.ini from templates/instances.ini, read back before it is returned. */
@@ -53,7 +53,7 @@ export async function renderInstancesIni(
     name: c.name,
     dsn: dsnForIni(c.dsn),
     virtual_host: c.host,
-    mail_white_list: c.allowList,
+    mail_white_list: c.testersFile,
   }));
   const text = await renderTemplate('instances.ini', {
     branch,
@@ -64,7 +64,7 @@ export async function renderInstancesIni(
         `the connection string of ${c.name}'s staging database ([staging] database)`,
       ),
       host: iniValue(c.virtual_host, '[staging] host'),
-      allow_list: iniValue(c.mail_white_list, "the staging root's path (in the mail allow-list's)"),
+      allow_list: iniValue(c.mail_white_list, "the staging root's path (in the testers file's)"),
     })),
   });
   verifyWritten(text, file, Object.fromEntries(meant.map(({ name, ...values }) => [name, values])));

@@ -23,7 +23,8 @@ export const layout = {
   accessUsers: (root: string) => join(root, '.karlstage', 'access', 'users.json'),
   /** The same users as nginx reads them (name:hash; readable by the web server's group). */
   accessHtpasswd: (root: string) => join(root, '.karlstage', 'access', 'htpasswd'),
-  allowList: (root: string) => join(root, '.karlstage', 'mail-allow-list.txt'),
+  /** The testers' mail addresses, the file every instance's mail_white_list names (its name is older). */
+  testersFile: (root: string) => join(root, '.karlstage', 'mail-allow-list.txt'),
   /** Postfix's maps (transport, relay_domains) and what "karlstage deliver" reads (mailboxes.json). */
   mail: (root: string) => join(root, '.karlstage', 'mail'),
   mailboxes: (root: string) => join(root, '.karlstage', 'mail', 'mailboxes.json'),

@@ -9,8 +9,8 @@ import { layout } from './layout.js';
 
 /*
  * A staging copy of production data must never mail real people. Every
- * instance's mail_white_list names one allow-list file, written from
- * [staging] mail_allow; karlstage keeps the key in every instances.ini.
+ * instance's mail_white_list names one file of testers, written from
+ * [staging] testers; karlstage keeps the key in every instances.ini.
  */
 
 /**
@@ -24,19 +24,19 @@ export async function ensureMailSafety(root: string, branch: string): Promise<st
   const unsafe = instances.filter((i) => !i.values.mail_white_list).map((i) => i.name);
   if (unsafe.length === 0) return [];
   let text = decodeIni(await readFile(file));
-  const value = { value: layout.allowList(root), source: "the staging root's path" };
+  const value = { value: layout.testersFile(root), source: "the staging root's path" };
   for (const name of unsafe) text = setInstanceKeys(text, file, name, { mail_white_list: value });
   await writeFileAtomic(file, text, { mode: 0o600 });
   return unsafe;
 }
 
-/** The allow-list every instance's mail_white_list names: the testers from [staging] mail_allow. */
+/** The testers file every instance's mail_white_list names: the testers from [staging] testers. */
 export async function writeAllowList(cfg: Config): Promise<void> {
-  const file = layout.allowList(cfg.root);
+  const file = layout.testersFile(cfg.root);
   await mkdir(dirname(file), { recursive: true });
   const header =
-    '# Generated from [staging] mail_allow in karlstage.ini: the only addresses staging may mail.\n';
-  await writeFileAtomic(file, header + cfg.staging.mailAllow.map((a) => `${a}\n`).join(''), {
+    '# Generated from [staging] testers in karlstage.ini: the only addresses staging may mail.\n';
+  await writeFileAtomic(file, header + cfg.staging.testers.map((a) => `${a}\n`).join(''), {
     mode: 0o644,
   });
 }

@@ -24,7 +24,7 @@ import type { BranchView } from '../model/views.js';
  * Staged mail on the staging host's postfix, which karlstage configures whole:
  * - mail-in: CUSTOMER.mail_domain goes to `karlstage:BRANCH` (its mail branch),
  *   whose pipe runs "karlstage deliver" into BRANCH/<maildir>/CUSTOMER;
- * - mail-out: the testers of [staging] mail_allow go out (smtp, or [mail] relay),
+ * - mail-out: the testers of [staging] testers go out (smtp, or [mail] relay),
  *   every other address — any domain, bounces, root@ — is caught (`*` in the
  *   transport map: it outranks every address class, so nothing slips past)
  *   into a catch-all Maildir.
@@ -71,14 +71,14 @@ export const maildirOf = (cfg: Config, branch: string, customer: string) =>
 
 /** Who mail-out reaches: the testers, and the people karlstage itself tells of failures ([notify] mail). */
 export const mailOutTo = (cfg: Config): string[] => [
-  ...new Set([...cfg.staging.mailAllow, ...cfg.notify.mail]),
+  ...new Set([...cfg.staging.testers, ...cfg.notify.mail]),
 ];
 
 export function renderTransport(cfg: Config, routes: MailRoute[]): string {
   const domain = cfg.staging.mailDomain;
   const lines = [
     '# karlstage: where postfix sends each message. Generated: "karlstage mail CUSTOMER BRANCH"',
-    '# moves a customer, [staging] mail_allow names the testers.',
+    '# moves a customer, [staging] testers names the testers.',
   ];
   for (const c of cfg.customers) {
     if (!domain) break;

@@ -42,7 +42,7 @@ database = host=db.example.com user=karl password=s3cr%t
 tls_certificate = /etc/ssl/certs/karltest.pem
 tls_key = /etc/ssl/private/karltest.key
 mail_domain = karltest.example.com
-mail_allow = tester@example.com, qa@example.org
+testers = tester@example.com, qa@example.org
 
 [source]
 vcs = git

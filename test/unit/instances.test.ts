@@ -120,11 +120,11 @@ describe('instances.ini as KARL reads it', () => {
     );
     const dir = await tempDir();
     const file = join(dir, 'etc', 'instances.ini');
-    const allowList = join(dir, 'root 50%', '.karlstage', 'mail-allow-list.txt');
+    const testersFile = join(dir, 'root 50%', '.karlstage', 'mail-allow-list.txt');
     const texts = await Promise.all(
       dsns.map((dsn) =>
         renderInstancesIni(file, 'branch1', [
-          { name: 'osf', dsn, host: 'karltest.example.org', allowList },
+          { name: 'osf', dsn, host: 'karltest.example.org', testersFile },
         ]),
       ),
     );
@@ -137,7 +137,7 @@ describe('instances.ini as KARL reads it', () => {
       // ConfigParser gives the DSN meant, and libpq (as karlstage parses it) the password meant.
       expect(osf.dsn).toBe(dsnForIni(dsns[i]!));
       expect(parseDsn(osf.dsn!).password).toBe(passwords[i]);
-      expect(osf.mail_white_list).toBe(allowList);
+      expect(osf.mail_white_list).toBe(testersFile);
       expect(osf.virtual_host).toBe('karltest.example.org');
       expect(read.raw!['instance:osf']!.dsn).toBe(dsnForIni(dsns[i]!).replace(/%/g, '%%'));
       // karlstage reads its own file as Python does.
@@ -158,7 +158,7 @@ describe('instances.ini as KARL reads it', () => {
 
   it('refuses a value ConfigParser cannot carry, naming where it came from', async () => {
     const file = '/srv/ks/branch1/etc/instances.ini';
-    const bad = { name: 'osf', host: 'h', allowList: '/a' };
+    const bad = { name: 'osf', host: 'h', testersFile: '/a' };
     await expect(
       renderInstancesIni(file, 'b', [
         { ...bad, dsn: formatDsn({ host: 'db', password: 'two\nlines' }) },
@@ -167,7 +167,7 @@ describe('instances.ini as KARL reads it', () => {
       /connection string of osf's staging database \(\[staging\] database\) cannot be written .*line break/,
     );
     await expect(
-      renderInstancesIni(file, 'b', [{ ...bad, dsn: 'host=db', allowList: '/x ;y/list.txt' }]),
+      renderInstancesIni(file, 'b', [{ ...bad, dsn: 'host=db', testersFile: '/x ;y/list.txt' }]),
     ).rejects.toThrow(/staging root's path .* a ";" after a space/);
   });
 
