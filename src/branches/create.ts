@@ -1,3 +1,4 @@
+import { configuredCustomer } from '../config/config.js';
 import { existsSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -123,10 +124,7 @@ export async function gatherCreateFacts(
       'no customers: add a [customer:NAME] section to karlstage.ini or pass --customers a,b',
     );
   for (const c of customers)
-    if (!cfg.customers.some((x) => x.name === checkName('customer', c)))
-      throw new UsageError(
-        `there is no [customer:${c}] in ${cfg.file}: add its section first, or leave it out of --customers`,
-      );
+    configuredCustomer(cfg, c, 'add its section first, or leave it out of --customers');
   const ref = req.ref ?? cfg.source.default;
   vcs.validateRef(ref);
   for (const key of ['build', 'start', 'stop'] as const) stepArgv(cfg, key, dir);

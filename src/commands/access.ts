@@ -1,4 +1,4 @@
-import { checkName } from '../config/names.js';
+import { configuredCustomer } from '../config/config.js';
 import { publishSteps } from '../context/after-change.js';
 import { commandContext, type CommandContext, type GlobalOptions } from '../context/context.js';
 import { carryOut, dryRun, finishJobs } from '../context/report.js';
@@ -76,10 +76,7 @@ export async function accessAdd(opts: AccessAddOptions) {
   const { cfg, out, g } = ctx;
   const name = checkUserName(opts.user);
   for (const c of opts.customers ?? [])
-    if (!cfg.customers.some((x) => x.name === checkName('customer', c)))
-      throw new UsageError(
-        `there is no [customer:${c}] in ${cfg.file}: --customers names configured customers`,
-      );
+    configuredCustomer(cfg, c, '--customers names configured customers');
   const users = await readUsers(cfg.root);
   if (users.some((u) => u.name === name))
     throw new UsageError(

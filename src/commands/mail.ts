@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { writeFileAtomic } from '../core/files.js';
-import { parseConfig } from '../config/config.js';
+import { parseConfig, configuredCustomer } from '../config/config.js';
 import { checkName } from '../config/names.js';
 import { commandContext, type GlobalOptions } from '../context/context.js';
 import { carryOut, dryRun, finishJobs } from '../context/report.js';
@@ -145,8 +145,7 @@ async function moveMail(opts: MailOptions, customerName: string, branchName: str
   const { cfg, out, g } = ctx;
   const customer = checkName('customer', customerName);
   const branch = checkName('branch', branchName);
-  const c = cfg.customers.find((x) => x.name === customer);
-  if (!c) throw new UsageError(`there is no [customer:${customer}] in ${cfg.file}`);
+  const c = configuredCustomer(cfg, customer);
   if (!cfg.staging.mailDomain)
     throw new UsageError(
       `${cfg.file}: set [staging] mail_domain first: staged mail for ${customer} goes to ${customer}.MAIL_DOMAIN`,

@@ -1,3 +1,4 @@
+import { configuredCustomer } from '../config/config.js';
 import { checkName } from '../config/names.js';
 import { afterChange, withPublishing } from '../context/after-change.js';
 import { commandContext, type GlobalOptions } from '../context/context.js';
@@ -33,8 +34,7 @@ export async function reset(opts: ResetOptions) {
   const served = (await siteCustomers(cfg.root, site.name)).map((i) => i.name);
   const names = opts.customers ?? served;
   const customers = names.map((n) => {
-    const c = cfg.customers.find((x) => x.name === checkName('customer', n));
-    if (!c) throw new UsageError(`there is no [customer:${n}] in ${cfg.file}`);
+    const c = configuredCustomer(cfg, n);
     if (!served.includes(n))
       throw new UsageError(`${site.name} does not serve ${n} (see its etc/instances.ini)`);
     return c;

@@ -1,3 +1,4 @@
+import { configuredCustomer } from '../config/config.js';
 import { formatDuration } from '../core/format.js';
 import { knownSite } from '../model/sites.js';
 import type { Config } from '../config/config.js';
@@ -86,8 +87,7 @@ async function syncRequest(cfg: Config, state: State, opts: SyncOptions): Promis
   let customers = cfg.customers;
   if (opts.customers) {
     customers = opts.customers.map((n) => {
-      const c = cfg.customers.find((x) => x.name === checkName('customer', n));
-      if (!c) throw new UsageError(`there is no [customer:${n}] in ${cfg.file}`);
+      const c = configuredCustomer(cfg, n);
       if (!c.production && !c.productionDump)
         throw new UsageError(
           `[customer:${n}] has no production or production_dump setting: nothing to sync from`,

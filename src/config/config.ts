@@ -7,7 +7,7 @@ import { readIni, type IniProblem, type IniSection } from '../core/ini-read.js';
 import { addSecret, looksLikeToken } from '../core/redact.js';
 import { userinfo } from '../core/url.js';
 import { kindProblem, UNSHOWN, type KeySpec } from './kinds.js';
-import { nameProblem } from './names.js';
+import { checkName, nameProblem } from './names.js';
 import { readSection, type FieldsOf } from './readers.js';
 import { CUSTOMER, CUSTOMER_PREFIX, SECTIONS, RENAMED } from './schema.js';
 
@@ -283,3 +283,14 @@ const RULES: Rule[] = [
   oneProductionSource,
   mailIsDeliverable,
 ];
+
+/**
+ * A configured customer by name (checked first), or the one refusal that says there is none:
+ * `hint` says what to do where the name came from (a flag, an argument).
+ */
+export function configuredCustomer(cfg: Config, name: string, hint = ''): CustomerConfig {
+  const c = cfg.customers.find((x) => x.name === checkName('customer', name));
+  if (!c)
+    throw new UsageError(`there is no [customer:${name}] in ${cfg.file}${hint ? `: ${hint}` : ''}`);
+  return c;
+}
