@@ -55,12 +55,12 @@ async function userPlan(
 
 /** Carry out a change of the users under the access lock (and the routes lock: it installs them). */
 async function change<T>(ctx: CommandContext, plan: Plan, what: string, then: () => T): Promise<T> {
-  const { cfg, out, g } = ctx;
+  const { cfg, out, options } = ctx;
   const routes = cfg.staging.routes === 'auto';
   return withLocks(
     cfg.root,
     routes ? [LOCKS.access, LOCKS.routes] : [LOCKS.access],
-    { command: plan.command, waitSeconds: g.wait ?? 30 },
+    { command: plan.command, waitSeconds: options.wait ?? 30 },
     async () => {
       finishJobs(ctx, await carryOut(ctx, plan), what, {});
       if (!routes)
@@ -73,7 +73,7 @@ async function change<T>(ctx: CommandContext, plan: Plan, what: string, then: ()
 /** Add a user who may open the TLS host, for every customer or only some. */
 export async function accessAdd(opts: AccessAddOptions) {
   const ctx = await commandContext(opts);
-  const { cfg, out, g } = ctx;
+  const { cfg, out, options } = ctx;
   const name = checkUserName(opts.user);
   for (const c of opts.customers ?? [])
     configuredCustomer(cfg, c, '--customers names configured customers');
@@ -123,7 +123,7 @@ export async function accessAdd(opts: AccessAddOptions) {
       },
     ],
   });
-  if (g.dryRun) return dryRun(ctx, plan);
+  if (options.dryRun) return dryRun(ctx, plan);
   return change(ctx, plan, 'access add', () => {
     out.line(`${name} may open https://${cfg.staging.host}/ (${scope})`);
     // Printed once, never stored: only the hash is kept.
@@ -134,7 +134,7 @@ export async function accessAdd(opts: AccessAddOptions) {
 
 export async function accessRemove(opts: GlobalOptions & { user: string }) {
   const ctx = await commandContext(opts);
-  const { cfg, out, g } = ctx;
+  const { cfg, out, options } = ctx;
   const name = checkUserName(opts.user);
   const users = await readUsers(cfg.root);
   if (!users.some((u) => u.name === name))
@@ -160,7 +160,7 @@ export async function accessRemove(opts: GlobalOptions & { user: string }) {
       },
     ],
   });
-  if (g.dryRun) return dryRun(ctx, plan);
+  if (options.dryRun) return dryRun(ctx, plan);
   return change(ctx, plan, 'access remove', () => {
     out.line(`${name} may no longer open https://${cfg.staging.host}/`);
     return { user: name, removed: true };

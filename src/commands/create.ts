@@ -15,16 +15,16 @@ export interface CreateOptions extends GlobalOptions {
 
 export async function create(opts: CreateOptions) {
   const ctx = await commandContext(opts);
-  const { cfg, out, g } = ctx;
+  const { cfg, out, options } = ctx;
   checkName('branch', opts.branch);
   const request = { branch: opts.branch, ref: opts.ref, customers: opts.customers };
-  if (g.dryRun)
+  if (options.dryRun)
     return dryRun(ctx, await withPublishing(ctx, await planCreate(cfg, request), { routes: true }));
   // "layout" serialises creates and destroys: slots and ports are handed out under it.
   return withLocks(
     cfg.root,
     [LOCKS.layout, branchLock(opts.branch)],
-    { command: `create ${opts.branch}`, waitSeconds: g.wait },
+    { command: `create ${opts.branch}`, waitSeconds: options.wait },
     async () => {
       const results = await carryOut(ctx, await planCreate(cfg, request));
       const ok = results.every((r) => r.ok);

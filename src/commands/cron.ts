@@ -10,7 +10,7 @@ export interface CronOptions extends GlobalOptions {
 /** Print the crontab lines of this staging server; --install writes them to [cron] file. */
 export async function cron(opts: CronOptions) {
   const ctx = await commandContext(opts);
-  const { cfg, out, g } = ctx;
+  const { cfg, out, options } = ctx;
   const text = await renderCrontab(cfg, await publishedViews(ctx));
   if (!opts.install) {
     out.text(text);
@@ -31,7 +31,7 @@ export async function cron(opts: CronOptions) {
       },
     ],
   };
-  if (g.dryRun) return dryRun(ctx, plan);
+  if (options.dryRun) return dryRun(ctx, plan);
   const result = { file: cfg.cron.file, text };
   finishJobs(ctx, await carryOut(ctx, plan), 'cron', result);
   out.line(`wrote ${cfg.cron.file}`);

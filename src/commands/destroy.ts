@@ -17,19 +17,19 @@ export interface DestroyOptions extends GlobalOptions {
 
 export async function destroy(opts: DestroyOptions) {
   const ctx = await commandContext(opts);
-  const { cfg, out, g } = ctx;
+  const { cfg, out, options } = ctx;
   const branch = checkName('branch', opts.branch);
   await knownSite(cfg.root, branch);
-  if (!opts.yes && !g.dryRun)
+  if (!opts.yes && !options.dryRun)
     throw new UsageError(`destroy removes ${branch}'s folder and its data: pass --yes to confirm`);
-  if (g.dryRun) {
+  if (options.dryRun) {
     const plan = await planDestroy(cfg, await knownSite(cfg.root, branch));
     return dryRun(ctx, await withPublishing(ctx, plan, { routes: true }));
   }
   return withLocks(
     cfg.root,
     [LOCKS.layout, branchLock(branch)],
-    { command: `destroy ${branch}`, waitSeconds: g.wait },
+    { command: `destroy ${branch}`, waitSeconds: options.wait },
     async () => {
       // Read again under the locks: the plan is made from what is there now.
       const now = await knownSite(cfg.root, branch);

@@ -54,14 +54,14 @@ export async function mail(opts: MailOptions) {
 
 async function installMail(opts: MailOptions) {
   const ctx = await commandContext(opts);
-  const { cfg, out, g } = ctx;
+  const { cfg, out, options } = ctx;
   const views = await branchViews(cfg, await readState(cfg.root));
   const plan = installPlan(cfg, views, 'mail --install');
-  if (g.dryRun) return dryRun(ctx, plan);
+  if (options.dryRun) return dryRun(ctx, plan);
   return withLocks(
     cfg.root,
     [LOCKS.mail],
-    { command: plan.command, waitSeconds: g.wait ?? 30 },
+    { command: plan.command, waitSeconds: options.wait ?? 30 },
     async () => {
       const routes = mailRoutes(cfg, views);
       const result = {
@@ -142,7 +142,7 @@ async function listCaught(opts: MailOptions) {
  */
 async function moveMail(opts: MailOptions, customerName: string, branchName: string) {
   const ctx = await commandContext(opts);
-  const { cfg, out, g } = ctx;
+  const { cfg, out, options } = ctx;
   const customer = checkName('customer', customerName);
   const branch = checkName('branch', branchName);
   const c = configuredCustomer(cfg, customer);
@@ -210,11 +210,11 @@ async function moveMail(opts: MailOptions, customerName: string, branchName: str
       },
     ],
   };
-  if (g.dryRun) return dryRun(ctx, plan);
+  if (options.dryRun) return dryRun(ctx, plan);
   return withLocks(
     cfg.root,
     [LOCKS.mail],
-    { command: plan.command, waitSeconds: g.wait ?? 30 },
+    { command: plan.command, waitSeconds: options.wait ?? 30 },
     async () => {
       finishJobs(ctx, await carryOut(ctx, plan), 'mail', result);
       out.line(

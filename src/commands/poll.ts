@@ -42,9 +42,9 @@ export interface PollResult {
  */
 export async function poll(opts: PollOptions): Promise<PollResult> {
   const ctx = await commandContext(opts);
-  const { cfg, out, g } = ctx;
+  const { cfg, out, options } = ctx;
   // The cron line of poll appends to cron.log every few minutes: keep it from growing without end.
-  if (!g.dryRun) await tidyLogs(layout.logs(cfg.root)).catch(() => undefined);
+  if (!options.dryRun) await tidyLogs(layout.logs(cfg.root)).catch(() => undefined);
   const state = await readState(cfg.root);
   let sites: BranchState[];
   if (opts.branches.length) {
@@ -66,7 +66,7 @@ export async function poll(opts: PollOptions): Promise<PollResult> {
   const records = await pollBranches(cfg, sites);
   // What was found is written to state.json only when it changed; when it was asked, cheaply.
   const found = sites.filter((site) => pollChanged(site.poll, records.get(site.name)));
-  if (!g.dryRun) {
+  if (!options.dryRun) {
     if (found.length)
       await updateState(cfg.root, (s) => {
         for (const site of found) {
@@ -153,7 +153,7 @@ async function buildBehind(
   behind: BranchState[],
   opts: PollOptions,
 ): Promise<{ builds: JobResult[]; buildsJson: PollResult['builds']; plan?: DryRunResult }> {
-  const { cfg, g } = ctx;
+  const { cfg, options } = ctx;
   const storeGone =
     !behind.length &&
     cfg.source.vcs === 'git' &&
@@ -183,7 +183,7 @@ async function buildBehind(
     ...(store ? { before: { name: 'store', steps: [store] } } : {}),
     jobs: facts.map((f) => updateJob(cfg, vcs, f, { command, skipIfLocked: true })),
   };
-  if (g.dryRun) {
+  if (options.dryRun) {
     const { withPublishing } = await import('../context/after-change.js');
     const when = 'when a site was built or its upstream moved';
     const plan = report.dryRun(ctx, await withPublishing(ctx, updates, { routes: false, when }));

@@ -17,7 +17,7 @@ export interface PruneOptions extends GlobalOptions {
  */
 export async function prune(opts: PruneOptions) {
   const ctx = await commandContext(opts);
-  const { cfg, out, g } = ctx;
+  const { cfg, out, options } = ctx;
   const views = (await branchViews(cfg, await readState(cfg.root))).filter((v) => v.stale);
   const kept: { branch: string; why: string }[] = [];
   const stale: { branch: string; why: string }[] = [];
@@ -34,7 +34,7 @@ export async function prune(opts: PruneOptions) {
     out.line('nothing to prune: no stale branch site that may be removed');
     return { removed: [], stale: [], kept };
   }
-  if (!opts.yes || g.dryRun) {
+  if (!opts.yes || options.dryRun) {
     for (const s of stale) out.line(`stale   ${s.branch}: ${s.why}`);
     if (!opts.yes)
       out.line(

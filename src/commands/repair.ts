@@ -82,12 +82,12 @@ async function carry(
   ctx: Awaited<ReturnType<typeof commandContext>>,
   r: { how: string; why: string; step: Step },
 ) {
-  const { cfg, out, g } = ctx;
-  if (g.dryRun) return dryRun(ctx, plan(r.step));
+  const { cfg, out, options } = ctx;
+  if (options.dryRun) return dryRun(ctx, plan(r.step));
   return withLocks(
     cfg.root,
     [LOCKS.state],
-    { command: 'repair', waitSeconds: g.wait },
+    { command: 'repair', waitSeconds: options.wait },
     async () => {
       const result = { ok: true, repaired: r.how, damaged: r.why };
       finishJobs(ctx, await carryOut(ctx, plan(r.step)), 'repair', result);

@@ -29,7 +29,7 @@ export interface ResetOptions extends GlobalOptions {
  */
 export async function reset(opts: ResetOptions) {
   const ctx = await commandContext(opts);
-  const { cfg, out, g } = ctx;
+  const { cfg, out, options } = ctx;
   const site = await knownSite(cfg.root, checkName('branch', opts.branch));
   const served = (await siteCustomers(cfg.root, site.name)).map((i) => i.name);
   const names = opts.customers ?? served;
@@ -74,7 +74,7 @@ export async function reset(opts: ResetOptions) {
     const { jobs, outcome } = resetPlan(cfg, facts, { branch: site, customers });
     const plan = { command, jobs };
     // The dry run shows what publishes the change too (the site list, the mail maps).
-    if (g.dryRun) return dryRun(ctx, await withPublishing(ctx, plan, { routes: false }));
+    if (options.dryRun) return dryRun(ctx, await withPublishing(ctx, plan, { routes: false }));
     const results = await carryOut(ctx, plan);
     // Refused (the guard's check, exit 2): nothing was written, and nothing is recorded.
     if (refused(results))
@@ -92,6 +92,6 @@ export async function reset(opts: ResetOptions) {
       out.line(`${site.name} has ${r.customer}'s golden copy again (unavailable ${r.swapMs} ms)`);
     return finishJobs(ctx, results, 'reset', { branch: site.name, ...outcome });
   };
-  if (g.dryRun) return work();
-  return withLocks(cfg.root, [LOCKS.sync], { command, waitSeconds: g.wait }, work);
+  if (options.dryRun) return work();
+  return withLocks(cfg.root, [LOCKS.sync], { command, waitSeconds: options.wait }, work);
 }

@@ -6,8 +6,8 @@ import { renderRoutes, routesPlan } from '../publish/routes.js';
 /** Render, check, install and reload the web server configuration for the one TLS host. */
 export async function routes(opts: GlobalOptions) {
   const ctx = await commandContext(opts);
-  const { cfg, out, g } = ctx;
-  if (g.dryRun) {
+  const { cfg, out, options } = ctx;
+  if (options.dryRun) {
     const views = await publishedViews(ctx);
     const branches = views.map((v) => v.site.name);
     return dryRun(ctx, routesPlan(cfg, await renderRoutes(cfg, views), 'routes', branches));

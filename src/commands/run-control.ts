@@ -28,7 +28,7 @@ const DONE: Record<SiteAction, string> = {
  */
 export async function runControl(action: SiteAction, opts: RunControlOptions) {
   const ctx = await commandContext(opts);
-  const { cfg, out, g } = ctx;
+  const { cfg, out, options } = ctx;
   const state = await readState(cfg.root);
   if (opts.all && opts.branches.length)
     throw new UsageError('give branch names or --all, not both');
@@ -45,10 +45,14 @@ export async function runControl(action: SiteAction, opts: RunControlOptions) {
     command,
     concurrency: opts.jobs ?? cfg.staging.jobs,
     jobs: sites.map((site) =>
-      siteActionJob(cfg, site, action, { command, by: userInfo().username, waitSeconds: g.wait }),
+      siteActionJob(cfg, site, action, {
+        command,
+        by: userInfo().username,
+        waitSeconds: options.wait,
+      }),
     ),
   };
-  if (g.dryRun) return dryRun(ctx, await withPublishing(ctx, plan, { routes: false }));
+  if (options.dryRun) return dryRun(ctx, await withPublishing(ctx, plan, { routes: false }));
   const results = await carryOut(ctx, plan);
   // The site list shows each site's state; people hear of a recovery.
   await afterChange(ctx, { routes: false });

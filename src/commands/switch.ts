@@ -17,7 +17,7 @@ export interface SwitchOptions extends GlobalOptions {
 
 export async function switchBranch(opts: SwitchOptions) {
   const ctx = await commandContext(opts);
-  const { cfg, out, g } = ctx;
+  const { cfg, out, options } = ctx;
   const site = await knownSite(cfg.root, checkName('branch', opts.branch));
   const broken = await siteProblem(cfg.root, site.name);
   if (broken) throw broken;
@@ -59,12 +59,12 @@ export async function switchBranch(opts: SwitchOptions) {
       updateJob(cfg, vcs, f, {
         switchTo: { ref: opts.ref, kind },
         force: opts.force,
-        waitSeconds: g.wait,
+        waitSeconds: options.wait,
         command,
       }),
     ),
   };
-  if (g.dryRun) return dryRun(ctx, await withPublishing(ctx, plan, { routes: true }));
+  if (options.dryRun) return dryRun(ctx, await withPublishing(ctx, plan, { routes: true }));
   const results = await carryOut(ctx, plan);
   const ok = results.every((r) => r.ok);
   if (!refused(results)) await afterChange(ctx, { routes: true, changeFailed: !ok });

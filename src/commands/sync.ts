@@ -28,7 +28,7 @@ export interface SyncOptions extends GlobalOptions {
  */
 export async function sync(opts: SyncOptions) {
   const ctx = await commandContext(opts);
-  const { cfg, g } = ctx;
+  const { cfg, options } = ctx;
   if (opts.nightly && opts.branches.length)
     throw new UsageError(
       '--nightly syncs every branch site: give branch names or --nightly, not both',
@@ -43,11 +43,11 @@ export async function sync(opts: SyncOptions) {
   // up the next sync, a reset, or anyone waiting for the lock.
   let recorded = false;
   const work = async () => {
-    if (!g.dryRun) await guard.remember();
+    if (!options.dryRun) await guard.remember();
     const { jobs, outcome } = syncPlan(cfg, facts, req);
     const plan = { command: req.command, jobs };
     // The dry run shows what publishes the change too (the site list, the mail maps).
-    if (g.dryRun) return dryRun(ctx, await withPublishing(ctx, plan, { routes: false }));
+    if (options.dryRun) return dryRun(ctx, await withPublishing(ctx, plan, { routes: false }));
     const results = await carryOut(ctx, plan);
     failedBeforeBranches(outcome, results, new Date().toISOString());
     await updateState(cfg.root, (s) =>
@@ -60,12 +60,12 @@ export async function sync(opts: SyncOptions) {
     await afterChange(ctx, { routes: false });
     return syncSummary(ctx, req, results, outcome);
   };
-  if (g.dryRun) return work();
+  if (options.dryRun) return work();
   try {
     return await withLocks(
       cfg.root,
       [LOCKS.sync],
-      { command: req.command, waitSeconds: g.wait },
+      { command: req.command, waitSeconds: options.wait },
       work,
     );
   } finally {
@@ -154,7 +154,7 @@ export async function hold(
   opts: GlobalOptions & { branch: string; release?: boolean; reason?: string },
 ) {
   const ctx = await commandContext(opts);
-  const { cfg, out, g } = ctx;
+  const { cfg, out, options } = ctx;
   const site = await knownSite(cfg.root, checkName('branch', opts.branch));
   const { userInfo } = await import('node:os');
   const plan = {
@@ -183,7 +183,7 @@ export async function hold(
       },
     ],
   };
-  if (g.dryRun) return dryRun(ctx, plan);
+  if (options.dryRun) return dryRun(ctx, plan);
   const results = await carryOut(ctx, plan);
   // Someone tests on it (or stopped doing so): a use of the site, for watch's idle clock.
   await noteActivity(cfg.root, site.name).catch(() => undefined);

@@ -18,7 +18,7 @@ export interface UpdateOptions extends GlobalOptions {
 
 export async function update(opts: UpdateOptions) {
   const ctx = await commandContext(opts);
-  const { cfg, g } = ctx;
+  const { cfg, options } = ctx;
   const state = await readState(cfg.root);
   let names = opts.branches;
   if (opts.all) {
@@ -45,14 +45,14 @@ export async function update(opts: UpdateOptions) {
   // One fetch into the shared store for every site of this run (git); with nothing new, only a
   // check of the store (a missing or damaged one is repaired before any site uses it).
   const store = storeStep(cfg, vcs, command, { fetch: moving.length > 0, targets: moving });
-  const request = { force: opts.force, waitSeconds: g.wait, command };
+  const request = { force: opts.force, waitSeconds: options.wait, command };
   const plan: Plan = {
     command,
     concurrency: opts.jobs ?? cfg.staging.jobs,
     ...(store ? { before: { name: 'store', steps: [store] } } : {}),
     jobs: facts.map((f) => updateJob(cfg, vcs, f, request)),
   };
-  if (g.dryRun)
+  if (options.dryRun)
     return dryRun(
       ctx,
       await withPublishing(ctx, plan, { routes: false, when: 'when a site was updated' }),

@@ -28,14 +28,14 @@ export interface WatchResult {
  */
 export async function watch(opts: WatchOptions): Promise<WatchResult> {
   const ctx = await commandContext(opts);
-  const { cfg, g } = ctx;
+  const { cfg, options } = ctx;
   const before = await readState(cfg.root);
   const sites = Object.values(before.branches).sort((a, b) => a.slot - b.slot);
   const decisions = decideWatch(cfg, await watchFacts(cfg, sites), { boot: opts.boot });
   for (const s of sites) await tidyActivity(cfg.root, s.name).catch(() => undefined);
   if (decisions.length === 0) {
     // The site list counts the staged mail waiting for mail-in: kept current, cheaply.
-    if (!g.dryRun && (await mailCountsMoved(cfg, before))) {
+    if (!options.dryRun && (await mailCountsMoved(cfg, before))) {
       const { afterChange } = await import('../context/after-change.js');
       await afterChange(ctx, { routes: false });
     }
@@ -50,7 +50,7 @@ async function act(
   decisions: WatchDecision[],
   opts: WatchOptions,
 ): Promise<WatchResult> {
-  const { cfg, out, g } = ctx;
+  const { cfg, out, options } = ctx;
   const actions: WatchResult['actions'] = [];
   const { siteActionJob } = await import('../branches/lifecycle.js');
   const { dryRun, carryOut } = await import('../context/report.js');
@@ -58,7 +58,7 @@ async function act(
   const wake = decisions.some((d) => d.kind === 'wake-service')
     ? await wakeServiceJob(cfg)
     : undefined;
-  if (wake && !g.dryRun) {
+  if (wake && !options.dryRun) {
     const [r] = await carryOut(ctx, { command, jobs: [wake.job] });
     actions.push({
       kind: 'wake-service',
@@ -69,7 +69,7 @@ async function act(
     else out.warn(`watch: the wake service did not start: ${r?.error?.message}`);
   }
   const records = decisions.filter((d) => d.kind === 'record' || d.kind === 'activity');
-  if (records.length && !g.dryRun) {
+  if (records.length && !options.dryRun) {
     for (const d of records) if (d.kind === 'activity') await noteActivity(cfg.root, d.branch);
     await updateState(cfg.root, (s) => {
       for (const d of records) {
@@ -111,7 +111,7 @@ async function act(
       );
     }),
   };
-  if (g.dryRun) {
+  if (options.dryRun) {
     const { withPublishing } = await import('../context/after-change.js');
     const shown = { ...plan, jobs: [...(wake ? [wake.job] : []), ...plan.jobs] };
     // The site list shows the sites' new states: published after any site's job.

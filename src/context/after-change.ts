@@ -38,26 +38,31 @@ export async function installRoutes(
   ctx: CommandContext,
   opts: { views?: BranchView[]; command?: string } = {},
 ): Promise<void> {
-  const { cfg, out, g } = ctx;
+  const { cfg, out, options } = ctx;
   const command = opts.command ?? 'routes';
-  await withLocks(cfg.root, [LOCKS.routes], { command, waitSeconds: g.wait ?? 60 }, async () => {
-    const views = opts.views ?? (await publishedViews(ctx));
-    // Rendered and planned first: routes that would be refused (a locked host without users, a
-    // path nginx cannot take) change nothing, the site list included.
-    const text = await renderRoutes(cfg, views);
-    const plan = routesPlan(
-      cfg,
-      text,
-      command,
-      views.map((v) => v.site.name),
-    );
-    if (!opts.views) await refreshSiteList(cfg, views); // the routes serve it at "/"
-    const [r] = await executePlan(plan, {
-      out,
-      logs: layout.logs(cfg.root),
-    });
-    if (r && !r.ok && r.error) throw r.error;
-  });
+  await withLocks(
+    cfg.root,
+    [LOCKS.routes],
+    { command, waitSeconds: options.wait ?? 60 },
+    async () => {
+      const views = opts.views ?? (await publishedViews(ctx));
+      // Rendered and planned first: routes that would be refused (a locked host without users, a
+      // path nginx cannot take) change nothing, the site list included.
+      const text = await renderRoutes(cfg, views);
+      const plan = routesPlan(
+        cfg,
+        text,
+        command,
+        views.map((v) => v.site.name),
+      );
+      if (!opts.views) await refreshSiteList(cfg, views); // the routes serve it at "/"
+      const [r] = await executePlan(plan, {
+        out,
+        logs: layout.logs(cfg.root),
+      });
+      if (r && !r.ok && r.error) throw r.error;
+    },
+  );
 }
 
 /** What a change publishes: with `routes`, the routes too (when [staging] routes = auto). */
@@ -163,8 +168,8 @@ export async function afterChange(
   ctx: CommandContext,
   opts: { routes: boolean; changeFailed?: boolean },
 ): Promise<void> {
-  const { cfg, out, g } = ctx;
-  if (g.dryRun) return;
+  const { cfg, out, options } = ctx;
+  if (options.dryRun) return;
   const views = await branchViews(cfg, await readState(cfg.root));
   const routes = opts.routes && cfg.staging.routes === 'auto';
   const publish = async () => {
@@ -180,7 +185,7 @@ export async function afterChange(
     await withLocks(
       cfg.root,
       [LOCKS.routes],
-      { command: 'routes (after a change)', waitSeconds: g.wait ?? 60 },
+      { command: 'routes (after a change)', waitSeconds: options.wait ?? 60 },
       publish,
     );
   } catch (e) {
@@ -200,8 +205,8 @@ export async function afterChange(
  * delivery that did not get through is a warning, logged and shown by status.
  */
 export async function tellPeople(ctx: CommandContext, before: State): Promise<void> {
-  const { cfg, out, g } = ctx;
-  if (g.dryRun || (!cfg.notify.webhook && cfg.notify.mail.length === 0)) return;
+  const { cfg, out, options } = ctx;
+  if (options.dryRun || (!cfg.notify.webhook && cfg.notify.mail.length === 0)) return;
   try {
     const events = await eventsBetween(cfg, before, await readState(cfg.root));
     for (const r of await notify(cfg, events))

@@ -21,21 +21,27 @@ export interface GlobalOptions {
 export interface CommandContext {
   cfg: Config;
   out: Output;
-  g: GlobalOptions;
+  /** The options every command takes (--dry-run, --json, --wait …). */
+  options: GlobalOptions;
 }
 
-export function outputFor(g: GlobalOptions): Promise<Output> {
-  return Output.create({ json: g.json, quiet: g.quiet, verbose: g.verbose, color: g.color });
+export function outputFor(options: GlobalOptions): Promise<Output> {
+  return Output.create({
+    json: options.json,
+    quiet: options.quiet,
+    verbose: options.verbose,
+    color: options.color,
+  });
 }
 
 /** The configuration (checked whole), the one printer, and the options: what every command starts from. */
-export async function commandContext(g: GlobalOptions): Promise<CommandContext> {
-  const out = await outputFor(g);
-  if (g.verbose) traceCommands((t) => out.debug(t));
+export async function commandContext(options: GlobalOptions): Promise<CommandContext> {
+  const out = await outputFor(options);
+  if (options.verbose) traceCommands((t) => out.debug(t));
   // A lock whose holder cannot be alive is taken over at once, and the operator is told.
   onTakeover((t) => out.warn(t));
   onWait((t) => out.progress(t));
-  const cfg = loadConfig(g.config, g.cwd ?? process.cwd());
-  if (!g.dryRun) recordChildrenIn(layout.runs(cfg.root)); // a dry run takes no lock, and writes nothing
-  return { cfg, out, g };
+  const cfg = loadConfig(options.config, options.cwd ?? process.cwd());
+  if (!options.dryRun) recordChildrenIn(layout.runs(cfg.root)); // a dry run takes no lock, and writes nothing
+  return { cfg, out, options };
 }
