@@ -144,3 +144,18 @@ export async function exec(c: Command, log?: string): Promise<RunResult> {
     throw e;
   }
 }
+
+/** How a step (or a read outside any plan) runs a command it declared: ctx.exec, or exec. */
+export type Exec = (command: Command) => Promise<RunResult>;
+
+/**
+ * A unit of work smaller than a plan step, as a value: the commands it may run (a dry run
+ * shows them), what else it changes, and how it runs them with the step's Exec. The VCS,
+ * the staging server and others hand these to the step that carries them out.
+ */
+export interface Procedure<T> {
+  commands: Command[];
+  /** What it changes besides running programs ("remove …/index.lock"). */
+  effects?: string[];
+  run(exec: Exec): Promise<T>;
+}

@@ -1,5 +1,5 @@
 import type { Config } from '../config/config.js';
-import type { Command } from '../core/command.js';
+import type { Command, Procedure } from '../core/command.js';
 import { parseDsn, withDatabase } from '../core/dsn.js';
 import { StepError, UsageError } from '../core/errors.js';
 import { stagingAdmin, type GuardVerdicts } from './guard.js';
@@ -202,7 +202,7 @@ export class StagingServer {
    * when there is one, else empty. Leftovers of that name (an interrupted
    * create, or with their twins a destroyed site of the same name) go first.
    */
-  siteDatabases(branch: string, customers: string[]) {
+  siteDatabases(branch: string, customers: string[]): Procedure<string[]> {
     if (customers.length === 0) return { commands: [], run: async () => [] as string[] };
     const goldens = customers.map(goldenName);
     // Leftovers dropped in one session, which first looks up the golden copies.

@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeFileAtomic } from '../core/files.js';
 import type { Config } from '../config/config.js';
-import { exec, type Command, type RunResult } from '../core/command.js';
+import { exec, type Command, type Exec, type RunResult } from '../core/command.js';
 import {
   asFailure,
   isKarlstageError,
@@ -111,9 +111,6 @@ export function renderMailboxes(cfg: Config, views: BranchView[]): Mailboxes {
   };
 }
 
-/** How a step runs the commands it declared (its ctx.exec). */
-type Run = (c: Command) => Promise<RunResult>;
-
 const postmapProgram = () => ['/usr/sbin/postmap', '/usr/bin/postmap'].find((p) => existsSync(p));
 
 /** The staged mail domains postfix takes mail for from anyone. */
@@ -141,7 +138,7 @@ export function postmapCommands(cfg: Config): Command[] {
 export async function writeTransport(
   cfg: Config,
   views: BranchView[],
-  run: Run,
+  run: Exec,
 ): Promise<{ file: string; postmapped: boolean }> {
   const file = transportFile(cfg.root);
   await mkdir(dirname(file), { recursive: true, mode: 0o755 });
@@ -261,7 +258,7 @@ async function reachable(dir: string, who: { uid: number; gid: number }, user: s
  * Who owns the Maildirs; refuses (exit 2) a [mail] or [cron] user that does not exist here.
  * `run` runs maildirUserCommands: a step's ctx.exec, or exec for a read outside a plan.
  */
-export async function maildirUsers(cfg: Config, run: Run = exec) {
+export async function maildirUsers(cfg: Config, run: Exec = exec) {
   const c = maildirUserCommands(cfg);
   const id = async (command: Command) => Number((await run(command)).stdout.trim());
   return {
@@ -474,7 +471,7 @@ export function installPlan(cfg: Config, views: BranchView[], command: string): 
 export interface MailRefresh {
   commands: Command[];
   effects: string[];
-  run(views: BranchView[], run: Run): Promise<{ file: string; postmapped: boolean }>;
+  run(views: BranchView[], run: Exec): Promise<{ file: string; postmapped: boolean }>;
 }
 
 /**

@@ -291,7 +291,7 @@ export class GitVcs implements Vcs {
   }
 
   /** A site made by an older karlstage (a clone): its reflogs go, and it gets a site's settings. */
-  private settle(dir: string): { commands: Command[]; effects: string[]; run: Run } {
+  private settle(dir: string): Procedure<void> {
     const logs = join(dir, '.git', 'logs');
     const when = { when: 'when the site still has reflogs (made by an older karlstage)' };
     const settings = SITE_SETTINGS.map(([k, v]) =>
@@ -370,7 +370,7 @@ export class GitVcs implements Vcs {
    * and a local repack drops the copies the store has. Local commits and
    * changes stay; the working tree is not touched, so the site keeps serving.
    */
-  private adopt(dir: string): { commands: Command[]; effects: string[]; run: Run } {
+  private adopt(dir: string): Procedure<void> {
     const alternates = join(dir, '.git', 'objects', 'info', 'alternates');
     const when = { when: 'when the site has its own copy of every object (made before the store)' };
     const origin = this.git(
@@ -439,7 +439,7 @@ export class GitVcs implements Vcs {
         save,
         ...land.commands,
       ],
-      effects: [...adopt.effects, ...settle.effects],
+      effects: [...(adopt.effects ?? []), ...(settle.effects ?? [])],
       run: async (run) => {
         await adopt.run(run);
         await settle.run(run);
@@ -649,5 +649,3 @@ export class GitVcs implements Vcs {
     };
   }
 }
-
-type Run = (run: (command: Command) => Promise<unknown>) => Promise<void>;

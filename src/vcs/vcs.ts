@@ -19,14 +19,9 @@ export interface VcsOptions {
   store?: string;
 }
 
-export type Exec = (command: Command) => Promise<RunResult>;
+import type { Exec, Procedure } from '../core/command.js';
 
-export interface Procedure<T> {
-  commands: Command[];
-  /** What it changes besides running programs ("remove …/index.lock"). */
-  effects?: string[];
-  run(exec: Exec): Promise<T>;
-}
+export type { Exec, Procedure };
 
 /** What a ref is: read upstream when the plan is made (git ls-remote), or from its form. */
 export type RefKind = 'branch' | 'tag' | 'commit' | 'path';
