@@ -22,7 +22,7 @@ import {
   startAndWait,
   stepArgv,
   stepEnv,
-  type DeploymentStep,
+  type DeploymentKey,
   type SiteIdentity,
 } from '../model/steps.js';
 import type { BuildFacts, RefKind, Vcs } from '../vcs/vcs.js';
@@ -196,8 +196,8 @@ export function createPlan(cfg: Config, vcs: Vcs, facts: CreateFacts): Plan {
   };
 }
 
-/** The site's deployment step `key`, told the revision once it is checked out. */
-const siteCommand = (c: CreateContext, key: DeploymentStep) =>
+/** The site's deployment command `key`, told the revision once it is checked out. */
+const siteCommand = (c: CreateContext, key: DeploymentKey) =>
   deploymentCommand(c.cfg, key, c.facts.branch, () => stepEnv(c.cfg, c.site, c.run.revision));
 
 export function leftoverStep(c: CreateContext): Step | undefined {

@@ -19,7 +19,7 @@ import { localChanges, localCommits, siteProblem, sourceProblem } from '../model
 import { readState, updateState, type BranchState } from '../model/state.js';
 import { noteActivity } from '../model/activity.js';
 import { wantOf } from '../model/site-state.js';
-import { deploymentCommand, startAndWait, stepEnv, type DeploymentStep } from '../model/steps.js';
+import { deploymentCommand, startAndWait, stepEnv, type DeploymentKey } from '../model/steps.js';
 import { afterStart } from './lifecycle.js';
 import {
   LostCommitError,
@@ -429,8 +429,8 @@ export function sourceStep(c: UpdateContext): Step {
 const buildMark = (c: UpdateContext) =>
   c.expect === 'check' ? WHEN.changed : c.expect === 'maybe' ? WHEN.notBuilt : undefined;
 
-/** A deployment step of the site, told the revision it runs for (known once the source moved). */
-function deploymentCommandOf(c: UpdateContext, key: DeploymentStep): Command | undefined {
+/** A deployment command of the site, told the revision it runs for (known once the source moved). */
+function deploymentCommandOf(c: UpdateContext, key: DeploymentKey): Command | undefined {
   return deploymentCommand(c.cfg, key, c.branch, () => stepEnv(c.cfg, c.run.site, c.run.revision));
 }
 

@@ -212,7 +212,7 @@ export const SECTIONS = {
       kind: 'command',
       field: 'build',
       read: optional,
-      doc: 'the build step (see [deployment steps](#deployment-steps))',
+      doc: 'the build step (see [deployment commands](#deployment-commands))',
     },
     migrate: { kind: 'command', field: 'migrate', read: optional, doc: 'the migrate step' },
     start: { kind: 'command', field: 'start', read: optional, doc: 'starts the app' },

@@ -6,11 +6,11 @@ import { waitUntilAnswering } from '../core/http-probe.js';
 import { splitCommand } from '../core/command-line.js';
 
 /**
- * The deployment steps of karlstage.ini ([deployment] build, migrate, start,
+ * The deployment commands of karlstage.ini ([deployment] build, migrate, start,
  * restart, stop): command lines run in a branch site's folder without a shell,
  * each told about its site in the environment.
  */
-export type DeploymentStep = 'build' | 'migrate' | 'start' | 'restart' | 'stop';
+export type DeploymentKey = 'build' | 'migrate' | 'start' | 'restart' | 'stop';
 
 export interface SiteIdentity {
   name: string;
@@ -18,7 +18,7 @@ export interface SiteIdentity {
   port: number;
 }
 
-/** What every deployment step is told about its branch site. */
+/** What every deployment command is told about its branch site. */
 export function stepEnv(
   cfg: Config,
   site: SiteIdentity,
@@ -37,7 +37,7 @@ export function stepEnv(
 }
 
 /** The configured command line as an argument array; a relative program is found in the branch site. */
-export function stepArgv(cfg: Config, key: DeploymentStep, dir: string): string[] | undefined {
+export function stepArgv(cfg: Config, key: DeploymentKey, dir: string): string[] | undefined {
   const text = cfg.deployment[key];
   if (!text) return undefined;
   const [program, ...args] = splitCommand(text, `[deployment] ${key}`) as [string, ...string[]];
@@ -45,13 +45,13 @@ export function stepArgv(cfg: Config, key: DeploymentStep, dir: string): string[
 }
 
 /**
- * One deployment step of a branch site as a command; undefined when the key is
+ * One deployment command of a branch site as a command; undefined when the key is
  * not set. The environment is computed when it runs: the revision (and for an
  * update the site's record) is only known by then.
  */
 export function deploymentCommand(
   cfg: Config,
-  key: DeploymentStep,
+  key: DeploymentKey,
   branch: string,
   env: () => Record<string, string>,
 ): Command | undefined {
@@ -72,7 +72,7 @@ export function deploymentCommand(
   };
 }
 
-const RUN_CONTROL: DeploymentStep[] = ['start', 'restart', 'stop'];
+const RUN_CONTROL: DeploymentKey[] = ['start', 'restart', 'stop'];
 
 /**
  * Run a start or restart command, then wait until the app answers HTTP on its port, within

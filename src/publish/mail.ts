@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeFileAtomic } from '../core/files.js';
 import type { Config } from '../config/config.js';
-import { exec, type Command, type Exec, type RunResult } from '../core/command.js';
+import { exec, type Command, type Exec } from '../core/command.js';
 import {
   asFailure,
   isKarlstageError,

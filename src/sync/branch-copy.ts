@@ -144,7 +144,7 @@ async function copyIntoBranch(b: BranchContext, cmd: CopyCommands, ctx: StepCont
     done({ ok: true, swapMs: b.run.swapMs });
     ctx.say(`${branch}: done (unavailable ${b.run.swapMs} ms)`);
   } catch (e) {
-    // The summary names the branch site already (its deployment steps say it too).
+    // The summary names the branch site already (its deployment commands say it too).
     const error = briefly(e).replace(new RegExp(`^${branch}: `), '');
     done({ ok: false, error });
     ctx.say(`${branch}: failed: ${error}`);

@@ -1,5 +1,4 @@
 import type { VcsKind } from '../config/config.js';
-import type { Command, RunResult } from '../core/command.js';
 import { KarlstageError } from '../core/errors.js';
 
 /**
