@@ -2,7 +2,7 @@ import { configuredCustomer } from '../config/config.js';
 import { formatDuration } from '../core/format.js';
 import { knownSite } from '../model/sites.js';
 import type { Config } from '../config/config.js';
-import { EXIT, KarlstageError, UsageError } from '../core/errors.js';
+import { UsageError } from '../core/errors.js';
 import type { JobResult } from '../core/plan.js';
 import { noteActivity } from '../model/activity.js';
 import { layout } from '../model/layout.js';
@@ -14,7 +14,7 @@ import { failedBeforeBranches, recordResults, type SyncOutcome } from '../sync/o
 import { gatherSyncFacts, syncPlan, syncTargetsOf, type SyncRequest } from '../sync/sync.js';
 import { afterChange, withPublishing, tellPeople } from '../context/after-change.js';
 import { commandContext, type CommandContext, type GlobalOptions } from '../context/context.js';
-import { carryOut, dryRun, finishJobs, withResult } from '../context/report.js';
+import { carryOut, dryRun, finishJobs } from '../context/report.js';
 
 export interface SyncOptions extends GlobalOptions {
   branches: string[];
@@ -116,37 +116,38 @@ function syncSummary(
       .filter((r) => !r.ok)
       .map((r) => ({ name: r.name, error: r.error?.message, details: r.error?.details })),
   };
-  for (const h of req.held) out.line(`held    ${h}: kept its data (held out of the nightly sync)`);
-  for (const r of outcome.branches)
-    out.line(
-      `${r.ok ? out.c.green('ok') : out.c.red('failed')}      ${r.customer} → ${r.branch}${r.ok ? ` (${formatDuration(r.durationMs)}, unavailable ${r.swapMs} ms)` : `: ${r.error}`}`,
-    );
-  const failed = results.filter((r) => !r.ok);
   const isCustomer = (name: string) => req.customers.some((c) => c.name === name);
-  const failedCustomers = failed.filter((r) => isCustomer(r.name)).length;
-  const brokenSites = failed.length - failedCustomers;
   const total = results.filter((r) => isCustomer(r.name)).length;
-  if (failed.length)
-    throw withResult(
-      new KarlstageError(
-        [
-          failedCustomers &&
-            `${failedCustomers} of ${total} customer${total > 1 ? 's' : ''} failed`,
-          brokenSites &&
-            `${brokenSites} branch site${brokenSites > 1 ? 's' : ''} could not be read`,
+  return finishJobs(
+    ctx,
+    results,
+    {
+      what: 'sync',
+      // Per customer and branch site, not per job: what the operator reads in the morning.
+      lines: [
+        ...req.held.map((h) => `held    ${h}: kept its data (held out of the nightly sync)`),
+        ...outcome.branches.map(
+          (r) =>
+            `${r.ok ? out.c.green('ok') : out.c.red('failed')}      ${r.customer} → ${r.branch}${r.ok ? ` (${formatDuration(r.durationMs)}, unavailable ${r.swapMs} ms)` : `: ${r.error}`}`,
+        ),
+      ],
+      headline: (failed) => {
+        const customers = failed.filter((r) => isCustomer(r.name)).length;
+        const sites = failed.length - customers;
+        return `sync: ${[
+          customers && `${customers} of ${total} customer${total > 1 ? 's' : ''} failed`,
+          sites && `${sites} branch site${sites > 1 ? 's' : ''} could not be read`,
         ]
           .filter(Boolean)
-          .join(', ')
-          .replace(/^/, 'sync: '),
-        EXIT.failure,
-        failed.flatMap((r) => [
-          `${r.name}: ${r.error?.message}`,
-          ...(r.error?.details ?? []).map((d) => `  ${d}`),
-        ]),
-      ),
-      result,
-    );
-  return result;
+          .join(', ')}`;
+      },
+      details: (r) => [
+        `${r.name}: ${r.error?.message}`,
+        ...(r.error?.details ?? []).map((d) => `  ${d}`),
+      ],
+    },
+    result,
+  );
 }
 
 /** Hold a branch site out of the nightly sync (someone is testing on its data), or release it. */

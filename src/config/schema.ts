@@ -238,7 +238,11 @@ export const SECTIONS = {
       read: text,
       doc: "where a branch site keeps each customer's staged mail-in (a Maildir per customer)",
     },
-    timeout: { ...int(3600, 1, 7 * 86400), field: 'timeout', doc: 'seconds each deployment command may take' },
+    timeout: {
+      ...int(3600, 1, 7 * 86400),
+      field: 'timeout',
+      doc: 'seconds each deployment command may take',
+    },
     start_timeout: {
       ...int(120, 1, 86400),
       field: 'startTimeout',

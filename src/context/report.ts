@@ -54,21 +54,29 @@ export function refused(results: JobResult[]): boolean {
  * every job was refused (nothing was changed); a mixed result (some done, some
  * refused) is 1. The returned (or carried) result is `result`.
  */
+/** How a command with its own words sums its jobs up (the sync: per customer and site). */
+export interface Summary {
+  what: string;
+  /** Lines printed instead of one per job. */
+  lines?: string[];
+  /** The error's first line, from the failed jobs (instead of "WHAT: N of M failed"). */
+  headline?: (failed: JobResult[]) => string;
+  /** A failed job's lines among the error's details (instead of its message). */
+  details?: (r: JobResult) => string[];
+}
+
 export function finishJobs<T extends object>(
   ctx: CommandContext,
   results: JobResult[],
-  what: string,
+  what: string | Summary,
   result: T,
 ): T {
   const { out } = ctx;
+  const s: Summary = typeof what === 'string' ? { what } : what;
   const failed = results.filter((r) => !r.ok);
-  if (results.length === 1 && failed[0]?.error) throw withResult(failed[0].error, result);
-  for (const r of results) {
-    const took = formatDuration(r.durationMs);
-    if (r.ok)
-      out.line(`${out.c.green('ok')}      ${r.name}${r.skipped ? `: ${r.skipped}` : ''} (${took})`);
-    else out.line(`${out.c.red('failed')}  ${r.name}: ${r.error?.message} (${took})`);
-  }
+  if (!s.headline && results.length === 1 && failed[0]?.error)
+    throw withResult(failed[0].error, result);
+  for (const line of s.lines ?? results.map((r) => jobLine(r, out))) out.line(line);
   if (failed.length === 0) return result;
   const code = failed.every((r) => r.error instanceof LockedError)
     ? EXIT.locked
@@ -77,10 +85,18 @@ export function finishJobs<T extends object>(
       : EXIT.failure;
   throw withResult(
     new KarlstageError(
-      `${what}: ${failed.length} of ${results.length} failed`,
+      s.headline?.(failed) ?? `${s.what}: ${failed.length} of ${results.length} failed`,
       code,
-      failed.map((r) => `${r.name}: ${r.error?.message}`),
+      failed.flatMap((r) => s.details?.(r) ?? [`${r.name}: ${r.error?.message}`]),
     ),
     result,
   );
+}
+
+/** A job's line for people: ok or failed, what it said, how long it took. */
+function jobLine(r: JobResult, out: CommandContext['out']): string {
+  const took = formatDuration(r.durationMs);
+  return r.ok
+    ? `${out.c.green('ok')}      ${r.name}${r.skipped ? `: ${r.skipped}` : ''} (${took})`
+    : `${out.c.red('failed')}  ${r.name}: ${r.error?.message} (${took})`;
 }
