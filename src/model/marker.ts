@@ -2,6 +2,7 @@ import { existsSync, lstatSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { writeFileAtomic } from '../core/files.js';
 import { layout } from './layout.js';
+import type { BranchState, RunRecord } from './records.js';
 
 /**
  * What a branch site says of itself, in its own folder (.karlstage-site.json):
@@ -10,45 +11,51 @@ import { layout } from './layout.js';
  * dates, so that a repaired site is neither synced over while someone tests on
  * it nor taken for stale. Written whenever one of these changes in state.json.
  */
-export interface SiteMarker {
+export interface SiteMarker extends Pick<
+  BranchState,
+  'name' | 'slot' | 'port' | 'vcs' | 'ref' | 'refKind' | 'createdAt' | 'hold' | 'lastUpdate'
+> {
   /** 2: the hold and the dates are kept here. Absent (older markers): only createdAt is known. */
   version?: 2;
-  name: string;
-  slot: number;
-  port: number;
-  vcs: 'git' | 'svn';
-  ref: string;
-  refKind?: 'branch' | 'tag' | 'commit' | 'path';
-  createdAt: string;
-  hold?: { since: string; by: string; reason?: string };
   /** Whether its app should run (a site stopped by the operator stays stopped after a repair). */
-  run?: { want: 'running' | 'sleeping' | 'stopped'; since: string; by?: string };
-  lastUpdate?: {
-    at: string;
-    result: 'ok' | 'failed';
-    revision?: string;
-    durationMs: number;
-    error?: string;
-    note?: string;
-  };
+  run?: Pick<RunRecord, 'want' | 'since' | 'by'>;
+}
+
+/** What a marker keeps of a site's record, field for field. */
+const KEPT = [
+  'name',
+  'slot',
+  'port',
+  'vcs',
+  'ref',
+  'refKind',
+  'createdAt',
+  'hold',
+  'lastUpdate',
+] as const satisfies readonly (keyof BranchState)[];
+
+/** These fields of a record, those that are set. */
+function kept<T extends Partial<Record<(typeof KEPT)[number], unknown>>>(from: T) {
+  return Object.fromEntries(KEPT.filter((k) => from[k] !== undefined).map((k) => [k, from[k]]));
 }
 
 /** A site's marker as its record in state.json makes it (extra fields of the record left out). */
 export function markerOf(b: Omit<SiteMarker, 'version'>): SiteMarker {
   return {
     version: 2,
-    name: b.name,
-    slot: b.slot,
-    port: b.port,
-    vcs: b.vcs,
-    ref: b.ref,
-    ...(b.refKind ? { refKind: b.refKind } : {}),
-    createdAt: b.createdAt,
-    ...(b.hold ? { hold: b.hold } : {}),
+    ...(kept(b) as Omit<SiteMarker, 'version' | 'run'>),
     ...(b.run
       ? { run: { want: b.run.want, since: b.run.since, ...(b.run.by ? { by: b.run.by } : {}) } }
       : {}),
-    ...(b.lastUpdate ? { lastUpdate: b.lastUpdate } : {}),
+  };
+}
+
+/** The site's record as its marker tells it (repair); a marker of no version kept no dates. */
+export function siteOf(m: SiteMarker): BranchState {
+  return {
+    ...(kept(m) as Omit<BranchState, 'run'>),
+    ...(m.run ? { run: m.run } : {}),
+    ...(m.version === 2 ? {} : { datesUnknown: true as const }),
   };
 }
 

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { KarlstageError, UsageError } from '../core/errors.js';
 import { BrokenSiteError, readInstances, type Instance } from '../instances/instances.js';
 import { layout } from './layout.js';
-import { readMarkers, writeMarker } from './marker.js';
+import { readMarkers, siteOf, writeMarker } from './marker.js';
 import { readState, type BranchState } from './state.js';
 
 /** The one way to say a branch site does not exist. */
@@ -89,19 +89,7 @@ export async function sitesFromFolders(
       damaged.push(name);
       continue;
     }
-    sites.push({
-      name: m.name,
-      slot: m.slot,
-      port: m.port,
-      vcs: m.vcs,
-      ref: m.ref,
-      ...(m.refKind ? { refKind: m.refKind } : {}),
-      createdAt: m.createdAt,
-      ...(m.hold ? { hold: m.hold } : {}),
-      ...(m.run ? { run: m.run } : {}),
-      ...(m.lastUpdate ? { lastUpdate: m.lastUpdate } : {}),
-      ...(m.version === 2 ? {} : { datesUnknown: true as const }),
-    });
+    sites.push(siteOf(m));
   }
   return { sites: sites.sort((a, b) => a.slot - b.slot), damaged: damaged.sort() };
 }
