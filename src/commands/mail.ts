@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { writeFileAtomic } from '../core/files.js';
 import { parseConfig, configuredCustomer } from '../config/config.js';
 import { checkName } from '../config/names.js';
-import { commandContext, type GlobalOptions } from '../context/context.js';
+import { commandContext, type CommandContext, type GlobalOptions } from '../context/context.js';
 import { carryOut, dryRun, finishJobs } from '../context/report.js';
 import { asFailure, isKarlstageError, UsageError } from '../core/errors.js';
 import { table } from '../core/format.js';
@@ -58,30 +58,24 @@ async function installMail(opts: MailOptions) {
   const views = await branchViews(cfg, await readState(cfg.root));
   const plan = installPlan(cfg, views, 'mail --install');
   if (options.dryRun) return dryRun(ctx, plan);
-  return withLocks(
-    cfg.root,
-    [LOCKS.mail],
-    { command: plan.command, waitSeconds: options.wait ?? 30 },
-    async () => {
-      const routes = mailRoutes(cfg, views);
-      const result = {
-        postfix: cfg.mail.postfix,
-        listen: cfg.mail.listen,
-        routes,
-        testers: cfg.staging.testers,
-      };
-      finishJobs(ctx, await carryOut(ctx, plan), 'mail', result);
-      out.line(
-        `postfix (${cfg.mail.postfix}) takes mail on ${cfg.mail.listen.address ?? '*'}:${cfg.mail.listen.port}`,
-      );
-      for (const r of routes)
-        out.line(`  *@${r.domain} -> ${maildirOf(cfg, r.branch, r.customer)}`);
-      out.line(
-        `  mail-out goes only to ${mailOutTo(cfg).join(', ') || '(no one: [staging] testers and [notify] mail are empty)'}; the rest is caught: karlstage mail --caught`,
-      );
-      return result;
-    },
-  );
+  return underMailLock(ctx, plan.command, async () => {
+    const routes = mailRoutes(cfg, views);
+    const result = {
+      postfix: cfg.mail.postfix,
+      listen: cfg.mail.listen,
+      routes,
+      testers: cfg.staging.testers,
+    };
+    finishJobs(ctx, await carryOut(ctx, plan), 'mail', result);
+    out.line(
+      `postfix (${cfg.mail.postfix}) takes mail on ${cfg.mail.listen.address ?? '*'}:${cfg.mail.listen.port}`,
+    );
+    for (const r of routes) out.line(`  *@${r.domain} -> ${maildirOf(cfg, r.branch, r.customer)}`);
+    out.line(
+      `  mail-out goes only to ${mailOutTo(cfg).join(', ') || '(no one: [staging] testers and [notify] mail are empty)'}; the rest is caught: karlstage mail --caught`,
+    );
+    return result;
+  });
 }
 
 async function showMail(opts: MailOptions) {
@@ -211,16 +205,17 @@ async function moveMail(opts: MailOptions, customerName: string, branchName: str
     ],
   };
   if (options.dryRun) return dryRun(ctx, plan);
-  return withLocks(
-    cfg.root,
-    [LOCKS.mail],
-    { command: plan.command, waitSeconds: options.wait ?? 30 },
-    async () => {
-      finishJobs(ctx, await carryOut(ctx, plan), 'mail', result);
-      out.line(
-        `staged mail for ${customer} (*@${result.domain}) now goes to ${branch} (was ${c.mailBranch})`,
-      );
-      return result;
-    },
-  );
+  return underMailLock(ctx, plan.command, async () => {
+    finishJobs(ctx, await carryOut(ctx, plan), 'mail', result);
+    out.line(
+      `staged mail for ${customer} (*@${result.domain}) now goes to ${branch} (was ${c.mailBranch})`,
+    );
+    return result;
+  });
+}
+
+/** What changes postfix's maps and configuration runs under the mail lock (waiting 30 s). */
+function underMailLock<T>(ctx: CommandContext, command: string, fn: () => Promise<T>): Promise<T> {
+  const { cfg, options } = ctx;
+  return withLocks(cfg.root, [LOCKS.mail], { command, waitSeconds: options.wait ?? 30 }, fn);
 }
