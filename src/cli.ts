@@ -1,9 +1,10 @@
 import { Command, CommanderError, Option } from 'commander';
-import { registerBranches, registerRunControl } from './cli/branches.js';
-import { registerData } from './cli/data.js';
-import { registerHouse } from './cli/house.js';
+import { BRANCH_COMMANDS, RUN_CONTROL_COMMANDS } from './cli/branches.js';
+import { DATA_COMMANDS } from './cli/data.js';
+import { HOUSE_COMMANDS } from './cli/house.js';
 import { seconds, type Done } from './cli/options.js';
-import { registerMailAndAccess, registerPublish } from './cli/publish.js';
+import { ACCESS_COMMANDS, MAIL_COMMANDS, PUBLISH_COMMANDS } from './cli/publish.js';
+import { register } from './cli/spec.js';
 import { printable } from './core/printable.js';
 
 /**
@@ -48,12 +49,19 @@ export function buildProgram(): Command {
   const done: Done = (result) => {
     outcome = result;
   };
-  registerBranches(program, done);
-  registerRunControl(program, done);
-  registerData(program, done);
-  registerPublish(program, done);
-  registerMailAndAccess(program, done);
-  registerHouse(program, done);
+  for (const group of [
+    BRANCH_COMMANDS,
+    RUN_CONTROL_COMMANDS,
+    DATA_COMMANDS,
+    PUBLISH_COMMANDS,
+    MAIL_COMMANDS,
+  ])
+    register(program, group, done);
+  const access = program
+    .command('access')
+    .description('who may open the one TLS host: users (all customers, or some), hashes only');
+  register(access, ACCESS_COMMANDS, done);
+  register(program, HOUSE_COMMANDS, done);
   return program;
 }
 

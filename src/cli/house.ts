@@ -1,54 +1,37 @@
-import { Command, Option } from 'commander';
-import { globals, positive, type Done } from './options.js';
+import { Option } from 'commander';
+import { count, type CommandSpec } from './spec.js';
 
 /** Looking after the staging root itself: repair, doctor, the demo. */
-export function registerHouse(program: Command, done: Done): void {
-  program
-    .command('repair')
-    .description(
+export const HOUSE_COMMANDS: CommandSpec[] = [
+  {
+    use: 'repair',
+    about:
       "a damaged or missing state.json: put back the last good copy, or rebuild it from the branch sites' folders (holds and dates kept); add back a site the state lost",
-    )
-    .action(async (_o, cmd: Command) => {
-      const { repair } = await import('../commands/repair.js');
-      done(await repair(globals(cmd)));
-    });
-
-  program
-    .command('doctor')
-    .description(
-      'check tools and versions, configuration, repositories, databases (staging, production read-only), certificate and disk room',
-    )
-    .action(async (_o, cmd: Command) => {
-      const { doctor } = await import('../commands/doctor.js');
-      done(await doctor(globals(cmd)));
-    });
-
-  program
-    .command('demo [dir]')
-    .description('build a throwaway staging server with a sample app, end to end, on this machine')
-    .addOption(
+    run: async ({ g }) => (await import('../commands/repair.js')).repair(g),
+  },
+  {
+    use: 'doctor',
+    about:
+      "check tools and versions, configuration, repositories, databases (staging, production read-only), certificate, disk room, and whether each site's app answers",
+    run: async ({ g }) => (await import('../commands/doctor.js')).doctor(g),
+  },
+  {
+    use: 'demo [dir]',
+    about: 'build a throwaway staging server with a sample app, end to end, on this machine',
+    options: [
       new Option('--vcs <vcs>', 'the sample repository: git or svn')
         .choices(['git', 'svn'])
         .default('git'),
-    )
-    .option('--base-port <port>', 'first app port (default: a free one)', positive)
-    .option('--stop', 'stop a demo made before (its apps, nginx, PostgreSQL) and remove its folder')
-    .action(
-      async (
-        dir: string | undefined,
-        o: { vcs: 'git' | 'svn'; basePort?: number; stop?: boolean },
-        cmd: Command,
-      ) => {
-        const { demo } = await import('../demo/demo.js');
-        done(
-          await demo({
-            ...globals(cmd),
-            dir,
-            vcs: o.vcs,
-            basePort: o.basePort,
-            stop: o.stop,
-          }),
-        );
-      },
-    );
-}
+      count('--base-port <port>', 'first app port (default: a free one)'),
+      ['--stop', 'stop a demo made before (its apps, nginx, PostgreSQL) and remove its folder'],
+    ],
+    run: async ({ args: [dir], o, g }) =>
+      (await import('../demo/demo.js')).demo({
+        ...g,
+        dir: dir as string | undefined,
+        vcs: o.vcs,
+        basePort: o.basePort,
+        stop: o.stop,
+      }),
+  },
+];

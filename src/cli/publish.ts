@@ -1,165 +1,132 @@
-import { Command, Option } from 'commander';
-import { globals, type Done } from './options.js';
+import { Option } from 'commander';
+import { customersOf, type CommandSpec } from './spec.js';
 
-/** What karlstage publishes for people and programs: status, the site list, routes, access, mail, cron, notifications. */
-export function registerPublish(program: Command, done: Done): void {
-  program
-    .command('cron')
-    .description(
-      'print the crontab lines (poll --build, nightly sync); --install writes [cron] file',
-    )
-    .option('--install', 'write them to [cron] file (default /etc/cron.d/karlstage)')
-    .action(async (o: { install?: boolean }, cmd: Command) => {
-      const { cron } = await import('../commands/cron.js');
-      done(await cron({ ...globals(cmd), install: o.install }));
-    });
-
-  program
-    .command('status')
-    .description(
-      'one line per branch site: ref, revision, upstream, last update, last sync, port, customers, mail; then the data each holds per customer',
-    )
-    .option(
-      '--disk',
-      "disk use instead: each site's own and shared, each staging database, the dumps, free space",
-    )
-    .action(async (o: { disk?: boolean }, cmd: Command) => {
-      const { status } = await import('../commands/status.js');
-      done(await status({ ...globals(cmd), disk: o.disk }));
-    });
-
-  program
-    .command('sites')
-    .description(
-      'the site list the customer reads: html, json or text (also kept in .karlstage/sites/)',
-    )
-    .addOption(
+/** What karlstage publishes for people and programs: status, the site list, routes, cron, notifications. */
+export const PUBLISH_COMMANDS: CommandSpec[] = [
+  {
+    use: 'status',
+    about:
+      'one line per branch site: state, ref, revision, upstream, last update, last sync, port, customers, mail; then the data each holds per customer',
+    options: [
+      [
+        '--disk',
+        "disk use instead: each site's own and shared, each staging database, the dumps, free space",
+      ],
+    ],
+    run: async ({ o, g }) => (await import('../commands/status.js')).status({ ...g, disk: o.disk }),
+  },
+  {
+    use: 'sites',
+    about: 'the site list the customer reads: html, json or text (also kept in .karlstage/sites/)',
+    options: [
       new Option('--format <format>', 'html, json or text')
         .choices(['html', 'json', 'text'])
         .default('text'),
-    )
-    .option('-o, --output <file>', 'write it to this file (atomically) instead of stdout')
-    .action(async (o: { format: string; output?: string }, cmd: Command) => {
-      const { sites } = await import('../commands/sites.js');
-      done(await sites({ ...globals(cmd), format: o.format, output: o.output }));
-    });
-
-  program
-    .command('notify')
-    .description('send a test message to [notify] webhook and mail (--test)')
-    .option('--test', 'send a test message')
-    .action(async (o: { test?: boolean }, cmd: Command) => {
-      const { notifyTest } = await import('../commands/notify.js');
-      done(await notifyTest({ ...globals(cmd), test: o.test }));
-    });
-
-  program
-    .command('routes')
-    .description(
+      ['-o, --output <file>', 'write it to this file (atomically) instead of stdout'],
+    ],
+    run: async ({ o, g }) =>
+      (await import('../commands/sites.js')).sites({ ...g, format: o.format, output: o.output }),
+  },
+  {
+    use: 'routes',
+    about:
       'write the nginx configuration for the one TLS host, check it (nginx -t), install it, reload',
-    )
-    .action(async (_o, cmd: Command) => {
-      const { routes } = await import('../commands/routes.js');
-      done(await routes(globals(cmd)));
-    });
-}
+    run: async ({ g }) => (await import('../commands/routes.js')).routes(g),
+  },
+  {
+    use: 'cron',
+    about:
+      'print the crontab lines (poll --build, nightly sync, mail-in, watch, @reboot); --install writes [cron] file',
+    options: [['--install', 'write them to [cron] file (default /etc/cron.d/karlstage)']],
+    run: async ({ o, g }) =>
+      (await import('../commands/cron.js')).cron({ ...g, install: o.install }),
+  },
+  {
+    use: 'notify',
+    about: 'send a test message to [notify] webhook and mail (--test)',
+    options: [['--test', 'send a test message']],
+    run: async ({ o, g }) =>
+      (await import('../commands/notify.js')).notifyTest({ ...g, test: o.test }),
+  },
+];
 
-/** Staged mail and who may open the TLS host. */
-export function registerMailAndAccess(program: Command, done: Done): void {
-  program
-    .command('mail [customer] [branch]')
-    .description(
+/** Staged mail. */
+export const MAIL_COMMANDS: CommandSpec[] = [
+  {
+    use: 'mail [customer] [branch]',
+    about:
       "move a customer's staged mail-in to another branch site; without them, show the postfix configuration",
-    )
-    .option('--install', "write postfix's configuration, check it, start or reload postfix")
-    .option('--caught', 'list the mail the branch sites sent that was kept, not sent')
-    .action(
-      async (
-        customer: string | undefined,
-        branch: string | undefined,
-        o: { install?: boolean; caught?: boolean },
-        cmd: Command,
-      ) => {
-        const { mail } = await import('../commands/mail.js');
-        done(await mail({ ...globals(cmd), customer, branch, ...o }));
-      },
-    );
-
-  program
-    .command('deliver <branch-or-recipient> [recipient]')
-    .description(
+    options: [
+      ['--install', "write postfix's configuration, check it, start or reload postfix"],
+      ['--caught', 'list the mail the branch sites sent that was kept, not sent'],
+    ],
+    run: async ({ args: [customer, branch], o, g }) =>
+      (await import('../commands/mail.js')).mail({
+        ...g,
+        customer: customer as string | undefined,
+        branch: branch as string | undefined,
+        ...o,
+      }),
+  },
+  {
+    use: 'deliver <branch-or-recipient> [recipient]',
+    about:
       "postfix's pipe transport: the message on stdin into the branch site's Maildir (exit 67 bounces, 75 defers)",
-    )
-    .requiredOption('--mailboxes <file>', 'the mailboxes.json karlstage wrote')
-    .option('--caught', 'keep it in the catch-all Maildir (mail-out to anyone but a tester)')
-    .action(
-      async (
-        first: string,
-        second: string | undefined,
-        o: { mailboxes: string; caught?: boolean },
-      ) => {
-        const { deliver, readStdin } = await import('../commands/deliver.js');
+    options: [
+      new Option('--mailboxes <file>', 'the mailboxes.json karlstage wrote').makeOptionMandatory(),
+      ['--caught', 'keep it in the catch-all Maildir (mail-out to anyone but a tester)'],
+    ],
+    run: async ({ args: [first, second], o }) => {
+      const { deliver, readStdin } = await import('../commands/deliver.js');
+      if (o.caught ? second !== undefined : second === undefined) {
         const { UsageError } = await import('../core/errors.js');
-        if (o.caught ? second !== undefined : second === undefined)
-          throw new UsageError(
-            'usage: deliver --mailboxes FILE BRANCH RECIPIENT, or deliver --mailboxes FILE --caught RECIPIENT',
-          );
-        done(
-          await deliver({
-            mailboxes: o.mailboxes,
-            caught: o.caught,
-            branch: o.caught ? undefined : first,
-            recipient: second ?? first,
-            message: readStdin,
-          }),
+        throw new UsageError(
+          'usage: deliver --mailboxes FILE BRANCH RECIPIENT, or deliver --mailboxes FILE --caught RECIPIENT',
         );
-      },
-    );
+      }
+      return deliver({
+        mailboxes: o.mailboxes,
+        caught: o.caught,
+        branch: o.caught ? undefined : (first as string),
+        recipient: (second ?? first) as string,
+        message: readStdin,
+      });
+    },
+  },
+];
 
-  const access = program
-    .command('access')
-    .description('who may open the one TLS host: users (all customers, or some), hashes only');
-  access
-    .command('add <user>')
-    .description(
+/** Who may open the TLS host: `karlstage access add|remove|list`. */
+export const ACCESS_COMMANDS: CommandSpec[] = [
+  {
+    use: 'add <user>',
+    about:
       'let a user in; without --password-stdin a strong password is made and shown once (checked fast)',
-    )
-    .option('--customers <list>', 'only these customers (default: every one)')
-    .option(
-      '--password-stdin',
-      'read the password from standard input (a chosen password: a slow hash, limited per address)',
-    )
-    .action(
-      async (user: string, o: { customers?: string; passwordStdin?: boolean }, cmd: Command) => {
-        const { parseCustomerList } = await import('../config/names.js');
-        const { accessAdd } = await import('../commands/access.js');
-        let password: string | undefined;
-        if (o.passwordStdin) {
-          const { readFileSync } = await import('node:fs');
-          password = readFileSync(0, 'utf8').replace(/\r?\n$/, '');
-        }
-        done(
-          await accessAdd({
-            ...globals(cmd),
-            user,
-            customers: o.customers === undefined ? undefined : parseCustomerList(o.customers),
-            password,
-          }),
-        );
-      },
-    );
-  access
-    .command('remove <user>')
-    .description('shut a user out')
-    .action(async (user: string, _o, cmd: Command) => {
-      const { accessRemove } = await import('../commands/access.js');
-      done(await accessRemove({ ...globals(cmd), user }));
-    });
-  access
-    .command('list')
-    .description('the users and their customers (never a hash or password), the allow list')
-    .action(async (_o, cmd: Command) => {
-      const { accessList } = await import('../commands/access.js');
-      done(await accessList(globals(cmd)));
-    });
-}
+    options: [
+      ['--customers <list>', 'only these customers (default: every one)'],
+      [
+        '--password-stdin',
+        'read the password from standard input (a chosen password: a slow hash, limited per address)',
+      ],
+    ],
+    run: async ({ args: [user], o, g }) => {
+      const { readFileSync } = await import('node:fs');
+      return (await import('../commands/access.js')).accessAdd({
+        ...g,
+        user: user as string,
+        customers: await customersOf(o),
+        password: o.passwordStdin ? readFileSync(0, 'utf8').replace(/\r?\n$/, '') : undefined,
+      });
+    },
+  },
+  {
+    use: 'remove <user>',
+    about: 'shut a user out',
+    run: async ({ args: [user], g }) =>
+      (await import('../commands/access.js')).accessRemove({ ...g, user: user as string }),
+  },
+  {
+    use: 'list',
+    about: 'the users and their customers (never a hash or password), the allow list',
+    run: async ({ g }) => (await import('../commands/access.js')).accessList(g),
+  },
+];
