@@ -38,6 +38,17 @@ export interface Check {
 
 const GB = 1024 ** 3;
 
+/** The programs karlstage runs, and how each says its version. */
+const TOOLS = [
+  ['git', ['--version']],
+  ['svn', ['--version', '--quiet']],
+  ['psql', ['--version']],
+  ['pg_dump', ['--version']],
+  ['rsync', ['--version']],
+  ['nginx', ['-v']],
+  ['openssl', ['version']],
+] as const;
+
 /** 150004 → "15.4". */
 const versionText = (v: number) => `${Math.floor(v / 10000)}.${v % 10000}`;
 
@@ -98,15 +109,7 @@ export async function doctor(opts: GlobalOptions & { minFreeGb?: number }) {
       async () => `${cfg!.file}: ${cfg!.customers.length} customer(s), ${cfg!.source.vcs} source`,
     );
   if (!cfg) {
-    for (const [tool, args] of [
-      ['git', ['--version']],
-      ['svn', ['--version', '--quiet']],
-      ['psql', ['--version']],
-      ['pg_dump', ['--version']],
-      ['rsync', ['--version']],
-      ['nginx', ['-v']],
-    ] as const)
-      await check(tool, () => version(tool, [...args]), 'warn');
+    for (const [tool, args] of TOOLS) await check(tool, () => version(tool, [...args]), 'warn');
     report(out, checks);
     throw withResult(refused!, { ok: false, checks });
   }
@@ -159,21 +162,13 @@ interface Doctor {
 /** The programs karlstage runs, with their versions. */
 async function toolChecks(d: Doctor): Promise<void> {
   const { cfg, check } = d;
-  const needGit = cfg.source.vcs === 'git' || isRemoteLocation(cfg.deployment.skeleton);
-  await check('git', () => version('git', ['--version']), needGit ? 'fail' : 'warn');
-  await check(
-    'svn',
-    () => version('svn', ['--version', '--quiet']),
-    cfg.source.vcs === 'svn' ? 'fail' : 'warn',
-  );
-  for (const [tool, args] of [
-    ['psql', ['--version']],
-    ['pg_dump', ['--version']],
-    ['rsync', ['--version']],
-    ['nginx', ['-v']],
-    ['openssl', ['version']],
-  ] as const)
-    await check(tool, () => version(tool, [...args]), 'warn');
+  // What this configuration cannot do without: a failure; the others a warning.
+  const needed = {
+    git: cfg.source.vcs === 'git' || isRemoteLocation(cfg.deployment.skeleton),
+    svn: cfg.source.vcs === 'svn',
+  } as Record<string, boolean>;
+  for (const [tool, args] of TOOLS)
+    await check(tool, () => version(tool, [...args]), needed[tool] ? 'fail' : 'warn');
 }
 
 /** The state, changes left half-done, each branch site's folder, stuck locks. */

@@ -158,24 +158,14 @@ export class SvnVcs implements Vcs {
   }
 
   switchTo(dir: string, ref: string): Procedure<string> {
-    const follow = this.follow(dir);
     const sw = this.svn(
       ['switch', '-q', '--ignore-ancestry', '--', this.urlOf(ref), dir],
       'switch',
     );
-    const rev = this.revision(dir);
-    return {
-      commands: [...follow.commands, sw, rev],
-      run: async (run) => {
-        await follow.run(run);
-        await withRetries(() => run(sw), this.opts.retries);
-        return (await run(rev)).stdout.trim();
-      },
-    };
+    return this.moving(dir, sw, (revision) => revision);
   }
 
   update(dir: string, ref: string): Procedure<UpdateOutcome> {
-    const follow = this.follow(dir);
     const up = this.svn(['update', '-q', '--', dir], 'update', {
       explain: (e) =>
         NOT_THERE.test(e.outputTail)
@@ -184,13 +174,19 @@ export class SvnVcs implements Vcs {
             )
           : this.why(e),
     });
+    return this.moving(dir, up, (revision) => ({ revision }));
+  }
+
+  /** A working copy moved by one svn command (retried), its repository followed first: its revision. */
+  private moving<T>(dir: string, move: Command, outcome: (revision: string) => T): Procedure<T> {
+    const follow = this.follow(dir);
     const rev = this.revision(dir);
     return {
-      commands: [...follow.commands, up, rev],
+      commands: [...follow.commands, move, rev],
       run: async (run) => {
         await follow.run(run);
-        await withRetries(() => run(up), this.opts.retries);
-        return { revision: (await run(rev)).stdout.trim() };
+        await withRetries(() => run(move), this.opts.retries);
+        return outcome((await run(rev)).stdout.trim());
       },
     };
   }
