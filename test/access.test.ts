@@ -1,3 +1,4 @@
+// Covers: src/commands/access.ts src/publish/access.ts src/publish/routes.ts templates/nginx.conf
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';

@@ -1,3 +1,4 @@
+// Covers: src/model/state.ts src/model/sites.ts src/core/lock.ts src/core/children.ts src/core/files.ts src/branches/ src/model/locks.ts
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';

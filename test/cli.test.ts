@@ -1,3 +1,4 @@
+// Covers: src/cli.ts src/cli/ src/demo/ bin/ src/core/ports.ts
 import { execa } from 'execa';
 import { existsSync, readdirSync } from 'node:fs';
 import { chmod, readFile, writeFile } from 'node:fs/promises';

@@ -1,3 +1,4 @@
+// Covers: src/core/plan.ts src/commands/sync.ts src/commands/reset.ts src/sync/
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';

@@ -1,3 +1,4 @@
+// Covers: src/core/plan.ts src/context/after-change.ts src/commands/routes.ts src/commands/access.ts src/commands/mail.ts
 import { chmod, readFile, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { describe, expect, it } from 'vitest';

@@ -1,3 +1,4 @@
+// Covers: src/core/plan.ts src/core/command.ts src/branches/ src/commands/
 import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';

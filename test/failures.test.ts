@@ -1,3 +1,4 @@
+// Covers: src/core/runner.ts src/core/errors.ts src/branches/update.ts src/vcs/ src/core/retries.ts
 import { existsSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';

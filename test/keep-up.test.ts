@@ -1,3 +1,4 @@
+// Covers: src/branches/lifecycle.ts src/branches/watch.ts src/commands/watch.ts src/commands/run-control.ts src/commands/wake-service.ts src/publish/wake-service.ts src/model/site-state.ts src/model/activity.ts templates/nginx.conf templates/crontab templates/wake.html src/core/http-probe.ts src/core/listeners.ts
 import { execa } from 'execa';
 import { mkdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';

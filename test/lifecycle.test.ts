@@ -1,3 +1,4 @@
+// Covers: src/branches/create.ts src/branches/update.ts src/branches/destroy.ts src/commands/create.ts src/commands/update.ts src/commands/switch.ts src/commands/destroy.ts src/commands/status.ts src/vcs/ src/instances/ src/model/mail-safety.ts src/model/steps.ts
 import { existsSync } from 'node:fs';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';

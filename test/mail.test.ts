@@ -1,3 +1,4 @@
+// Covers: src/commands/deliver.ts src/model/maildir.ts src/core/no-links.ts src/model/mailboxes.ts
 import { execa } from 'execa';
 import { mkdir, readdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';

@@ -1,3 +1,4 @@
+// Covers: src/publish/notify.ts src/commands/notify.ts
 import { createHmac } from 'node:crypto';
 import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';

@@ -1,3 +1,4 @@
+// Covers: src/commands/poll.ts src/branches/poll.ts src/commands/cron.ts src/publish/crontab.ts src/model/checked.ts src/model/upstream.ts
 import { execa } from 'execa';
 import { existsSync, statSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';

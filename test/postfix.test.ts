@@ -1,3 +1,4 @@
+// Covers: src/publish/mail.ts src/commands/mail.ts src/commands/deliver.ts templates/postfix-main.cf templates/postfix-master.cf
 import {
   chmod,
   mkdir,

@@ -1,3 +1,4 @@
+// Covers: src/db/guard.ts src/db/staging.ts src/db/pg.ts
 import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';

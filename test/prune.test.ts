@@ -1,3 +1,4 @@
+// Covers: src/commands/prune.ts src/model/views.ts
 import { execa } from 'execa';
 import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';

@@ -1,3 +1,4 @@
+// Covers: src/config/ src/commands/ src/context/ src/core/duration.ts
 import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';

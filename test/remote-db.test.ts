@@ -1,3 +1,4 @@
+// Covers: src/db/ src/sync/
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';

@@ -1,3 +1,4 @@
+// Covers: src/commands/repair.ts src/model/marker.ts src/model/sites.ts src/model/state.ts src/model/records.ts
 import { existsSync } from 'node:fs';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';

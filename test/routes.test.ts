@@ -1,3 +1,4 @@
+// Covers: src/publish/routes.ts src/commands/routes.ts src/context/after-change.ts templates/nginx.conf
 import { existsSync } from 'node:fs';
 import { execa } from 'execa';
 import { readFile, writeFile } from 'node:fs/promises';

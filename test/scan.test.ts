@@ -1,3 +1,4 @@
+// Covers: src/db/scan.ts src/sync/sync.ts
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';

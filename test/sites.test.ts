@@ -1,3 +1,4 @@
+// Covers: src/publish/site-list.ts src/commands/sites.ts templates/sites.html templates/sites.schema.json
 import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';

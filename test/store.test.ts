@@ -1,3 +1,4 @@
+// Covers: src/vcs/git.ts src/vcs/git-store.ts src/branches/source.ts
 import { existsSync, readFileSync } from 'node:fs';
 import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';

@@ -1,3 +1,4 @@
+// Covers: src/sync/ src/commands/sync.ts src/commands/reset.ts src/db/
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { execa } from 'execa';

@@ -1,3 +1,4 @@
+// Covers: src/core/output.ts src/core/printable.ts src/cli.ts
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';

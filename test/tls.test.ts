@@ -1,3 +1,4 @@
+// Covers: src/publish/tls.ts src/publish/workers.ts src/demo/web-server.ts templates/nginx.conf
 import { readFileSync } from 'node:fs';
 import { readFile, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';

@@ -1,3 +1,4 @@
+// Covers: src/core/command-line.ts
 import { describe, expect, it } from 'vitest';
 import { causeOf } from '../../src/core/errors.js';
 import { tailWithCause } from '../../src/core/command-line.js';

@@ -1,3 +1,4 @@
+// Covers: scripts/check-layers.mjs
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';

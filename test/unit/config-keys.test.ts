@@ -1,3 +1,4 @@
+// Covers: src/config/schema.ts templates/karlstage.ini docs/configuration.md
 // Covers src/config/schema.ts, readers.ts and table.ts against templates/karlstage.ini and
 // docs/configuration.md: a key is declared once, and the template and the table say the same.
 import { readFile } from 'node:fs/promises';

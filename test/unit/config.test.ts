@@ -1,3 +1,4 @@
+// Covers: src/commands/init.ts src/config/config.ts src/core/errors.ts
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';

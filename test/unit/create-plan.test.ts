@@ -1,3 +1,4 @@
+// Covers: src/branches/create.ts src/core/plan.ts src/db/guard.ts src/vcs/open.ts
 import { describe, expect, it } from 'vitest';
 import { createPlan, newSiteRecord, type CreateFacts } from '../../src/branches/create.js';
 import { parseConfig } from '../../src/config/config.js';

@@ -1,3 +1,4 @@
+// Covers: src/core/cron-schedule.ts
 import { describe, expect, it } from 'vitest';
 import { scheduleProblem } from '../../src/core/cron-schedule.js';
 

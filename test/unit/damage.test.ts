@@ -1,3 +1,4 @@
+// Covers: src/context/report.ts src/core/output.ts src/core/plan.ts src/model/layout.ts src/model/marker.ts src/model/pending.ts src/model/sites.ts src/model/state.ts src/model/views.ts
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';

@@ -1,3 +1,4 @@
+// Covers: src/core/format.ts
 import { describe, expect, it } from 'vitest';
 import { briefly, StepError, UsageError } from '../../src/core/errors.js';
 import { formatDuration } from '../../src/core/format.js';

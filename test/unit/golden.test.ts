@@ -1,3 +1,4 @@
+// Covers: src/branches/create.ts src/model/site-state.ts src/model/state.ts src/model/views.ts src/publish/access.ts src/publish/crontab.ts src/publish/mail.ts src/publish/routes.ts src/publish/site-list.ts src/publish/tls.ts src/publish/wake-service.ts templates/ src/core/templates.ts
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';

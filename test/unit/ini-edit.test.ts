@@ -1,3 +1,4 @@
+// Covers: src/core/ini-edit.ts src/core/ini-read.ts
 import { describe, expect, it } from 'vitest';
 import { setSectionKeys } from '../../src/core/ini-edit.js';
 import { readIni } from '../../src/core/ini-read.js';

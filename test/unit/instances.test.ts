@@ -1,3 +1,4 @@
+// Covers: src/core/dsn.ts src/db/names.ts src/instances/configparser.ts src/instances/instances.ts src/instances/write.ts
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { formatDsn, parseDsn } from '../../src/core/dsn.js';

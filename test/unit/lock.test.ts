@@ -1,3 +1,4 @@
+// Covers: src/core/lock.ts
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';

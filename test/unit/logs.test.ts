@@ -1,3 +1,4 @@
+// Covers: src/core/logs.ts
 import { existsSync } from 'node:fs';
 import { mkdir, stat, truncate, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';

@@ -1,3 +1,4 @@
+// Covers: src/config/names.ts
 import { describe, expect, it } from 'vitest';
 import { checkName, parseCustomerList } from '../../src/config/names.js';
 import { UsageError } from '../../src/core/errors.js';

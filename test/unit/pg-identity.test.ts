@@ -1,3 +1,4 @@
+// Covers: src/core/dsn.ts src/db/guard.ts src/db/pg.ts
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parseDsn } from '../../src/core/dsn.js';

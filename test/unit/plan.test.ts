@@ -1,3 +1,4 @@
+// Covers: src/core/command.ts src/core/output.ts src/core/plan.ts
 import { describe, expect, it } from 'vitest';
 import type { Command } from '../../src/core/command.js';
 import { KarlstageError, UsageError } from '../../src/core/errors.js';

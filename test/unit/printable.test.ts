@@ -1,3 +1,4 @@
+// Covers: src/core/format.ts src/core/output.ts src/core/printable.ts
 import { describe, expect, it, vi } from 'vitest';
 import { table } from '../../src/core/format.js';
 import { forPeople, Output } from '../../src/core/output.js';

@@ -1,3 +1,4 @@
+// Covers: src/core/dsn.ts src/core/redact.ts src/publish/notify.ts src/core/url.ts
 import { describe, expect, it } from 'vitest';
 import { registerSecrets, webhookOf, type Config } from '../../src/config/config.js';
 import { addSecret, looksLikeToken, redact } from '../../src/core/redact.js';

@@ -1,3 +1,4 @@
+// Covers: src/config/keep.ts src/sync/retention.ts
 import { describe, expect, it } from 'vitest';
 import { parseKeep } from '../../src/config/keep.js';
 import { datesToKeep, periodOf } from '../../src/sync/retention.js';

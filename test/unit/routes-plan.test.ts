@@ -1,3 +1,4 @@
+// Covers: src/core/plan.ts src/publish/routes.ts
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/config.js';
 import { previewOfStep } from '../../src/core/plan.js';

@@ -1,3 +1,4 @@
+// Covers: src/db/scan.ts
 import { describe, expect, it } from 'vitest';
 import { scanProblem, scanResult, shownName } from '../../src/db/scan.js';
 

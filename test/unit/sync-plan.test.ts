@@ -1,3 +1,4 @@
+// Covers: src/core/command.ts src/core/plan.ts src/db/guard.ts src/model/state.ts src/sync/context.ts src/sync/sync.ts
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/config.js';
 import type { Command } from '../../src/core/command.js';

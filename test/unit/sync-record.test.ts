@@ -1,3 +1,4 @@
+// Covers: src/core/plan.ts src/model/state.ts src/sync/outcome.ts
 import { describe, expect, it } from 'vitest';
 import type { JobResult } from '../../src/core/plan.js';
 import { KarlstageError } from '../../src/core/errors.js';

@@ -1,3 +1,4 @@
+// Covers: src/model/views.ts src/publish/access.ts src/publish/routes.ts src/publish/tls.ts src/publish/workers.ts
 import { readFile, writeFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { init } from '../../src/commands/init.js';

@@ -1,3 +1,4 @@
+// Covers: src/branches/update.ts src/core/command.ts src/core/plan.ts src/model/state.ts src/vcs/open.ts
 import { describe, expect, it } from 'vitest';
 import {
   builtAtHead,

@@ -1,3 +1,4 @@
+// Covers: src/branches/lifecycle.ts src/branches/watch.ts src/model/site-state.ts src/model/state.ts
 import { describe, expect, it } from 'vitest';
 import { parseConfig, type Config } from '../../src/config/config.js';
 import { afterStart, afterStop, retryDelayMs } from '../../src/branches/lifecycle.js';
