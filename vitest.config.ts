@@ -5,6 +5,11 @@ export default defineConfig({
     testTimeout: 90_000,
     hookTimeout: 60_000,
     pool: 'forks',
+    // Most of a test's time is spent waiting on the programs it runs (builds, PostgreSQL,
+    // nginx, postfix), not on the CPU: three files at a time on 2 cores (vitest's default is
+    // one fewer than the cores). Each worker picks its ports from a range of its own
+    // (VITEST_POOL_ID, src/demo/ports.ts). VITEST_MAX_WORKERS overrides it.
+    maxWorkers: 3,
     setupFiles: ['test/helpers/tmp.ts'],
     projects: [
       // The fast layer (npm run test:unit): no external program, no built binary.
