@@ -8,7 +8,6 @@
 //     database, BENCH_REPS (default 3) times each way; medians
 // Target (issue 30): the 4-site sync at 20 ms <= 1.2x the same sync on loopback.
 // Needs a PostgreSQL 15+ server installed (as root, initdb runs as the postgres user).
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,10 +16,9 @@ import { fileURLToPath } from 'node:url';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { startRelay } from './relay.mjs';
-import { benchGitStaging } from './staging.mjs';
+import { benchGitStaging, spawnKarlstage } from './staging.mjs';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
-const bin = join(here, '..', 'bin', 'karlstage.js');
 const dist = join(here, '..', 'dist');
 const MB = Number(process.env.BENCH_MB ?? 300);
 const REPS = Number(process.env.BENCH_REPS ?? 3);
@@ -82,14 +80,7 @@ try {
   const karlstage = async (args) => {
     for (const r of relays) r.reset();
     const t = performance.now();
-    const child = spawn(process.execPath, [bin, ...args], {
-      cwd: root,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (out += d));
-    const code = await new Promise((r) => child.on('exit', r));
+    const { code, out } = await spawnKarlstage(root, args).done;
     if (code !== 0) throw new Error(`karlstage ${args.join(' ')} failed:\n${out}`);
     if (process.env.BENCH_TRACE)
       for (const [name, r] of [

@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { benchGitStaging } from './staging.mjs';
+import { benchTlsStaging } from './staging.mjs';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const dist = join(here, '..', 'dist');
@@ -27,7 +27,6 @@ const SITES = 8;
 const HOST = 'karltest.example.com';
 process.env.PATH = `${process.env.PATH}:/usr/sbin:/sbin`;
 
-const { startNginx, selfSignedCert } = await import(join(dist, 'demo', 'web-server.js'));
 const { create } = await import(join(dist, 'commands', 'create.js'));
 const { accessAdd } = await import(join(dist, 'commands', 'access.js'));
 const { runControl } = await import(join(dist, 'commands', 'run-control.js'));
@@ -85,22 +84,8 @@ await chmod(dir, 0o711);
 let nginx;
 let root;
 try {
-  nginx = await startNginx(join(dir, 'nginx'));
-  const { cert, key } = await selfSignedCert(join(dir, 'tls'), HOST);
-  const staging = await benchGitStaging(dir, {
-    sites: SITES,
-    set: {
-      routes: 'auto',
-      tls_certificate: cert,
-      tls_key: key,
-      https_port: nginx.httpsPort,
-      http_port: nginx.httpPort,
-      nginx_conf: nginx.conf,
-      reload: nginx.reload,
-      listen_addresses: nginx.address,
-      group: nginx.workers.group,
-    },
-  });
+  const staging = await benchTlsStaging(dir, { host: HOST, sites: SITES });
+  nginx = staging.nginx;
   root = staging.root;
   // A wake answers the visitor as soon as the app does and records the start after it: a
   // command right after it may wait a moment for the site's lock.

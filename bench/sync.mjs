@@ -16,11 +16,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { benchGitStaging } from './staging.mjs';
+import { benchGitStaging, spawnKarlstage } from './staging.mjs';
 import { promisify } from 'node:util';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
-const bin = join(here, '..', 'bin', 'karlstage.js');
 const dist = join(here, '..', 'dist');
 const MB = Number(process.env.BENCH_MB ?? 300);
 const BRANCHES = 4;
@@ -103,13 +102,7 @@ try {
   // karlstage, sampling its own memory (VmRSS of the node process) while it runs.
   const karlstage = async (args) => {
     const t = performance.now();
-    const child = spawn(process.execPath, [bin, ...args], {
-      cwd: root,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (out += d));
+    const { child, done } = spawnKarlstage(root, args);
     let peak = 0;
     const sampler = setInterval(() => {
       try {
@@ -121,7 +114,7 @@ try {
         // exited
       }
     }, 20);
-    const code = await new Promise((r) => child.on('exit', r));
+    const { code, out } = await done;
     clearInterval(sampler);
     if (code !== 0) throw new Error(`karlstage ${args.join(' ')} failed:\n${out}`);
     // From the summary lines ("ok  osf → branch1 (2.1 s, unavailable 70 ms)"), one per branch site.

@@ -16,14 +16,13 @@ import { Buffer } from 'node:buffer';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { benchGitStaging } from './staging.mjs';
+import { benchTlsStaging } from './staging.mjs';
 
 const dist = join(fileURLToPath(new URL('.', import.meta.url)), '..', 'dist');
 const ROUNDS = Number(process.env.ROUNDS ?? 3);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const HOST = 'karltest.example.com';
 
-const { startNginx, selfSignedCert } = await import(join(dist, 'demo', 'web-server.js'));
 const { create } = await import(join(dist, 'commands', 'create.js'));
 const { accessAdd } = await import(join(dist, 'commands', 'access.js'));
 const { routes } = await import(join(dist, 'commands', 'routes.js'));
@@ -105,22 +104,8 @@ await chmod(dir, 0o711); // nginx's unprivileged workers pass through to the sit
 let nginx;
 let root;
 try {
-  nginx = await startNginx(join(dir, 'nginx'));
-  const { cert, key } = await selfSignedCert(join(dir, 'tls'), HOST);
-  const staging = await benchGitStaging(dir, {
-    sites: 2,
-    set: {
-      routes: 'auto',
-      tls_certificate: cert,
-      tls_key: key,
-      https_port: nginx.httpsPort,
-      http_port: nginx.httpPort,
-      nginx_conf: nginx.conf,
-      reload: nginx.reload,
-      listen_addresses: nginx.address,
-      group: nginx.workers.group,
-    },
-  });
+  const staging = await benchTlsStaging(dir, { host: HOST, sites: 2 });
+  nginx = staging.nginx;
   root = staging.root;
   const g = { quiet: true, config: staging.file };
   // A user with a chosen password (sha512-crypt, as every user had before) and a generated one.

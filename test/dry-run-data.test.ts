@@ -1,15 +1,15 @@
 // Covers: src/core/plan.ts src/commands/sync.ts src/commands/reset.ts src/sync/
-import { readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { create } from '../src/commands/create.js';
 import { destroy } from '../src/commands/destroy.js';
 import { reset } from '../src/commands/reset.js';
 import { sync } from '../src/commands/sync.js';
-import { checkAll, recorder, type Check } from './helpers/dry-run.js';
-import { pgCluster } from './helpers/pg.js';
+import { expectRunsAsShown, recorder, type Check } from './helpers/dry-run.js';
+import { peopleDatabase, pgCluster } from './helpers/pg.js';
 import { gitRepo } from './helpers/repos.js';
-import { stagingServer } from './helpers/staging.js';
+import { stagingServer, useDatabases } from './helpers/staging.js';
 
 /**
  * The dry run = the real run for the commands that move data, on one real PostgreSQL cluster
@@ -20,32 +20,17 @@ import { stagingServer } from './helpers/staging.js';
 describe('a dry run shows exactly what runs: data', () => {
   it('create and destroy with databases, sync --nightly, sync BRANCH and reset', async () => {
     const pg = await pgCluster();
-    for (const [db, rows] of [
-      ['prod_osf', 30],
-      ['prod_another', 10],
-    ] as const) {
-      await pg.sql('postgres', `CREATE DATABASE ${db}`);
-      await pg.sql(
-        db,
-        `CREATE TABLE docs (id serial PRIMARY KEY, owner_email text); INSERT INTO docs (owner_email) SELECT 'p' || i || '@real.example.org' FROM generate_series(1, ${rows}) i`,
-      );
-    }
+    await peopleDatabase(pg, 'prod_osf', 30);
+    await peopleDatabase(pg, 'prod_another', 10);
     const st = await stagingServer(await gitRepo(), { customers: [], databases: true });
     const sanitize = join(st.root, 'sanitize-osf.sql');
     await writeFile(sanitize, "UPDATE docs SET owner_email = 'tester@staging.invalid';\n");
-    const ini = (await readFile(st.config, 'utf8'))
-      .replace(
-        /^database = .*$/m,
-        `database = host=127.0.0.1 port=${pg.port} user=postgres password=superpw`,
-      )
-      .replace(
-        /^production = .*$/m,
-        `production = ${pg.dsn('prod_osf')}\nstaging_on_production_server = yes\nsanitize = ${sanitize}`,
-      );
-    await writeFile(
-      st.config,
-      `${ini}\n[customer:another]\nmail_branch = branch2\nstaging_on_production_server = yes\nproduction = ${pg.dsn('prod_another')}\n`,
-    );
+    await useDatabases(st, {
+      database: `host=127.0.0.1 port=${pg.port} user=postgres password=superpw`,
+      production: pg.dsn('prod_osf'),
+      osf: { staging_on_production_server: 'yes', sanitize },
+      append: `\n[customer:another]\nmail_branch = branch2\nstaging_on_production_server = yes\nproduction = ${pg.dsn('prod_another')}\n`,
+    });
     await create({ ...st.g, branch: 'branch2', customers: ['osf'] });
     const rec = recorder();
     const b1 = { ...st.g, branch: 'branch1' };
@@ -68,9 +53,7 @@ describe('a dry run shows exactly what runs: data', () => {
         real: () => destroy({ ...b1, yes: true }),
       },
     ];
-    const { problems, ran } = await checkAll(rec, checks);
-    expect(problems).toEqual({});
-    for (const c of checks) expect(ran[c.name], c.name).toBeGreaterThan(0);
+    await expectRunsAsShown(rec, checks);
     // What the real runs did: branch2 has osf's sanitized data; branch1's databases are gone.
     expect(
       await pg.sql(

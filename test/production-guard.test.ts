@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { PgCluster } from './helpers/pg.js';
+import { sqlWith, type PgCluster } from './helpers/pg.js';
 import { gitRepo } from './helpers/repos.js';
 import { stagingServer, type Staging } from './helpers/staging.js';
 import { onCleanup, tempDir } from './helpers/tmp.js';
@@ -25,15 +25,7 @@ beforeAll(async () => {
   const { startCluster } = await import('../src/demo/pg-cluster.js');
   const c = await startCluster('superpw', ['listen_addresses=127.0.0.1,127.0.0.2']);
   stopCluster = () => c.stop('immediate');
-  const { execa } = await import('execa');
-  const sql = async (db: string, q: string) =>
-    String(
-      (
-        await execa('psql', ['-X', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-d', db, '-c', q], {
-          env: c.env,
-        })
-      ).stdout,
-    ).trim();
+  const sql = sqlWith(c.env);
   pg = {
     port: c.port,
     dir: c.dir,

@@ -6,8 +6,9 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startRelay } from '../bench/relay.mjs';
 import { netCluster, netnsUnavailable, sweepLeftovers, type NetCluster } from './helpers/netns.js';
 import { startCli, waitFor } from './helpers/processes.js';
+import { peopleDatabase } from './helpers/pg.js';
 import { gitRepo } from './helpers/repos.js';
-import { stagingServer, type Staging } from './helpers/staging.js';
+import { stagingServer, useDatabases, type Staging } from './helpers/staging.js';
 import { onCleanup } from './helpers/tmp.js';
 
 /**
@@ -38,15 +39,6 @@ const fingerprint = async (db: string) => ({
   oid: await production.sql('postgres', `SELECT oid FROM pg_database WHERE datname = '${db}'`),
 });
 
-/** A production database of people's addresses. */
-async function productionDatabase(db: string, rows: number, oid?: number) {
-  await production.sql('postgres', `CREATE DATABASE ${db}${oid ? ` OID ${oid}` : ''}`);
-  await production.sql(
-    db,
-    `CREATE TABLE docs (id serial PRIMARY KEY, title text, owner_email text); INSERT INTO docs (title, owner_email) SELECT 'doc ' || i, 'person' || i || '@real.example.org' FROM generate_series(1, ${rows}) i`,
-  );
-}
-
 /**
  * A staging root whose [staging] database is `database` (the staging server by default), osf's
  * production `osfProduction` (prod_osf by default), sanitized and checked for real addresses.
@@ -57,13 +49,12 @@ async function root(
   const st = await stagingServer(await gitRepo(), { customers: [], databases: true });
   const sanitize = join(st.root, 'sanitize-osf.sql');
   await writeFile(sanitize, "UPDATE docs SET owner_email = 'tester@staging.invalid';\n");
-  const ini = (await readFile(st.config, 'utf8'))
-    .replace(/^database = .*$/m, `database = ${opts.database ?? `host=${staging.address} ${AUTH}`}`)
-    .replace(
-      /^production = .*$/m,
-      `production = ${opts.osfProduction ?? production.dsn('prod_osf')}\nsanitize = ${sanitize}\nmust_not_contain = @real.example.org`,
-    );
-  await writeFile(st.config, ini + (opts.more ?? ''));
+  await useDatabases(st, {
+    database: opts.database ?? `host=${staging.address} ${AUTH}`,
+    production: opts.osfProduction ?? production.dsn('prod_osf'),
+    osf: { sanitize, must_not_contain: '@real.example.org' },
+    append: opts.more,
+  });
   return st;
 }
 
@@ -72,7 +63,7 @@ describe.skipIf(unavailable)(
   () => {
     beforeAll(async () => {
       [staging, production] = await Promise.all([netCluster(1), netCluster(2)]);
-      await productionDatabase('prod_osf', 50);
+      await peopleDatabase(production, 'prod_osf', 50);
     }, 120_000);
 
     afterAll(async () => {
@@ -225,7 +216,7 @@ describe.skipIf(unavailable)(
       const st = await root({
         more: `\n[customer:another]\nmail_branch = branch1\nproduction = ${production.dsn('ks_branch1_osf')}\n`,
       });
-      await productionDatabase('ks_branch1_osf', 20, 90_001);
+      await peopleDatabase(production, 'ks_branch1_osf', 20, 90_001);
       const theirs = await fingerprint('ks_branch1_osf');
       expect((await st.cli(['create', 'branch1'])).exitCode).toBe(0);
       await staging.sql('postgres', 'DROP DATABASE ks_branch1_osf');

@@ -1,6 +1,5 @@
 // Covers: src/publish/routes.ts src/commands/routes.ts src/context/after-change.ts templates/nginx.conf
 import { existsSync } from 'node:fs';
-import { execa } from 'execa';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -9,6 +8,7 @@ import { destroy } from '../src/commands/destroy.js';
 import { readState } from '../src/model/state.js';
 import { curl, eventually, selfSignedCert } from './helpers/nginx.js';
 import { servedStaging } from './helpers/served.js';
+import { shutDownApp } from './helpers/staging.js';
 import { tempDir } from './helpers/tmp.js';
 
 const HOST = 'karltest.example.com';
@@ -47,9 +47,7 @@ describe('routes through a real nginx', () => {
     expect((await get('/sites.json')).body).toContain('"name": "branch1"');
 
     const b1 = (await readState(st.root)).branches.branch1!;
-    await execa(join(st.root, 'branch1', 'bin', 'supervisorctl'), ['shutdown'], {
-      cwd: join(st.root, 'branch1'),
-    });
+    await shutDownApp(st.root, 'branch1');
     const down = await get('/branch1/osf/');
     expect(down.status).toBe(502);
     expect(down.body).toContain('This branch site is not running right now');

@@ -1,12 +1,12 @@
 // Covers: src/db/scan.ts src/sync/sync.ts
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { create } from '../src/commands/create.js';
 import { startCluster, type PgCluster } from '../src/demo/pg-cluster.js';
+import { sqlWith } from './helpers/pg.js';
 import { gitRepo } from './helpers/repos.js';
-import { stagingServer } from './helpers/staging.js';
+import { stagingServer, useDatabases } from './helpers/staging.js';
 
 /**
  * The must_not_contain scan against a real PostgreSQL, with the staging role
@@ -19,14 +19,7 @@ const VALUE = 'ceo.private@real.example.org';
 const PATTERN = '@real.example.org';
 
 let cluster: PgCluster;
-const sql = async (db: string, q: string) =>
-  String(
-    (
-      await execa('psql', ['-X', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-d', db, '-c', q], {
-        env: cluster.env,
-      })
-    ).stdout,
-  ).trim();
+const sql = (db: string, q: string) => sqlWith(cluster.env)(db, q);
 
 beforeAll(async () => {
   cluster = await startCluster('superpw');
@@ -64,16 +57,11 @@ afterAll(async () => {
 /** One branch site serving osf; staging is the non-superuser `stager` on the cluster that plays production. */
 async function staging() {
   const st = await stagingServer(await gitRepo(), { customers: [], databases: true });
-  const ini = (await readFile(st.config, 'utf8'))
-    .replace(
-      /^database = .*$/m,
-      `database = host=127.0.0.1 port=${cluster.port} user=stager password=stagepw`,
-    )
-    .replace(
-      /^production = .*$/m,
-      `production = ${cluster.dsn('prod_osf')}\nstaging_on_production_server = yes\nmust_not_contain = ${PATTERN}`,
-    );
-  await writeFile(st.config, ini);
+  await useDatabases(st, {
+    database: `host=127.0.0.1 port=${cluster.port} user=stager password=stagepw`,
+    production: cluster.dsn('prod_osf'),
+    osf: { staging_on_production_server: 'yes', must_not_contain: PATTERN },
+  });
   await create({ ...st.g, branch: 'branch1', customers: ['osf'] });
   const sites = async () =>
     JSON.parse((await st.cli(['sites', '--format', 'json'])).stdout) as {

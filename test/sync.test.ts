@@ -10,29 +10,21 @@ import { run } from '../src/core/runner.js';
 import { readState } from '../src/model/state.js';
 import { loadConfig } from '../src/config/config.js';
 import { productionEnv } from '../src/db/pg.js';
-import { pgCluster, type PgCluster } from './helpers/pg.js';
+import { peopleDatabase, pgCluster } from './helpers/pg.js';
 import { commandLines, killGroup, startCli, waitFor } from './helpers/processes.js';
 import { gitRepo } from './helpers/repos.js';
 import { inBrowser } from './helpers/browser.js';
 import { webhookReceiver } from './helpers/receivers.js';
-import { stagingServer } from './helpers/staging.js';
+import { stagingServer, useDatabases } from './helpers/staging.js';
 import { onCleanup, tempDir } from './helpers/tmp.js';
 
 const CHECKSUM = `SELECT md5(string_agg(d::text, ',' ORDER BY id)) FROM docs d`;
 
-async function production(pg: PgCluster, db: string, rows: number) {
-  await pg.sql('postgres', `CREATE DATABASE ${db}`);
-  await pg.sql(
-    db,
-    `CREATE TABLE docs (id serial PRIMARY KEY, title text, owner_email text); INSERT INTO docs (title, owner_email) SELECT 'doc ' || i, 'person' || i || '@real.example.org' FROM generate_series(1, ${rows}) i`,
-  );
-}
-
 /** Production and staging on one throwaway cluster (different databases), two customers, two branch sites. */
 async function syncStaging(opts: { anotherPort?: number; sanitizeSql?: string } = {}) {
   const pg = await pgCluster();
-  await production(pg, 'prod_osf', 50);
-  await production(pg, 'prod_another', 20);
+  await peopleDatabase(pg, 'prod_osf', 50);
+  await peopleDatabase(pg, 'prod_another', 20);
   const repo = await gitRepo();
   const st = await stagingServer(repo, { customers: [], databases: true });
   const sanitize = join(st.root, 'sanitize-osf.sql');
@@ -40,20 +32,12 @@ async function syncStaging(opts: { anotherPort?: number; sanitizeSql?: string } 
     sanitize,
     opts.sanitizeSql ?? "UPDATE docs SET owner_email = 'tester@staging.invalid';\n",
   );
-  const ini = (await readFile(st.config, 'utf8'))
-    .replace(
-      /^database = .*$/m,
-      `database = host=127.0.0.1 port=${pg.port} user=postgres password=superpw`,
-    )
-    .replace(
-      /^production = .*$/m,
-      `production = ${pg.dsn('prod_osf')}\nstaging_on_production_server = yes\nsanitize = ${sanitize}`,
-    )
-    .replace(/^dumps = .*$/m, `dumps = ${join(st.root, '.karlstage', 'dumps')}`);
-  await writeFile(
-    st.config,
-    `${ini}\n[customer:another]\nmail_branch = branch2\nstaging_on_production_server = yes\nproduction = host=localhost port=${opts.anotherPort ?? pg.port} user=postgres password=superpw dbname=prod_another\n`,
-  );
+  await useDatabases(st, {
+    database: `host=127.0.0.1 port=${pg.port} user=postgres password=superpw`,
+    production: pg.dsn('prod_osf'),
+    osf: { staging_on_production_server: 'yes', sanitize },
+    append: `\n[customer:another]\nmail_branch = branch2\nstaging_on_production_server = yes\nproduction = host=localhost port=${opts.anotherPort ?? pg.port} user=postgres password=superpw dbname=prod_another\n`,
+  });
   await create({ ...st.g, branch: 'branch1' });
   await create({ ...st.g, branch: 'branch2', customers: ['osf'] });
   return { pg, st };
@@ -690,7 +674,7 @@ describe('nightly sync on a real PostgreSQL', () => {
 
   it("production sessions are read-only: the server refuses a write made through the sync's connection settings", async () => {
     const pg = await pgCluster();
-    await production(pg, 'prod_osf', 5);
+    await peopleDatabase(pg, 'prod_osf', 5);
     const attempt = run('psql', ['-X', '-v', 'ON_ERROR_STOP=1', '-c', 'DELETE FROM docs'], {
       step: 'write to production',
       env: productionEnv(parseDsn(pg.dsn('prod_osf'))),
@@ -835,7 +819,7 @@ describe('nightly sync on a real PostgreSQL', () => {
     expect((await st.cli(['sync', '--nightly', '--customers', 'osf'])).exitCode).toBe(0);
     // Production on its own cluster now, which stops while the dump waits on a lock there.
     const prod = await pgCluster();
-    await production(prod, 'prod_osf', 70);
+    await peopleDatabase(prod, 'prod_osf', 70);
     await writeFile(
       st.config,
       (await readFile(st.config, 'utf8')).replace(

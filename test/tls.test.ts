@@ -8,6 +8,7 @@ import { create } from '../src/commands/create.js';
 import { readState } from '../src/model/state.js';
 import { eventually, type Response } from './helpers/nginx.js';
 import { ADMIN, HOST, servedStaging } from './helpers/served.js';
+import { shutDownApp } from './helpers/staging.js';
 import { tempDir } from './helpers/tmp.js';
 
 /**
@@ -164,9 +165,7 @@ describe('the one TLS host, hardened', () => {
 
     // An app that is down: the friendly page, with the same headers.
     const b1 = (await readState(st.root)).branches.branch1!;
-    await execa(join(st.root, 'branch1', 'bin', 'supervisorctl'), ['shutdown'], {
-      cwd: join(st.root, 'branch1'),
-    });
+    await shutDownApp(st.root, 'branch1');
     const down = await get('/branch1/osf/');
     expect(down.status).toBe(502);
     expect(down.body).toContain('This branch site is not running right now');

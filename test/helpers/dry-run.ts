@@ -1,3 +1,4 @@
+import { expect } from 'vitest';
 import { observeCommands, type CommandRun } from '../../src/core/command.js';
 import { observeSteps, type StepRun } from '../../src/core/plan.js';
 import { onCleanup } from './tmp.js';
@@ -164,4 +165,18 @@ export async function checkAll(rec: ReturnType<typeof recorder>, checks: Check[]
     if (found.length) problems[c.name] = found;
   }
   return { problems, ran };
+}
+
+/**
+ * checkAll, asserted: every real run ran what its dry run showed, and each command named in
+ * `mustRun` (every check's, unless given) ran at least one program through its plan.
+ */
+export async function expectRunsAsShown(
+  rec: ReturnType<typeof recorder>,
+  checks: Check[],
+  mustRun = checks.map((c) => c.name),
+) {
+  const { problems, ran } = await checkAll(rec, checks);
+  expect(problems).toEqual({});
+  for (const name of mustRun) expect(ran[name], name).toBeGreaterThan(0);
 }

@@ -2,6 +2,35 @@ import { execa } from 'execa';
 import { startCluster } from '../../src/demo/pg-cluster.js';
 import { onCleanup } from './tmp.js';
 
+/** SQL through psql with these PG* variables: psql's unaligned output, trimmed. */
+export const sqlWith =
+  (env: Record<string, string>) =>
+  async (db: string, query: string): Promise<string> =>
+    String(
+      (
+        await execa('psql', ['-X', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-d', db, '-c', query], {
+          env,
+        })
+      ).stdout,
+    ).trim();
+
+/**
+ * A database that plays production: `rows` documents, each with a real person's address
+ * (person N@real.example.org), the thing sanitizing must take out. `oid`: the database's OID.
+ */
+export async function peopleDatabase(
+  pg: Pick<PgCluster, 'sql'>,
+  db: string,
+  rows: number,
+  oid?: number,
+) {
+  await pg.sql('postgres', `CREATE DATABASE ${db}${oid ? ` OID ${oid}` : ''}`);
+  await pg.sql(
+    db,
+    `CREATE TABLE docs (id serial PRIMARY KEY, title text, owner_email text); INSERT INTO docs (title, owner_email) SELECT 'doc ' || i, 'person' || i || '@real.example.org' FROM generate_series(1, ${rows}) i`,
+  );
+}
+
 export interface PgCluster {
   port: number;
   /** The superuser's connection as PG* environment variables. */
@@ -23,14 +52,7 @@ export async function pgCluster(settings: string[] = []): Promise<PgCluster & { 
   const cluster = await startCluster('superpw', settings);
   onCleanup(() => cluster.stop('immediate'));
   const { port } = cluster;
-  const sql = async (db: string, query: string) =>
-    String(
-      (
-        await execa('psql', ['-X', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-d', db, '-c', query], {
-          env: cluster.env,
-        })
-      ).stdout,
-    ).trim();
+  const sql = sqlWith(cluster.env);
   const hold = async (db: string, query: string) => {
     const child = execa('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', db], {
       env: cluster.env,

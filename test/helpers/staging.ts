@@ -83,12 +83,7 @@ export async function stagingServer(repo: SampleRepo, opts: StagingOptions = {})
   };
   onCleanup(async () => {
     const state = await readState(root).catch(() => undefined);
-    for (const b of Object.keys(state?.branches ?? {})) {
-      await execa(join(root, b, 'bin', 'supervisorctl'), ['shutdown'], {
-        cwd: join(root, b),
-        reject: false,
-      });
-    }
+    for (const b of Object.keys(state?.branches ?? {})) await shutDownApp(root, b, false);
     // An app whose folder a test removed by hand (or whose pid file is gone) is found by its
     // environment: every step and app of this root has KARLSTAGE_ROOT set to it.
     for (const pid of await readdir('/proc').catch(() => [] as string[])) {
@@ -131,6 +126,32 @@ export async function stagingServer(repo: SampleRepo, opts: StagingOptions = {})
     return String(r.stdout).split('\n').sort().join('\n');
   };
   return { root, config: file, g: { quiet: true, config: file }, cli, snapshot };
+}
+
+/**
+ * A branch site's app stopped behind karlstage's back (the sample app's supervisor shut down),
+ * as a crash would leave it. `strict`: a supervisor that is not there is an error.
+ */
+export async function shutDownApp(root: string, branch: string, strict = true) {
+  await execa(join(root, branch, 'bin', 'supervisorctl'), ['shutdown'], {
+    cwd: join(root, branch),
+    reject: strict,
+  });
+}
+
+/**
+ * A staging root pointed at real database servers: its [staging] database, osf's production
+ * followed by `osf`'s lines (more keys of [customer:osf]), and `append` added at the end.
+ */
+export async function useDatabases(
+  st: Staging,
+  opts: { database: string; production: string; osf?: Record<string, string>; append?: string },
+) {
+  const osf = Object.entries(opts.osf ?? {}).map(([k, v]) => `\n${k} = ${v}`);
+  const text = (await readFile(st.config, 'utf8'))
+    .replace(/^database = .*$/m, `database = ${opts.database}`)
+    .replace(/^production = .*$/m, `production = ${opts.production}${osf.join('')}`);
+  await writeFile(st.config, text + (opts.append ?? ''));
 }
 
 /** What a branch site's app answers for a customer. */
