@@ -169,7 +169,7 @@ try {
   console.log(`  ${check('logged in / public', m.locked / m.public, 0.5, true)}`);
   console.log(`  proxied (public) / the app directly: ${(m.public / m.direct).toFixed(2)}x`);
   console.log(
-    `  visitor p99 alone ${m.quiet.toFixed(2)} ms; while another address sends wrong passwords (${rps(median(flooded.wrong))}, nearly all 429) ${m.wrong.toFixed(2)} ms; while it sends no login (${rps(median(flooded.anonymous))}, all 401) ${m.anonymous.toFixed(2)} ms`,
+    `  visitor p99 alone ${m.quiet.toFixed(2)} ms; while another address sends wrong passwords (${rps(median(flooded.wrong))}: 100 at once, then held to 10 a second) ${m.wrong.toFixed(2)} ms; while it sends no login (${rps(median(flooded.anonymous))}, all 401) ${m.anonymous.toFixed(2)} ms`,
   );
   console.log(`  ${check('p99 under the wrong-password flood / alone', m.wrong / m.quiet, 2)}`);
   console.log(`  p99 under a flood without login / alone: ${(m.anonymous / m.quiet).toFixed(2)}x`);

@@ -63,8 +63,12 @@ export async function routeFacts(cfg: Config, users?: AccessUser[]): Promise<Rou
   };
 }
 
-/** Requests naming a user with a slow hash, per address: this many a second, this many at once. */
-export const LOGIN_LIMIT = { rate: 10, burst: 100 } as const;
+/**
+ * Requests naming a user with a slow hash, per address: `rate` a second; `delay` at once pass
+ * without waiting (a page and its assets), then each waits its turn (nginx holds it on a timer:
+ * a flood of wrong passwords is slowed to `rate` and costs no CPU); beyond `burst` waiting: 429.
+ */
+export const LOGIN_LIMIT = { rate: 10, delay: 100, burst: 200 } as const;
 /** Seconds nginx waits for an app's connection before the friendly page. */
 export const CONNECT_TIMEOUT = 3;
 
@@ -137,6 +141,7 @@ export async function routesText(
     slow_users: users.filter((u) => !isFastHash(u.hash)).map((u) => ({ name: u.name })),
     login_rate: LOGIN_LIMIT.rate,
     login_burst: LOGIN_LIMIT.burst,
+    login_delay: LOGIN_LIMIT.delay,
     scopes: [...scopes].map(([key, folder]) => ({ key, folder })),
     branches: views.map(({ site: b }) => ({
       name: b.name,
