@@ -22,7 +22,7 @@ await build({
   format: 'cjs',
   // Big and used by few commands (mail, notifications, the progress display, colours on a
   // terminal, the demo's git client): loaded from node_modules when a command needs them.
-  external: ['nodemailer', 'postal-mime', 'listr2', 'simple-git'],
+  external: ['nodemailer', 'postal-mime', 'listr2', 'simple-git', 'chalk'],
   // ES module code asks import.meta.url where it is; in the bundle, that is the bundle.
   define: { 'import.meta.url': '__karlstageBundleUrl' },
   banner: {

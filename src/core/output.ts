@@ -2,48 +2,47 @@ import { randomBytes } from 'node:crypto';
 import { printable } from './printable.js';
 import { redact } from './redact.js';
 
-/** The few styles karlstage uses; marks the printer turns into colour codes when colour is on. */
-export interface Colours {
-  bold(s: string): string;
-  dim(s: string): string;
-  red(s: string): string;
-  green(s: string): string;
-  yellow(s: string): string;
-}
+/** The few styles karlstage uses; marks the printer turns into colour when colour is on. */
+const STYLES = ['bold', 'dim', 'red', 'green', 'yellow'] as const;
+export type Style = (typeof STYLES)[number];
+export type Colours = Record<Style, (s: string) => string>;
 
 const plain = (s: string) => s;
 const PLAIN: Colours = { bold: plain, dim: plain, red: plain, green: plain, yellow: plain };
 
 /*
- * A colour is a mark with a number no text from outside can know (it changes with every run),
- * which the printer turns into the terminal's code after escaping everything else: so a mail's
- * Subject or a damaged file can hold any escape sequence, and none reaches the terminal.
+ * A colour is a pair of marks with a number no text from outside can know (it changes with
+ * every run): the printer escapes everything else first, then paints what the marks enclose
+ * (with chalk). So a mail's Subject or a damaged file can hold any escape sequence, and none
+ * reaches the terminal.
  */
+/** Paints escaped text in a style (chalk's, on a terminal). */
+export type Paint = (style: Style, text: string) => string;
+
 const NONCE = randomBytes(8).toString('hex');
-const MARK = new RegExp(`\u{FFFE}${NONCE}:(\\d+)\u{FFFE}`, 'gu');
-const mark = (code: number) => `\u{FFFE}${NONCE}:${code}\u{FFFE}`;
-const style =
-  (on: number, off: number) =>
-  (s: string): string =>
-    mark(on) + s + mark(off);
-const MARKED: Colours = {
-  bold: style(1, 22),
-  dim: style(2, 22),
-  red: style(31, 39),
-  green: style(32, 39),
-  yellow: style(33, 39),
-};
+const MARK = new RegExp(`\u{FFFE}${NONCE}:(\\d|/)\u{FFFE}`, 'gu');
+const mark = (code: string) => `\u{FFFE}${NONCE}:${code}\u{FFFE}`;
+const MARKED = Object.fromEntries(
+  STYLES.map((name, i) => [name, (s: string) => mark(String(i)) + s + mark('/')]),
+) as Colours;
 
 /**
  * Text as it may reach a terminal: passwords masked, control characters escaped (newline and
- * tab kept as layout), colour marks made colour codes (or dropped: `colour` false).
+ * tab kept as layout), what colour marks enclose painted by `paint` (or left plain).
  */
-export function forPeople(text: string, colour = false): string {
+export function forPeople(text: string, paint?: Paint): string {
+  const open: Style[] = [];
   return text
     .split(MARK)
-    .map((part, i) =>
-      i % 2 ? (colour ? `\x1b[${part}m` : '') : printable(redact(part), { layout: true }),
-    )
+    .map((part, i) => {
+      if (i % 2) {
+        if (part === '/') open.pop();
+        else open.push(STYLES[Number(part)]!);
+        return '';
+      }
+      const safe = printable(redact(part), { layout: true });
+      return paint && safe ? open.reduceRight((s, style) => paint(style, s), safe) : safe;
+    })
     .join('');
 }
 
@@ -69,6 +68,7 @@ export class Output {
   readonly verbose: boolean;
   readonly tty: boolean;
   c: Colours = PLAIN;
+  private paint?: Paint;
 
   private constructor(opts: OutputOptions, stdout: NodeJS.WriteStream) {
     this.json = Boolean(opts.json);
@@ -83,12 +83,18 @@ export class Output {
     stdout: NodeJS.WriteStream = process.stdout,
   ): Promise<Output> {
     const out = new Output(opts, stdout);
-    if (opts.color !== false && !process.env.NO_COLOR && out.tty) out.c = MARKED;
+    if (opts.color !== false && !process.env.NO_COLOR && out.tty) {
+      // Loaded only when colour will be shown: cron and pipes never pay for it.
+      const { Chalk } = await import('chalk');
+      const chalk = new Chalk({ level: 1 });
+      out.c = MARKED;
+      out.paint = (style, text) => chalk[style](text);
+    }
     return out;
   }
 
   private write(stream: NodeJS.WriteStream, text: string): void {
-    stream.write(forPeople(text, this.c === MARKED) + '\n');
+    stream.write(forPeople(text, this.paint) + '\n');
   }
 
   /** A result line for people. */

@@ -1,7 +1,8 @@
 // Covers: src/core/format.ts src/core/output.ts src/core/printable.ts
+import { Chalk } from 'chalk';
 import { describe, expect, it, vi } from 'vitest';
 import { table } from '../../src/core/format.js';
-import { forPeople, Output } from '../../src/core/output.js';
+import { forPeople, Output, type Paint } from '../../src/core/output.js';
 import { jsonText, printable } from '../../src/core/printable.js';
 
 // What a hostile Subject or a damaged file can hold: set the window title, clear the screen,
@@ -30,11 +31,28 @@ describe('nothing read from outside reaches a terminal raw', () => {
     delete process.env.NO_COLOR;
     const out = await Output.create({ color: true }, { isTTY: true } as NodeJS.WriteStream);
     process.env.NO_COLOR = noColor;
-    const text = `${out.c.red('failed')}: ${HOSTILE}`;
-    expect(forPeople(text, true)).toBe(`\x1b[31mfailed\x1b[39m: ${printable(HOSTILE)}`);
-    expect(forPeople(text)).toBe(`failed: ${printable(HOSTILE)}`);
+    const text = `${out.c.red(`${out.c.bold('failed')} twice`)}: ${HOSTILE}`;
+    const chalk = new Chalk({ level: 1 });
+    const paint: Paint = (style, s) => chalk[style](s);
+    expect(forPeople(text, paint)).toBe(
+      `${chalk.red(chalk.bold('failed'))}${chalk.red(' twice')}: ${printable(HOSTILE)}`,
+    );
+    expect(forPeople(text, paint)).toContain('\x1b[31m\x1b[1mfailed\x1b[22m\x1b[39m');
+    expect(forPeople(text)).toBe(`failed twice: ${printable(HOSTILE)}`);
+    // On a terminal, the printer paints with chalk: what it writes is forPeople's painted text.
+    const painted: string[] = [];
+    const onTerminal = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: unknown) => {
+      painted.push(String(chunk));
+      return true;
+    });
+    try {
+      out.line(text);
+    } finally {
+      onTerminal.mockRestore();
+    }
+    expect(painted).toEqual([`${forPeople(text, paint)}\n`]);
     // A mark cannot be forged from outside: its number changes with every run.
-    expect(forPeople('\u{FFFE}0011223344556677:31\u{FFFE}x', true)).not.toContain('\x1b');
+    expect(forPeople('\u{FFFE}0011223344556677:2\u{FFFE}x', paint)).not.toContain('\x1b');
 
     // Every way of printing goes through it: lines, warnings, errors and their details.
     const written: string[] = [];
