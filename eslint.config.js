@@ -44,16 +44,8 @@ export default tseslint.config(
   },
   {
     // The launcher is CommonJS (bin/package.json): it loads the one-file bundle.
-    files: ['bin/karlstage.js', 'bin/load-bundle.js'],
-    languageOptions: {
-      sourceType: 'commonjs',
-      globals: {
-        require: 'readonly',
-        module: 'writable',
-        __dirname: 'readonly',
-        Buffer: 'readonly',
-      },
-    },
+    files: ['bin/karlstage.js'],
+    languageOptions: { sourceType: 'commonjs', globals: { require: 'readonly' } },
     rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
 );

@@ -1,9 +1,8 @@
 #!/usr/bin/env node
 // Thin launcher: everything else is in src/cli.ts, built to dist/ and bundled into one file
-// (scripts/bundle.mjs says why), loaded from its code cache (load-bundle.js). CommonJS, as
-// bin/package.json says: it starts faster.
+// (scripts/bundle.mjs says why). CommonJS, as bin/package.json says: it starts faster.
 'use strict';
-const { main } = require('./load-bundle.js').loadBundle();
+const { main } = require('../dist/bundle/karlstage.cjs');
 
 main(process.argv).then((code) => {
   process.exitCode = code;

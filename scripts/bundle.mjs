@@ -7,7 +7,6 @@
 //
 // The bundle lives in dist/bundle/, two folders below the package like dist/core/, so that paths
 // the code finds from its own location (templates/, bin/) are the same in both.
-import { execFileSync } from 'node:child_process';
 import { build } from 'esbuild';
 import { fileURLToPath } from 'node:url';
 
@@ -31,18 +30,3 @@ await build({
   },
   logLevel: 'warning',
 });
-
-// V8's code cache of the bundle, for bin/load-bundle.js: the bundle compiled and its top level
-// run (what every start runs), in a node of its own, then written next to it with the
-// bundle's SHA-256 in front (a cache of another bundle is never used).
-const makeCache = `
-const l = require('./bin/load-bundle.js');
-const fs = require('node:fs');
-if (l.LOADER) {
-  const source = fs.readFileSync(l.BUNDLE, 'utf8');
-  const script = l.compile(source);
-  l.run(script);
-  fs.writeFileSync(l.CACHE + '.new', Buffer.concat([l.digest(source), script.createCachedData()]));
-  fs.renameSync(l.CACHE + '.new', l.CACHE);
-}`;
-execFileSync(process.execPath, ['-e', makeCache], { cwd: root, stdio: 'inherit' });
