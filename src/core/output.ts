@@ -10,15 +10,15 @@ export type Colours = Record<Style, (s: string) => string>;
 const plain = (s: string) => s;
 const PLAIN: Colours = { bold: plain, dim: plain, red: plain, green: plain, yellow: plain };
 
+/** Paints escaped text in a style (chalk's, on a terminal). */
+export type Paint = (style: Style, text: string) => string;
+
 /*
  * A colour is a pair of marks with a number no text from outside can know (it changes with
  * every run): the printer escapes everything else first, then paints what the marks enclose
  * (with chalk). So a mail's Subject or a damaged file can hold any escape sequence, and none
  * reaches the terminal.
  */
-/** Paints escaped text in a style (chalk's, on a terminal). */
-export type Paint = (style: Style, text: string) => string;
-
 const NONCE = randomBytes(8).toString('hex');
 const MARK = new RegExp(`\u{FFFE}${NONCE}:(\\d|/)\u{FFFE}`, 'gu');
 const mark = (code: string) => `\u{FFFE}${NONCE}:${code}\u{FFFE}`;

@@ -155,7 +155,7 @@ export interface Check {
  * Each check in turn, on one staging root: how its real run differed from its dry run (commands
  * with none are left out), and how many programs each real run ran through its plan.
  */
-export async function checkAll(rec: ReturnType<typeof recorder>, checks: Check[]) {
+async function checkAll(rec: ReturnType<typeof recorder>, checks: Check[]) {
   const problems: Record<string, string[]> = {};
   const ran: Record<string, number> = {};
   for (const c of checks) {
